@@ -1,0 +1,40 @@
+"""The process-wide container of settings and lazily built clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from lote.clients.firestore import FirestoreClient
+from lote.clients.model import ModelClient
+from lote.clients.storage import StorageClient
+from lote.clients.tasks import TasksClient
+from lote.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a request handler may use; nothing in it connects until first used."""
+
+    settings: Settings
+    firestore: FirestoreClient
+    storage: StorageClient
+    tasks: TasksClient
+    model: ModelClient
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """A container for `settings` (tests build their own)."""
+        return cls(
+            settings=settings,
+            firestore=FirestoreClient(settings),
+            storage=StorageClient(settings),
+            tasks=TasksClient(settings),
+            model=ModelClient(settings),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_services() -> Services:
+    """The container for the environment's settings, built once per process."""
+    return Services.build(get_settings())

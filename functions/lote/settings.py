@@ -1,0 +1,108 @@
+"""The one typed settings object: every environment variable lote reads is declared here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+class Mode(StrEnum):
+    """Where the app runs; local mode trusts the local emulators' credentials, nothing else."""
+
+    LOCAL = "local"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment; names are the env vars (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="LOTE_", extra="ignore", frozen=True)
+
+    mode: Mode = Field(Mode.PRODUCTION, description="`local` only on a developer machine or CI.")
+    project_id: str = Field(
+        "lote-local",
+        validation_alias=AliasChoices("LOTE_PROJECT_ID", "GOOGLE_CLOUD_PROJECT"),
+        description="Google Cloud project that owns every resource.",
+    )
+    location: str = Field("us-central1", description="Region of the queues and functions.")
+
+    # Service endpoints. The *_EMULATOR_HOST names are the ones Google's own clients read.
+    firestore_emulator_host: str | None = Field(
+        None,
+        validation_alias="FIRESTORE_EMULATOR_HOST",
+        description="host:port of the Firestore emulator; unset in production.",
+    )
+    storage_emulator_host: str | None = Field(
+        None,
+        validation_alias="STORAGE_EMULATOR_HOST",
+        description="URL of the Cloud Storage emulator (fake-gcs-server); unset in production.",
+    )
+    cloud_tasks_emulator_host: str | None = Field(
+        None,
+        validation_alias="CLOUD_TASKS_EMULATOR_HOST",
+        description="host:port of lote's Cloud Tasks gRPC emulator; unset in production.",
+    )
+
+    # Buckets.
+    input_bucket: str = Field("lote-local-inputs", description="Bucket for uploaded inputs.")
+    output_bucket: str = Field("lote-local-outputs", description="Bucket for generated images.")
+    manifest_bucket: str = Field("lote-local-manifests", description="Bucket for batch manifests.")
+
+    # Functions and queues.
+    api_url: str = Field("http://127.0.0.1:8080", description="Public base URL of `api`.")
+    worker_url: str = Field("http://127.0.0.1:8081", description="URL Cloud Tasks calls.")
+    generation_queue: str = Field("generation", description="Queue of one-image tasks.")
+    tasks_invoker_email: str = Field(
+        "lote-tasks-invoker@lote-local.iam.gserviceaccount.com",
+        description="Service account Cloud Tasks signs OIDC tokens as; the worker accepts no other.",
+    )
+    oidc_certs_url: str = Field(
+        GOOGLE_OIDC_CERTS_URL,
+        description="Where the worker fetches the keys that sign OIDC tokens (the emulator's locally).",
+    )
+
+    # The model.
+    gemini_api_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        description="Gemini Developer API key; with it the real Gemini is called.",
+    )
+    use_vertexai: bool = Field(
+        False,
+        validation_alias=AliasChoices("LOTE_USE_VERTEXAI", "GOOGLE_GENAI_USE_VERTEXAI"),
+        description="Call Gemini through Vertex AI with the function's service account.",
+    )
+    model_base_url: str | None = Field(
+        None,
+        description="Base URL of the offline model server; used only without a key or Vertex.",
+    )
+    default_model: str = Field("gemini-2.5-flash-image", description="Model used when a request names none.")
+    model_timeout_s: float = Field(120.0, gt=0, description="Timeout of one model call.")
+
+    @model_validator(mode="after")
+    def _emulators_only_locally(self) -> Settings:
+        """Refuse emulator endpoints in production: they would skip real authentication."""
+        if self.mode is Mode.PRODUCTION and self.cloud_tasks_emulator_host:
+            raise ValueError("CLOUD_TASKS_EMULATOR_HOST is set but LOTE_MODE is not `local`")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        """True when running against the local stack."""
+        return self.mode is Mode.LOCAL
+
+    @property
+    def uses_real_model(self) -> bool:
+        """True when a key or Vertex settings select the real Gemini."""
+        return bool(self.gemini_api_key) or self.use_vertexai
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,90 @@
+"""Flask apps behind the function entry points, and the one place errors become responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+
+import flask
+from werkzeug.exceptions import HTTPException
+
+from lote import errors, health
+from lote.services import get_services
+
+log = logging.getLogger("lote")
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # Cloud Functions' own request limit
+
+_HTTP_ERRORS: dict[int, type[errors.LoteError]] = {
+    400: errors.InvalidRequest,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+    415: errors.UnsupportedMediaType,
+}
+
+
+def render_error(error: errors.LoteError) -> flask.Response:
+    """The JSON error response for a domain error."""
+    response = flask.jsonify(error.body())
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
+    app = flask.Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    @app.get("/healthz")
+    def healthz() -> flask.Response:
+        return flask.jsonify(health.report(name, get_services()))
+
+    @app.errorhandler(errors.LoteError)
+    def on_domain_error(error: errors.LoteError) -> flask.Response:
+        return render_error(error)
+
+    @app.errorhandler(HTTPException)
+    def on_http_error(error: HTTPException) -> flask.Response:
+        kind = _HTTP_ERRORS.get(error.code or 500, errors.LoteError)
+        message = {404: "no such route", 405: f"method {flask.request.method} not allowed"}.get(
+            error.code or 500, error.description or "error"
+        )
+        return render_error(kind(message, {"path": flask.request.path}))
+
+    @app.errorhandler(Exception)
+    def on_bug(error: Exception) -> flask.Response:
+        # A fault, not a decision: logged with its traceback, answered without internals.
+        log.exception("unhandled error on %s %s", flask.request.method, flask.request.path)
+        return render_error(errors.LoteError("internal error"))
+
+    register(app)
+    return app
+
+
+def _api_routes(app: flask.Flask) -> None:
+    """The public API's routes (issue 3 onwards)."""
+
+
+def _worker_routes(app: flask.Flask) -> None:
+    """The task handlers (issue 3 onwards)."""
+
+
+@lru_cache(maxsize=1)
+def api_app() -> flask.Flask:
+    """The `api` function's Flask app, built once per process."""
+    return _create("api", _api_routes)
+
+
+@lru_cache(maxsize=1)
+def worker_app() -> flask.Flask:
+    """The `worker` function's Flask app, built once per process."""
+    return _create("worker", _worker_routes)
+
+
+def dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
+    """Run one request through `app`'s routing and error handling."""
+    with app.request_context(request.environ):
+        return app.full_dispatch_request()

@@ -1,0 +1,1 @@
+"""The local stand-ins for Google Cloud: launcher, Cloud Tasks emulator, offline model server."""

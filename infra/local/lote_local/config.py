@@ -1,0 +1,67 @@
+"""Settings of the local stack launcher: ports, folders and model knobs, from the environment."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class StackConfig(BaseSettings):
+    """Where each local service listens and how the offline model behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="LOTE_", extra="ignore")
+
+    project_id: str = Field(
+        "lote-local", validation_alias=AliasChoices("LOTE_PROJECT_ID", "GOOGLE_CLOUD_PROJECT")
+    )
+    location: str = "us-central1"
+    state_dir: Path = Field(REPO_ROOT / ".lote", description="local.env and logs/ go here")
+    api_port: int = 8080
+    worker_port: int = 8081
+    firestore_port: int = 8090
+    storage_port: int = 8091
+    tasks_port: int = 8092
+    tasks_http_port: int = 8093
+    model_port: int = 8094
+    model_latency_ms: int = Field(0, ge=0, description="offline model's default latency")
+    model_fault: str = Field("", description="offline model's default fault (see model_server.KNOBS)")
+    function_threads: int = Field(16, ge=1, description="THREADS of each local function")
+    start_timeout_s: float = Field(60.0, gt=0)
+    gemini_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    use_vertexai: bool = Field(
+        False, validation_alias=AliasChoices("LOTE_USE_VERTEXAI", "GOOGLE_GENAI_USE_VERTEXAI")
+    )
+    input_bucket: str = "lote-local-inputs"
+    output_bucket: str = "lote-local-outputs"
+    manifest_bucket: str = "lote-local-manifests"
+
+    @property
+    def offline_model(self) -> bool:
+        """Start the offline model server unless a real Gemini is configured."""
+        return not (self.gemini_api_key or self.use_vertexai)
+
+    @classmethod
+    def ephemeral(cls, state_dir: Path, project_id: str = "lote-test") -> StackConfig:
+        """A config on free ports, for tests and benchmarks that run beside `make dev`."""
+        values: dict[str, object] = {name: free_port() for name in cls.port_fields()}
+        # model_validate skips the environment: tests never reach a real Gemini by accident.
+        return cls.model_validate({**values, "state_dir": state_dir, "project_id": project_id})
+
+    @classmethod
+    def port_fields(cls) -> list[str]:
+        """Names of the port settings."""
+        return [name for name in cls.model_fields if name.endswith("_port")]

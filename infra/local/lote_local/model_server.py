@@ -1,0 +1,246 @@
+"""An offline model server that speaks Gemini's REST `generateContent` and returns real images.
+
+Faults and latency are chosen by knobs: defaults from the command line, or per request by markers
+in the prompt, e.g. `[[fault=503]]`, `[[fault=429 times=2]]`, `[[latency=1500]]`. See KNOBS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from lote_local import imaging
+
+log = logging.getLogger("lote.model")
+
+KNOBS = {
+    "latency": "milliseconds to wait before answering",
+    "fault": "429 | 500 | 503 | timeout | safety | no_image | malformed | invalid",
+    "times": "apply the fault only to the first N identical requests, then succeed",
+}
+_MARKER = re.compile(r"\[\[([^\]]*)\]\]")
+_PATH = re.compile(
+    r"^/(v1|v1beta|v1alpha)/(?:projects/[^/]+/locations/[^/]+/publishers/google/)?models/([^/:]+):generateContent$"
+)
+
+_ERRORS = {
+    "429": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
+    "500": (
+        500,
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in the console.",
+    ),
+    "503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
+    "invalid": (400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
+}
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Server-wide knob values, overridden per request by prompt markers."""
+
+    latency_ms: int = 0
+    fault: str = ""
+    hang_s: float = 300.0
+    long_edge: int = 512
+    retry_delay_s: int = 7
+
+
+def parse_knobs(prompt: str) -> dict[str, str]:
+    """`[[fault=503 times=2]] [[latency=100]]` → {"fault": "503", "times": "2", "latency": "100"}."""
+    knobs: dict[str, str] = {}
+    for group in _MARKER.findall(prompt):
+        for pair in group.split():
+            key, _, value = pair.partition("=")
+            knobs[key.strip()] = value.strip()
+    return knobs
+
+
+class ModelServer(ThreadingHTTPServer):
+    """The HTTP server with its knobs and request counters."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], defaults: Defaults) -> None:
+        super().__init__(address, _Handler)
+        self.defaults = defaults
+        self.lock = threading.Lock()
+        self.seen: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ModelServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode())
+
+    def _error(self, key: str, message: str | None = None) -> None:
+        code, status, text = _ERRORS[key]
+        error: dict[str, Any] = {"code": code, "message": message or text, "status": status}
+        if key == "429":
+            delay = f"{self.server.defaults.retry_delay_s}s"
+            error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]
+        self._json(code, {"error": error})
+
+    def do_GET(self) -> None:
+        if self.path == "/healthz":
+            self._json(200, {"status": "ok", "service": "offline-model", "knobs": KNOBS})
+        elif self.path == "/stats":
+            with self.server.lock:
+                self._json(200, dict(self.server.stats))
+        else:
+            self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
+
+    def do_POST(self) -> None:
+        match = _PATH.match(self.path.split("?", 1)[0])
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not match:
+            self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
+            return
+        if not (self.headers.get("x-goog-api-key") or self.headers.get("Authorization")):
+            self._json(
+                401,
+                {"error": {"code": 401, "message": "API key missing", "status": "UNAUTHENTICATED"}},
+            )
+            return
+        try:
+            request = json.loads(raw)
+            prompt, images = _read_contents(request)
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            self._error("invalid", f"Invalid request: {exc}")
+            return
+        self._generate(match.group(2), request, prompt, images, raw)
+
+    def _generate(
+        self, model: str, request: dict[str, Any], prompt: str, images: list[bytes], raw: bytes
+    ) -> None:
+        defaults = self.server.defaults
+        knobs = parse_knobs(prompt)
+        fault = knobs.get("fault", defaults.fault)
+        with self.server.lock:
+            self.server.stats["requests"] += 1
+            key = hashlib.sha256(raw).hexdigest()
+            self.server.seen[key] += 1
+            seen = self.server.seen[key]
+        if fault and "times" in knobs and seen > int(knobs["times"]):
+            fault = ""
+        time.sleep(int(knobs.get("latency", defaults.latency_ms)) / 1000)
+        with self.server.lock:
+            self.server.stats[f"fault:{fault or 'none'}"] += 1
+        if fault in _ERRORS:
+            self._error(fault)
+        elif fault == "timeout":
+            time.sleep(defaults.hang_s)
+            self._error("503")
+        elif fault == "malformed":
+            self._send(200, b'{"candidates": [{"content": {"parts": [{"inlineData": ')
+        elif fault in ("safety", "no_image"):
+            reason = "IMAGE_SAFETY" if fault == "safety" else "NO_IMAGE"
+            self._json(200, _response(model, [], reason, prompt, images))
+        elif fault:
+            self._error("invalid", f"unknown fault knob {fault!r}")
+        else:
+            self._json(200, self._image_response(model, request, prompt, images))
+
+    def _image_response(
+        self, model: str, request: dict[str, Any], prompt: str, images: list[bytes]
+    ) -> dict[str, Any]:
+        config = request.get("generationConfig") or {}
+        image_config = config.get("imageConfig") or {}
+        mime = image_config.get("outputMimeType") or "image/png"
+        if mime not in imaging.FORMATS:
+            mime = "image/png"
+        clean = _MARKER.sub("", prompt).strip()
+        data, _, _ = imaging.render(
+            clean, images, image_config.get("aspectRatio"), mime, self.server.defaults.long_edge
+        )
+        parts = [{"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode()}}]
+        return _response(model, parts, "STOP", prompt, images)
+
+
+def _read_contents(request: dict[str, Any]) -> tuple[str, list[bytes]]:
+    """The prompt text and the input images of a generateContent request."""
+    contents = request["contents"]
+    if isinstance(contents, dict):
+        contents = [contents]
+    texts: list[str] = []
+    images: list[bytes] = []
+    for content in contents:
+        for part in content.get("parts", []):
+            if "text" in part:
+                texts.append(part["text"])
+            elif "inlineData" in part:
+                images.append(base64.b64decode(part["inlineData"]["data"], validate=True))
+    if not texts and not images:
+        raise ValueError("contents has no text and no inline image")
+    return "\n".join(texts), images
+
+
+def _response(
+    model: str, parts: list[dict[str, Any]], reason: str, prompt: str, images: list[bytes]
+) -> dict[str, Any]:
+    prompt_tokens = max(1, len(prompt) // 4) + 258 * len(images)
+    output_tokens = 1290 if parts else 0
+    candidate: dict[str, Any] = {"finishReason": reason, "index": 0}
+    if parts:
+        candidate["content"] = {"role": "model", "parts": parts}
+    return {
+        "candidates": [candidate],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens,
+        },
+        "modelVersion": model,
+        "responseId": secrets.token_urlsafe(12),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: lote-model-server --port 8125 [--latency-ms 0] [--fault 503]."""
+    parser = argparse.ArgumentParser(description="offline Gemini generateContent server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--fault", default="", help=KNOBS["fault"])
+    parser.add_argument("--hang-s", type=float, default=300.0, help="how long `timeout` hangs")
+    parser.add_argument("--long-edge", type=int, default=512, help="pixels of the long edge")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    defaults = Defaults(args.latency_ms, args.fault, args.hang_s, args.long_edge)
+    server = ModelServer((args.host, args.port), defaults)
+    log.info("offline model on http://%s:%d (%s)", args.host, args.port, defaults)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

