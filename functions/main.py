@@ -2,6 +2,7 @@
 
 import flask
 import functions_framework
+
 from lote.web import api_app, dispatch, worker_app
 
 

@@ -194,10 +194,16 @@ def _read_contents(request: dict[str, Any]) -> tuple[str, list[bytes]]:
             if "text" in part:
                 texts.append(part["text"])
             elif "inlineData" in part:
-                images.append(base64.b64decode(part["inlineData"]["data"], validate=True))
+                images.append(_b64decode(part["inlineData"]["data"]))
     if not texts and not images:
         raise ValueError("contents has no text and no inline image")
     return "\n".join(texts), images
+
+
+def _b64decode(text: str) -> bytes:
+    """Standard or URL-safe base64 (google-genai sends the latter), strictly validated."""
+    text = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
 def _response(

@@ -1,0 +1,120 @@
+"""The launcher behind `make dev`: ready line, env file, health, and no orphans after SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from lote_local.config import REPO_ROOT, StackConfig
+from lote_local.stack import Stack, StackError
+
+REQUIRED_ENV = {
+    "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "LOTE_API_URL",
+    "LOTE_WORKER_URL", "LOTE_MODEL_BASE_URL", "LOTE_PROJECT_ID", "LOTE_MODE",
+}  # fmt: skip
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_launcher_reports_ready_writes_env_and_leaves_no_orphans(tmp_path: Path):
+    config = StackConfig.ephemeral(tmp_path)
+    env = {**os.environ, "LOTE_STATE_DIR": str(tmp_path)}
+    env.update({f"LOTE_{name.upper()}": str(getattr(config, name)) for name in StackConfig.port_fields()})
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "LOTE_USE_VERTEXAI"):
+        env.pop(key, None)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "lote_local.stack"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert launcher.stdout is not None
+        first = launcher.stdout.readline()
+        assert first.startswith(f"ready: api=http://127.0.0.1:{config.api_port}"), first
+        banner = "".join(launcher.stdout.readline() for _ in range(4))
+        assert f"curl -s http://127.0.0.1:{config.api_port}/" in banner
+        exported = subprocess.run(
+            ["bash", "-c", f"source {tmp_path / 'local.env'} && env"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        names = {line.split("=", 1)[0] for line in exported.splitlines()}
+        assert names >= REQUIRED_ENV
+        children = _descendants(launcher.pid)
+        assert len(children) >= 6  # firestore (+java), storage, tasks, model, api, worker
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=20) == 0
+        assert [pid for pid in children if _alive(pid)] == []
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+
+
+def test_healthz_reports_what_the_api_talks_to(stack: Stack):
+    with urllib.request.urlopen(stack.url(stack.config.api_port) + "/healthz") as response:
+        body = json.load(response)
+    assert body["status"] == "ok" and body["mode"] == "local"
+    deps = body["dependencies"]
+    assert (
+        deps["firestore"]["library"] == f"google-cloud-firestore {metadata.version('google-cloud-firestore')}"
+    )
+    assert deps["tasks"]["endpoint"] == f"127.0.0.1:{stack.config.tasks_port}"
+    assert deps["model"]["backend"] == "offline"
+    assert deps["model"]["library"] == f"google-genai {metadata.version('google-genai')}"
+
+
+def test_worker_is_served_on_its_own_port(stack: Stack):
+    with urllib.request.urlopen(stack.url(stack.config.worker_port) + "/healthz") as response:
+        assert json.load(response)["service"] == "worker"
+
+
+def test_buckets_exist_in_the_storage_emulator(stack: Stack):
+    with urllib.request.urlopen(stack.url(stack.config.storage_port) + "/storage/v1/b") as response:
+        names = {item["name"] for item in json.load(response)["items"]}
+    c = stack.config
+    assert names >= {c.input_bucket, c.output_bucket, c.manifest_bucket}
+
+
+def test_missing_java_fails_at_once_with_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    gcloud = subprocess.run(["which", "gcloud"], capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "gcloud").symlink_to(gcloud)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match="Java 17"):
+        Stack(StackConfig.ephemeral(tmp_path)).start()
+
+
+def test_missing_gcloud_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match="gcloud is not installed"):
+        Stack(StackConfig.ephemeral(tmp_path)).start()

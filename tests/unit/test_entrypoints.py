@@ -1,0 +1,35 @@
+"""The function entry points through functions-framework's own app: routing and the error shape."""
+
+from __future__ import annotations
+
+import pytest
+from functions_framework import create_app
+
+from lote_local.config import REPO_ROOT
+
+SOURCE = str(REPO_ROOT / "functions" / "main.py")
+
+
+@pytest.fixture(params=["api", "worker"])
+def client(request: pytest.FixtureRequest):
+    return create_app(target=request.param, source=SOURCE).test_client()
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok"
+
+
+def test_unknown_route_is_a_json_404(client):
+    response = client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.json == {
+        "error": {"code": "not_found", "message": "no such route", "details": {"path": "/no/such/route"}}
+    }
+
+
+def test_wrong_method_is_a_json_405(client):
+    response = client.delete("/healthz")
+    assert response.status_code == 405
+    assert response.json["error"]["code"] == "method_not_allowed"
