@@ -1,0 +1,32 @@
+"""Run every benchmark and rewrite bench/RESULTS.md (machine and date noted)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+from bench import machine, stack_bench
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SUITES = {"stack": stack_bench.run}
+
+
+def main() -> None:
+    """`make bench` (all) or `python -m bench.run stack`."""
+    chosen = sys.argv[1:] or list(SUITES)
+    sections = []
+    for name in chosen:
+        print(f"bench: {name} ...", flush=True)
+        sections.append(SUITES[name]())
+    header = (
+        "# Benchmark results\n\n"
+        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `make bench` on: {machine.describe()}.\n"
+        "Medians unless noted; ratios are measured within one run.\n\n"
+    )
+    RESULTS.write_text(header + "\n".join(sections))
+    print(RESULTS.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+output "project_id" {
+  description = "The project lote is deployed into."
+  value       = var.project_id
+}
