@@ -66,6 +66,27 @@ class Settings(BaseSettings):
         description="Where the worker fetches the keys that sign OIDC tokens (the emulator's locally).",
     )
 
+    generation_max_attempts: int = Field(
+        10, ge=-1, description="The generation queue's max_attempts (queue.yaml task_retry_limit + 1)."
+    )
+    generation_max_retry_s: float = Field(
+        1800.0, ge=0, description="The generation queue's max_retry_duration (task_age_limit) in seconds."
+    )
+    task_dispatch_deadline_s: int = Field(
+        300, ge=15, le=1800, description="Dispatch deadline of generation tasks; also the worker's lease."
+    )
+    repair_after_s: int = Field(
+        60, ge=10, description="Age after which the repair sweep re-enqueues a job that has no task."
+    )
+
+    # Outputs.
+    signed_url_ttl_s: int = Field(
+        3600, ge=60, le=7 * 86400, description="Lifetime of output URLs (V4 signed; at most 7 days)."
+    )
+    signing_service_account: str | None = Field(
+        None, description="Service account that signs output URLs through IAM signBlob (production)."
+    )
+
     # The model.
     gemini_api_key: str | None = Field(
         None,
@@ -87,8 +108,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _emulators_only_locally(self) -> Settings:
         """Refuse emulator endpoints in production: they would skip real authentication."""
-        if self.mode is Mode.PRODUCTION and self.cloud_tasks_emulator_host:
-            raise ValueError("CLOUD_TASKS_EMULATOR_HOST is set but LOTE_MODE is not `local`")
+        if self.mode is Mode.PRODUCTION:
+            if self.cloud_tasks_emulator_host:
+                raise ValueError("CLOUD_TASKS_EMULATOR_HOST is set but LOTE_MODE is not `local`")
+            if self.oidc_certs_url != GOOGLE_OIDC_CERTS_URL:
+                raise ValueError("LOTE_OIDC_CERTS_URL may differ from Google's only in local mode")
         return self
 
     @property

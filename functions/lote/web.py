@@ -34,6 +34,8 @@ def render_error(error: errors.LoteError) -> flask.Response:
 
 
 def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     app = flask.Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -54,6 +56,18 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
         )
         return render_error(kind(message, {"path": flask.request.path}))
 
+    from google.api_core import exceptions as google_errors
+
+    @app.errorhandler(google_errors.ServiceUnavailable)
+    @app.errorhandler(google_errors.DeadlineExceeded)
+    @app.errorhandler(google_errors.Aborted)
+    @app.errorhandler(google_errors.RetryError)
+    def on_dependency_down(error: Exception) -> flask.Response:
+        log.warning("dependency unavailable on %s: %s", flask.request.path, error)
+        return render_error(
+            errors.Unavailable("a dependency is unavailable; retry shortly", headers={"Retry-After": "2"})
+        )
+
     @app.errorhandler(Exception)
     def on_bug(error: Exception) -> flask.Response:
         # A fault, not a decision: logged with its traceback, answered without internals.
@@ -65,11 +79,15 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
 
 
 def _api_routes(app: flask.Flask) -> None:
-    """The public API's routes (issue 3 onwards)."""
+    from lote.api import routes
+
+    routes.register(app)
 
 
 def _worker_routes(app: flask.Flask) -> None:
-    """The task handlers (issue 3 onwards)."""
+    from lote.api import tasks
+
+    tasks.register(app)
 
 
 @lru_cache(maxsize=1)

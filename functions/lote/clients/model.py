@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import threading
-from typing import TYPE_CHECKING
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from lote.errors import Unavailable
 from lote.settings import Settings
@@ -57,3 +60,122 @@ class ModelClient:
             )
         options.base_url = s.model_base_url
         return genai.Client(api_key=OFFLINE_API_KEY, http_options=options)
+
+
+class ModelFailure(Exception):
+    """A model call that produced no image; subclasses say whether retrying can help."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ModelThrottled(ModelFailure):
+    """Quota exhausted (429 / RESOURCE_EXHAUSTED): slow the whole queue down."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__("model_rate_limited", message)
+        self.retry_after_s = retry_after_s
+
+
+class ModelTransient(ModelFailure):
+    """5xx, timeout, network error, garbled answer: retry later."""
+
+
+class ModelPermanent(ModelFailure):
+    """Safety block, no image, invalid argument: retrying gives the same answer."""
+
+
+@dataclass(frozen=True)
+class ModelImage:
+    """One generated image and what the call cost."""
+
+    data: bytes
+    mime_type: str
+    elapsed_ms: int
+    usage: dict[str, int]
+
+
+_BLOCKED = {"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION",
+            "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"}  # fmt: skip
+_DEFAULT_RETRY_AFTER_S = 10
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP libraries' transport errors (google-genai uses httpx or its fork httpx2)."""
+    found: list[type[BaseException]] = []
+    for name in ("httpx", "httpx2"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        found.append(module.HTTPError)
+    return tuple(found)
+
+
+def _retry_delay(details: object) -> int:
+    """Seconds from a google.rpc.RetryInfo in an error body, or a default."""
+    error = details.get("error", {}) if isinstance(details, dict) else {}
+    for item in error.get("details", []) if isinstance(error, dict) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("RetryInfo"):
+            text = str(item.get("retryDelay", "")).rstrip("s")
+            try:
+                return max(1, math.ceil(float(text)))
+            except ValueError:
+                break
+    return _DEFAULT_RETRY_AFTER_S
+
+
+def generate_image(
+    client: ModelClient, model: str, prompt: str, images: list[tuple[bytes, str]], aspect_ratio: str | None
+) -> ModelImage:
+    """One generateContent call for an image; every failure is classified."""
+    from google.genai import errors, types
+
+    contents: list[Any] = [prompt, *(types.Part.from_bytes(data=d, mime_type=m) for d, m in images)]
+    config = types.GenerateContentConfig(
+        response_modalities=["IMAGE"],
+        image_config=types.ImageConfig(aspect_ratio=aspect_ratio) if aspect_ratio else None,
+    )
+    started = time.monotonic()
+    try:
+        response = client.client.models.generate_content(model=model, contents=contents, config=config)
+    except errors.APIError as exc:
+        status = exc.code or 0
+        text = f"{status} {exc.status}: {exc.message}"
+        if status == 429:
+            raise ModelThrottled(text, _retry_delay(exc.details)) from None
+        if status == 404:
+            raise ModelPermanent("model_not_found", text) from None
+        if status == 400:
+            raise ModelPermanent("model_invalid_argument", text) from None
+        # 5xx, and 401/403 (a key or IAM mistake an operator can fix while the task keeps retrying).
+        raise ModelTransient("model_unavailable", text) from None
+    except _transport_errors() as exc:
+        kind = "model_timeout" if "timeout" in type(exc).__name__.lower() else "model_unreachable"
+        raise ModelTransient(kind, f"{type(exc).__name__}: {exc}") from None
+    except ValueError as exc:  # a body that is not the JSON it claims to be
+        raise ModelTransient("model_bad_response", f"unreadable model response: {exc}") from None
+    elapsed = int((time.monotonic() - started) * 1000)
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        raise ModelPermanent("safety_blocked", f"prompt blocked: {feedback.block_reason}")
+    candidate = response.candidates[0] if response.candidates else None
+    reason = str(candidate.finish_reason.value) if candidate and candidate.finish_reason else ""
+    if reason in _BLOCKED:
+        raise ModelPermanent("safety_blocked", f"the model refused to draw this ({reason})")
+    parts = candidate.content.parts if candidate and candidate.content and candidate.content.parts else []
+    for part in parts:
+        if part.inline_data is not None and part.inline_data.data:
+            usage = response.usage_metadata
+            return ModelImage(
+                data=part.inline_data.data,
+                mime_type=part.inline_data.mime_type or "image/png",
+                elapsed_ms=elapsed,
+                usage={
+                    "prompt_tokens": (usage.prompt_token_count or 0) if usage else 0,
+                    "output_tokens": (usage.candidates_token_count or 0) if usage else 0,
+                },
+            )
+    raise ModelPermanent("no_image", f"the model returned no image (finish reason {reason or 'none'})")

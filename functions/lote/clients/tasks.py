@@ -44,3 +44,29 @@ class TasksClient:
         """Full name of a queue in this project and location."""
         s = self._settings
         return f"projects/{s.project_id}/locations/{s.location}/queues/{queue}"
+
+    def create_http_task(
+        self, queue: str, task_id: str, url: str, body: bytes, *, audience: str, invoker: str, deadline_s: int
+    ) -> bool:
+        """Create a named POST task with an OIDC token; False when the name is taken (already enqueued)."""
+        import datetime as dt
+
+        from google.api_core.exceptions import AlreadyExists
+        from google.cloud import tasks_v2
+
+        task = tasks_v2.Task(
+            name=f"{self.queue_path(queue)}/tasks/{task_id}",
+            dispatch_deadline=dt.timedelta(seconds=deadline_s),
+            http_request=tasks_v2.HttpRequest(
+                url=url,
+                http_method=tasks_v2.HttpMethod.POST,
+                headers={"Content-Type": "application/json"},
+                body=body,
+                oidc_token=tasks_v2.OidcToken(service_account_email=invoker, audience=audience),
+            ),
+        )
+        try:
+            self.client.create_task(parent=self.queue_path(queue), task=task, timeout=10.0)
+        except AlreadyExists:
+            return False
+        return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -16,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from lote_local import queue_yaml
 from lote_local.config import REPO_ROOT, StackConfig
 
 HOST = "127.0.0.1"
@@ -99,6 +101,10 @@ class Stack:
         }
         if c.offline_model:
             env["LOTE_MODEL_BASE_URL"] = self.url(c.model_port)
+        # The worker's "last attempt" rule must match the queue, as Terraform wires it in production.
+        generation = next(q for q in queue_yaml.load(REPO_ROOT / "queue.yaml") if q.name == "generation")
+        env["LOTE_GENERATION_MAX_ATTEMPTS"] = str(generation.max_attempts)
+        env["LOTE_GENERATION_MAX_RETRY_S"] = str(generation.max_retry_duration_s)
         return env
 
     def _emulators(self) -> list[Service]:
@@ -320,6 +326,18 @@ class Stack:
                     return service
         return None
 
+    def create_tenant(self, name: str, credits: int = 0) -> dict[str, str]:
+        """A tenant made with `lote-admin` against this stack: {"tenant_id", "api_key"}."""
+        admin = str(Path(sys.executable).parent / "lote-admin")
+        done = subprocess.run(
+            [admin, "create-tenant", "--name", name, "--credits", str(credits)],
+            env={**os.environ, **self.env()}, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise StackError(f"lote-admin create-tenant failed: {done.stderr.strip()[-2000:]}")
+        result: dict[str, str] = json.loads(done.stdout)
+        return result
+
     def write_env_file(self, path: Path) -> None:
         """`export` lines another shell can `source`."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -347,10 +365,20 @@ def main() -> None:
     env_file = config.state_dir / "local.env"
     stack.write_env_file(env_file)
     api = stack.url(config.api_port)
+    try:
+        demo = stack.create_tenant("demo", credits=1000)
+    except StackError as exc:
+        stack.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     print(f"ready: api={api} worker={stack.url(config.worker_port)} ({seconds:.1f}s)")
     print(f"  env:  source {env_file}")
     print(f"  logs: {stack.log_dir}")
-    print(f"  try:  curl -s {api}/healthz")
+    print(f"  demo tenant {demo['tenant_id']}, API key: {demo['api_key']}")
+    print(
+        f"  try:  curl -s {api}/v1/generations -H 'Authorization: Bearer {demo['api_key']}' "
+        """-H 'Content-Type: application/json' -d '{"prompt": "a cozy reading nook, morning light"}'"""
+    )
     print("Ctrl-C stops everything.", flush=True)
     died = stack.watch()
     stack.stop()

@@ -1,0 +1,57 @@
+"""`lote-admin`: operator commands; each prints exactly one JSON object on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lote.errors import LoteError
+from lote.services import Services
+from lote.settings import Settings
+from lote.tenants import service as tenants
+
+ENV_FILE = Path(".lote") / "local.env"
+
+
+def find_env_file(start: Path) -> Path | None:
+    """The nearest .lote/local.env at or above `start` (written by `make dev`)."""
+    for folder in (start, *start.parents):
+        if (folder / ENV_FILE).is_file():
+            return folder / ENV_FILE
+    return None
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, falling back to .lote/local.env for what it does not set."""
+    env_file = find_env_file(Path.cwd())
+    return Settings(_env_file=env_file) if env_file else Settings()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lote-admin", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-tenant", help="create a tenant and its first API key")
+    create.add_argument("--name", required=True)
+    create.add_argument("--credits", type=int, default=0)
+    return parser
+
+
+def run(argv: list[str], services: Services) -> dict[str, Any]:
+    """Execute one command and return its JSON result."""
+    args = _parser().parse_args(argv)
+    if args.command == "create-tenant":
+        return tenants.create_tenant(services, args.name, args.credits)
+    raise AssertionError(args.command)  # argparse only admits the commands above
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    try:
+        result = run(sys.argv[1:] if argv is None else argv, Services.build(load_settings()))
+    except LoteError as exc:
+        print(json.dumps(exc.body()), file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(result))

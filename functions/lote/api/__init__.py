@@ -1,0 +1,1 @@
+"""HTTP routes of the two functions: `routes` (public API) and `tasks` (worker)."""

@@ -1,0 +1,55 @@
+"""Reading requests (JSON, pydantic) and rendering answers; shared by every route."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import flask
+from pydantic import BaseModel, ValidationError
+
+from lote.errors import InvalidRequest, UnsupportedMediaType
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """pydantic errors as [{field, message, type}] with dotted field paths."""
+    found = []
+    for item in error.errors(include_url=False):
+        path = ".".join(str(part) for part in item["loc"])
+        found.append({"field": prefix + path if path else prefix.rstrip(".") or "body",
+                      "message": item["msg"], "type": item["type"]})  # fmt: skip
+    return found
+
+
+def json_body(request: flask.Request) -> Any:
+    """The request's JSON; 415 for another content type, 400 for malformed JSON."""
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType("send the body as application/json", {"content_type": mimetype or None})
+    try:
+        return json.loads(request.get_data(cache=True) or b"null")
+    except ValueError as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}", {"field": "body"}) from None
+
+
+def parse(model: type[M], payload: Any) -> M:
+    """Validate a payload against a model; 400 listing every invalid field."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("body must be a JSON object", {"field": "body"})
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidRequest("request is invalid", {"errors": field_errors(exc)}) from None
+
+
+def respond(
+    status: int, body: dict[str, Any] | BaseModel, headers: dict[str, str] | None = None
+) -> flask.Response:
+    """A JSON response."""
+    data = body.model_dump(mode="json", exclude_none=True) if isinstance(body, BaseModel) else body
+    response = flask.jsonify(data)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response

@@ -1,0 +1,60 @@
+"""The public API's routes: each authenticates, parses, calls one service function, renders."""
+
+from __future__ import annotations
+
+import flask
+
+from lote import openapi
+from lote.api.http import json_body, parse, respond
+from lote.jobs import service as jobs
+from lote.jobs.schemas import GenerationRequest
+from lote.services import get_services
+from lote.tenants.service import authenticate
+
+
+def register(app: flask.Flask) -> None:
+    """Attach the routes to the `api` app."""
+
+    @app.post("/v1/generations")
+    def create_generation() -> flask.Response:
+        services = get_services()
+        caller = authenticate(services, flask.request.headers.get("Authorization"))
+        payload = json_body(flask.request)
+        req = parse(GenerationRequest, payload)
+        answer = jobs.submit(services, caller, payload, req, flask.request.headers.get("Idempotency-Key"))
+        return respond(answer.status, answer.body, answer.headers)
+
+    @app.get("/v1/generations/<job_id>")
+    def get_generation(job_id: str) -> flask.Response:
+        services = get_services()
+        caller = authenticate(services, flask.request.headers.get("Authorization"))
+        view, etag, poll_after = jobs.get(services, caller, job_id)
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if poll_after is not None:
+            headers["Retry-After"] = str(poll_after)
+        if (
+            etag in flask.request.if_none_match.as_set(include_weak=True)
+            or flask.request.if_none_match.star_tag
+        ):
+            response = flask.Response(status=304)
+            response.headers.update(headers)
+            return response
+        return respond(200, view, headers)
+
+    @app.get("/v1/generations/<job_id>/output")
+    def generation_output(job_id: str) -> flask.Response:
+        services = get_services()
+        caller = authenticate(services, flask.request.headers.get("Authorization"))
+        response = flask.Response(status=302)
+        response.headers["Location"] = jobs.output_url(services, caller, job_id)
+        return response
+
+    @app.post("/v1/generations/<job_id>/cancel")
+    def cancel_generation(job_id: str) -> flask.Response:
+        services = get_services()
+        caller = authenticate(services, flask.request.headers.get("Authorization"))
+        return respond(200, jobs.cancel(services, caller, job_id))
+
+    @app.get("/v1/openapi.json")
+    def openapi_document() -> flask.Response:
+        return respond(200, openapi.document(get_services().settings.api_url))

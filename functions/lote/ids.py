@@ -1,0 +1,19 @@
+"""Random, non-sequential identifiers (sequential ids hot-spot Firestore) and key hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+
+
+def new_id(prefix: str, length: int = 20) -> str:
+    """`prefix_` + random base32: 100 bits for the default length."""
+    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def sha256_hex(text: str | bytes) -> str:
+    """Hex SHA-256 of text or bytes."""
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()

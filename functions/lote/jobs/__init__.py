@@ -1,0 +1,1 @@
+"""Generation jobs: one image each, the same for single requests and batch items."""

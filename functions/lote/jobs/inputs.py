@@ -1,0 +1,121 @@
+"""Fetching input images: https only, public addresses only (SSRF), redirects re-checked, bounded."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from lote import images
+
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class InputError(Exception):
+    """An input that cannot be used; `retryable` says whether a later attempt may succeed."""
+
+    def __init__(self, code: str, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+def is_public(ip: IP) -> bool:
+    """Globally routable unicast: no private, loopback, link-local (metadata), shared or reserved."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """What the fetcher may reach and how much it may read."""
+
+    schemes: frozenset[str] = frozenset({"https"})
+    allow_ip: Callable[[IP], bool] = field(default=is_public)
+    timeout_s: float = 10.0
+    max_bytes: int = images.MAX_INPUT_BYTES
+    max_redirects: int = 3
+
+
+def _resolve(host: str, port: int, policy: FetchPolicy) -> str:
+    """One address of `host`, after checking that every address it resolves to is allowed."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InputError("input_fetch_failed", f"cannot resolve {host}: {exc}", retryable=True) from None
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    blocked = [str(a) for a in addresses if not policy.allow_ip(a)]
+    if blocked or not addresses:
+        raise InputError("input_forbidden", f"{host} resolves to a non-public address ({', '.join(blocked)})")
+    return str(addresses[0])
+
+
+def fetch(url: str, policy: FetchPolicy) -> bytes:
+    """GET an image URL, pinned to the checked address so DNS cannot be rebound in between."""
+    import certifi
+    import urllib3
+
+    deadline = time.monotonic() + policy.timeout_s
+    for _ in range(policy.max_redirects + 1):
+        parts = urlsplit(url)
+        if parts.scheme not in policy.schemes or not parts.hostname:
+            raise InputError("input_forbidden", f"only {'/'.join(sorted(policy.schemes))} URLs are fetched")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        ip = _resolve(parts.hostname, port, policy)
+        timeout = urllib3.Timeout(total=max(0.1, deadline - time.monotonic()))
+        pool: urllib3.HTTPConnectionPool
+        if parts.scheme == "https":
+            pool = urllib3.HTTPSConnectionPool(
+                ip, port, timeout=timeout, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
+                server_hostname=parts.hostname, assert_hostname=parts.hostname,
+            )  # fmt: skip
+        else:
+            pool = urllib3.HTTPConnectionPool(ip, port, timeout=timeout)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "lote-fetch/1", "Accept": "image/*"}
+        try:
+            response = pool.urlopen(
+                "GET", path, headers=headers, redirect=False, retries=False, preload_content=False
+            )
+            try:
+                if response.status in _REDIRECTS and response.headers.get("Location"):
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                if response.status != 200:
+                    retryable = response.status == 429 or response.status >= 500
+                    code = "input_not_found" if response.status in (404, 410) else "input_fetch_failed"
+                    raise InputError(code, f"GET {url} answered {response.status}", retryable=retryable)
+                data = response.read(policy.max_bytes + 1)
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.HTTPError as exc:
+            raise InputError("input_fetch_failed", f"GET {url} failed: {type(exc).__name__}", True) from None
+        finally:
+            pool.close()
+        if len(data) > policy.max_bytes:
+            raise InputError("input_too_large", f"{url} is larger than {policy.max_bytes} bytes")
+        return data
+    raise InputError("input_fetch_failed", f"more than {policy.max_redirects} redirects from {url}")
+
+
+def parse_gs(uri: str) -> tuple[str, str]:
+    """`gs://bucket/object` as (bucket, object)."""
+    rest = uri.removeprefix("gs://")
+    bucket, _, name = rest.partition("/")
+    if not bucket or not name:
+        raise InputError("input_invalid_uri", f"{uri} is not gs://bucket/object")
+    return bucket, name
+
+
+def inspect_input(data: bytes, where: str) -> images.ImageInfo:
+    """Prove an input is an image; a permanent input error when it is not."""
+    try:
+        return images.inspect(data)
+    except images.InvalidImage as exc:
+        raise InputError(exc.code, f"{where}: {exc}") from None

@@ -1,0 +1,207 @@
+"""Generations as the API sees them: submit, read, cancel, and the repair sweep."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from lote import ids, images, timeutil
+from lote.errors import Conflict, InvalidRequest, NotFound
+from lote.idempotency import Key
+from lote.jobs import presets, store, views
+from lote.jobs.schemas import Accepted, Generation, GenerationRequest
+from lote.services import Services
+from lote.tenants.service import Caller
+
+log = logging.getLogger("lote.jobs")
+UPLOADS_PREFIX = "uploads"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer a route renders as is."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def tenant_upload_prefix(tenant_id: str) -> str:
+    """Where a tenant's inputs live in the input bucket; other tenants' objects are refused."""
+    return f"{UPLOADS_PREFIX}/{tenant_id}/"
+
+
+def _stage_inputs(
+    services: Services, tenant_id: str, job_id: str, uris: list[str], field_prefix: str
+) -> list[str]:
+    """Inputs as the worker reads them: data: URIs stored in the input bucket, gs:// checked."""
+    bucket = services.settings.input_bucket
+    staged = []
+    decoded: list[tuple[int, bytes, images.ImageInfo]] = []
+    for index, uri in enumerate(uris):
+        where = f"{field_prefix}images.{index}"
+        if uri.startswith("data:"):
+            try:
+                data = images.decode_data_uri(uri)
+                decoded.append((index, data, images.inspect(data)))
+            except images.InvalidImage as exc:
+                raise InvalidRequest(str(exc), {"field": where, "reason": exc.code}) from None
+        elif uri.startswith("gs://"):
+            target, _, name = uri.removeprefix("gs://").partition("/")
+            if target != bucket or not name.startswith(tenant_upload_prefix(tenant_id)):
+                raise InvalidRequest(
+                    f"gs:// inputs must be in gs://{bucket}/{tenant_upload_prefix(tenant_id)}",
+                    {"field": where},
+                )
+            if not services.storage.exists(bucket, name):
+                raise InvalidRequest(f"{uri} does not exist", {"field": where})
+    staged = list(uris)
+    for index, data, info in decoded:  # written only once every input is known to be valid
+        name = f"{tenant_upload_prefix(tenant_id)}{job_id}/{index}.{info.mime_type.split('/')[1]}"
+        services.storage.put_once(bucket, name, data, info.mime_type)
+        staged[index] = f"gs://{bucket}/{name}"
+    return staged
+
+
+def new_job(
+    services: Services, tenant_id: str, job_id: str, req: GenerationRequest, field_prefix: str = ""
+) -> dict[str, Any]:
+    """The document of a new queued job (inputs staged; nothing else written)."""
+    if req.preset is not None:
+        prompt = presets.resolve(req.preset, req.params, len(req.images), field_prefix)
+    else:
+        prompt = req.prompt or ""
+    inputs = _stage_inputs(services, tenant_id, job_id, req.images, field_prefix)
+    return {
+        "tenant_id": tenant_id,
+        "status": "queued",
+        "prompt": prompt,
+        "preset": req.preset,
+        "params": req.params,
+        "inputs": inputs,
+        "model": req.model or services.settings.default_model,
+        "aspect_ratio": req.aspect_ratio,
+        "output_format": req.output_format,
+        "metadata": req.metadata,
+        "webhook_url": req.webhook_url,
+        "attempts": 0,
+        "created_at": timeutil.now(),
+        "started_at": None,
+        "finished_at": None,
+        "lease_until": None,
+        "cancel_requested": False,
+        "enqueued": False,
+        "task_gen": 0,
+        "output": None,
+        "error": None,
+    }
+
+
+def enqueue(services: Services, job_id: str, generation: int = 0) -> bool:
+    """Create the job's task (deterministic name) and record it; False leaves it to the sweep."""
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+
+    s = services.settings
+    try:
+        services.tasks.create_http_task(
+            s.generation_queue,
+            f"{job_id}-{generation}",
+            f"{s.worker_url}/tasks/generate",
+            json.dumps({"job_id": job_id}).encode(),
+            audience=s.worker_url,
+            invoker=s.tasks_invoker_email,
+            deadline_s=s.task_dispatch_deadline_s,
+        )
+        store.mark_enqueued(services.firestore.db, job_id)
+    except (GoogleAPICallError, RetryError) as exc:
+        # The job is committed; the repair sweep creates its task later. Nothing is lost.
+        log.warning("enqueue of %s failed, left to the repair sweep: %s", job_id, exc)
+        return False
+    return True
+
+
+def submit(
+    services: Services, caller: Caller, payload: Any, req: GenerationRequest, idem: str | None
+) -> Answer:
+    """Accept one generation: job + idempotency record in one transaction, then the task."""
+    key = Key.parse(caller.tenant_id, idem, "POST", "/v1/generations", payload)
+    db = services.firestore.db
+    if key is not None:
+        replay = key.check(key.ref(db).get())
+        if replay is not None:
+            return Answer(replay.status, replay.body, replay.headers)
+    job_id = ids.new_id("gen")
+    doc = new_job(services, caller.tenant_id, job_id, req)
+    accepted = Accepted(
+        id=job_id,
+        status="queued",
+        created_at=timeutil.iso(doc["created_at"]) or "",
+        links=views.links(services, job_id),
+    )
+    body = accepted.model_dump(exclude_none=True)
+    headers = {"Location": accepted.links.self}
+    replay = store.create(db, job_id, doc, key, (202, body, headers))
+    if replay is not None:
+        return Answer(replay.status, replay.body, replay.headers)
+    enqueue(services, job_id)
+    return Answer(202, body, headers)
+
+
+def _owned(services: Services, caller: Caller, job_id: str) -> tuple[dict[str, Any], dt.datetime | None]:
+    snapshot = store.ref(services.firestore.db, job_id).get()
+    job = snapshot.to_dict() if snapshot.exists else None
+    if job is None or job.get("tenant_id") != caller.tenant_id:
+        raise NotFound(f"no generation {job_id!r}", {"id": job_id})
+    return job, snapshot.update_time
+
+
+def get(services: Services, caller: Caller, job_id: str) -> tuple[Generation, str, int | None]:
+    """The generation, its ETag and a polling hint (None once terminal)."""
+    job, updated = _owned(services, caller, job_id)
+    return views.generation(services, job_id, job), views.etag(job_id, updated), views.poll_after(job)
+
+
+def output_url(services: Services, caller: Caller, job_id: str) -> str:
+    """Where the output can be downloaded now; 409 until the job has succeeded."""
+    job, _ = _owned(services, caller, job_id)
+    view = views.generation(services, job_id, job)
+    if view.output is None:
+        raise Conflict(
+            f"generation {job_id} has no output (status {job['status']})", {"status": job["status"]}
+        )
+    return view.output.url
+
+
+def cancel(services: Services, caller: Caller, job_id: str) -> Generation:
+    """Cancel a queued job, or ask a running one to stop; 409 once terminal."""
+    try:
+        job = store.cancel(services.firestore.db, job_id, caller.tenant_id)
+    except ValueError:
+        raise Conflict(f"generation {job_id} has already finished", {"id": job_id}) from None
+    if job is None:
+        raise NotFound(f"no generation {job_id!r}", {"id": job_id})
+    return views.generation(services, job_id, job)
+
+
+def sweep(services: Services, limit: int = 500) -> dict[str, int]:
+    """Repair: create tasks for jobs whose enqueue never happened; restart jobs whose lease expired."""
+    db = services.firestore.db
+    now = timeutil.now()
+    cutoff = now - dt.timedelta(seconds=services.settings.repair_after_s)
+    enqueued = requeued = 0
+    for snapshot in store.unenqueued_before(db, cutoff, limit):
+        job = snapshot.to_dict() or {}
+        if job.get("status") != "queued":
+            store.mark_enqueued(db, snapshot.id)  # canceled or claimed: nothing to dispatch
+        elif enqueue(services, snapshot.id, int(job.get("task_gen", 0))):
+            enqueued += 1
+    for snapshot in store.expired_leases(db, now, limit):
+        generation = store.bump_generation(db, snapshot.id)
+        if generation is not None and enqueue(services, snapshot.id, generation):
+            requeued += 1
+    if enqueued or requeued:
+        log.warning("repair sweep: %d jobs enqueued, %d expired leases requeued", enqueued, requeued)
+    return {"enqueued": enqueued, "requeued": requeued}

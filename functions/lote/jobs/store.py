@@ -1,0 +1,193 @@
+"""Job documents (`jobs/{id}`) and the transactions that move a job through its states."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lote import timeutil
+from lote.idempotency import Key, Replay
+from lote.jobs.schemas import TERMINAL
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from google.cloud import firestore
+    from google.cloud.firestore import Transaction
+
+JOBS = "jobs"
+TX_ATTEMPTS = 20  # the emulator serializes contended transactions; give them room
+
+
+def _fs() -> ModuleType:
+    # Imported on first use: google-cloud-firestore costs ~0.5 s of cold start.
+    from google.cloud import firestore
+
+    return firestore
+
+
+def ref(db: firestore.Client, job_id: str) -> firestore.DocumentReference:
+    """The job's document."""
+    return db.collection(JOBS).document(job_id)
+
+
+def create(
+    db: firestore.Client,
+    job_id: str,
+    doc: dict[str, Any],
+    key: Key | None,
+    answer: tuple[int, dict[str, Any], dict[str, str]],
+) -> Replay | None:
+    """Create the job and its idempotency record atomically; a replay when the key was seen."""
+
+    @_fs().transactional
+    def run(tx: Transaction) -> Replay | None:
+        if key is not None:
+            replay = key.check(key.ref(db).get(transaction=tx))
+            if replay is not None:
+                return replay
+        tx.create(ref(db, job_id), doc)
+        if key is not None:
+            tx.set(key.ref(db), key.record(doc["tenant_id"], *answer))
+        return None
+
+    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+
+
+def mark_enqueued(db: firestore.Client, job_id: str) -> None:
+    """Record that the job's task exists, so the repair sweep leaves it alone."""
+    ref(db, job_id).update({"enqueued": True})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of trying to start an attempt."""
+
+    kind: str  # "claimed" | "noop" | "busy"
+    job: dict[str, Any] | None = None
+    attempt: int = 0
+    retry_after: int = 0
+    reason: str = ""
+
+
+def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> Claim:
+    """Start an attempt: terminal or missing → noop; live lease → busy; else running, attempts + 1."""
+
+    @_fs().transactional
+    def run(tx: Transaction) -> Claim:
+        snapshot = ref(db, job_id).get(transaction=tx)
+        if not snapshot.exists:
+            return Claim("noop", reason="no such job")
+        job = snapshot.to_dict() or {}
+        now = timeutil.now()
+        if job["status"] in TERMINAL:
+            return Claim("noop", job=job, reason=f"job is {job['status']}")
+        if job["status"] == "running" and job.get("lease_until") and job["lease_until"] > now:
+            seconds = max(1, int((job["lease_until"] - now).total_seconds()) + 1)
+            return Claim("busy", job=job, retry_after=seconds, reason="another attempt holds the lease")
+        attempt = int(job.get("attempts", 0)) + 1
+        # A delivery proves the task exists: the repair sweep can skip this job.
+        update: dict[str, Any] = {
+            "status": "running",
+            "attempts": attempt,
+            "lease_until": now + lease,
+            "enqueued": True,
+        }
+        if job.get("started_at") is None:
+            update["started_at"] = now
+        tx.update(snapshot.reference, update)
+        return Claim("claimed", job={**job, **update}, attempt=attempt)
+
+    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+
+
+def finish(db: firestore.Client, job_id: str, attempt: int, update: dict[str, Any]) -> str:
+    """Apply a terminal (or back-to-queued) update if this attempt still owns the job.
+
+    Returns the status written, `canceled` when a cancel was requested meanwhile (then `update` is
+    not applied), or `stale` when another attempt took over.
+    """
+
+    @_fs().transactional
+    def run(tx: Transaction) -> str:
+        snapshot = ref(db, job_id).get(transaction=tx)
+        job = snapshot.to_dict() or {}
+        if job.get("status") != "running" or job.get("attempts") != attempt:
+            return "stale"
+        now = timeutil.now()
+        if job.get("cancel_requested"):
+            tx.update(snapshot.reference, {"status": "canceled", "finished_at": now, "lease_until": None})
+            return "canceled"
+        final = {**update, "lease_until": None}
+        if update["status"] in TERMINAL:
+            final["finished_at"] = now
+        tx.update(snapshot.reference, final)
+        return str(update["status"])
+
+    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+
+
+def cancel(db: firestore.Client, job_id: str, tenant_id: str) -> dict[str, Any] | None:
+    """Cancel: queued → canceled; running → cancel_requested. None when not the tenant's job.
+
+    Raises ValueError("terminal") for a finished job.
+    """
+
+    @_fs().transactional
+    def run(tx: Transaction) -> dict[str, Any] | None:
+        snapshot = ref(db, job_id).get(transaction=tx)
+        job = snapshot.to_dict() if snapshot.exists else None
+        if job is None or job.get("tenant_id") != tenant_id:
+            return None
+        if job["status"] in TERMINAL:
+            raise ValueError("terminal")
+        if job["status"] == "queued":
+            update = {"status": "canceled", "finished_at": timeutil.now(), "cancel_requested": True}
+        else:
+            update = {"cancel_requested": True}
+        tx.update(snapshot.reference, update)
+        return {**job, **update}
+
+    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+
+
+def unenqueued_before(
+    db: firestore.Client, cutoff: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    """Queued jobs whose task was never confirmed, created before `cutoff`."""
+    query = (
+        db.collection(JOBS)
+        .where(filter=_fs().FieldFilter("enqueued", "==", False))
+        .where(filter=_fs().FieldFilter("created_at", "<", cutoff))
+        .limit(limit)
+    )
+    return list(query.stream())
+
+
+def expired_leases(db: firestore.Client, now: dt.datetime, limit: int) -> list[firestore.DocumentSnapshot]:
+    """Running jobs whose lease ran out (their task is gone or stuck)."""
+    query = (
+        db.collection(JOBS)
+        .where(filter=_fs().FieldFilter("status", "==", "running"))
+        .where(filter=_fs().FieldFilter("lease_until", "<", now))
+        .limit(limit)
+    )
+    return list(query.stream())
+
+
+def bump_generation(db: firestore.Client, job_id: str) -> int | None:
+    """Give a job with an expired lease a new task generation; None if it moved on meanwhile."""
+
+    @_fs().transactional
+    def run(tx: Transaction) -> int | None:
+        snapshot = ref(db, job_id).get(transaction=tx)
+        job = snapshot.to_dict() or {}
+        lease = job.get("lease_until")
+        if job.get("status") != "running" or lease is None or lease >= timeutil.now():
+            return None
+        generation = int(job.get("task_gen", 0)) + 1
+        tx.update(snapshot.reference, {"status": "queued", "lease_until": None, "task_gen": generation})
+        return generation
+
+    return run(db.transaction(max_attempts=TX_ATTEMPTS))

@@ -1,0 +1,61 @@
+"""Rendering a job document as the API's Generation resource, with polling hints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from lote import ids, timeutil
+from lote.jobs.schemas import TERMINAL, Generation, JobError, Links, Output
+from lote.services import Services
+
+
+def links(services: Services, job_id: str, succeeded: bool = False) -> Links:
+    """self (and output) URLs of a job."""
+    base = f"{services.settings.api_url}/v1/generations/{job_id}"
+    return Links(self=base, output=f"{base}/output" if succeeded else None)
+
+
+def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generation:
+    """The resource GET /v1/generations/{id} answers."""
+    output = None
+    stored = job.get("output")
+    if job["status"] == "succeeded" and stored:
+        ttl = dt.timedelta(seconds=services.settings.signed_url_ttl_s)
+        url = services.storage.cached_signed_url(stored["bucket"], stored["object"], ttl)
+        output = Output(
+            url=url, **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")}
+        )
+    error = JobError(**job["error"]) if job["status"] == "failed" and job.get("error") else None
+    return Generation(
+        id=job_id,
+        status=job["status"],
+        attempts=int(job.get("attempts", 0)),
+        created_at=timeutil.iso(job["created_at"]) or "",
+        started_at=timeutil.iso(job.get("started_at")),
+        finished_at=timeutil.iso(job.get("finished_at")),
+        model=job["model"],
+        model_ms=job.get("model_ms"),
+        cancel_requested=bool(job.get("cancel_requested")) and job["status"] not in TERMINAL,
+        output=output,
+        error=error,
+        metadata=job.get("metadata") or {},
+        links=links(services, job_id, job["status"] == "succeeded"),
+    )
+
+
+def etag(job_id: str, update_time: dt.datetime | None) -> str:
+    """A strong validator that changes with every write to the job."""
+    stamp = update_time.isoformat() if update_time else ""
+    return '"' + ids.sha256_hex(f"{job_id}@{stamp}")[:24] + '"'
+
+
+def poll_after(job: dict[str, Any]) -> int | None:
+    """Seconds a client should wait before polling again: ~2 s at first, ~15 s for long waits."""
+    if job["status"] in TERMINAL:
+        return None
+    age = (timeutil.now() - job["created_at"]).total_seconds()
+    for limit, seconds in ((10, 2), (60, 5), (300, 10)):
+        if age < limit:
+            return seconds
+    return 15

@@ -1,0 +1,149 @@
+"""One attempt at one image: claim, read inputs, call the model, store the output, record the end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from lote import ids, images, timeutil
+from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, ModelTransient, generate_image
+from lote.clients.storage import ObjectTooLarge
+from lote.jobs import inputs, store
+from lote.jobs.service import Answer
+from lote.services import Services
+
+log = logging.getLogger("lote.worker")
+AGE_MARGIN_S = 30.0
+
+
+def is_last_attempt(services: Services, retry_count: int, created_at: dt.datetime) -> bool:
+    """Whether the queue will not retry after this attempt fails (queue.yaml's rule, conservatively).
+
+    Age is counted from the job's creation, never later than Cloud Tasks' first dispatch, so the
+    worker gives up no later than the queue does and a job is never left without a task.
+    """
+    s = services.settings
+    attempts = retry_count + 1
+    age = (timeutil.now() - created_at).total_seconds() + AGE_MARGIN_S
+    unlimited_attempts, unlimited_age = s.generation_max_attempts == -1, s.generation_max_retry_s <= 0
+    if unlimited_attempts and unlimited_age:
+        return False
+    attempts_done = unlimited_attempts or attempts >= s.generation_max_attempts
+    age_done = unlimited_age or age >= s.generation_max_retry_s
+    return attempts_done and age_done
+
+
+def _load_inputs(services: Services, job: dict[str, Any]) -> list[tuple[bytes, str]]:
+    """Every input's bytes, proven to be an image."""
+    loaded = []
+    for uri in job.get("inputs") or []:
+        if uri.startswith("gs://"):
+            bucket, name = inputs.parse_gs(uri)
+            try:
+                data = services.storage.read(bucket, name, images.MAX_INPUT_BYTES)
+            except ObjectTooLarge as exc:
+                raise inputs.InputError("input_too_large", str(exc)) from None
+            if data is None:
+                raise inputs.InputError("input_not_found", f"{uri} does not exist")
+        else:
+            data = inputs.fetch(uri, inputs.FetchPolicy())
+        info = inputs.inspect_input(data, uri)
+        loaded.append((data, info.mime_type))
+    return loaded
+
+
+def _store_output(
+    services: Services, job_id: str, job: dict[str, Any], data: bytes
+) -> tuple[dict[str, Any], bool]:
+    """Write the output once at its deterministic path; a second writer adopts the first object."""
+    try:
+        encoded, info = images.convert(data, job["output_format"])
+    except (OSError, ValueError) as exc:
+        raise ModelTransient("model_bad_response", f"model output is not an image: {exc}") from None
+    bucket = services.settings.output_bucket
+    name = f"outputs/{job['tenant_id']}/{job_id}.{job['output_format']}"
+    created = services.storage.put_once(bucket, name, encoded, info.mime_type)
+    if not created:
+        existing = services.storage.read(bucket, name, 64 * 1024 * 1024)
+        if existing is not None:
+            encoded, info = existing, images.inspect(existing)
+    output = {
+        "bucket": bucket,
+        "object": name,
+        "mime_type": info.mime_type,
+        "width": info.width,
+        "height": info.height,
+        "bytes": len(encoded),
+        "sha256": ids.sha256_hex(encoded),
+    }
+    return output, created
+
+
+def run(services: Services, job_id: str, retry_count: int) -> Answer:
+    """Handle one delivery of a generation task; the Answer tells Cloud Tasks what to do next."""
+    db = services.firestore.db
+    lease = dt.timedelta(seconds=services.settings.task_dispatch_deadline_s)
+    claim = store.claim(db, job_id, lease)
+    if claim.kind == "noop":
+        return Answer(200, {"result": "noop", "reason": claim.reason})
+    if claim.kind == "busy":
+        return Answer(
+            429, {"result": "busy", "reason": claim.reason}, {"Retry-After": str(claim.retry_after)}
+        )
+    job = claim.job or {}
+    from google.api_core.exceptions import GoogleAPICallError
+    from requests import RequestException
+
+    try:
+        loaded = _load_inputs(services, job)
+        result = generate_image(services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio"))
+        output, created = _store_output(services, job_id, job, result.data)
+    except inputs.InputError as exc:
+        return _failed(
+            services, job_id, claim.attempt, retry_count, job, exc.code, exc.message, exc.retryable
+        )
+    except ModelThrottled as exc:
+        return _failed(services, job_id, claim.attempt, retry_count, job, exc.code, exc.message, True,
+                       retry_after=exc.retry_after_s)  # fmt: skip
+    except ModelFailure as exc:
+        retryable = not isinstance(exc, ModelPermanent)
+        return _failed(services, job_id, claim.attempt, retry_count, job, exc.code, exc.message, retryable)
+    except (GoogleAPICallError, RequestException) as exc:
+        # Cloud Storage trouble: release the lease so the retry is not refused as busy.
+        message = f"{type(exc).__name__}: {exc}"
+        return _failed(
+            services, job_id, claim.attempt, retry_count, job, "storage_unavailable", message, True
+        )
+    update = {"status": "succeeded", "output": output, "error": None, "model_ms": result.elapsed_ms,
+              "usage": result.usage}  # fmt: skip
+    outcome = store.finish(db, job_id, claim.attempt, update)
+    if outcome == "canceled" and created:
+        services.storage.delete(output["bucket"], output["object"])
+    log.info("job %s attempt %d: %s (%d ms model)", job_id, claim.attempt, outcome, result.elapsed_ms)
+    return Answer(200, {"result": outcome})
+
+
+def _failed(
+    services: Services,
+    job_id: str,
+    attempt: int,
+    retry_count: int,
+    job: dict[str, Any],
+    code: str,
+    message: str,
+    retryable: bool,
+    retry_after: int | None = None,
+) -> Answer:
+    """Record a failed attempt: permanent or last → failed (200); else back to queued (429/503)."""
+    error = {"code": code, "message": message[:1000], "retryable": retryable}
+    db = services.firestore.db
+    if not retryable or is_last_attempt(services, retry_count, job["created_at"]):
+        outcome = store.finish(db, job_id, attempt, {"status": "failed", "error": error})
+        log.warning("job %s attempt %d failed for good: %s (%s)", job_id, attempt, code, outcome)
+        return Answer(200, {"result": outcome, "error": error})
+    store.finish(db, job_id, attempt, {"status": "queued", "last_error": error})
+    log.info("job %s attempt %d will be retried: %s", job_id, attempt, code)
+    if retry_after is not None:
+        return Answer(429, {"result": "retry", "error": error}, {"Retry-After": str(retry_after)})
+    return Answer(503, {"result": "retry", "error": error})

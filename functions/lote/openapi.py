@@ -1,0 +1,95 @@
+"""The OpenAPI 3.1 document, generated from the pydantic models and the route table below."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+import lote
+from lote.jobs.schemas import Accepted, ErrorResponse, Generation, GenerationRequest
+
+_ERRORS = {
+    "400": "Invalid request; details name the fields",
+    "401": "Missing, unknown or revoked API key",
+    "404": "No such resource for this tenant",
+    "405": "Method not allowed",
+    "409": "Conflict with the resource's state (or Idempotency-Key reused with another body)",
+    "413": "Body over the limit",
+    "415": "Body is not application/json",
+    "429": "Slow down; see Retry-After",
+    "500": "Internal error (no details)",
+    "503": "A dependency is unavailable; retry",
+}
+_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "Same key and body within 24 h returns the first answer and creates nothing.",
+}
+
+# (method, path, summary, request model, success status, response model, parameters)
+ROUTES: list[
+    tuple[str, str, str, type[BaseModel] | None, str, type[BaseModel] | None, list[dict[str, Any]]]
+] = [
+    ("post", "/v1/generations", "Submit one generation", GenerationRequest, "202", Accepted, [_IDEMPOTENCY]),
+    (
+        "get",
+        "/v1/generations/{job_id}",
+        "Read a generation (ETag, Retry-After)",
+        None,
+        "200",
+        Generation,
+        [_ID],
+    ),
+    ("get", "/v1/generations/{job_id}/output", "Redirect to the output image", None, "302", None, [_ID]),
+    ("post", "/v1/generations/{job_id}/cancel", "Cancel a generation", None, "200", Generation, [_ID]),
+]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+@lru_cache(maxsize=4)
+def document(server: str) -> dict[str, Any]:
+    """The whole document for a server URL."""
+    models = {m for route in ROUTES for m in (route[3], route[5]) if m is not None} | {ErrorResponse}
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    error = {"content": {"application/json": {"schema": _ref(ErrorResponse)}}}
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, request, status, response, parameters in ROUTES:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "operationId": summary.lower().split(" (")[0].replace(" ", "_"),
+            "security": [{"apiKey": []}],
+            "parameters": parameters,
+            "responses": {
+                status: {"description": summary}
+                | ({"content": {"application/json": {"schema": _ref(response)}}} if response else {}),
+                **{code: {"description": text, **error} for code, text in _ERRORS.items()},
+            },
+        }
+        if request is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(request)}},
+            }
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "lote", "version": lote.__version__, "description": "Image generation at scale."},
+        "servers": [{"url": server}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,42 @@
+"""Authenticating API keys and creating tenants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lote import ids
+from lote.errors import InvalidRequest, Unauthenticated
+from lote.services import Services
+from lote.tenants import store
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request acts for."""
+
+    tenant_id: str
+    key_id: str
+
+
+def authenticate(services: Services, authorization: str | None) -> Caller:
+    """The caller behind `Authorization: Bearer <key>`; 401 when missing, unknown or revoked."""
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated(
+            "missing API key: send `Authorization: Bearer <key>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    doc = store.get_key(services.firestore.db, ids.sha256_hex(secret.strip()))
+    if doc is None or doc.get("revoked_at") is not None:
+        raise Unauthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return Caller(tenant_id=doc["tenant_id"], key_id=doc["key_id"])
+
+
+def create_tenant(services: Services, name: str, credits: int = 0) -> dict[str, str]:
+    """A new tenant with one API key, shown here once."""
+    if not name.strip():
+        raise InvalidRequest("name must not be empty", {"field": "name"})
+    if credits < 0:
+        raise InvalidRequest("credits must not be negative", {"field": "credits"})
+    tenant_id, secret = store.create_tenant(services.firestore.db, name.strip(), credits)
+    return {"tenant_id": tenant_id, "api_key": secret}
