@@ -2,29 +2,58 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
+import requests
+from google.api_core import exceptions
 from google.cloud import tasks_v2, tasks_v2beta3
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.cloud.tasks_v2beta3.services.cloud_tasks.transports import (
     CloudTasksGrpcTransport as BetaTransport,
 )
 
-from lote_local.config import StackConfig
+from lote.services import Services
+from lote.settings import Settings, get_settings
+from lote.tenants import service as tenants
+from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack
-from tests.support import Target
+from tests.support import Target, make_queue
+
+TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Every local service, healthy, on free ports."""
-    running = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("stack")))
+    """Every local service, healthy, on free ports, with fast test queues."""
+    config = StackConfig.ephemeral(
+        tmp_path_factory.mktemp("stack"),
+        queue_yaml=REPO_ROOT / "tests" / "fixtures" / "queue.yaml",
+        model_timeout_s=3,
+    )
+    running = Stack(config)
     running.start()
+    saved = dict(os.environ)
+    os.environ.update(running.env())  # in-process clients find the same services as the functions
+    get_settings.cache_clear()
     yield running
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def services(stack: Stack) -> Services:
+    """In-process access to the stack's Firestore, Storage, Tasks (for setup and inspection)."""
+    return Services.build(Settings())
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +82,99 @@ def target() -> Iterator[Target]:
     server = Target()
     yield server
     server.close()
+
+
+@dataclass
+class Tenant:
+    """A tenant of this test with an HTTP session that carries its key."""
+
+    tenant_id: str
+    api_key: str
+    http: requests.Session
+    base: str
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        """POST JSON to the api."""
+        return self.http.post(self.base + path, json=body, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        """GET from the api."""
+        return self.http.get(self.base + path, allow_redirects=False, **kwargs)
+
+    def wait(self, job_id: str, statuses: set[str] = TERMINAL, timeout: float = 30) -> dict[str, Any]:
+        """Poll the generation until its status is one of `statuses` (the API's own protocol)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body: dict[str, Any] = self.get(f"/v1/generations/{job_id}").json()
+            if body["status"] in statuses:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{job_id} still {body['status']} after {timeout}s: {body}")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def new_tenant(stack: Stack, services: Services) -> Callable[..., Tenant]:
+    """Make tenants (each test's own: tenants never see each other)."""
+
+    def make(name: str = "test", credits: int = 1000) -> Tenant:
+        created = tenants.create_tenant(services, name, credits)
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {created['api_key']}"
+        return Tenant(created["tenant_id"], created["api_key"], http, stack.url(stack.config.api_port))
+
+    return make
+
+
+@pytest.fixture
+def tenant(new_tenant: Callable[..., Tenant]) -> Tenant:
+    """One tenant for the test."""
+    return new_tenant()
+
+
+@pytest.fixture(scope="session")
+def generation_queue(stack: Stack) -> str:
+    """Full name of the stack's generation queue."""
+    c = stack.config
+    return f"projects/{c.project_id}/locations/{c.location}/queues/generation"
+
+
+@pytest.fixture(scope="session")
+def call_worker(stack: Stack, tasks_client: tasks_v2.CloudTasksClient) -> Callable[..., int]:
+    """POST to the worker the way Cloud Tasks or Scheduler would (OIDC); returns the HTTP status."""
+    parent = f"projects/worker-calls-{uuid.uuid4().hex[:6]}/locations/us-central1"
+    retry = {"max_attempts": 2, "min_backoff": dt.timedelta(hours=1), "max_backoff": dt.timedelta(hours=1)}
+    queue = make_queue(tasks_client, parent, name="calls", retry=retry)
+    settings = Settings()
+
+    def call(path: str, body: bytes = b"{}", email: str | None = None, audience: str | None = None) -> int:
+        task = tasks_client.create_task(
+            parent=queue,
+            task=tasks_v2.Task(
+                http_request=tasks_v2.HttpRequest(
+                    url=settings.worker_url + path,
+                    body=body,
+                    headers={"Content-Type": "application/json"},
+                    oidc_token=tasks_v2.OidcToken(
+                        service_account_email=email or settings.tasks_invoker_email,
+                        audience=audience or settings.worker_url,
+                    ),
+                )
+            ),
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the dispatch's end is visible only through GetTask
+            try:
+                seen = tasks_client.get_task(name=task.name)
+            except exceptions.NotFound:
+                return 200  # acknowledged (2xx) tasks are deleted
+            if seen.last_attempt.response_time:
+                tasks_client.delete_task(name=task.name)
+                return _HTTP_FOR_CODE[seen.last_attempt.response_status.code]
+            time.sleep(0.02)
+        raise AssertionError("the worker call was not dispatched")
+
+    return call
+
+
+_HTTP_FOR_CODE = {3: 400, 16: 401, 7: 403, 5: 404, 8: 429, 14: 503, 13: 500, 9: 409, 4: 504}

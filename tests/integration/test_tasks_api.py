@@ -10,7 +10,6 @@ from google.api_core import exceptions
 from google.cloud import tasks_v2
 
 from lote_local import queue_yaml
-from lote_local.config import REPO_ROOT
 from lote_local.stack import Stack
 from tests.support import add_task, make_queue
 
@@ -21,7 +20,7 @@ TOO_FAR = dt.timedelta(days=31)
 def test_queues_from_queue_yaml_are_created_at_start(stack: Stack, tasks_client):
     parent = f"projects/{stack.config.project_id}/locations/{stack.config.location}"
     queues = {q.name.rsplit("/", 1)[1]: q for q in tasks_client.list_queues(parent=parent)}
-    specs = queue_yaml.load(REPO_ROOT / "queue.yaml")
+    specs = queue_yaml.load(stack.config.queue_yaml)
     assert set(queues) == {spec.name for spec in specs}
     for spec in specs:
         queue = queues[spec.name]

@@ -29,13 +29,10 @@ def register(app: flask.Flask) -> None:
         services = get_services()
         caller = authenticate(services, flask.request.headers.get("Authorization"))
         view, etag, poll_after = jobs.get(services, caller, job_id)
-        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
         if poll_after is not None:
             headers["Retry-After"] = str(poll_after)
-        if (
-            etag in flask.request.if_none_match.as_set(include_weak=True)
-            or flask.request.if_none_match.star_tag
-        ):
+        if flask.request.if_none_match.contains_weak(etag):
             response = flask.Response(status=304)
             response.headers.update(headers)
             return response

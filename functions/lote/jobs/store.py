@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from google.cloud.firestore import Transaction
 
 JOBS = "jobs"
-TX_ATTEMPTS = 20  # the emulator serializes contended transactions; give them room
+TX_ATTEMPTS = 20
+BUSY_RETRY_AFTER_S = 2  # the emulator serializes contended transactions; give them room
 
 
 def _fs() -> ModuleType:
@@ -84,7 +85,9 @@ def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> Claim:
         if job["status"] in TERMINAL:
             return Claim("noop", job=job, reason=f"job is {job['status']}")
         if job["status"] == "running" and job.get("lease_until") and job["lease_until"] > now:
-            seconds = max(1, int((job["lease_until"] - now).total_seconds()) + 1)
+            # Short on purpose: Retry-After holds the whole queue, and the attempt holding the lease
+            # settles this very task when it answers.
+            seconds = max(1, min(BUSY_RETRY_AFTER_S, int((job["lease_until"] - now).total_seconds()) + 1))
             return Claim("busy", job=job, retry_after=seconds, reason="another attempt holds the lease")
         attempt = int(job.get("attempts", 0)) + 1
         # A delivery proves the task exists: the repair sweep can skip this job.

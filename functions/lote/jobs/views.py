@@ -45,9 +45,9 @@ def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generati
 
 
 def etag(job_id: str, update_time: dt.datetime | None) -> str:
-    """A strong validator that changes with every write to the job."""
+    """A strong validator (unquoted) that changes with every write to the job."""
     stamp = update_time.isoformat() if update_time else ""
-    return '"' + ids.sha256_hex(f"{job_id}@{stamp}")[:24] + '"'
+    return ids.sha256_hex(f"{job_id}@{stamp}")[:24]
 
 
 def poll_after(job: dict[str, Any]) -> int | None:

@@ -21,7 +21,7 @@ def free_port() -> int:
 class StackConfig(BaseSettings):
     """Where each local service listens and how the offline model behaves."""
 
-    model_config = SettingsConfigDict(env_prefix="LOTE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LOTE_", extra="ignore", populate_by_name=True)
 
     project_id: str = Field(
         "lote-local", validation_alias=AliasChoices("LOTE_PROJECT_ID", "GOOGLE_CLOUD_PROJECT")
@@ -38,6 +38,8 @@ class StackConfig(BaseSettings):
     model_latency_ms: int = Field(0, ge=0, description="offline model's default latency")
     model_fault: str = Field("", description="offline model's default fault (see model_server.KNOBS)")
     function_threads: int = Field(16, ge=1, description="THREADS of each local function")
+    queue_yaml: Path = Field(REPO_ROOT / "queue.yaml", description="queue settings the emulator loads")
+    model_timeout_s: float = Field(120.0, gt=0, description="the functions' model call timeout")
     start_timeout_s: float = Field(60.0, gt=0)
     gemini_api_key: str | None = Field(
         None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -55,11 +57,11 @@ class StackConfig(BaseSettings):
         return not (self.gemini_api_key or self.use_vertexai)
 
     @classmethod
-    def ephemeral(cls, state_dir: Path, project_id: str = "lote-test") -> StackConfig:
+    def ephemeral(cls, state_dir: Path, project_id: str = "lote-test", **overrides: object) -> StackConfig:
         """A config on free ports, for tests and benchmarks that run beside `make dev`."""
         values: dict[str, object] = {name: free_port() for name in cls.port_fields()}
         # model_validate skips the environment: tests never reach a real Gemini by accident.
-        return cls.model_validate({**values, "state_dir": state_dir, "project_id": project_id})
+        return cls.model_validate({**values, "state_dir": state_dir, "project_id": project_id, **overrides})
 
     @classmethod
     def port_fields(cls) -> list[str]:

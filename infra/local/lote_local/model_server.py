@@ -29,6 +29,8 @@ KNOBS = {
     "latency": "milliseconds to wait before answering",
     "fault": "429 | 500 | 503 | timeout | safety | no_image | malformed | invalid",
     "times": "apply the fault only to the first N identical requests, then succeed",
+    "delay": "seconds in the RetryInfo of a 429 (default 7)",
+    "hang": "seconds a `timeout` fault holds the request (default from --hang-s)",
 }
 _MARKER = re.compile(r"\[\[([^\]]*)\]\]")
 _PATH = re.compile(
@@ -98,12 +100,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode())
 
-    def _error(self, key: str, message: str | None = None) -> None:
+    def _error(self, key: str, message: str | None = None, delay: int = 7) -> None:
         code, status, text = _ERRORS[key]
         error: dict[str, Any] = {"code": code, "message": message or text, "status": status}
         if key == "429":
-            delay = f"{self.server.defaults.retry_delay_s}s"
-            error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]
+            details = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{delay}s"}
+            error["details"] = [details]
         self._json(code, {"error": error})
 
     def do_GET(self) -> None:
@@ -152,9 +154,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.stats[f"fault:{fault or 'none'}"] += 1
         if fault in _ERRORS:
-            self._error(fault)
+            self._error(fault, delay=int(knobs.get("delay", defaults.retry_delay_s)))
         elif fault == "timeout":
-            time.sleep(defaults.hang_s)
+            time.sleep(float(knobs.get("hang", defaults.hang_s)))
             self._error("503")
         elif fault == "malformed":
             self._send(200, b'{"candidates": [{"content": {"parts": [{"inlineData": ')

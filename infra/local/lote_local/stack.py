@@ -102,9 +102,10 @@ class Stack:
         if c.offline_model:
             env["LOTE_MODEL_BASE_URL"] = self.url(c.model_port)
         # The worker's "last attempt" rule must match the queue, as Terraform wires it in production.
-        generation = next(q for q in queue_yaml.load(REPO_ROOT / "queue.yaml") if q.name == "generation")
+        generation = next(q for q in queue_yaml.load(c.queue_yaml) if q.name == "generation")
         env["LOTE_GENERATION_MAX_ATTEMPTS"] = str(generation.max_attempts)
         env["LOTE_GENERATION_MAX_RETRY_S"] = str(generation.max_retry_duration_s)
+        env["LOTE_MODEL_TIMEOUT_S"] = str(c.model_timeout_s)
         return env
 
     def _emulators(self) -> list[Service]:
@@ -158,7 +159,7 @@ class Stack:
                     "--http-port",
                     str(c.tasks_http_port),
                     "--queue-yaml",
-                    str(REPO_ROOT / "queue.yaml"),
+                    str(c.queue_yaml),
                     "--project",
                     c.project_id,
                     "--location",
