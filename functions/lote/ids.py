@@ -13,6 +13,12 @@ def new_id(prefix: str, length: int = 20) -> str:
     return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
+def looks_like(value: str, prefix: str) -> bool:
+    """Whether `value` has the shape of an id made by new_id(prefix)."""
+    body = value.removeprefix(f"{prefix}_")
+    return body != value and 8 <= len(body) <= 64 and all(c in _ALPHABET for c in body)
+
+
 def sha256_hex(text: str | bytes) -> str:
     """Hex SHA-256 of text or bytes."""
     data = text.encode() if isinstance(text, str) else text

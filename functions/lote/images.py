@@ -52,8 +52,9 @@ def inspect(data: bytes) -> ImageInfo:
                 size = image.size
     except InvalidImage:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:  # fmt: skip
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage("input_too_large", f"image has more than {MAX_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage("input_not_image", f"not a decodable image: {exc}") from None
     if fmt not in MIME_BY_FORMAT:
         raise InvalidImage("input_unsupported_format", f"image format {fmt or 'unknown'} is not supported")

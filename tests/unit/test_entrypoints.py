@@ -33,3 +33,17 @@ def test_wrong_method_is_a_json_405(client):
     response = client.delete("/healthz")
     assert response.status_code == 405
     assert response.json["error"]["code"] == "method_not_allowed"
+
+
+def test_a_bug_is_a_500_that_leaks_nothing():
+    from lote.web import _create
+
+    def register(app):
+        @app.get("/boom")
+        def boom():
+            raise RuntimeError("database password is hunter2")
+
+    response = _create("t", register).test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.json == {"error": {"code": "internal", "message": "internal error", "details": {}}}
+    assert b"hunter2" not in response.data

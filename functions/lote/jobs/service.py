@@ -150,7 +150,14 @@ def submit(
     return Answer(202, body, headers)
 
 
+def _check_id(job_id: str) -> None:
+    """404 for anything that cannot be one of our ids (no Firestore read, no odd document names)."""
+    if not ids.looks_like(job_id, "gen"):
+        raise NotFound(f"no generation {job_id[:64]!r}", {"id": job_id[:64]})
+
+
 def _owned(services: Services, caller: Caller, job_id: str) -> tuple[dict[str, Any], dt.datetime | None]:
+    _check_id(job_id)
     snapshot = store.ref(services.firestore.db, job_id).get()
     job = snapshot.to_dict() if snapshot.exists else None
     if job is None or job.get("tenant_id") != caller.tenant_id:
@@ -177,6 +184,7 @@ def output_url(services: Services, caller: Caller, job_id: str) -> str:
 
 def cancel(services: Services, caller: Caller, job_id: str) -> Generation:
     """Cancel a queued job, or ask a running one to stop; 409 once terminal."""
+    _check_id(job_id)
     try:
         job = store.cancel(services.firestore.db, job_id, caller.tenant_id)
     except ValueError:
