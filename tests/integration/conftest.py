@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from google.cloud.tasks_v2beta3.services.cloud_tasks.transports import (
 )
 
 from lote.services import Services
-from lote.settings import Settings, get_settings
+from lote.settings import Settings
 from lote.tenants import service as tenants
 from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack
@@ -40,20 +39,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     running = Stack(config)
     running.start()
-    saved = dict(os.environ)
-    os.environ.update(running.env())  # in-process clients find the same services as the functions
-    get_settings.cache_clear()
+    running.write_env_file(config.state_dir / "local.env")
     yield running
-    os.environ.clear()
-    os.environ.update(saved)
-    get_settings.cache_clear()
     running.stop()
 
 
 @pytest.fixture(scope="session")
 def services(stack: Stack) -> Services:
     """In-process access to the stack's Firestore, Storage, Tasks (for setup and inspection)."""
-    return Services.build(Settings())
+    return Services.build(Settings(_env_file=stack.config.state_dir / "local.env"))
 
 
 @pytest.fixture(scope="session")
@@ -140,12 +134,12 @@ def generation_queue(stack: Stack) -> str:
 
 
 @pytest.fixture(scope="session")
-def call_worker(stack: Stack, tasks_client: tasks_v2.CloudTasksClient) -> Callable[..., int]:
+def call_worker(services: Services, tasks_client: tasks_v2.CloudTasksClient) -> Callable[..., int]:
     """POST to the worker the way Cloud Tasks or Scheduler would (OIDC); returns the HTTP status."""
     parent = f"projects/worker-calls-{uuid.uuid4().hex[:6]}/locations/us-central1"
     retry = {"max_attempts": 2, "min_backoff": dt.timedelta(hours=1), "max_backoff": dt.timedelta(hours=1)}
     queue = make_queue(tasks_client, parent, name="calls", retry=retry)
-    settings = Settings()
+    settings = services.settings
 
     def call(path: str, body: bytes = b"{}", email: str | None = None, audience: str | None = None) -> int:
         task = tasks_client.create_task(
