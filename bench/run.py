@@ -6,10 +6,10 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from bench import machine, stack_bench
+from bench import generation_bench, machine, stack_bench
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-SUITES = {"stack": stack_bench.run}
+SUITES = {"stack": stack_bench.run, "generation": generation_bench.run}
 
 
 def main() -> None:

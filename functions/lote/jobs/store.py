@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 JOBS = "jobs"
 TX_ATTEMPTS = 20
+# Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
+INDEXES = [(JOBS, ("enqueued", "created_at")), (JOBS, ("status", "lease_until"))]
 BUSY_RETRY_AFTER_S = 2  # the emulator serializes contended transactions; give them room
 
 

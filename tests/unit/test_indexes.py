@@ -1,0 +1,18 @@
+"""Every composite query the code declares has its index in firestore.indexes.json (Terraform deploys it)."""
+
+from __future__ import annotations
+
+import json
+
+from lote.jobs import store as job_store
+from lote_local.config import REPO_ROOT
+
+
+def test_every_composite_query_has_an_index():
+    document = json.loads((REPO_ROOT / "firestore.indexes.json").read_text())
+    declared = {
+        (index["collectionGroup"], tuple(field["fieldPath"] for field in index["fields"]))
+        for index in document["indexes"]
+    }
+    for collection, fields in job_store.INDEXES:
+        assert (collection, fields) in declared
