@@ -83,3 +83,29 @@ class Key:
             "created_at": now,
             "expires_at": now + TTL,
         }
+
+
+def create_once(
+    db: firestore.Client,
+    ref: firestore.DocumentReference,
+    doc: dict[str, Any],
+    key: Key | None,
+    answer: tuple[int, dict[str, Any], dict[str, str]],
+    attempts: int = 20,
+) -> Replay | None:
+    """Create `doc` and the key's record in one transaction; the stored answer if the key was seen."""
+    from google.cloud import firestore as fs
+
+    @fs.transactional
+    def run(tx: fs.Transaction) -> Replay | None:
+        if key is not None:
+            replay = key.check(key.ref(db).get(transaction=tx))
+            if replay is not None:
+                return replay
+        tx.create(ref, doc)
+        if key is not None:
+            tx.set(key.ref(db), key.record(doc["tenant_id"], *answer))
+        return None
+
+    result: Replay | None = run(db.transaction(max_attempts=attempts))
+    return result

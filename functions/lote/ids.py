@@ -13,6 +13,21 @@ def new_id(prefix: str, length: int = 20) -> str:
     return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
+def derived_id(prefix: str, seed: str, length: int = 20) -> str:
+    """A random-looking but reproducible id: the same seed always gives the same id.
+
+    Seeds start with a random id (a batch's), so derived ids are as unpredictable and as
+    non-sequential as new_id's, and re-running a fan-out step finds the same documents.
+    """
+    digest = hashlib.sha256(seed.encode()).digest()
+    number = int.from_bytes(digest, "big")
+    chars = []
+    for _ in range(length):
+        number, rest = divmod(number, 32)
+        chars.append(_ALPHABET[rest])
+    return f"{prefix}_" + "".join(chars)
+
+
 def looks_like(value: str, prefix: str) -> bool:
     """Whether `value` has the shape of an id made by new_id(prefix)."""
     body = value.removeprefix(f"{prefix}_")

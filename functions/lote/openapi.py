@@ -9,6 +9,18 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 import lote
+from lote.batches.schemas import (
+    Batch,
+    BatchAccepted,
+    BatchPage,
+    BatchRequest,
+    CancelAnswer,
+    ItemsPage,
+    RetryAnswer,
+    RetryRequest,
+    UploadAnswer,
+    UploadRequest,
+)  # fmt: skip
 from lote.jobs.schemas import Accepted, ErrorResponse, Generation, GenerationRequest
 
 _ERRORS = {
@@ -24,6 +36,17 @@ _ERRORS = {
     "503": "A dependency is unavailable; retry",
 }
 _ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_BATCH = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_PAGE = [
+    {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
+    {"name": "page_token", "in": "query", "required": False, "schema": {"type": "string"}},
+]
+_PAGE_SIZE = {
+    "name": "page_size",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "maximum": 1000},
+}
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -48,6 +71,38 @@ ROUTES: list[
     ),
     ("get", "/v1/generations/{job_id}/output", "Redirect to the output image", None, "302", None, [_ID]),
     ("post", "/v1/generations/{job_id}/cancel", "Cancel a generation", None, "200", Generation, [_ID]),
+    ("post", "/v1/batches", "Submit a batch", BatchRequest, "202", BatchAccepted, [_IDEMPOTENCY]),
+    ("get", "/v1/batches", "List batches (newest first)", None, "200", BatchPage, _PAGE),
+    ("get", "/v1/batches/{batch_id}", "Read a batch with live counts", None, "200", Batch, [_BATCH]),
+    (
+        "get",
+        "/v1/batches/{batch_id}/items",
+        "List a batch's items",
+        None,
+        "200",
+        ItemsPage,
+        [_BATCH, *_PAGE, _PAGE_SIZE],
+    ),
+    (
+        "get",
+        "/v1/batches/{batch_id}/results.jsonl",
+        "Export every item as JSON lines",
+        None,
+        "200",
+        None,
+        [_BATCH],
+    ),
+    (
+        "post",
+        "/v1/batches/{batch_id}/retry",
+        "Retry failed items",
+        RetryRequest,
+        "200",
+        RetryAnswer,
+        [_BATCH],
+    ),
+    ("post", "/v1/batches/{batch_id}/cancel", "Cancel a batch", None, "200", CancelAnswer, [_BATCH]),
+    ("post", "/v1/uploads", "Get a signed upload URL", UploadRequest, "201", UploadAnswer, []),
 ]
 
 

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     api_url: str = Field("http://127.0.0.1:8080", description="Public base URL of `api`.")
     worker_url: str = Field("http://127.0.0.1:8081", description="URL Cloud Tasks calls.")
     generation_queue: str = Field("generation", description="Queue of one-image tasks.")
+    fanout_queue: str = Field("fanout", description="Queue of batch fan-out and batch checker tasks.")
     tasks_invoker_email: str = Field(
         "lote-tasks-invoker@lote-local.iam.gserviceaccount.com",
         description="Service account Cloud Tasks signs OIDC tokens as; the worker accepts no other.",

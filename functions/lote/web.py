@@ -79,9 +79,10 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
 
 
 def _api_routes(app: flask.Flask) -> None:
-    from lote.api import routes
+    from lote.api import batch_routes, routes
 
     routes.register(app)
+    batch_routes.register(app)
 
 
 def _worker_routes(app: flask.Flask) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import flask
 from pydantic import BaseModel, ConfigDict
 
-from lote import oidc
+from lote import oidc, repair
 from lote.api.http import json_body, parse, respond
-from lote.jobs import service as jobs
+from lote.batches import fanout
 from lote.jobs import worker
 from lote.services import get_services
 
@@ -17,6 +17,31 @@ class GenerationTask(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     job_id: str
+
+
+class PlanTask(BaseModel):
+    """Body of a batch's fan-out plan task."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_id: str
+    gen: int = 0
+
+
+class ChunkTask(BaseModel):
+    """Body of a fan-out chunk task."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_id: str
+    chunk: int
+
+
+class CheckTask(BaseModel):
+    """Body of a batch checker task."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_id: str
+    gen: int
+    seq: int
 
 
 def register(app: flask.Flask) -> None:
@@ -31,8 +56,32 @@ def register(app: flask.Flask) -> None:
         answer = worker.run(services, task.job_id, retry_count)
         return respond(answer.status, answer.body, answer.headers)
 
+    @app.post("/tasks/fanout-plan")
+    def fanout_plan() -> flask.Response:
+        services = get_services()
+        oidc.verify(services.settings, flask.request.headers.get("Authorization"))
+        task = parse(PlanTask, json_body(flask.request))
+        answer = fanout.plan(services, task.batch_id, task.gen)
+        return respond(answer.status, answer.body, answer.headers)
+
+    @app.post("/tasks/fanout-chunk")
+    def fanout_chunk() -> flask.Response:
+        services = get_services()
+        oidc.verify(services.settings, flask.request.headers.get("Authorization"))
+        task = parse(ChunkTask, json_body(flask.request))
+        answer = fanout.chunk(services, task.batch_id, task.chunk)
+        return respond(answer.status, answer.body, answer.headers)
+
+    @app.post("/tasks/batch-check")
+    def batch_check() -> flask.Response:
+        services = get_services()
+        oidc.verify(services.settings, flask.request.headers.get("Authorization"))
+        task = parse(CheckTask, json_body(flask.request))
+        answer = fanout.check(services, task.batch_id, task.gen, task.seq)
+        return respond(answer.status, answer.body, answer.headers)
+
     @app.post("/tasks/sweep")
     def sweep() -> flask.Response:
         services = get_services()
         oidc.verify(services.settings, flask.request.headers.get("Authorization"))
-        return respond(200, jobs.sweep(services))
+        return respond(200, repair.sweep(services))

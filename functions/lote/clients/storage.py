@@ -68,6 +68,11 @@ class StorageClient:
         data: bytes = blob.download_as_bytes()
         return data
 
+    def read_range(self, bucket: str, name: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of an object."""
+        data: bytes = self.client.bucket(bucket).blob(name).download_as_bytes(start=start, end=end - 1)
+        return data
+
     def exists(self, bucket: str, name: str) -> bool:
         """Whether the object exists."""
         return bool(self.client.bucket(bucket).blob(name).exists())

@@ -46,7 +46,16 @@ class TasksClient:
         return f"projects/{s.project_id}/locations/{s.location}/queues/{queue}"
 
     def create_http_task(
-        self, queue: str, task_id: str, url: str, body: bytes, *, audience: str, invoker: str, deadline_s: int
+        self,
+        queue: str,
+        task_id: str,
+        url: str,
+        body: bytes,
+        *,
+        audience: str,
+        invoker: str,
+        deadline_s: int,
+        delay_s: float = 0.0,
     ) -> bool:
         """Create a named POST task with an OIDC token; False when the name is taken (already enqueued)."""
         import datetime as dt
@@ -65,6 +74,8 @@ class TasksClient:
                 oidc_token=tasks_v2.OidcToken(service_account_email=invoker, audience=audience),
             ),
         )
+        if delay_s > 0:
+            task.schedule_time = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay_s)
         try:
             self.client.create_task(parent=self.queue_path(queue), task=task, timeout=10.0)
         except AlreadyExists:

@@ -34,12 +34,11 @@ def tenant_upload_prefix(tenant_id: str) -> str:
     return f"{UPLOADS_PREFIX}/{tenant_id}/"
 
 
-def _stage_inputs(
-    services: Services, tenant_id: str, job_id: str, uris: list[str], field_prefix: str
-) -> list[str]:
-    """Inputs as the worker reads them: data: URIs stored in the input bucket, gs:// checked."""
-    bucket = services.settings.input_bucket
-    staged = []
+def check_inputs(
+    services: Services | None, tenant_id: str, bucket: str, uris: list[str], field_prefix: str = ""
+) -> list[tuple[int, bytes, images.ImageInfo]]:
+    """Validate inputs without writing: data: URIs decoded and proven images, gs:// under the
+    tenant's prefix (and existing, when `services` is given). Returns the decoded data URIs."""
     decoded: list[tuple[int, bytes, images.ImageInfo]] = []
     for index, uri in enumerate(uris):
         where = f"{field_prefix}images.{index}"
@@ -56,37 +55,44 @@ def _stage_inputs(
                     f"gs:// inputs must be in gs://{bucket}/{tenant_upload_prefix(tenant_id)}",
                     {"field": where},
                 )
-            if not services.storage.exists(bucket, name):
+            if services is not None and not services.storage.exists(bucket, name):
                 raise InvalidRequest(f"{uri} does not exist", {"field": where})
+    return decoded
+
+
+def stage_inputs(
+    services: Services,
+    tenant_id: str,
+    job_id: str,
+    uris: list[str],
+    decoded: list[tuple[int, bytes, images.ImageInfo]],
+) -> list[str]:
+    """Inputs as the worker reads them: data: URIs written to the input bucket as gs:// objects."""
+    bucket = services.settings.input_bucket
     staged = list(uris)
-    for index, data, info in decoded:  # written only once every input is known to be valid
+    for index, data, info in decoded:
         name = f"{tenant_upload_prefix(tenant_id)}{job_id}/{index}.{info.mime_type.split('/')[1]}"
         services.storage.put_once(bucket, name, data, info.mime_type)
         staged[index] = f"gs://{bucket}/{name}"
     return staged
 
 
-def new_job(
-    services: Services, tenant_id: str, job_id: str, req: GenerationRequest, field_prefix: str = ""
+def job_document(
+    tenant_id: str, spec: dict[str, Any], inputs: list[str], default_model: str
 ) -> dict[str, Any]:
-    """The document of a new queued job (inputs staged; nothing else written)."""
-    if req.preset is not None:
-        prompt = presets.resolve(req.preset, req.params, len(req.images), field_prefix)
-    else:
-        prompt = req.prompt or ""
-    inputs = _stage_inputs(services, tenant_id, job_id, req.images, field_prefix)
+    """The document of a new queued job from a normalized spec (prompt already resolved)."""
     return {
         "tenant_id": tenant_id,
         "status": "queued",
-        "prompt": prompt,
-        "preset": req.preset,
-        "params": req.params,
+        "prompt": spec["prompt"],
+        "preset": spec.get("preset"),
+        "params": spec.get("params") or {},
         "inputs": inputs,
-        "model": req.model or services.settings.default_model,
-        "aspect_ratio": req.aspect_ratio,
-        "output_format": req.output_format,
-        "metadata": req.metadata,
-        "webhook_url": req.webhook_url,
+        "model": spec.get("model") or default_model,
+        "aspect_ratio": spec.get("aspect_ratio"),
+        "output_format": spec.get("output_format") or "png",
+        "metadata": spec.get("metadata") or {},
+        "webhook_url": spec.get("webhook_url"),
         "attempts": 0,
         "created_at": timeutil.now(),
         "started_at": None,
@@ -98,6 +104,21 @@ def new_job(
         "output": None,
         "error": None,
     }
+
+
+def new_job(
+    services: Services, tenant_id: str, job_id: str, req: GenerationRequest, field_prefix: str = ""
+) -> dict[str, Any]:
+    """The document of a new queued job (inputs staged; nothing else written)."""
+    if req.preset is not None:
+        prompt = presets.resolve(req.preset, req.params, len(req.images), field_prefix)
+    else:
+        prompt = req.prompt or ""
+    bucket = services.settings.input_bucket
+    decoded = check_inputs(services, tenant_id, bucket, req.images, field_prefix)
+    inputs = stage_inputs(services, tenant_id, job_id, req.images, decoded)  # only once all are valid
+    spec = {**req.model_dump(), "prompt": prompt}
+    return job_document(tenant_id, spec, inputs, services.settings.default_model)
 
 
 def enqueue(services: Services, job_id: str, generation: int = 0) -> bool:
@@ -192,24 +213,3 @@ def cancel(services: Services, caller: Caller, job_id: str) -> Generation:
     if job is None:
         raise NotFound(f"no generation {job_id!r}", {"id": job_id})
     return views.generation(services, job_id, job)
-
-
-def sweep(services: Services, limit: int = 500) -> dict[str, int]:
-    """Repair: create tasks for jobs whose enqueue never happened; restart jobs whose lease expired."""
-    db = services.firestore.db
-    now = timeutil.now()
-    cutoff = now - dt.timedelta(seconds=services.settings.repair_after_s)
-    enqueued = requeued = 0
-    for snapshot in store.unenqueued_before(db, cutoff, limit):
-        job = snapshot.to_dict() or {}
-        if job.get("status") != "queued":
-            store.mark_enqueued(db, snapshot.id)  # canceled or claimed: nothing to dispatch
-        elif enqueue(services, snapshot.id, int(job.get("task_gen", 0))):
-            enqueued += 1
-    for snapshot in store.expired_leases(db, now, limit):
-        generation = store.bump_generation(db, snapshot.id)
-        if generation is not None and enqueue(services, snapshot.id, generation):
-            requeued += 1
-    if enqueued or requeued:
-        log.warning("repair sweep: %d jobs enqueued, %d expired leases requeued", enqueued, requeued)
-    return {"enqueued": enqueued, "requeued": requeued}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lote import timeutil
-from lote.idempotency import Key, Replay
+from lote.idempotency import Key, Replay, create_once
 from lote.jobs.schemas import TERMINAL
 
 if TYPE_CHECKING:
@@ -43,19 +43,7 @@ def create(
     answer: tuple[int, dict[str, Any], dict[str, str]],
 ) -> Replay | None:
     """Create the job and its idempotency record atomically; a replay when the key was seen."""
-
-    @_fs().transactional
-    def run(tx: Transaction) -> Replay | None:
-        if key is not None:
-            replay = key.check(key.ref(db).get(transaction=tx))
-            if replay is not None:
-                return replay
-        tx.create(ref(db, job_id), doc)
-        if key is not None:
-            tx.set(key.ref(db), key.record(doc["tenant_id"], *answer))
-        return None
-
-    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+    return create_once(db, ref(db, job_id), doc, key, answer, TX_ATTEMPTS)
 
 
 def mark_enqueued(db: firestore.Client, job_id: str) -> None:

@@ -1,0 +1,141 @@
+"""Task handlers of a batch: plan (enqueue chunks), chunk (jobs + tasks), check (settle the batch).
+
+Each handler may run twice or concurrently with itself: job ids derive from (batch, index), job
+documents are created only if absent, task names are deterministic, and settling is a transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from lote import bulk, ids, timeutil
+from lote.batches import manifest, store, tasks
+from lote.jobs import store as job_store
+from lote.jobs.service import Answer, check_inputs, job_document, stage_inputs
+from lote.services import Services
+
+log = logging.getLogger("lote.batches")
+CHECK_MIN_S, CHECK_MAX_S, CHECK_IDLE_S = 2.0, 60.0, 10.0
+
+
+def item_id(batch_id: str, index: int) -> str:
+    """The job id of a batch item: random-looking, the same on every run of its chunk."""
+    return ids.derived_id("gen", f"{batch_id}:{index}")
+
+
+def plan(services: Services, batch_id: str, gen: int) -> Answer:
+    """Enqueue one fan-out task per chunk."""
+    batch = store.ref(services.firestore.db, batch_id).get().to_dict()
+    if batch is None:
+        return Answer(200, {"result": "noop", "reason": "no such batch"})
+    chunk_tasks = [
+        (
+            services.settings.fanout_queue,
+            f"{batch_id}-c{n}-{gen}",
+            "/tasks/fanout-chunk",
+            {"batch_id": batch_id, "chunk": n},
+        )
+        for n in range(len(batch["chunks"]))
+    ]
+    tasks.create_many(services, chunk_tasks)
+    return Answer(200, {"result": "planned", "chunks": len(chunk_tasks)})
+
+
+def _documents(
+    services: Services, batch_id: str, batch: dict[str, Any], first: int, specs: list[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    tenant_id = batch["tenant_id"]
+    now = timeutil.now()
+    docs = []
+    for offset, spec in enumerate(specs):
+        index = first + offset
+        job_id = item_id(batch_id, index)
+        decoded = check_inputs(None, tenant_id, services.settings.input_bucket, spec["inputs"])
+        inputs = stage_inputs(services, tenant_id, job_id, spec["inputs"], decoded)
+        doc = job_document(tenant_id, spec, inputs, services.settings.default_model)
+        # The chunk task is retried until every task exists, so the sweep need not watch these.
+        doc.update(batch_id=batch_id, index=index, reference=spec["reference"], enqueued=True, created_at=now)
+        if batch.get("cancel_requested"):
+            doc.update(status="canceled", cancel_requested=True, finished_at=now)
+        docs.append((job_id, doc))
+    return docs
+
+
+def chunk(services: Services, batch_id: str, number: int) -> Answer:
+    """Create one chunk's job documents (batched), then their generation tasks."""
+    db = services.firestore.db
+    batch = store.ref(db, batch_id).get().to_dict()
+    if batch is None:
+        return Answer(200, {"result": "noop", "reason": "no such batch"})
+    start, end, first = batch["chunks"][number]["r"]  # Firestore has no arrays of arrays
+    specs = manifest.decode_chunk(
+        services.storage.read_range(batch["manifest"]["bucket"], batch["manifest"]["object"], start, end)
+    )
+    docs = _documents(services, batch_id, batch, first, specs)
+    bulk.write(db, creates=[(job_store.ref(db, job_id), doc) for job_id, doc in docs])
+    if not batch.get("cancel_requested"):
+        if (store.ref(db, batch_id).get().to_dict() or {}).get("cancel_requested"):
+            cancel_queued(services, list(db.get_all([job_store.ref(db, job_id) for job_id, _ in docs])))
+        else:
+            tasks.create_many(services, [tasks.generation(job_id, 0, services) for job_id, _ in docs])
+    store.mark_chunk_done(db, batch_id, number, len(docs))
+    tasks.check(services, batch_id, int(batch.get("check_gen", 0)), 0, CHECK_MIN_S)
+    return Answer(200, {"result": "created", "items": len(docs)})
+
+
+def cancel_queued(services: Services, snapshots: list[Any]) -> int:
+    """Cancel the queued ones among these items (a precondition skips any that moved on)."""
+    from google.cloud.firestore import Client
+
+    db = services.firestore.db
+    now = timeutil.now()
+    updates = [
+        (s.reference, {"status": "canceled", "cancel_requested": True, "finished_at": now},
+         Client.write_option(last_update_time=s.update_time))
+        for s in snapshots
+        if s.exists and (s.to_dict() or {}).get("status") == "queued"
+    ]  # fmt: skip
+    return len(bulk.write(db, updates=updates).written)
+
+
+def progress(
+    services: Services, batch_id: str, batch: dict[str, Any]
+) -> tuple[dict[str, int], int, dict[str, Any]]:
+    """(counts, chunks done, batch) with any due transition recorded."""
+    db = services.firestore.db
+    tally = store.counts(db, batch_id)
+    done_chunks = store.chunks_done(db, batch_id)
+    terminal = tally["succeeded"] + tally["failed"] + tally["canceled"]
+    started = tally["running"] + tally["succeeded"] + tally["failed"] > 0
+    finishing = done_chunks >= len(batch["chunks"]) and terminal >= batch["total"]
+    if (finishing and batch.get("finished_at") is None) or (started and batch.get("started_at") is None):
+        batch = store.settle(db, batch_id, tally, done_chunks >= len(batch["chunks"]))
+    return tally, done_chunks, batch
+
+
+def throughput_per_s(services: Services, batch_id: str, batch: dict[str, Any]) -> float | None:
+    """Items finished per second over the last five minutes (or since the start, if later)."""
+    started = batch.get("started_at")
+    if started is None:
+        return None
+    now = timeutil.now()
+    since = max(started, now - dt.timedelta(minutes=5))
+    seconds = max(1.0, (now - since).total_seconds())
+    return store.finished_since(services.firestore.db, batch_id, since) / seconds
+
+
+def check(services: Services, batch_id: str, gen: int, seq: int) -> Answer:
+    """One link of the checker chain: settle if done, else schedule the next look."""
+    batch = store.ref(services.firestore.db, batch_id).get().to_dict()
+    if batch is None or int(batch.get("check_gen", 0)) != gen:
+        return Answer(200, {"result": "noop", "reason": "no such batch or a newer checker"})
+    tally, _, batch = progress(services, batch_id, batch)
+    if batch.get("finished_at") is not None:
+        return Answer(200, {"result": "settled", "status": batch["status"]})
+    remaining = batch["total"] - (tally["succeeded"] + tally["failed"] + tally["canceled"])
+    rate = throughput_per_s(services, batch_id, batch) or 0.0
+    delay = CHECK_IDLE_S if rate <= 0 else min(CHECK_MAX_S, max(CHECK_MIN_S, remaining / rate / 4))
+    tasks.check(services, batch_id, gen, seq + 1, delay)
+    return Answer(200, {"result": "waiting", "remaining": remaining, "next_in_s": round(delay, 1)})

@@ -1,0 +1,205 @@
+"""Request and response models of batches and uploads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lote.jobs.schemas import AspectRatio, GenerationRequest, JobError, OutputFormat, Status
+
+BatchStatus = Literal["queued", "running", "completed", "canceled"]
+MAX_INLINE_ITEMS = 10_000
+MAX_MANIFEST_ITEMS = 100_000
+CHUNK_SIZE = 500
+
+
+class BatchItem(GenerationRequest):
+    """One item: the generation fields plus the partner's own reference (unique in the batch)."""
+
+    reference: str = Field(
+        min_length=1, max_length=128, description="Your id for the item, e.g. a property code."
+    )
+
+
+class BatchDefaults(BaseModel):
+    """Fields merged into every item (the item wins; params and metadata merge key by key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(None, min_length=1, max_length=4000)
+    preset: str | None = None
+    params: dict[str, str] = Field(default_factory=dict)
+    images: list[str] | None = None
+    model: str | None = None
+    aspect_ratio: AspectRatio | None = None
+    output_format: OutputFormat | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class BatchRequest(BaseModel):
+    """POST /v1/batches: inline `items` (≤ 10,000) or a JSONL manifest at `items_url` (≤ 100,000)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, object]] | None = Field(
+        None, min_length=1, max_length=MAX_INLINE_ITEMS, description="Items (validated one by one)."
+    )
+    items_url: str | None = Field(
+        None, max_length=2048, description="gs:// JSONL manifest in the input bucket, one item per line."
+    )
+    defaults: BatchDefaults = Field(default_factory=BatchDefaults)
+    webhook_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BatchRequest:
+        if (self.items is None) == (self.items_url is None):
+            raise ValueError("give exactly one of `items` or `items_url`")
+        if self.items_url is not None and not self.items_url.startswith("gs://"):
+            raise ValueError("items_url must be a gs:// URL in the input bucket")
+        return self
+
+
+class BatchLinks(BaseModel):
+    """Related URLs of a batch."""
+
+    self: str
+    items: str
+    results: str
+
+
+class BatchAccepted(BaseModel):
+    """202 answer to POST /v1/batches."""
+
+    id: str
+    status: BatchStatus
+    total: int
+    created_at: str
+    links: BatchLinks
+
+
+class Counts(BaseModel):
+    """Items per state."""
+
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    canceled: int
+
+
+class Fanout(BaseModel):
+    """How far turning items into jobs and tasks has got."""
+
+    chunks_done: int
+    chunks_total: int
+    complete: bool
+
+
+class Batch(BaseModel):
+    """GET /v1/batches/{id}."""
+
+    id: str
+    status: BatchStatus
+    counts: Counts
+    progress: float = Field(description="Percentage of items in a terminal state.")
+    fanout: Fanout
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    throughput_per_min: float | None = Field(None, description="Items finished per minute, last 5 minutes.")
+    eta: str | None = Field(None, description="Estimated finish time at the current throughput.")
+    metadata: dict[str, str] = Field(default_factory=dict)
+    links: BatchLinks
+
+
+class ItemOutput(BaseModel):
+    """Where an item's image is: `url` redirects (with your API key) to a fresh signed URL."""
+
+    url: str
+    mime_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+class Item(BaseModel):
+    """One item of a batch."""
+
+    id: str
+    index: int
+    reference: str
+    status: Status
+    attempts: int
+    output: ItemOutput | None = None
+    error: JobError | None = None
+
+
+class ItemsPage(BaseModel):
+    """A page of items, in input order."""
+
+    items: list[Item]
+    next_page_token: str | None = None
+
+
+class BatchSummary(BaseModel):
+    """A batch in a listing."""
+
+    id: str
+    status: BatchStatus
+    total: int
+    created_at: str
+    finished_at: str | None = None
+    links: BatchLinks
+
+
+class BatchPage(BaseModel):
+    """A page of the tenant's batches, newest first."""
+
+    batches: list[BatchSummary]
+    next_page_token: str | None = None
+
+
+class RetryRequest(BaseModel):
+    """POST /v1/batches/{id}/retry."""
+
+    model_config = ConfigDict(extra="forbid")
+    error_codes: list[str] | None = Field(None, description="Only failed items with these error codes.")
+
+
+class RetryAnswer(BaseModel):
+    """How many failed items were queued again."""
+
+    retried: int
+
+
+class CancelAnswer(BaseModel):
+    """What a cancel did."""
+
+    status: BatchStatus
+    canceled: int
+    running: int
+
+
+class UploadRequest(BaseModel):
+    """POST /v1/uploads."""
+
+    model_config = ConfigDict(extra="forbid")
+    content_type: Literal[
+        "image/png", "image/jpeg", "image/webp", "application/x-ndjson", "application/jsonl"
+    ]
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
+    filename: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+
+
+class UploadAnswer(BaseModel):
+    """A signed PUT URL: send the body with exactly `headers`, then use `gs_uri` in requests."""
+
+    upload_url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    gs_uri: str
+    expires_at: str

@@ -1,0 +1,288 @@
+"""Batches as the API sees them: submit, status, items, results, retry, cancel, list, uploads."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from lote import bulk, ids, timeutil
+from lote.batches import fanout, manifest, store, tasks
+from lote.batches.schemas import (
+    MAX_MANIFEST_ITEMS,
+    Batch,
+    BatchAccepted,
+    BatchLinks,
+    BatchPage,
+    BatchRequest,
+    BatchSummary,
+    CancelAnswer,
+    Counts,
+    Fanout,
+    Item,
+    ItemOutput,
+    ItemsPage,
+    RetryAnswer,
+    RetryRequest,
+)  # fmt: skip
+from lote.errors import Conflict, InvalidRequest, NotFound
+from lote.idempotency import Key, create_once
+from lote.jobs import store as job_store
+from lote.jobs.schemas import JobError
+from lote.jobs.service import Answer, tenant_upload_prefix
+from lote.jobs.views import poll_after
+from lote.services import Services
+from lote.tenants.service import Caller
+
+MANIFEST_MAX_BYTES = 256 * 1024 * 1024
+
+
+def links(services: Services, batch_id: str) -> BatchLinks:
+    """URLs of a batch."""
+    base = f"{services.settings.api_url}/v1/batches/{batch_id}"
+    return BatchLinks(self=base, items=f"{base}/items", results=f"{base}/results.jsonl")
+
+
+def _raw_items(services: Services, caller: Caller, req: BatchRequest) -> list[Any]:
+    if req.items is not None:
+        return list(req.items)
+    bucket, _, name = (req.items_url or "").removeprefix("gs://").partition("/")
+    if bucket != services.settings.input_bucket or not name.startswith(
+        tenant_upload_prefix(caller.tenant_id)
+    ):
+        raise InvalidRequest(
+            f"items_url must be in gs://{services.settings.input_bucket}/{tenant_upload_prefix(caller.tenant_id)}",
+            {"field": "items_url"},
+        )
+    data = services.storage.read(bucket, name, MANIFEST_MAX_BYTES)
+    if data is None:
+        raise InvalidRequest(f"{req.items_url} does not exist", {"field": "items_url"})
+    return manifest.parse_jsonl(data, MAX_MANIFEST_ITEMS)
+
+
+def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, idem: str | None) -> Answer:
+    """Accept a batch in O(1) writes: manifest object, batch document, one fan-out task."""
+    db = services.firestore.db
+    key = Key.parse(caller.tenant_id, idem, "POST", "/v1/batches", payload)
+    if key is not None:
+        replay = key.check(key.ref(db).get())
+        if replay is not None:
+            return Answer(replay.status, replay.body, replay.headers)
+    specs = manifest.validate(
+        _raw_items(services, caller, req), req.defaults, caller.tenant_id, services.settings.input_bucket
+    )
+    batch_id = ids.new_id("bat")
+    data, chunks = manifest.encode(specs)
+    bucket, name = services.settings.manifest_bucket, f"batches/{caller.tenant_id}/{batch_id}/items.jsonl"
+    services.storage.put_once(bucket, name, data, "application/x-ndjson")
+    now = timeutil.now()
+    doc = {
+        "tenant_id": caller.tenant_id, "status": "queued", "total": len(specs), "chunks": [{"r": c} for c in chunks],
+        "manifest": {"bucket": bucket, "object": name}, "webhook_url": req.webhook_url, "metadata": req.metadata,
+        "created_at": now, "started_at": None, "finished_at": None, "fanout_enqueued": False, "check_gen": 0,
+        "cancel_requested": False, "completions": 0, "source": "inline" if req.items is not None else "manifest",
+    }  # fmt: skip
+    accepted = BatchAccepted(
+        id=batch_id,
+        status="queued",
+        total=len(specs),
+        created_at=timeutil.iso(now) or "",
+        links=links(services, batch_id),
+    )
+    body, headers = accepted.model_dump(), {"Location": accepted.links.self}
+    replay = create_once(db, store.ref(db, batch_id), doc, key, (202, body, headers))
+    if replay is not None:
+        return Answer(replay.status, replay.body, replay.headers)
+    enqueue_plan(services, batch_id)
+    return Answer(202, body, headers)
+
+
+def enqueue_plan(services: Services, batch_id: str) -> bool:
+    """Create the batch's fan-out task and record it; False leaves it to the repair sweep."""
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+
+    try:
+        tasks.plan(services, batch_id, 0)
+        store.ref(services.firestore.db, batch_id).update({"fanout_enqueued": True})
+    except (GoogleAPICallError, RetryError) as exc:
+        tasks.log.warning("fan-out of %s not enqueued, left to the repair sweep: %s", batch_id, exc)
+        return False
+    return True
+
+
+def _owned(services: Services, caller: Caller, batch_id: str) -> tuple[dict[str, Any], dt.datetime | None]:
+    if not ids.looks_like(batch_id, "bat"):
+        raise NotFound(f"no batch {batch_id[:64]!r}", {"id": batch_id[:64]})
+    snapshot = store.ref(services.firestore.db, batch_id).get()
+    batch = snapshot.to_dict() if snapshot.exists else None
+    if batch is None or batch.get("tenant_id") != caller.tenant_id:
+        raise NotFound(f"no batch {batch_id!r}", {"id": batch_id})
+    return batch, snapshot.update_time
+
+
+def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, int | None]:
+    """The batch with live counts (count() queries, never reading items), an ETag and a poll hint."""
+    batch, _ = _owned(services, caller, batch_id)
+    tally, chunks_done, batch = fanout.progress(services, batch_id, batch)
+    total = batch["total"]
+    created = sum(tally.values())
+    counts = Counts(total=total, **{**tally, "queued": tally["queued"] + max(0, total - created)})
+    terminal = counts.succeeded + counts.failed + counts.canceled
+    rate = fanout.throughput_per_s(services, batch_id, batch)
+    eta = None
+    if rate and batch.get("finished_at") is None:
+        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=(total - terminal) / rate))
+    view = Batch(
+        id=batch_id, status=batch["status"], counts=counts, progress=round(100.0 * terminal / total, 2),
+        fanout=Fanout(chunks_done=chunks_done, chunks_total=len(batch["chunks"]), complete=chunks_done >= len(batch["chunks"])),
+        created_at=timeutil.iso(batch["created_at"]) or "", started_at=timeutil.iso(batch.get("started_at")),
+        finished_at=timeutil.iso(batch.get("finished_at")), throughput_per_min=None if rate is None else round(rate * 60, 1),
+        eta=eta, metadata=batch.get("metadata") or {}, links=links(services, batch_id),
+    )  # fmt: skip
+    etag = ids.sha256_hex(view.model_dump_json(exclude={"eta", "throughput_per_min"}))[:24]
+    hint = (
+        None
+        if batch.get("finished_at")
+        else poll_after({"status": "running", "created_at": batch["created_at"]})
+    )
+    return view, etag, hint
+
+
+def _token(index: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"i": index}).encode()).decode().rstrip("=")
+
+
+def _after(token: str | None) -> int | None:
+    if not token:
+        return None
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["i"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidRequest("page_token is not valid", {"field": "page_token"}) from None
+
+
+def _item(services: Services, snapshot: Any) -> Item:
+    job = snapshot.to_dict()
+    output = None
+    if job["status"] == "succeeded" and job.get("output"):
+        stored = job["output"]
+        url = f"{services.settings.api_url}/v1/generations/{snapshot.id}/output"
+        output = ItemOutput(
+            url=url, **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")}
+        )
+    error = JobError(**job["error"]) if job["status"] == "failed" and job.get("error") else None
+    return Item(id=snapshot.id, index=job["index"], reference=job["reference"], status=job["status"],
+                attempts=job.get("attempts", 0), output=output, error=error)  # fmt: skip
+
+
+def items(
+    services: Services, caller: Caller, batch_id: str, status: str | None, page_size: int, token: str | None
+) -> ItemsPage:
+    """A page of items in input order."""
+    _owned(services, caller, batch_id)
+    if status is not None and status not in store.STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(store.STATUSES)}", {"field": "status"})
+    if not 1 <= page_size <= 1000:
+        raise InvalidRequest("page_size must be 1-1000", {"field": "page_size"})
+    found = store.page_items(services.firestore.db, batch_id, status, page_size, _after(token))
+    page = [_item(services, s) for s in found]
+    return ItemsPage(items=page, next_page_token=_token(page[-1].index) if len(page) == page_size else None)
+
+
+def results(services: Services, caller: Caller, batch_id: str) -> Iterator[bytes]:
+    """Every item as a JSON line, in input order (1,000 per query)."""
+    _owned(services, caller, batch_id)
+
+    def lines() -> Iterator[bytes]:
+        after = None
+        while True:
+            found = store.page_items(services.firestore.db, batch_id, None, 1000, after)
+            for snapshot in found:
+                yield (_item(services, snapshot).model_dump_json(exclude_none=False) + "\n").encode()
+            if len(found) < 1000:
+                return
+            after = found[-1].get("index")
+
+    return lines()
+
+
+def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) -> RetryAnswer:
+    """Queue failed items again (each at most once, even under concurrent calls)."""
+    from google.cloud.firestore import Client
+
+    _owned(services, caller, batch_id)
+    db = services.firestore.db
+    failed = [s for s in store.items(db, batch_id).where(filter=_status_filter("failed")).stream()
+              if req.error_codes is None or ((s.get("error") or {}).get("code") in req.error_codes)]  # fmt: skip
+    if not failed:
+        return RetryAnswer(retried=0)
+    try:
+        batch = store.reopen(db, batch_id)
+    except ValueError:
+        raise Conflict("a canceled batch cannot be retried", {"id": batch_id}) from None
+    updates = [
+        (s.reference, {"status": "queued", "error": None, "last_error": s.get("error"), "finished_at": None,
+                       "task_gen": int(s.get("task_gen") or 0) + 1, "enqueued": False, "lease_until": None},
+         Client.write_option(last_update_time=s.update_time))
+        for s in failed
+    ]  # fmt: skip
+    written = bulk.write(db, updates=updates).written
+    generations = {s.id: int(s.get("task_gen") or 0) + 1 for s in failed}
+    tasks.create_many(
+        services, [tasks.generation(job_id, generations[job_id], services) for job_id in written]
+    )
+    bulk.write(db, updates=[(job_store.ref(db, job_id), {"enqueued": True}, None) for job_id in written])
+    tasks.check(services, batch_id, int(batch["check_gen"]), 0, fanout.CHECK_MIN_S)
+    return RetryAnswer(retried=len(written))
+
+
+def _status_filter(status: str) -> Any:
+    from google.cloud.firestore import FieldFilter
+
+    return FieldFilter("status", "==", status)
+
+
+def cancel(services: Services, caller: Caller, batch_id: str) -> CancelAnswer:
+    """Queued items become canceled (their tasks no-op); running ones finish."""
+    _owned(services, caller, batch_id)
+    db = services.firestore.db
+    try:
+        batch = store.request_cancel(db, batch_id)
+    except ValueError:
+        raise Conflict("the batch has already completed", {"id": batch_id}) from None
+    canceled = fanout.cancel_queued(
+        services, list(store.items(db, batch_id).where(filter=_status_filter("queued")).stream())
+    )
+    running = bulk.count(store.items(db, batch_id).where(filter=_status_filter("running")))
+    fanout.progress(services, batch_id, batch)
+    return CancelAnswer(status="canceled", canceled=canceled, running=running)
+
+
+def list_batches(
+    services: Services, caller: Caller, status: str | None, token: str | None, page_size: int = 50
+) -> BatchPage:
+    """The tenant's batches, newest first."""
+    if status is not None and status not in ("queued", "running", "completed", "canceled"):
+        raise InvalidRequest("status must be queued, running, completed or canceled", {"field": "status"})
+    after = None
+    if token:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            after = (dt.datetime.fromisoformat(decoded["t"]), str(decoded["id"]))
+        except (ValueError, KeyError, TypeError):
+            raise InvalidRequest("page_token is not valid", {"field": "page_token"}) from None
+    found = store.page_batches(services.firestore.db, caller.tenant_id, status, page_size, after)
+    summaries = [
+        BatchSummary(id=s.id, status=s.get("status"), total=s.get("total"), created_at=timeutil.iso(s.get("created_at")) or "",
+                     finished_at=timeutil.iso(s.get("finished_at")), links=links(services, s.id))
+        for s in found
+    ]  # fmt: skip
+    next_token = None
+    if len(found) == page_size:
+        last = found[-1]
+        next_token = base64.urlsafe_b64encode(
+            json.dumps({"t": last.get("created_at").isoformat(), "id": last.id}).encode()
+        ).decode()
+    return BatchPage(batches=summaries, next_page_token=next_token)

@@ -1,0 +1,194 @@
+"""Batch documents (`batches/{id}`, chunk markers below them) and the queries over a batch's items.
+
+Items are job documents with `batch_id` and `index`; nothing an item does writes the batch
+document. Counts come from count() aggregations; the batch document changes only when the fan-out
+is enqueued, when a checker or a poll records a transition, and on retry or cancel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from lote import bulk, timeutil
+from lote.jobs.schemas import TERMINAL
+from lote.jobs.store import JOBS
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from google.cloud import firestore
+
+BATCHES = "batches"
+CHUNKS = "chunks"
+STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+# Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
+INDEXES = [
+    (JOBS, ("batch_id", "status")),
+    (JOBS, ("batch_id", "index")),
+    (JOBS, ("batch_id", "status", "index")),
+    (JOBS, ("batch_id", "finished_at")),
+    (BATCHES, ("tenant_id", "created_at")),
+    (BATCHES, ("tenant_id", "status", "created_at")),
+    (BATCHES, ("fanout_enqueued", "created_at")),
+]
+
+
+def _fs() -> ModuleType:
+    from google.cloud import firestore
+
+    return firestore
+
+
+def ref(db: firestore.Client, batch_id: str) -> firestore.DocumentReference:
+    """The batch's document."""
+    return db.collection(BATCHES).document(batch_id)
+
+
+def items(db: firestore.Client, batch_id: str) -> firestore.Query:
+    """The batch's items."""
+    return db.collection(JOBS).where(filter=_fs().FieldFilter("batch_id", "==", batch_id))
+
+
+def counts(db: firestore.Client, batch_id: str) -> dict[str, int]:
+    """Items per status: five count() queries in parallel, about one billed read per 1,000 items."""
+    FieldFilter = _fs().FieldFilter  # noqa: N806
+
+    def one(status: str) -> int:
+        return bulk.count(items(db, batch_id).where(filter=FieldFilter("status", "==", status)))
+
+    with ThreadPoolExecutor(max_workers=len(STATUSES)) as pool:
+        return dict(zip(STATUSES, pool.map(one, STATUSES), strict=True))
+
+
+def finished_since(db: firestore.Client, batch_id: str, since: dt.datetime) -> int:
+    """Items that reached a terminal state after `since`."""
+    return bulk.count(items(db, batch_id).where(filter=_fs().FieldFilter("finished_at", ">=", since)))
+
+
+def chunks_done(db: firestore.Client, batch_id: str) -> int:
+    """Fan-out chunks whose jobs and tasks all exist."""
+    return bulk.count(ref(db, batch_id).collection(CHUNKS))
+
+
+def mark_chunk_done(db: firestore.Client, batch_id: str, chunk: int, created: int) -> None:
+    """Record that a chunk's jobs and tasks exist (idempotent)."""
+    ref(db, batch_id).collection(CHUNKS).document(str(chunk)).set(
+        {"done_at": timeutil.now(), "items": created}
+    )
+
+
+def page_items(
+    db: firestore.Client, batch_id: str, status: str | None, page_size: int, after_index: int | None
+) -> list[firestore.DocumentSnapshot]:
+    """Items in input order, optionally of one status, after an index."""
+    query = items(db, batch_id)
+    if status is not None:
+        query = query.where(filter=_fs().FieldFilter("status", "==", status))
+    query = query.order_by("index")
+    if after_index is not None:
+        query = query.start_after({"index": after_index})
+    return list(query.limit(page_size).stream())
+
+
+def page_batches(
+    db: firestore.Client,
+    tenant_id: str,
+    status: str | None,
+    page_size: int,
+    after: tuple[dt.datetime, str] | None,
+) -> list[firestore.DocumentSnapshot]:
+    """A tenant's batches, newest first."""
+    fs = _fs()
+    query = db.collection(BATCHES).where(filter=fs.FieldFilter("tenant_id", "==", tenant_id))
+    if status is not None:
+        query = query.where(filter=fs.FieldFilter("status", "==", status))
+    query = query.order_by("created_at", direction=fs.Query.DESCENDING).order_by(
+        "__name__", direction=fs.Query.DESCENDING
+    )
+    if after is not None:
+        query = query.start_after({"created_at": after[0], "__name__": ref(db, after[1])})
+    return list(query.limit(page_size).stream())
+
+
+def settle(
+    db: firestore.Client, batch_id: str, tally: dict[str, int], fanout_complete: bool
+) -> dict[str, Any]:
+    """Record what the counts show, in a transaction: started once, finished exactly once."""
+    fs = _fs()
+
+    @fs.transactional
+    def run(tx: firestore.Transaction) -> dict[str, Any]:
+        snapshot = ref(db, batch_id).get(transaction=tx)
+        batch = snapshot.to_dict() or {}
+        now = timeutil.now()
+        update: dict[str, Any] = {}
+        started = tally["running"] + tally["succeeded"] + tally["failed"] > 0
+        if started and batch.get("started_at") is None:
+            update["started_at"] = now
+        if batch.get("status") == "queued" and started:
+            update["status"] = "running"
+        done = fanout_complete and sum(tally[s] for s in TERMINAL) >= batch.get("total", 0)
+        if done and batch.get("finished_at") is None:
+            update["finished_at"] = now
+            update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
+            update["completions"] = int(batch.get("completions", 0)) + 1
+        if update:
+            tx.update(snapshot.reference, update)
+        return {**batch, **update}
+
+    result: dict[str, Any] = run(db.transaction(max_attempts=20))
+    return result
+
+
+def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
+    """Mark the batch canceled; ValueError("completed") once it has finished."""
+    fs = _fs()
+
+    @fs.transactional
+    def run(tx: firestore.Transaction) -> dict[str, Any]:
+        snapshot = ref(db, batch_id).get(transaction=tx)
+        batch = snapshot.to_dict() or {}
+        if batch.get("status") == "completed":
+            raise ValueError("completed")
+        update = {"status": "canceled", "cancel_requested": True}
+        tx.update(snapshot.reference, update)
+        return {**batch, **update}
+
+    result: dict[str, Any] = run(db.transaction(max_attempts=20))
+    return result
+
+
+def reopen(db: firestore.Client, batch_id: str) -> dict[str, Any]:
+    """Before a retry: a completed batch runs again, with a new checker chain; canceled → ValueError."""
+    fs = _fs()
+
+    @fs.transactional
+    def run(tx: firestore.Transaction) -> dict[str, Any]:
+        snapshot = ref(db, batch_id).get(transaction=tx)
+        batch = snapshot.to_dict() or {}
+        if batch.get("cancel_requested"):
+            raise ValueError("canceled")
+        update: dict[str, Any] = {"check_gen": int(batch.get("check_gen", 0)) + 1}
+        if batch.get("finished_at") is not None:
+            update.update({"status": "running", "finished_at": None})
+        tx.update(snapshot.reference, update)
+        return {**batch, **update}
+
+    result: dict[str, Any] = run(db.transaction(max_attempts=20))
+    return result
+
+
+def unplanned_before(
+    db: firestore.Client, cutoff: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    """Batches whose fan-out task was never confirmed, created before `cutoff`."""
+    fs = _fs()
+    query = (
+        db.collection(BATCHES)
+        .where(filter=fs.FieldFilter("fanout_enqueued", "==", False))
+        .where(filter=fs.FieldFilter("created_at", "<", cutoff))
+        .limit(limit)
+    )
+    return list(query.stream())

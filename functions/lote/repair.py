@@ -1,0 +1,39 @@
+"""The repair sweep: finds accepted work that lost its task and gives it one (Cloud Scheduler runs it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from lote import timeutil
+from lote.batches import service as batches
+from lote.batches import store as batch_store
+from lote.jobs import service as jobs
+from lote.jobs import store as job_store
+from lote.services import Services
+
+log = logging.getLogger("lote.repair")
+
+
+def sweep(services: Services, limit: int = 500) -> dict[str, int]:
+    """Create tasks for jobs and batches whose enqueue never happened; restart jobs whose lease expired."""
+    db = services.firestore.db
+    now = timeutil.now()
+    cutoff = now - dt.timedelta(seconds=services.settings.repair_after_s)
+    enqueued = requeued = 0
+    for snapshot in job_store.unenqueued_before(db, cutoff, limit):
+        job = snapshot.to_dict() or {}
+        if job.get("status") != "queued":
+            job_store.mark_enqueued(db, snapshot.id)  # canceled or claimed: nothing to dispatch
+        elif jobs.enqueue(services, snapshot.id, int(job.get("task_gen", 0))):
+            enqueued += 1
+    for snapshot in job_store.expired_leases(db, now, limit):
+        generation = job_store.bump_generation(db, snapshot.id)
+        if generation is not None and jobs.enqueue(services, snapshot.id, generation):
+            requeued += 1
+    for snapshot in batch_store.unplanned_before(db, cutoff, limit):
+        if batches.enqueue_plan(services, snapshot.id):
+            enqueued += 1
+    if enqueued or requeued:
+        log.warning("repair sweep: %d jobs enqueued, %d expired leases requeued", enqueued, requeued)
+    return {"enqueued": enqueued, "requeued": requeued}
