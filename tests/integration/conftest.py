@@ -36,6 +36,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         tmp_path_factory.mktemp("stack"),
         queue_yaml=REPO_ROOT / "tests" / "fixtures" / "queue.yaml",
         model_timeout_s=3,
+        model_long_edge=64,
     )
     running = Stack(config)
     running.start()

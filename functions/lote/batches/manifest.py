@@ -95,6 +95,7 @@ def validate(
             "output_format": item.output_format, "metadata": item.metadata,
         })  # fmt: skip
     if errors:
+        errors.sort(key=lambda e: e["index"])  # report in input order, whatever check found them
         invalid = len({e["index"] for e in errors})
         raise BatchInvalid(
             f"{invalid} of {len(raw_items)} items are invalid; nothing was accepted",

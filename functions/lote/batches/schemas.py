@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,7 +42,7 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[dict[str, object]] | None = Field(
+    items: list[Any] | None = Field(
         None, min_length=1, max_length=MAX_INLINE_ITEMS, description="Items (validated one by one)."
     )
     items_url: str | None = Field(

@@ -146,4 +146,7 @@ def _failed(
     log.info("job %s attempt %d will be retried: %s", job_id, attempt, code)
     if retry_after is not None:
         return Answer(429, {"result": "retry", "error": error}, {"Retry-After": str(retry_after)})
+    if code.startswith("input_"):
+        # One partner host failing must not slow every tenant's queue: a plain error, no 503.
+        return Answer(500, {"result": "retry", "error": error})
     return Answer(503, {"result": "retry", "error": error})

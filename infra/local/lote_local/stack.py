@@ -183,6 +183,8 @@ class Stack:
                         str(c.model_latency_ms),
                         "--fault",
                         c.model_fault,
+                        "--long-edge",
+                        str(c.model_long_edge),
                     ],
                     self.url(c.model_port) + "/healthz",
                     {},

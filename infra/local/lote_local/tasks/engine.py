@@ -28,9 +28,10 @@ from lote_local.tasks.store import (
 
 log = logging.getLogger("lote.tasks")
 
-# Throttling after 429/503: the queue's rate halves (down to 1/64) and doubles back each second.
+# Throttling: the queue runs at rate × (1 - share of 429/503 answers in the last 5 s)², at least
+# 1/64 of its rate. A full outage slows it to the floor; a few bad items barely do.
 THROTTLE_FLOOR = 1 / 64
-THROTTLE_RECOVERY_S = 1.0
+THROTTLE_WINDOW_S = 5.0
 
 
 def _not_found(what: str) -> RpcError:
@@ -87,7 +88,6 @@ class Emulator:
                 )
             now = time.time()
             record = QueueRecord(name=queue.name, config=config, tokens=config.burst, last_refill=now)
-            record.factor_changed = now
             self._queues[queue.name] = record
             return record
 
@@ -250,10 +250,12 @@ class Emulator:
                 self._cond.wait(max(0.0, wake - time.time()))
 
     def _refill(self, queue: QueueRecord, now: float) -> None:
-        if queue.factor < 1 and now - queue.factor_changed >= THROTTLE_RECOVERY_S:
-            steps = int((now - queue.factor_changed) // THROTTLE_RECOVERY_S)
-            queue.factor = min(1.0, queue.factor * 2**steps)
-            queue.factor_changed += steps * THROTTLE_RECOVERY_S
+        answers = queue.answers
+        while answers and answers[0][0] < now - THROTTLE_WINDOW_S:
+            answers.popleft()
+        throttled = sum(1 for _, slow in answers if slow)
+        share = throttled / len(answers) if answers else 0.0
+        queue.factor = max(THROTTLE_FLOOR, (1.0 - share) ** 2)
         if now >= queue.hold_until:
             rate = queue.config.rate * queue.factor
             queue.tokens = min(queue.config.burst, queue.tokens + (now - queue.last_refill) * rate)
@@ -327,6 +329,7 @@ class Emulator:
         )
         task.in_flight -= 1
         queue.in_flight -= 1
+        queue.answers.append((now, outcome.status in (429, 503)))
         if outcome.status is not None:
             task.response_count += 1
             queue.executed.append(now)
@@ -347,8 +350,6 @@ class Emulator:
             del queue.tasks[task.name]
             return
         if outcome.status in (429, 503):
-            queue.factor = max(THROTTLE_FLOOR, queue.factor / 2)
-            queue.factor_changed = now
             queue.tokens = min(queue.tokens, 0.0)
             if outcome.retry_after is not None:
                 queue.hold_until = max(queue.hold_until, now + outcome.retry_after)

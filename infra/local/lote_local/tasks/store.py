@@ -92,7 +92,7 @@ class QueueRecord:
     tokens: float = 0.0
     last_refill: float = 0.0
     factor: float = 1.0
-    factor_changed: float = 0.0
+    answers: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, was 429/503)
     hold_until: float = 0.0
     in_flight: int = 0
     executed: deque[float] = field(default_factory=deque)
