@@ -6,10 +6,10 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from bench import generation_bench, machine, stack_bench
+from bench import batch_bench, generation_bench, machine, stack_bench
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-SUITES = {"stack": stack_bench.run, "generation": generation_bench.run}
+SUITES = {"stack": stack_bench.run, "generation": generation_bench.run, "batch": batch_bench.run}
 
 
 def main() -> None:
@@ -24,8 +24,22 @@ def main() -> None:
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `make bench` on: {machine.describe()}.\n"
         "Medians unless noted; ratios are measured within one run.\n\n"
     )
+    if sys.argv[1:]:  # a subset: keep the other suites' sections from the last full run
+        kept = [
+            s for s in _sections(RESULTS.read_text()) if not any(s.startswith(n) for n in _titles(sections))
+        ]
+        sections = kept + sections
     RESULTS.write_text(header + "\n".join(sections))
     print(RESULTS.read_text())
+
+
+def _sections(text: str) -> list[str]:
+    parts = text.split("\n## ")
+    return ["## " + part.rstrip() + "\n" for part in parts[1:]]
+
+
+def _titles(sections: list[str]) -> list[str]:
+    return [section.split("\n", 1)[0] for section in sections]
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def validate(
 ) -> list[dict[str, Any]]:
     """Every item merged with the defaults and checked; 400 listing invalid items, or the job specs."""
     base = defaults.model_dump(exclude_none=True, exclude_defaults=True)
-    items, errors = _validated([_merge(base, item) for item in raw_items])
+    items, errors = _validated([_merge(base, item) for item in raw_items] if base else raw_items)
     specs: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
@@ -82,7 +82,8 @@ def validate(
             prompt = item.prompt or ""
             if item.preset is not None:
                 prompt = presets.resolve(item.preset, item.params, len(item.images))
-            check_inputs(None, tenant_id, input_bucket, item.images)
+            if item.images:
+                check_inputs(None, tenant_id, input_bucket, item.images)
         except LoteError as exc:
             field = exc.details.get("field", "") if isinstance(exc.details, dict) else ""
             errors.append(

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lote import bulk, ids, timeutil
@@ -76,7 +77,6 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     batch_id = ids.new_id("bat")
     data, chunks = manifest.encode(specs)
     bucket, name = services.settings.manifest_bucket, f"batches/{caller.tenant_id}/{batch_id}/items.jsonl"
-    services.storage.put_once(bucket, name, data, "application/x-ndjson")
     now = timeutil.now()
     doc = {
         "tenant_id": caller.tenant_id, "status": "queued", "total": len(specs), "chunks": [{"r": c} for c in chunks],
@@ -92,7 +92,12 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         links=links(services, batch_id),
     )
     body, headers = accepted.model_dump(), {"Location": accepted.links.self}
-    replay = create_once(db, store.ref(db, batch_id), doc, key, (202, body, headers))
+    # The manifest upload and the transaction are independent: run them side by side. A batch
+    # whose transaction fails leaves an unreferenced manifest, which the bucket's lifecycle deletes.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upload = pool.submit(services.storage.put_once, bucket, name, data, "application/x-ndjson")
+        replay = create_once(db, store.ref(db, batch_id), doc, key, (202, body, headers))
+        upload.result()
     if replay is not None:
         return Answer(replay.status, replay.body, replay.headers)
     enqueue_plan(services, batch_id)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
 _EMULATOR_VAR = "FIRESTORE_EMULATOR_HOST"
+_ENV_LOCK = threading.Lock()
 
 
 class FirestoreClient:
@@ -29,10 +30,17 @@ class FirestoreClient:
             if self._client is None:
                 from google.cloud import firestore
 
+                # The library reads the emulator address from this variable, once, in the
+                # constructor: set it from settings for that moment only, then put it back.
                 host = self._settings.firestore_emulator_host
-                if host:
-                    # The library finds the emulator only through this variable: make it agree
-                    # with settings (the admin CLI reads them from .lote/local.env, not the shell).
-                    os.environ[_EMULATOR_VAR] = host
-                self._client = firestore.Client(project=self._settings.project_id)
+                with _ENV_LOCK:
+                    saved = os.environ.pop(_EMULATOR_VAR, None)
+                    try:
+                        if host:
+                            os.environ[_EMULATOR_VAR] = host
+                        self._client = firestore.Client(project=self._settings.project_id)
+                    finally:
+                        os.environ.pop(_EMULATOR_VAR, None)
+                        if saved is not None:
+                            os.environ[_EMULATOR_VAR] = saved
             return self._client
