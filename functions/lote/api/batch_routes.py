@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 
 from lote import uploads
-from lote.api.http import json_body, parse, respond
+from lote.api.http import json_body, parse, respond, respond_cached
 from lote.batches import service as batches
 from lote.batches.schemas import BatchRequest, RetryRequest, UploadRequest
 from lote.errors import InvalidRequest
@@ -49,14 +49,7 @@ def register(app: flask.Flask) -> None:
         services = get_services()
         caller = authenticate(services, flask.request.headers.get("Authorization"))
         view, etag, poll_after = batches.get(services, caller, batch_id)
-        headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
-        if poll_after is not None:
-            headers["Retry-After"] = str(poll_after)
-        if flask.request.if_none_match.contains_weak(etag):
-            response = flask.Response(status=304)
-            response.headers.update(headers)
-            return response
-        return respond(200, view, headers)
+        return respond_cached(view, etag, poll_after)
 
     @app.get("/v1/batches/<batch_id>/items")
     def batch_items(batch_id: str) -> flask.Response:

@@ -53,3 +53,15 @@ def respond(
     response.status_code = status
     response.headers.update(headers or {})
     return response
+
+
+def respond_cached(view: BaseModel, etag: str, poll_after: int | None) -> flask.Response:
+    """200 with an ETag (and a Retry-After polling hint while not done), or 304 if it matches."""
+    headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
+    if poll_after is not None:
+        headers["Retry-After"] = str(poll_after)
+    if flask.request.if_none_match.contains_weak(etag):
+        response = flask.Response(status=304)
+        response.headers.update(headers)
+        return response
+    return respond(200, view, headers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 
 from lote import openapi
-from lote.api.http import json_body, parse, respond
+from lote.api.http import json_body, parse, respond, respond_cached
 from lote.jobs import service as jobs
 from lote.jobs.schemas import GenerationRequest
 from lote.services import get_services
@@ -29,14 +29,7 @@ def register(app: flask.Flask) -> None:
         services = get_services()
         caller = authenticate(services, flask.request.headers.get("Authorization"))
         view, etag, poll_after = jobs.get(services, caller, job_id)
-        headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
-        if poll_after is not None:
-            headers["Retry-After"] = str(poll_after)
-        if flask.request.if_none_match.contains_weak(etag):
-            response = flask.Response(status=304)
-            response.headers.update(headers)
-            return response
-        return respond(200, view, headers)
+        return respond_cached(view, etag, poll_after)
 
     @app.get("/v1/generations/<job_id>/output")
     def generation_output(job_id: str) -> flask.Response:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import flask
 from pydantic import BaseModel, ConfigDict
 
@@ -9,7 +12,10 @@ from lote import oidc, repair
 from lote.api.http import json_body, parse, respond
 from lote.batches import fanout
 from lote.jobs import worker
-from lote.services import get_services
+from lote.jobs.service import Answer
+from lote.services import Services, get_services
+
+T = TypeVar("T", bound=BaseModel)
 
 
 class GenerationTask(BaseModel):
@@ -35,6 +41,12 @@ class ChunkTask(BaseModel):
     chunk: int
 
 
+class SweepTask(BaseModel):
+    """Body of a repair sweep call (Cloud Scheduler sends `{}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class CheckTask(BaseModel):
     """Body of a batch checker task."""
 
@@ -44,44 +56,36 @@ class CheckTask(BaseModel):
     seq: int
 
 
+def _handle(model: type[T], run: Callable[[Services, T], Answer]) -> flask.Response:
+    """Verify the OIDC token, parse the task body, run the handler, answer the queue."""
+    services = get_services()
+    oidc.verify(services.settings, flask.request.headers.get("Authorization"))
+    answer = run(services, parse(model, json_body(flask.request)))
+    return respond(answer.status, answer.body, answer.headers)
+
+
 def register(app: flask.Flask) -> None:
     """Attach the task handlers to the `worker` app."""
 
     @app.post("/tasks/generate")
     def generate() -> flask.Response:
-        services = get_services()
-        oidc.verify(services.settings, flask.request.headers.get("Authorization"))
-        task = parse(GenerationTask, json_body(flask.request))
         retry_count = int(flask.request.headers.get("X-CloudTasks-TaskRetryCount") or 0)
-        answer = worker.run(services, task.job_id, retry_count)
-        return respond(answer.status, answer.body, answer.headers)
+        return _handle(GenerationTask, lambda services, task: worker.run(services, task.job_id, retry_count))
 
     @app.post("/tasks/fanout-plan")
     def fanout_plan() -> flask.Response:
-        services = get_services()
-        oidc.verify(services.settings, flask.request.headers.get("Authorization"))
-        task = parse(PlanTask, json_body(flask.request))
-        answer = fanout.plan(services, task.batch_id, task.gen)
-        return respond(answer.status, answer.body, answer.headers)
+        return _handle(PlanTask, lambda services, task: fanout.plan(services, task.batch_id, task.gen))
 
     @app.post("/tasks/fanout-chunk")
     def fanout_chunk() -> flask.Response:
-        services = get_services()
-        oidc.verify(services.settings, flask.request.headers.get("Authorization"))
-        task = parse(ChunkTask, json_body(flask.request))
-        answer = fanout.chunk(services, task.batch_id, task.chunk)
-        return respond(answer.status, answer.body, answer.headers)
+        return _handle(ChunkTask, lambda services, task: fanout.chunk(services, task.batch_id, task.chunk))
 
     @app.post("/tasks/batch-check")
     def batch_check() -> flask.Response:
-        services = get_services()
-        oidc.verify(services.settings, flask.request.headers.get("Authorization"))
-        task = parse(CheckTask, json_body(flask.request))
-        answer = fanout.check(services, task.batch_id, task.gen, task.seq)
-        return respond(answer.status, answer.body, answer.headers)
+        return _handle(
+            CheckTask, lambda services, task: fanout.check(services, task.batch_id, task.gen, task.seq)
+        )
 
     @app.post("/tasks/sweep")
     def sweep() -> flask.Response:
-        services = get_services()
-        oidc.verify(services.settings, flask.request.headers.get("Authorization"))
-        return respond(200, repair.sweep(services))
+        return _handle(SweepTask, lambda services, _task: Answer(200, repair.sweep(services)))

@@ -27,7 +27,7 @@ from lote.batches.schemas import (
     ItemsPage,
     RetryAnswer,
     RetryRequest,
-)  # fmt: skip
+)
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key, create_once
 from lote.jobs import store as job_store
@@ -79,11 +79,22 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     bucket, name = services.settings.manifest_bucket, f"batches/{caller.tenant_id}/{batch_id}/items.jsonl"
     now = timeutil.now()
     doc = {
-        "tenant_id": caller.tenant_id, "status": "queued", "total": len(specs), "chunks": [{"r": c} for c in chunks],
-        "manifest": {"bucket": bucket, "object": name}, "webhook_url": req.webhook_url, "metadata": req.metadata,
-        "created_at": now, "started_at": None, "finished_at": None, "fanout_enqueued": False, "check_gen": 0,
-        "cancel_requested": False, "completions": 0, "source": "inline" if req.items is not None else "manifest",
-    }  # fmt: skip
+        "tenant_id": caller.tenant_id,
+        "status": "queued",
+        "total": len(specs),
+        "chunks": [{"r": c} for c in chunks],
+        "manifest": {"bucket": bucket, "object": name},
+        "webhook_url": req.webhook_url,
+        "metadata": req.metadata,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "fanout_enqueued": False,
+        "check_gen": 0,
+        "cancel_requested": False,
+        "completions": 0,
+        "source": "inline" if req.items is not None else "manifest",
+    }
     accepted = BatchAccepted(
         id=batch_id,
         status="queued",
@@ -140,12 +151,23 @@ def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, 
     if rate and batch.get("finished_at") is None:
         eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=(total - terminal) / rate))
     view = Batch(
-        id=batch_id, status=batch["status"], counts=counts, progress=round(100.0 * terminal / total, 2),
-        fanout=Fanout(chunks_done=chunks_done, chunks_total=len(batch["chunks"]), complete=chunks_done >= len(batch["chunks"])),
-        created_at=timeutil.iso(batch["created_at"]) or "", started_at=timeutil.iso(batch.get("started_at")),
-        finished_at=timeutil.iso(batch.get("finished_at")), throughput_per_min=None if rate is None else round(rate * 60, 1),
-        eta=eta, metadata=batch.get("metadata") or {}, links=links(services, batch_id),
-    )  # fmt: skip
+        id=batch_id,
+        status=batch["status"],
+        counts=counts,
+        progress=round(100.0 * terminal / total, 2),
+        fanout=Fanout(
+            chunks_done=chunks_done,
+            chunks_total=len(batch["chunks"]),
+            complete=chunks_done >= len(batch["chunks"]),
+        ),
+        created_at=timeutil.iso(batch["created_at"]) or "",
+        started_at=timeutil.iso(batch.get("started_at")),
+        finished_at=timeutil.iso(batch.get("finished_at")),
+        throughput_per_min=None if rate is None else round(rate * 60, 1),
+        eta=eta,
+        metadata=batch.get("metadata") or {},
+        links=links(services, batch_id),
+    )
     etag = ids.sha256_hex(view.model_dump_json(exclude={"eta", "throughput_per_min"}))[:24]
     hint = (
         None
@@ -178,8 +200,15 @@ def _item(services: Services, snapshot: Any) -> Item:
             url=url, **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")}
         )
     error = JobError(**job["error"]) if job["status"] == "failed" and job.get("error") else None
-    return Item(id=snapshot.id, index=job["index"], reference=job["reference"], status=job["status"],
-                attempts=job.get("attempts", 0), output=output, error=error)  # fmt: skip
+    return Item(
+        id=snapshot.id,
+        index=job["index"],
+        reference=job["reference"],
+        status=job["status"],
+        attempts=job.get("attempts", 0),
+        output=output,
+        error=error,
+    )
 
 
 def items(
@@ -219,8 +248,11 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
 
     _owned(services, caller, batch_id)
     db = services.firestore.db
-    failed = [s for s in store.items(db, batch_id).where(filter=_status_filter("failed")).stream()
-              if req.error_codes is None or ((s.get("error") or {}).get("code") in req.error_codes)]  # fmt: skip
+    failed = [
+        s
+        for s in store.items(db, batch_id).where(filter=_status_filter("failed")).stream()
+        if req.error_codes is None or ((s.get("error") or {}).get("code") in req.error_codes)
+    ]
     if not failed:
         return RetryAnswer(retried=0)
     try:
@@ -228,11 +260,21 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     except ValueError:
         raise Conflict("a canceled batch cannot be retried", {"id": batch_id}) from None
     updates = [
-        (s.reference, {"status": "queued", "error": None, "last_error": s.get("error"), "finished_at": None,
-                       "task_gen": int(s.get("task_gen") or 0) + 1, "enqueued": False, "lease_until": None},
-         Client.write_option(last_update_time=s.update_time))
+        (
+            s.reference,
+            {
+                "status": "queued",
+                "error": None,
+                "last_error": s.get("error"),
+                "finished_at": None,
+                "task_gen": int(s.get("task_gen") or 0) + 1,
+                "enqueued": False,
+                "lease_until": None,
+            },
+            Client.write_option(last_update_time=s.update_time),
+        )
         for s in failed
-    ]  # fmt: skip
+    ]
     written = bulk.write(db, updates=updates).written
     generations = {s.id: int(s.get("task_gen") or 0) + 1 for s in failed}
     tasks.create_many(
@@ -280,10 +322,16 @@ def list_batches(
             raise InvalidRequest("page_token is not valid", {"field": "page_token"}) from None
     found = store.page_batches(services.firestore.db, caller.tenant_id, status, page_size, after)
     summaries = [
-        BatchSummary(id=s.id, status=s.get("status"), total=s.get("total"), created_at=timeutil.iso(s.get("created_at")) or "",
-                     finished_at=timeutil.iso(s.get("finished_at")), links=links(services, s.id))
+        BatchSummary(
+            id=s.id,
+            status=s.get("status"),
+            total=s.get("total"),
+            created_at=timeutil.iso(s.get("created_at")) or "",
+            finished_at=timeutil.iso(s.get("finished_at")),
+            links=links(services, s.id),
+        )
         for s in found
-    ]  # fmt: skip
+    ]
     next_token = None
     if len(found) == page_size:
         last = found[-1]

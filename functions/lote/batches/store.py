@@ -8,6 +8,7 @@ is enqueued, when a checker or a poll records a transition, and on retry or canc
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -112,16 +113,31 @@ def page_batches(
     return list(query.limit(page_size).stream())
 
 
-def settle(
-    db: firestore.Client, batch_id: str, tally: dict[str, int], fanout_complete: bool
+def _transact(
+    db: firestore.Client, batch_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> dict[str, Any]:
-    """Record what the counts show, in a transaction: started once, finished exactly once."""
+    """Read the batch in a transaction, apply what `change` returns (it may raise), return the result."""
     fs = _fs()
 
     @fs.transactional
     def run(tx: firestore.Transaction) -> dict[str, Any]:
         snapshot = ref(db, batch_id).get(transaction=tx)
         batch = snapshot.to_dict() or {}
+        update = change(batch)
+        if update:
+            tx.update(snapshot.reference, update)
+        return {**batch, **update}
+
+    result: dict[str, Any] = run(db.transaction(max_attempts=20))
+    return result
+
+
+def settle(
+    db: firestore.Client, batch_id: str, tally: dict[str, int], fanout_complete: bool
+) -> dict[str, Any]:
+    """Record what the counts show: started once, finished exactly once."""
+
+    def change(batch: dict[str, Any]) -> dict[str, Any]:
         now = timeutil.now()
         update: dict[str, Any] = {}
         started = tally["running"] + tally["succeeded"] + tally["failed"] > 0
@@ -134,50 +150,34 @@ def settle(
             update["finished_at"] = now
             update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
             update["completions"] = int(batch.get("completions", 0)) + 1
-        if update:
-            tx.update(snapshot.reference, update)
-        return {**batch, **update}
+        return update
 
-    result: dict[str, Any] = run(db.transaction(max_attempts=20))
-    return result
+    return _transact(db, batch_id, change)
 
 
 def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
     """Mark the batch canceled; ValueError("completed") once it has finished."""
-    fs = _fs()
 
-    @fs.transactional
-    def run(tx: firestore.Transaction) -> dict[str, Any]:
-        snapshot = ref(db, batch_id).get(transaction=tx)
-        batch = snapshot.to_dict() or {}
+    def change(batch: dict[str, Any]) -> dict[str, Any]:
         if batch.get("status") == "completed":
             raise ValueError("completed")
-        update = {"status": "canceled", "cancel_requested": True}
-        tx.update(snapshot.reference, update)
-        return {**batch, **update}
+        return {"status": "canceled", "cancel_requested": True}
 
-    result: dict[str, Any] = run(db.transaction(max_attempts=20))
-    return result
+    return _transact(db, batch_id, change)
 
 
 def reopen(db: firestore.Client, batch_id: str) -> dict[str, Any]:
-    """Before a retry: a completed batch runs again, with a new checker chain; canceled → ValueError."""
-    fs = _fs()
+    """Before a retry: a finished batch runs again, with a new checker chain; canceled → ValueError."""
 
-    @fs.transactional
-    def run(tx: firestore.Transaction) -> dict[str, Any]:
-        snapshot = ref(db, batch_id).get(transaction=tx)
-        batch = snapshot.to_dict() or {}
+    def change(batch: dict[str, Any]) -> dict[str, Any]:
         if batch.get("cancel_requested"):
             raise ValueError("canceled")
         update: dict[str, Any] = {"check_gen": int(batch.get("check_gen", 0)) + 1}
         if batch.get("finished_at") is not None:
             update.update({"status": "running", "finished_at": None})
-        tx.update(snapshot.reference, update)
-        return {**batch, **update}
+        return update
 
-    result: dict[str, Any] = run(db.transaction(max_attempts=20))
-    return result
+    return _transact(db, batch_id, change)
 
 
 def unplanned_before(

@@ -19,9 +19,15 @@ def create(
     """One named task to the worker (False when the name is taken: it exists or existed)."""
     s = services.settings
     return services.tasks.create_http_task(
-        queue, task_id, f"{s.worker_url}{path}", json.dumps(payload).encode(),
-        audience=s.worker_url, invoker=s.tasks_invoker_email, deadline_s=s.task_dispatch_deadline_s, delay_s=delay_s,
-    )  # fmt: skip
+        queue,
+        task_id,
+        f"{s.worker_url}{path}",
+        json.dumps(payload).encode(),
+        audience=s.worker_url,
+        invoker=s.tasks_invoker_email,
+        deadline_s=s.task_dispatch_deadline_s,
+        delay_s=delay_s,
+    )
 
 
 def create_many(services: Services, tasks: list[tuple[str, str, str, dict[str, Any]]]) -> None:
