@@ -7,6 +7,7 @@ import flask
 from lote import uploads
 from lote.api.http import json_body, parse, respond, respond_cached
 from lote.batches import service as batches
+from lote.batches import views as batch_views
 from lote.batches.schemas import BatchRequest, RetryRequest, UploadRequest
 from lote.errors import InvalidRequest
 from lote.services import get_services
@@ -48,7 +49,7 @@ def register(app: flask.Flask) -> None:
     def get_batch(batch_id: str) -> flask.Response:
         services = get_services()
         caller = authenticate(services, flask.request.headers.get("Authorization"))
-        view, etag, poll_after = batches.get(services, caller, batch_id)
+        view, etag, poll_after = batch_views.get(services, caller, batch_id)
         return respond_cached(view, etag, poll_after)
 
     @app.get("/v1/batches/<batch_id>/items")
@@ -56,7 +57,7 @@ def register(app: flask.Flask) -> None:
         services = get_services()
         caller = authenticate(services, flask.request.headers.get("Authorization"))
         args = flask.request.args
-        page = batches.items(
+        page = batch_views.items(
             services, caller, batch_id, args.get("status"), _int_arg("page_size", 100), args.get("page_token")
         )
         return respond(200, page)
@@ -65,7 +66,7 @@ def register(app: flask.Flask) -> None:
     def batch_results(batch_id: str) -> flask.Response:
         services = get_services()
         caller = authenticate(services, flask.request.headers.get("Authorization"))
-        lines = batches.results(services, caller, batch_id)
+        lines = batch_views.results(services, caller, batch_id)
         return flask.Response(lines, mimetype="application/jsonl")
 
     @app.post("/v1/batches/<batch_id>/retry")

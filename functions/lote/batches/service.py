@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,27 +12,19 @@ from lote import bulk, ids, timeutil
 from lote.batches import fanout, manifest, store, tasks
 from lote.batches.schemas import (
     MAX_MANIFEST_ITEMS,
-    Batch,
     BatchAccepted,
     BatchLinks,
     BatchPage,
     BatchRequest,
     BatchSummary,
     CancelAnswer,
-    Counts,
-    Fanout,
-    Item,
-    ItemOutput,
-    ItemsPage,
     RetryAnswer,
     RetryRequest,
 )
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key, create_once
 from lote.jobs import store as job_store
-from lote.jobs.schemas import JobError
 from lote.jobs.service import Answer, tenant_upload_prefix
-from lote.jobs.views import poll_after
 from lote.services import Services
 from lote.tenants.service import Caller
 
@@ -128,7 +119,8 @@ def enqueue_plan(services: Services, batch_id: str) -> bool:
     return True
 
 
-def _owned(services: Services, caller: Caller, batch_id: str) -> tuple[dict[str, Any], dt.datetime | None]:
+def owned(services: Services, caller: Caller, batch_id: str) -> tuple[dict[str, Any], dt.datetime | None]:
+    """The caller's batch and its update time; 404 for anything else."""
     if not ids.looks_like(batch_id, "bat"):
         raise NotFound(f"no batch {batch_id[:64]!r}", {"id": batch_id[:64]})
     snapshot = store.ref(services.firestore.db, batch_id).get()
@@ -138,115 +130,11 @@ def _owned(services: Services, caller: Caller, batch_id: str) -> tuple[dict[str,
     return batch, snapshot.update_time
 
 
-def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, int | None]:
-    """The batch with live counts (count() queries, never reading items), an ETag and a poll hint."""
-    batch, _ = _owned(services, caller, batch_id)
-    tally, chunks_done, batch = fanout.progress(services, batch_id, batch)
-    total = batch["total"]
-    created = sum(tally.values())
-    counts = Counts(total=total, **{**tally, "queued": tally["queued"] + max(0, total - created)})
-    terminal = counts.succeeded + counts.failed + counts.canceled
-    rate = fanout.throughput_per_s(services, batch_id, batch)
-    eta = None
-    if rate and batch.get("finished_at") is None:
-        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=(total - terminal) / rate))
-    view = Batch(
-        id=batch_id,
-        status=batch["status"],
-        counts=counts,
-        progress=round(100.0 * terminal / total, 2),
-        fanout=Fanout(
-            chunks_done=chunks_done,
-            chunks_total=len(batch["chunks"]),
-            complete=chunks_done >= len(batch["chunks"]),
-        ),
-        created_at=timeutil.iso(batch["created_at"]) or "",
-        started_at=timeutil.iso(batch.get("started_at")),
-        finished_at=timeutil.iso(batch.get("finished_at")),
-        throughput_per_min=None if rate is None else round(rate * 60, 1),
-        eta=eta,
-        metadata=batch.get("metadata") or {},
-        links=links(services, batch_id),
-    )
-    etag = ids.sha256_hex(view.model_dump_json(exclude={"eta", "throughput_per_min"}))[:24]
-    hint = (
-        None
-        if batch.get("finished_at")
-        else poll_after({"status": "running", "created_at": batch["created_at"]})
-    )
-    return view, etag, hint
-
-
-def _token(index: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"i": index}).encode()).decode().rstrip("=")
-
-
-def _after(token: str | None) -> int | None:
-    if not token:
-        return None
-    try:
-        return int(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["i"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidRequest("page_token is not valid", {"field": "page_token"}) from None
-
-
-def _item(services: Services, snapshot: Any) -> Item:
-    job = snapshot.to_dict()
-    output = None
-    if job["status"] == "succeeded" and job.get("output"):
-        stored = job["output"]
-        url = f"{services.settings.api_url}/v1/generations/{snapshot.id}/output"
-        output = ItemOutput(
-            url=url, **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")}
-        )
-    error = JobError(**job["error"]) if job["status"] == "failed" and job.get("error") else None
-    return Item(
-        id=snapshot.id,
-        index=job["index"],
-        reference=job["reference"],
-        status=job["status"],
-        attempts=job.get("attempts", 0),
-        output=output,
-        error=error,
-    )
-
-
-def items(
-    services: Services, caller: Caller, batch_id: str, status: str | None, page_size: int, token: str | None
-) -> ItemsPage:
-    """A page of items in input order."""
-    _owned(services, caller, batch_id)
-    if status is not None and status not in store.STATUSES:
-        raise InvalidRequest(f"status must be one of {', '.join(store.STATUSES)}", {"field": "status"})
-    if not 1 <= page_size <= 1000:
-        raise InvalidRequest("page_size must be 1-1000", {"field": "page_size"})
-    found = store.page_items(services.firestore.db, batch_id, status, page_size, _after(token))
-    page = [_item(services, s) for s in found]
-    return ItemsPage(items=page, next_page_token=_token(page[-1].index) if len(page) == page_size else None)
-
-
-def results(services: Services, caller: Caller, batch_id: str) -> Iterator[bytes]:
-    """Every item as a JSON line, in input order (1,000 per query)."""
-    _owned(services, caller, batch_id)
-
-    def lines() -> Iterator[bytes]:
-        after = None
-        while True:
-            found = store.page_items(services.firestore.db, batch_id, None, 1000, after)
-            for snapshot in found:
-                yield (_item(services, snapshot).model_dump_json(exclude_none=False) + "\n").encode()
-            if len(found) < 1000:
-                return
-            after = found[-1].get("index")
-
-    return lines()
-
-
 def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) -> RetryAnswer:
     """Queue failed items again (each at most once, even under concurrent calls)."""
     from google.cloud.firestore import Client
 
-    _owned(services, caller, batch_id)
+    owned(services, caller, batch_id)
     db = services.firestore.db
     failed = [
         s
@@ -293,7 +181,7 @@ def _status_filter(status: str) -> Any:
 
 def cancel(services: Services, caller: Caller, batch_id: str) -> CancelAnswer:
     """Queued items become canceled (their tasks no-op); running ones finish."""
-    _owned(services, caller, batch_id)
+    owned(services, caller, batch_id)
     db = services.firestore.db
     try:
         batch = store.request_cancel(db, batch_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -10,33 +9,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from lote_local import queue_yaml
 from lote_local.config import REPO_ROOT, StackConfig
+from lote_local.processes import Service, StackError, Supervisor
 
 HOST = "127.0.0.1"
-
-
-class StackError(RuntimeError):
-    """The stack cannot start; the message says what to install or which log to read."""
-
-
-@dataclass
-class Service:
-    """One child process and how to tell it is healthy."""
-
-    name: str
-    command: list[str]
-    health_url: str
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
 
 
 def _sdk_root() -> Path:
@@ -71,9 +51,7 @@ class Stack:
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
-        self.log_dir = config.state_dir / "logs"
-        self.services: list[Service] = []
-        self._stopped = threading.Event()
+        self.procs = Supervisor(config.state_dir / "logs")
 
     # --- what runs where ----------------------------------------------------------------------
 
@@ -218,54 +196,6 @@ class Stack:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def _spawn(self, service: Service) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        service.log_path = self.log_dir / f"{service.name}.log"
-        env = {**os.environ, **service.env}
-        with open(service.log_path, "ab") as log:
-            log.write(f"\n--- {time.strftime('%F %T')} {shlex.join(service.command)}\n".encode())
-            log.flush()
-            # Own process group: stopping it also stops grandchildren (gcloud's java).
-            service.process = subprocess.Popen(
-                service.command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=REPO_ROOT,
-                start_new_session=True,
-            )
-        self.services.append(service)
-
-    def _wait_healthy(self, services: list[Service], deadline: float) -> None:
-        pending = list(services)
-        while pending:
-            for service in list(pending):
-                assert service.process is not None
-                if service.process.poll() is not None:
-                    raise StackError(
-                        f"{service.name} exited with {service.process.returncode}; {self._tail(service)}"
-                    )
-                try:
-                    with urllib.request.urlopen(service.health_url, timeout=1) as response:  # noqa: S310
-                        if response.status == 200:
-                            pending.remove(service)
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    pass
-            if pending and time.monotonic() > deadline:
-                names = ", ".join(s.name for s in pending)
-                raise StackError(
-                    f"not healthy after {self.config.start_timeout_s:.0f}s: {names}; see {self.log_dir}"
-                )
-            if pending:
-                time.sleep(0.05)
-
-    def _tail(self, service: Service, lines: int = 15) -> str:
-        if service.log_path is None or not service.log_path.exists():
-            return "no log"
-        text = service.log_path.read_text(errors="replace").splitlines()[-lines:]
-        return f"last lines of {service.log_path}:\n" + "\n".join(text)
-
     def _create_buckets(self) -> None:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage  # type: ignore[attr-defined]
@@ -287,13 +217,13 @@ class Stack:
         try:
             emulators = self._emulators()
             for service in emulators:
-                self._spawn(service)
-            self._wait_healthy(emulators, deadline)
+                self.procs.spawn(service)
+            self.procs.wait_healthy(emulators, deadline)
             self._create_buckets()
             functions = self._functions()
             for service in functions:
-                self._spawn(service)
-            self._wait_healthy(functions, deadline)
+                self.procs.spawn(service)
+            self.procs.wait_healthy(functions, deadline)
         except BaseException:
             self.stop()
             raise
@@ -301,33 +231,11 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every child process group: SIGTERM, then SIGKILL after 5 s."""
-        self._stopped.set()
-        for service in reversed(self.services):
-            if service.process is not None and service.process.poll() is None:
-                try:
-                    os.killpg(service.process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        for service in reversed(self.services):
-            if service.process is None:
-                continue
-            try:
-                service.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(service.process.pid, signal.SIGKILL)
-                service.process.wait()
-            # The leader may be gone while its children linger (gcloud's java): sweep the group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(service.process.pid, signal.SIGKILL)
-        self.services.clear()
+        self.procs.stop_all()
 
     def watch(self) -> Service | None:
         """Block until a child dies (returns it) or stop() is called (returns None)."""
-        while not self._stopped.wait(0.5):
-            for service in self.services:
-                if service.process is not None and service.process.poll() is not None:
-                    return service
-        return None
+        return self.procs.watch()
 
     def create_tenant(self, name: str, credits: int = 0) -> dict[str, str]:
         """A tenant made with `lote-admin` against this stack: {"tenant_id", "api_key"}."""
@@ -356,7 +264,7 @@ def main() -> None:
     stack = Stack(config)
 
     def on_signal(signum: int, _frame: object) -> None:
-        stack._stopped.set()
+        stack.procs.stopped.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -376,7 +284,7 @@ def main() -> None:
         sys.exit(1)
     print(f"ready: api={api} worker={stack.url(config.worker_port)} ({seconds:.1f}s)")
     print(f"  env:  source {env_file}")
-    print(f"  logs: {stack.log_dir}")
+    print(f"  logs: {stack.procs.log_dir}")
     print(f"  demo tenant {demo['tenant_id']}, API key: {demo['api_key']}")
     print(
         f"  try:  curl -s {api}/v1/generations -H 'Authorization: Bearer {demo['api_key']}' "
@@ -386,7 +294,7 @@ def main() -> None:
     died = stack.watch()
     stack.stop()
     if died is not None:
-        print(f"error: {died.name} exited; {stack._tail(died)}", file=sys.stderr)
+        print(f"error: {died.name} exited; {stack.procs.tail(died)}", file=sys.stderr)
         sys.exit(1)
     print("stopped.")
 

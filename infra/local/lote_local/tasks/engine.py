@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import logging
 import secrets
 import threading
@@ -13,12 +12,11 @@ import grpc
 from google.cloud import tasks_v2
 
 from lote_local.tasks import rules
-from lote_local.tasks.delivery import Delivery, Outcome
+from lote_local.tasks.delivery import Delivery
+from lote_local.tasks.dispatch import Dispatcher
 from lote_local.tasks.oidc import TokenMinter
 from lote_local.tasks.rules import RpcError, invalid
 from lote_local.tasks.store import (
-    RUNNING,
-    Attempt,
     QueueConfig,
     QueueRecord,
     TaskRecord,
@@ -28,17 +26,12 @@ from lote_local.tasks.store import (
 
 log = logging.getLogger("lote.tasks")
 
-# Throttling: the queue runs at rate × (1 - share of 429/503 answers in the last 5 s)², at least
-# 1/64 of its rate. A full outage slows it to the floor; a few bad items barely do.
-THROTTLE_FLOOR = 1 / 64
-THROTTLE_WINDOW_S = 5.0
-
 
 def _not_found(what: str) -> RpcError:
     return RpcError(grpc.StatusCode.NOT_FOUND, f"Requested entity was not found: {what}")
 
 
-class Emulator:
+class Emulator(Dispatcher):
     """Every queue and task of every project, and the thread that dispatches them."""
 
     def __init__(self, minter: TokenMinter | None = None) -> None:
@@ -232,140 +225,6 @@ class Emulator:
             task.version += 1
             self._start(queue, task, time.time())
             return task
-
-    # --- dispatch -----------------------------------------------------------------------------
-
-    def _push(self, queue: QueueRecord, task: TaskRecord) -> None:
-        heapq.heappush(queue.heap, (task.schedule_time, task.seq, task.version, task.name))
-
-    def _run(self) -> None:
-        with self._cond:
-            while not self._stopped:
-                now = time.time()
-                wake = now + 1.0
-                for queue in list(self._queues.values()):
-                    at = self._pump(queue, now)
-                    if at is not None:
-                        wake = min(wake, at)
-                self._cond.wait(max(0.0, wake - time.time()))
-
-    def _refill(self, queue: QueueRecord, now: float) -> None:
-        answers = queue.answers
-        while answers and answers[0][0] < now - THROTTLE_WINDOW_S:
-            answers.popleft()
-        throttled = sum(1 for _, slow in answers if slow)
-        share = throttled / len(answers) if answers else 0.0
-        queue.factor = max(THROTTLE_FLOOR, (1.0 - share) ** 2)
-        if now >= queue.hold_until:
-            rate = queue.config.rate * queue.factor
-            queue.tokens = min(queue.config.burst, queue.tokens + (now - queue.last_refill) * rate)
-        queue.last_refill = now
-
-    def _pump(self, queue: QueueRecord, now: float) -> float | None:
-        """Dispatch what the bucket allows; return when to look again (None: on notify)."""
-        if queue.state != RUNNING:
-            return None
-        self._refill(queue, now)
-        while queue.heap:
-            schedule, _, version, name = queue.heap[0]
-            task = queue.tasks.get(name)
-            if task is None or task.version != version or task.in_flight:
-                heapq.heappop(queue.heap)
-                continue
-            if schedule > now:
-                return schedule
-            if now < queue.hold_until:
-                return queue.hold_until
-            if queue.in_flight >= queue.config.max_concurrent:
-                return None
-            if queue.tokens < 1:
-                return now + (1 - queue.tokens) / (queue.config.rate * queue.factor)
-            heapq.heappop(queue.heap)
-            queue.tokens -= 1
-            self._start(queue, task, now)
-        return None
-
-    def _start(self, queue: QueueRecord, task: TaskRecord, now: float) -> None:
-        attempt = Attempt(schedule_time=task.schedule_time, dispatch_time=now)
-        headers = {
-            **task.headers,
-            "User-Agent": "Google-Cloud-Tasks",
-            "X-CloudTasks-QueueName": queue.short_name,
-            "X-CloudTasks-TaskName": task.short_name,
-            "X-CloudTasks-TaskRetryCount": str(task.dispatch_count),
-            "X-CloudTasks-TaskExecutionCount": str(task.execution_count),
-            "X-CloudTasks-TaskETA": f"{task.schedule_time:.6f}",
-        }
-        previous = task.last_attempt
-        if previous is not None and previous.response_time is not None:
-            headers["X-CloudTasks-TaskPreviousResponse"] = str(previous.http_status or 0)
-            headers["X-CloudTasks-TaskRetryReason"] = previous.error or f"HTTP {previous.http_status}"
-        task.dispatch_count += 1
-        task.in_flight += 1
-        task.first_attempt = task.first_attempt or attempt
-        task.last_attempt = attempt
-        queue.in_flight += 1
-        threading.Thread(
-            target=self._deliver,
-            args=(queue, task, attempt, headers),
-            name="tasks-dispatch",
-            daemon=True,
-        ).start()
-
-    def _deliver(
-        self, queue: QueueRecord, task: TaskRecord, attempt: Attempt, headers: dict[str, str]
-    ) -> None:
-        outcome = self._delivery.send(task, headers)
-        with self._cond:
-            self._finish(queue, task, attempt, outcome)
-            self._cond.notify_all()
-
-    def _finish(self, queue: QueueRecord, task: TaskRecord, attempt: Attempt, outcome: Outcome) -> None:
-        now = time.time()
-        attempt.response_time, attempt.http_status, attempt.error = (
-            now,
-            outcome.status,
-            outcome.error,
-        )
-        task.in_flight -= 1
-        queue.in_flight -= 1
-        queue.answers.append((now, outcome.status in (429, 503)))
-        if outcome.status is not None:
-            task.response_count += 1
-            queue.executed.append(now)
-            if outcome.status < 500:
-                task.execution_count += 1
-        log.info(
-            "dispatch queue=%s task=%s attempt=%d status=%s %.0fms%s",
-            queue.short_name,
-            task.short_name,
-            task.dispatch_count,
-            outcome.status,
-            (now - attempt.dispatch_time) * 1000,
-            f" error={outcome.error}" if outcome.error else "",
-        )
-        if self._queues.get(queue.name) is not queue or queue.tasks.get(task.name) is not task:
-            return  # deleted, purged or already acknowledged meanwhile
-        if outcome.ok:
-            del queue.tasks[task.name]
-            return
-        if outcome.status in (429, 503):
-            queue.tokens = min(queue.tokens, 0.0)
-            if outcome.retry_after is not None:
-                queue.hold_until = max(queue.hold_until, now + outcome.retry_after)
-        first = task.first_attempt.dispatch_time if task.first_attempt else now
-        if queue.config.retry.exhausted(task.dispatch_count, now - first):
-            log.warning("task %s failed permanently after %d attempts", task.name, task.dispatch_count)
-            del queue.tasks[task.name]
-            return
-        if task.in_flight:
-            return  # a concurrent RunTask dispatch will settle it
-        delay = queue.config.retry.backoff(task.dispatch_count)
-        if outcome.retry_after is not None:
-            delay = max(delay, outcome.retry_after)
-        task.schedule_time = now + delay
-        task.version += 1
-        self._push(queue, task)
 
     # --- helpers for the service layer --------------------------------------------------------
 

@@ -1,0 +1,123 @@
+"""Batches as clients read them: status with live counts, item pages, the results export."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from lote import ids, timeutil
+from lote.batches import fanout, store
+from lote.batches.schemas import Batch, Counts, Fanout, Item, ItemOutput, ItemsPage
+from lote.batches.service import links, owned
+from lote.errors import InvalidRequest
+from lote.jobs.schemas import JobError
+from lote.jobs.views import poll_after
+from lote.services import Services
+from lote.tenants.service import Caller
+
+
+def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, int | None]:
+    """The batch with live counts (count() queries, never reading items), an ETag and a poll hint."""
+    batch, _ = owned(services, caller, batch_id)
+    tally, chunks_done, batch = fanout.progress(services, batch_id, batch)
+    total = batch["total"]
+    created = sum(tally.values())
+    counts = Counts(total=total, **{**tally, "queued": tally["queued"] + max(0, total - created)})
+    terminal = counts.succeeded + counts.failed + counts.canceled
+    rate = fanout.throughput_per_s(services, batch_id, batch)
+    eta = None
+    if rate and batch.get("finished_at") is None:
+        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=(total - terminal) / rate))
+    view = Batch(
+        id=batch_id,
+        status=batch["status"],
+        counts=counts,
+        progress=round(100.0 * terminal / total, 2),
+        fanout=Fanout(
+            chunks_done=chunks_done,
+            chunks_total=len(batch["chunks"]),
+            complete=chunks_done >= len(batch["chunks"]),
+        ),
+        created_at=timeutil.iso(batch["created_at"]) or "",
+        started_at=timeutil.iso(batch.get("started_at")),
+        finished_at=timeutil.iso(batch.get("finished_at")),
+        throughput_per_min=None if rate is None else round(rate * 60, 1),
+        eta=eta,
+        metadata=batch.get("metadata") or {},
+        links=links(services, batch_id),
+    )
+    etag = ids.sha256_hex(view.model_dump_json(exclude={"eta", "throughput_per_min"}))[:24]
+    hint = (
+        None
+        if batch.get("finished_at")
+        else poll_after({"status": "running", "created_at": batch["created_at"]})
+    )
+    return view, etag, hint
+
+
+def _token(index: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"i": index}).encode()).decode().rstrip("=")
+
+
+def _after(token: str | None) -> int | None:
+    if not token:
+        return None
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["i"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidRequest("page_token is not valid", {"field": "page_token"}) from None
+
+
+def _item(services: Services, snapshot: Any) -> Item:
+    job = snapshot.to_dict()
+    output = None
+    if job["status"] == "succeeded" and job.get("output"):
+        stored = job["output"]
+        url = f"{services.settings.api_url}/v1/generations/{snapshot.id}/output"
+        output = ItemOutput(
+            url=url, **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")}
+        )
+    error = JobError(**job["error"]) if job["status"] == "failed" and job.get("error") else None
+    return Item(
+        id=snapshot.id,
+        index=job["index"],
+        reference=job["reference"],
+        status=job["status"],
+        attempts=job.get("attempts", 0),
+        output=output,
+        error=error,
+    )
+
+
+def items(
+    services: Services, caller: Caller, batch_id: str, status: str | None, page_size: int, token: str | None
+) -> ItemsPage:
+    """A page of items in input order."""
+    owned(services, caller, batch_id)
+    if status is not None and status not in store.STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(store.STATUSES)}", {"field": "status"})
+    if not 1 <= page_size <= 1000:
+        raise InvalidRequest("page_size must be 1-1000", {"field": "page_size"})
+    found = store.page_items(services.firestore.db, batch_id, status, page_size, _after(token))
+    page = [_item(services, s) for s in found]
+    return ItemsPage(items=page, next_page_token=_token(page[-1].index) if len(page) == page_size else None)
+
+
+def results(services: Services, caller: Caller, batch_id: str) -> Iterator[bytes]:
+    """Every item as a JSON line, in input order (1,000 per query)."""
+    owned(services, caller, batch_id)
+
+    def lines() -> Iterator[bytes]:
+        after = None
+        while True:
+            found = store.page_items(services.firestore.db, batch_id, None, 1000, after)
+            for snapshot in found:
+                yield (_item(services, snapshot).model_dump_json(exclude_none=False) + "\n").encode()
+            if len(found) < 1000:
+                return
+            after = found[-1].get("index")
+
+    return lines()
