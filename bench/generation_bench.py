@@ -74,7 +74,7 @@ def worker_overhead(services: Services, tenant_id: str) -> tuple[list[float], li
         elapsed = (time.perf_counter() - started) * 1000
         if answer.status != 200 or answer.body["result"] != "succeeded":
             raise RuntimeError(f"worker run failed: {answer}")
-        model_ms = store.ref(services.firestore.db, job_id).get().to_dict()["model_ms"]
+        model_ms = (store.ref(services.firestore.db, job_id).get().to_dict() or {})["model_ms"]
         if i:  # the first run builds the clients
             totals.append(elapsed)
             overheads.append(elapsed - model_ms)

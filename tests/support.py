@@ -138,7 +138,7 @@ def add_task(client: object, queue: str, url: str, name: str | None = None, **fi
         headers=fields.pop("headers", {"Content-Type": "application/json"}),
     )
     if "oidc" in fields:
-        request.oidc_token = fields.pop("oidc")
+        request.oidc_token = fields.pop("oidc")  # type: ignore[assignment]
     task = tasks_v2.Task(http_request=request, **fields)
     if name:
         task.name = f"{queue}/tasks/{name}"
