@@ -40,6 +40,15 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    @app.before_request
+    def refuse_oversized_bodies() -> None:
+        # Before authentication or any read: an oversized body costs nothing but this check.
+        if (flask.request.content_length or 0) > MAX_BODY_BYTES:
+            raise errors.PayloadTooLarge(
+                f"the body is over {MAX_BODY_BYTES} bytes; send inputs through POST /v1/uploads",
+                {"limit": MAX_BODY_BYTES},
+            )
+
     @app.get("/healthz")
     def healthz() -> flask.Response:
         return flask.jsonify(health.report(name, get_services()))
@@ -104,6 +113,11 @@ def worker_app() -> flask.Flask:
 
 
 def dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
-    """Run one request through `app`'s routing and error handling."""
-    with app.request_context(request.environ):
+    """Run one request through `app`'s routing and error handling.
+
+    The framework's own Request object is reused, so its body is read once and cached: a second
+    Request over the same WSGI stream would find it consumed (functions-framework reads the body
+    again after the response).
+    """
+    with flask.ctx.RequestContext(app, request.environ, request=request):
         return app.full_dispatch_request()

@@ -47,3 +47,18 @@ def test_a_bug_is_a_500_that_leaks_nothing():
     assert response.status_code == 500
     assert response.json == {"error": {"code": "internal", "message": "internal error", "details": {}}}
     assert b"hunter2" not in response.data
+
+
+def test_a_post_body_is_read_once_and_validated_through_the_framework():
+    client = create_app(target="api", source=SOURCE).test_client()
+    response = client.post("/v1/generations", json={"prompt": "x"})
+    assert response.status_code == 401  # the body survived routing; authentication comes first
+    assert response.json["error"]["code"] == "unauthenticated"
+
+
+def test_body_limit_is_enforced_in_process():
+    client = create_app(target="api", source=SOURCE).test_client()
+    response = client.post("/v1/generations", data=b"x" * (33 * 1024 * 1024), content_type="application/json",
+                           headers={"Authorization": "Bearer k"})  # fmt: skip
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "payload_too_large"
