@@ -9,6 +9,8 @@ import flask
 from pydantic import BaseModel, ValidationError
 
 from lote.errors import InvalidRequest, UnsupportedMediaType
+from lote.services import Services, get_services
+from lote.tenants.service import Caller, authenticate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,3 +67,9 @@ def respond_cached(view: BaseModel, etag: str, poll_after: int | None) -> flask.
         response.headers.update(headers)
         return response
     return respond(200, view, headers)
+
+
+def authenticated() -> tuple[Services, Caller]:
+    """The process's services and the API key's caller (401 without a valid key)."""
+    services = get_services()
+    return services, authenticate(services, flask.request.headers.get("Authorization"))
