@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import ids, timeutil
+from lote import ids, timeutil, transactions
 from lote.errors import Conflict, InvalidRequest
 
 if TYPE_CHECKING:
@@ -96,7 +96,6 @@ def create_once(
     """Create `doc` and the key's record in one transaction; the stored answer if the key was seen."""
     from google.cloud import firestore as fs
 
-    @fs.transactional
     def run(tx: fs.Transaction) -> Replay | None:
         if key is not None:
             replay = key.check(key.ref(db).get(transaction=tx))
@@ -107,5 +106,5 @@ def create_once(
             tx.set(key.ref(db), key.record(doc["tenant_id"], *answer))
         return None
 
-    result: Replay | None = run(db.transaction(max_attempts=attempts))
+    result: Replay | None = transactions.run(db, run, attempts)
     return result

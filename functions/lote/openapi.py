@@ -22,6 +22,17 @@ from lote.batches.schemas import (
     UploadRequest,
 )  # fmt: skip
 from lote.jobs.schemas import Accepted, ErrorResponse, Generation, GenerationRequest
+from lote.tenants.schemas import (
+    Account,
+    ApiKey,
+    CreditGrant,
+    KeyCreate,
+    LedgerEntry,
+    LedgerPage,
+    NewApiKey,
+    Tenant,
+    TenantCreate,
+)  # fmt: skip
 
 _ERRORS = {
     "400": "Invalid request; details name the fields",
@@ -36,6 +47,7 @@ _ERRORS = {
     "503": "A dependency is unavailable; retry",
 }
 _ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TENANT = {"name": "tenant_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BATCH = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _PAGE = [
     {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -103,7 +115,18 @@ ROUTES: list[
     ),
     ("post", "/v1/batches/{batch_id}/cancel", "Cancel a batch", None, "200", CancelAnswer, [_BATCH]),
     ("post", "/v1/uploads", "Get a signed upload URL", UploadRequest, "201", UploadAnswer, []),
-]
+    ("get", "/v1/account", "Read your account", None, "200", Account, []),
+    ("get", "/v1/account/ledger", "List your ledger (newest first)", None, "200", LedgerPage, _PAGE[1:]),
+    ("post", "/v1/admin/tenants", "Admin: create a tenant", TenantCreate, "201", None, []),
+    ("get", "/v1/admin/tenants/{tenant_id}", "Admin: show a tenant", None, "200", Tenant, [_TENANT]),
+    ("post", "/v1/admin/tenants/{tenant_id}/credits", "Admin: grant credits", CreditGrant, "201", LedgerEntry,
+     [_TENANT, _IDEMPOTENCY]),
+    ("post", "/v1/admin/tenants/{tenant_id}/keys", "Admin: create a key", KeyCreate, "201", NewApiKey,
+     [_TENANT]),
+    ("get", "/v1/admin/tenants/{tenant_id}/keys", "Admin: list keys", None, "200", None, [_TENANT]),
+    ("post", "/v1/admin/tenants/{tenant_id}/keys/{key_id}/revoke", "Admin: revoke a key", None, "200", ApiKey,
+     [_TENANT, {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}]),
+]  # fmt: skip
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     )
     signing_service_account: str | None = Field(
         None, description="Service account that signs output URLs through IAM signBlob (production)."
+    )
+
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the /v1/admin routes; when unset they are refused entirely."
     )
 
     # The model.

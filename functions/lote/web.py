@@ -88,10 +88,11 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
 
 
 def _api_routes(app: flask.Flask) -> None:
-    from lote.api import batch_routes, routes
+    from lote.api import account_routes, batch_routes, routes
 
     routes.register(app)
     batch_routes.register(app)
+    account_routes.register(app)
 
 
 def _worker_routes(app: flask.Flask) -> None:

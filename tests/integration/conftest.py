@@ -27,6 +27,7 @@ from lote_local.stack import Stack
 from tests.support import Target, make_queue
 
 TERMINAL = {"succeeded", "failed", "canceled"}
+ADMIN_TOKEN = "test-admin-token"
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +38,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         queue_yaml=REPO_ROOT / "tests" / "fixtures" / "queue.yaml",
         model_timeout_s=3,
         model_long_edge=64,
+        admin_token=ADMIN_TOKEN,
     )
     running = Stack(config)
     running.start()

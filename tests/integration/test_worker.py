@@ -75,7 +75,7 @@ def test_openapi_covers_every_route_and_error(tenant, stack: Stack):
     assert document["openapi"].startswith("3.1")
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
     routes = {
-        (method, rule.rule.replace("<job_id>", "{job_id}").replace("<batch_id>", "{batch_id}"))
+        (method, rule.rule.replace("<", "{").replace(">", "}"))
         for rule in api_app().url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
         if rule.rule.startswith("/v1/") and rule.rule != "/v1/openapi.json"

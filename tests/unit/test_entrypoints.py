@@ -62,3 +62,12 @@ def test_body_limit_is_enforced_in_process():
                            headers={"Authorization": "Bearer k"})  # fmt: skip
     assert response.status_code == 413
     assert response.json["error"]["code"] == "payload_too_large"
+
+
+def test_admin_routes_refuse_everything_without_a_configured_token():
+    client = create_app(target="api", source=SOURCE).test_client()
+    response = client.post(
+        "/v1/admin/tenants", json={"name": "x"}, headers={"Authorization": "Bearer anything"}
+    )
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "admin_disabled"

@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lote.api.http import parse
 from lote.errors import LoteError
 from lote.services import Services
 from lote.settings import Settings
+from lote.tenants import accounts
 from lote.tenants import service as tenants
+from lote.tenants.schemas import CreditGrant, KeyCreate, TenantCreate
 
 ENV_FILE = Path(".lote") / "local.env"
 
@@ -36,6 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create-tenant", help="create a tenant and its first API key")
     create.add_argument("--name", required=True)
     create.add_argument("--credits", type=int, default=0)
+    grant = commands.add_parser("grant-credits", help="add credits through the ledger")
+    grant.add_argument("--tenant", required=True)
+    grant.add_argument("--credits", type=int, required=True)
+    grant.add_argument("--reason", required=True)
+    key = commands.add_parser("create-key", help="a new named API key (shown once)")
+    key.add_argument("--tenant", required=True)
+    key.add_argument("--name", required=True)
+    revoke = commands.add_parser("revoke-key", help="revoke an API key by its key id")
+    revoke.add_argument("--tenant", required=True)
+    revoke.add_argument("--key-id", required=True)
+    show = commands.add_parser("show-tenant", help="balance, plan, limits and keys")
+    show.add_argument("--tenant", required=True)
     return parser
 
 
@@ -43,7 +58,20 @@ def run(argv: list[str], services: Services) -> dict[str, Any]:
     """Execute one command and return its JSON result."""
     args = _parser().parse_args(argv)
     if args.command == "create-tenant":
-        return tenants.create_tenant(services, args.name, args.credits)
+        req = parse(TenantCreate, {"name": args.name, "credits": args.credits})
+        return tenants.create_tenant(services, req.name, req.credits)
+    if args.command == "grant-credits":
+        req_grant = parse(CreditGrant, {"credits": args.credits, "reason": args.reason})
+        return accounts.grant(services, args.tenant, req_grant.credits, req_grant.reason).model_dump(
+            mode="json"
+        )
+    if args.command == "create-key":
+        req_key = parse(KeyCreate, {"name": args.name})
+        return accounts.create_key(services, args.tenant, req_key.name).model_dump(mode="json")
+    if args.command == "revoke-key":
+        return accounts.revoke_key(services, args.tenant, args.key_id).model_dump(mode="json")
+    if args.command == "show-tenant":
+        return accounts.show_tenant(services, args.tenant).model_dump(mode="json")
     raise AssertionError(args.command)  # argparse only admits the commands above
 
 

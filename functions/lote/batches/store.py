@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from lote import bulk, timeutil
+from lote import bulk, timeutil, transactions
 from lote.jobs.schemas import TERMINAL
 from lote.jobs.store import JOBS
 
@@ -117,9 +117,7 @@ def _transact(
     db: firestore.Client, batch_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> dict[str, Any]:
     """Read the batch in a transaction, apply what `change` returns (it may raise), return the result."""
-    fs = _fs()
 
-    @fs.transactional
     def run(tx: firestore.Transaction) -> dict[str, Any]:
         snapshot = ref(db, batch_id).get(transaction=tx)
         batch = snapshot.to_dict() or {}
@@ -128,7 +126,7 @@ def _transact(
             tx.update(snapshot.reference, update)
         return {**batch, **update}
 
-    result: dict[str, Any] = run(db.transaction(max_attempts=20))
+    result: dict[str, Any] = transactions.run(db, run, 20)
     return result
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import timeutil
+from lote import timeutil, transactions
 from lote.idempotency import Key, Replay, create_once
 from lote.jobs.schemas import TERMINAL
 
@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from google.cloud.firestore import Transaction
 
 JOBS = "jobs"
-TX_ATTEMPTS = 20
+TX_ATTEMPTS = 20  # the emulator serializes contended transactions; give them room
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
 INDEXES = [(JOBS, ("enqueued", "created_at")), (JOBS, ("status", "lease_until"))]
-BUSY_RETRY_AFTER_S = 2  # the emulator serializes contended transactions; give them room
+BUSY_RETRY_AFTER_S = 2
 
 
 def _fs() -> ModuleType:
@@ -65,7 +65,6 @@ class Claim:
 def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> Claim:
     """Start an attempt: terminal or missing → noop; live lease → busy; else running, attempts + 1."""
 
-    @_fs().transactional
     def run(tx: Transaction) -> Claim:
         snapshot = ref(db, job_id).get(transaction=tx)
         if not snapshot.exists:
@@ -92,7 +91,7 @@ def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> Claim:
         tx.update(snapshot.reference, update)
         return Claim("claimed", job={**job, **update}, attempt=attempt)
 
-    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+    return transactions.run(db, run, TX_ATTEMPTS)
 
 
 def finish(db: firestore.Client, job_id: str, attempt: int, update: dict[str, Any]) -> str:
@@ -102,7 +101,6 @@ def finish(db: firestore.Client, job_id: str, attempt: int, update: dict[str, An
     not applied), or `stale` when another attempt took over.
     """
 
-    @_fs().transactional
     def run(tx: Transaction) -> str:
         snapshot = ref(db, job_id).get(transaction=tx)
         job = snapshot.to_dict() or {}
@@ -118,7 +116,7 @@ def finish(db: firestore.Client, job_id: str, attempt: int, update: dict[str, An
         tx.update(snapshot.reference, final)
         return str(update["status"])
 
-    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+    return transactions.run(db, run, TX_ATTEMPTS)
 
 
 def cancel(db: firestore.Client, job_id: str, tenant_id: str) -> dict[str, Any] | None:
@@ -127,7 +125,6 @@ def cancel(db: firestore.Client, job_id: str, tenant_id: str) -> dict[str, Any] 
     Raises ValueError("terminal") for a finished job.
     """
 
-    @_fs().transactional
     def run(tx: Transaction) -> dict[str, Any] | None:
         snapshot = ref(db, job_id).get(transaction=tx)
         job = snapshot.to_dict() if snapshot.exists else None
@@ -142,7 +139,7 @@ def cancel(db: firestore.Client, job_id: str, tenant_id: str) -> dict[str, Any] 
         tx.update(snapshot.reference, update)
         return {**job, **update}
 
-    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+    return transactions.run(db, run, TX_ATTEMPTS)
 
 
 def unenqueued_before(
@@ -172,7 +169,6 @@ def expired_leases(db: firestore.Client, now: dt.datetime, limit: int) -> list[f
 def bump_generation(db: firestore.Client, job_id: str) -> int | None:
     """Give a job with an expired lease a new task generation; None if it moved on meanwhile."""
 
-    @_fs().transactional
     def run(tx: Transaction) -> int | None:
         snapshot = ref(db, job_id).get(transaction=tx)
         job = snapshot.to_dict() or {}
@@ -183,4 +179,4 @@ def bump_generation(db: firestore.Client, job_id: str) -> int | None:
         tx.update(snapshot.reference, {"status": "queued", "lease_until": None, "task_gen": generation})
         return generation
 
-    return run(db.transaction(max_attempts=TX_ATTEMPTS))
+    return transactions.run(db, run, TX_ATTEMPTS)

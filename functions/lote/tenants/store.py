@@ -11,6 +11,14 @@ if TYPE_CHECKING:
 
 TENANTS = "tenants"
 API_KEYS = "api_keys"
+DEFAULT_PLAN = "standard"
+DEFAULT_LIMITS = {"max_in_flight": 100, "requests_per_minute": 600}
+# Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
+INDEXES = [
+    (API_KEYS, ("tenant_id", "created_at")),
+    ("jobs", ("tenant_id", "status")),
+    ("jobs", ("tenant_id", "created_at")),
+]
 
 
 def new_key_doc(tenant_id: str, name: str) -> tuple[str, str, dict[str, Any]]:
@@ -29,17 +37,62 @@ def new_key_doc(tenant_id: str, name: str) -> tuple[str, str, dict[str, Any]]:
 
 
 def create_tenant(db: firestore.Client, name: str, credits: int) -> tuple[str, str]:
-    """Write a tenant and its first key in one batch; returns (tenant_id, api key)."""
+    """Write a tenant, its first key and (for starting credits) its first ledger entry in one batch."""
     tenant_id = ids.new_id("ten")
     secret, key_hash, key_doc = new_key_doc(tenant_id, "default")
+    now = timeutil.now()
+    tenant_ref = db.collection(TENANTS).document(tenant_id)
     batch = db.batch()
-    batch.create(
-        db.collection(TENANTS).document(tenant_id),
-        {"name": name, "credits": credits, "created_at": timeutil.now()},
-    )
+    tenant = {
+        "name": name,
+        "plan": DEFAULT_PLAN,
+        "limits": DEFAULT_LIMITS,
+        "credits": credits,
+        "created_at": now,
+    }
+    batch.create(tenant_ref, tenant)
+    if credits:
+        entry = {"delta": credits, "reason": "grant", "reference": tenant_id, "note": "starting credits",
+                 "balance_after": credits, "created_at": now}  # fmt: skip
+        batch.create(tenant_ref.collection("ledger").document("grant-initial"), entry)
     batch.create(db.collection(API_KEYS).document(key_hash), key_doc)
     batch.commit()
     return tenant_id, secret
+
+
+def get_tenant(db: firestore.Client, tenant_id: str) -> dict[str, Any] | None:
+    """The tenant document, or None."""
+    snapshot = db.collection(TENANTS).document(tenant_id).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def add_key(db: firestore.Client, tenant_id: str, name: str) -> tuple[str, dict[str, Any]]:
+    """A new named key for a tenant: (secret shown once, key document)."""
+    secret, key_hash, doc = new_key_doc(tenant_id, name)
+    db.collection(API_KEYS).document(key_hash).create(doc)
+    return secret, doc
+
+
+def keys(db: firestore.Client, tenant_id: str) -> list[firestore.DocumentSnapshot]:
+    """A tenant's keys, oldest first."""
+    from google.cloud.firestore import FieldFilter
+
+    query = (
+        db.collection(API_KEYS).where(filter=FieldFilter("tenant_id", "==", tenant_id)).order_by("created_at")
+    )
+    return list(query.stream())
+
+
+def revoke_key_id(db: firestore.Client, tenant_id: str, key_id: str) -> dict[str, Any] | None:
+    """Revoke a tenant's key by its public id; None when the tenant has no such key."""
+    for snapshot in keys(db, tenant_id):
+        doc = snapshot.to_dict() or {}
+        if doc.get("key_id") == key_id:
+            if doc.get("revoked_at") is None:
+                doc["revoked_at"] = timeutil.now()
+                snapshot.reference.update({"revoked_at": doc["revoked_at"]})
+            return doc
+    return None
 
 
 def get_key(db: firestore.Client, key_hash: str) -> dict[str, Any] | None:

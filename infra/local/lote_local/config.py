@@ -41,6 +41,9 @@ class StackConfig(BaseSettings):
     function_threads: int = Field(16, ge=1, description="THREADS of each local function")
     queue_yaml: Path = Field(REPO_ROOT / "queue.yaml", description="queue settings the emulator loads")
     model_timeout_s: float = Field(120.0, gt=0, description="the functions' model call timeout")
+    admin_token: str = Field(
+        "", description="LOTE_ADMIN_TOKEN for the functions; `make dev` makes one if empty"
+    )
     start_timeout_s: float = Field(60.0, gt=0)
     gemini_api_key: str | None = Field(
         None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -84,6 +85,8 @@ class Stack:
         env["LOTE_GENERATION_MAX_ATTEMPTS"] = str(generation.max_attempts)
         env["LOTE_GENERATION_MAX_RETRY_S"] = str(generation.max_retry_duration_s)
         env["LOTE_MODEL_TIMEOUT_S"] = str(c.model_timeout_s)
+        if c.admin_token:
+            env["LOTE_ADMIN_TOKEN"] = c.admin_token
         return env
 
     def _emulators(self) -> list[Service]:
@@ -261,6 +264,8 @@ class Stack:
 def main() -> None:
     """`make dev`: run the stack in the foreground until Ctrl-C or SIGTERM."""
     config = StackConfig()
+    if not config.admin_token:  # local admin routes work out of the box, with a token made now
+        config = config.model_copy(update={"admin_token": secrets.token_urlsafe(24)})
     stack = Stack(config)
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -286,6 +291,7 @@ def main() -> None:
     print(f"  env:  source {env_file}")
     print(f"  logs: {stack.procs.log_dir}")
     print(f"  demo tenant {demo['tenant_id']}, API key: {demo['api_key']}")
+    print(f"  admin token (for /v1/admin): {config.admin_token}")
     print(
         f"  try:  curl -s {api}/v1/generations -H 'Authorization: Bearer {demo['api_key']}' "
         """-H 'Content-Type: application/json' -d '{"prompt": "a cozy reading nook, morning light"}'"""

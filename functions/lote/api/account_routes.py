@@ -1,0 +1,69 @@
+"""Account routes for tenants, and the operator routes under /v1/admin (admin token)."""
+
+from __future__ import annotations
+
+import flask
+
+from lote import ids
+from lote.admin.auth import require_admin
+from lote.api.http import authenticated, json_body, parse, respond
+from lote.services import Services, get_services
+from lote.tenants import accounts
+from lote.tenants import service as tenants
+from lote.tenants.schemas import CreditGrant, KeyCreate, TenantCreate
+
+
+def _admin() -> Services:
+    services = get_services()
+    require_admin(services.settings, flask.request.headers.get("Authorization"))
+    return services
+
+
+def register(app: flask.Flask) -> None:
+    """Attach the routes to the `api` app."""
+
+    @app.get("/v1/account")
+    def account() -> flask.Response:
+        services, caller = authenticated()
+        return respond(200, accounts.account(services, caller))
+
+    @app.get("/v1/account/ledger")
+    def account_ledger() -> flask.Response:
+        services, caller = authenticated()
+        return respond(
+            200, accounts.ledger_page(services, caller.tenant_id, flask.request.args.get("page_token"))
+        )
+
+    @app.post("/v1/admin/tenants")
+    def admin_create_tenant() -> flask.Response:
+        services = _admin()
+        req = parse(TenantCreate, json_body(flask.request))
+        return respond(201, tenants.create_tenant(services, req.name, req.credits))
+
+    @app.get("/v1/admin/tenants/<tenant_id>")
+    def admin_show_tenant(tenant_id: str) -> flask.Response:
+        return respond(200, accounts.show_tenant(_admin(), tenant_id))
+
+    @app.post("/v1/admin/tenants/<tenant_id>/credits")
+    def admin_grant(tenant_id: str) -> flask.Response:
+        services = _admin()
+        req = parse(CreditGrant, json_body(flask.request))
+        key = flask.request.headers.get("Idempotency-Key")
+        grant_id = ids.sha256_hex(f"{tenant_id}:{key}")[:32] if key else None
+        return respond(201, accounts.grant(services, tenant_id, req.credits, req.reason, grant_id))
+
+    @app.post("/v1/admin/tenants/<tenant_id>/keys")
+    def admin_create_key(tenant_id: str) -> flask.Response:
+        services = _admin()
+        req = parse(KeyCreate, json_body(flask.request))
+        return respond(201, accounts.create_key(services, tenant_id, req.name))
+
+    @app.get("/v1/admin/tenants/<tenant_id>/keys")
+    def admin_list_keys(tenant_id: str) -> flask.Response:
+        return respond(
+            200, {"keys": [k.model_dump(mode="json") for k in accounts.show_tenant(_admin(), tenant_id).keys]}
+        )
+
+    @app.post("/v1/admin/tenants/<tenant_id>/keys/<key_id>/revoke")
+    def admin_revoke_key(tenant_id: str, key_id: str) -> flask.Response:
+        return respond(200, accounts.revoke_key(_admin(), tenant_id, key_id))

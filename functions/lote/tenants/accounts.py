@@ -1,0 +1,104 @@
+"""Accounts: balance, plan, limits, usage, keys and the ledger, for tenants and for operators."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from lote import bulk, ids, timeutil
+from lote.billing import ledger
+from lote.errors import InvalidRequest, NotFound
+from lote.services import Services
+from lote.tenants import store
+from lote.tenants.schemas import Account, ApiKey, LedgerEntry, LedgerPage, Limits, NewApiKey, Tenant
+from lote.tenants.service import Caller
+
+
+def _tenant(services: Services, tenant_id: str) -> dict[str, Any]:
+    found = store.get_tenant(services.firestore.db, tenant_id) if ids.looks_like(tenant_id, "ten") else None
+    if found is None:
+        raise NotFound(f"no tenant {tenant_id[:64]!r}", {"id": tenant_id[:64]})
+    return found
+
+
+def _key(doc: dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        key_id=doc["key_id"], name=doc["name"], prefix=doc["prefix"],
+        created_at=timeutil.iso(doc["created_at"]) or "", revoked_at=timeutil.iso(doc.get("revoked_at")),
+    )  # fmt: skip
+
+
+def account(services: Services, caller: Caller) -> Account:
+    """The caller's account; usage from count() queries, never reading jobs."""
+    from google.cloud.firestore import FieldFilter
+
+    tenant = _tenant(services, caller.tenant_id)
+    jobs = services.firestore.db.collection("jobs").where(
+        filter=FieldFilter("tenant_id", "==", caller.tenant_id)
+    )
+    in_flight = sum(
+        bulk.count(jobs.where(filter=FieldFilter("status", "==", s))) for s in ("queued", "running")
+    )
+    this_month = bulk.count(jobs.where(filter=FieldFilter("created_at", ">=", month_start(timeutil.now()))))
+    return Account(
+        tenant_id=caller.tenant_id, name=tenant["name"], plan=tenant.get("plan", store.DEFAULT_PLAN),
+        balance=int(tenant.get("credits", 0)), limits=Limits(**tenant.get("limits", store.DEFAULT_LIMITS)),
+        in_flight=in_flight, images_this_month=this_month,
+    )  # fmt: skip
+
+
+def ledger_page(services: Services, tenant_id: str, token: str | None, size: int = 100) -> LedgerPage:
+    """Ledger entries newest first; the page token is the last entry's id."""
+    if token is not None and not token.replace("-", "").replace("_", "").isalnum():
+        raise InvalidRequest("page_token is not valid", {"field": "page_token"})
+    found = ledger.page(services.firestore.db, tenant_id, size, token)
+    entries = []
+    for snapshot in found:
+        entry = snapshot.to_dict() or {}
+        entries.append(
+            LedgerEntry(id=snapshot.id, **{**entry, "created_at": timeutil.iso(entry["created_at"]) or ""})
+        )
+    return LedgerPage(entries=entries, next_page_token=found[-1].id if len(found) == size else None)
+
+
+def show_tenant(services: Services, tenant_id: str) -> Tenant:
+    """A tenant with its keys (never their secrets)."""
+    tenant = _tenant(services, tenant_id)
+    keys = [_key(s.to_dict() or {}) for s in store.keys(services.firestore.db, tenant_id)]
+    return Tenant(
+        tenant_id=tenant_id, name=tenant["name"], plan=tenant.get("plan", store.DEFAULT_PLAN),
+        balance=int(tenant.get("credits", 0)), limits=Limits(**tenant.get("limits", store.DEFAULT_LIMITS)),
+        keys=keys,
+    )  # fmt: skip
+
+
+def grant(
+    services: Services, tenant_id: str, credits: int, reason: str, grant_id: str | None = None
+) -> LedgerEntry:
+    """Add credits through the ledger; the same grant id is entered once."""
+    _tenant(services, tenant_id)
+    entry_id = f"grant-{grant_id or ids.new_id('grt')}"
+    entry = ledger.apply(services.firestore.db, tenant_id, entry_id, credits, "grant", tenant_id, reason)
+    if entry is None:
+        raise NotFound(f"no tenant {tenant_id!r}", {"id": tenant_id})
+    return LedgerEntry(id=entry_id, **{**entry, "created_at": timeutil.iso(entry["created_at"]) or ""})
+
+
+def create_key(services: Services, tenant_id: str, name: str) -> NewApiKey:
+    """A new named key; the secret is in this answer only."""
+    _tenant(services, tenant_id)
+    secret, doc = store.add_key(services.firestore.db, tenant_id, name)
+    return NewApiKey(api_key=secret, **_key(doc).model_dump())
+
+
+def revoke_key(services: Services, tenant_id: str, key_id: str) -> ApiKey:
+    """Revoke a key by its id (idempotent)."""
+    doc = store.revoke_key_id(services.firestore.db, tenant_id, key_id)
+    if doc is None:
+        raise NotFound(f"tenant {tenant_id!r} has no key {key_id!r}", {"key_id": key_id})
+    return _key(doc)
+
+
+def month_start(now: dt.datetime) -> dt.datetime:
+    """The first instant of `now`'s month (UTC)."""
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -1,0 +1,93 @@
+"""Request and response models of accounts, keys, the ledger and the admin routes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Limits(BaseModel):
+    """What a plan allows."""
+
+    max_in_flight: int
+    requests_per_minute: int
+
+
+class Account(BaseModel):
+    """GET /v1/account."""
+
+    tenant_id: str
+    name: str
+    plan: str
+    balance: int = Field(description="Credits; whole numbers only.")
+    limits: Limits
+    in_flight: int = Field(description="Images queued or running now.")
+    images_this_month: int
+
+
+class LedgerEntry(BaseModel):
+    """One change of the balance."""
+
+    id: str
+    delta: int
+    reason: str
+    reference: str
+    note: str = ""
+    balance_after: int
+    created_at: str
+
+
+class LedgerPage(BaseModel):
+    """Entries, newest first."""
+
+    entries: list[LedgerEntry]
+    next_page_token: str | None = None
+
+
+class ApiKey(BaseModel):
+    """A key as listed: never the secret."""
+
+    key_id: str
+    name: str
+    prefix: str
+    created_at: str
+    revoked_at: str | None = None
+
+
+class NewApiKey(ApiKey):
+    """A key just created: the secret is shown this once."""
+
+    api_key: str
+
+
+class Tenant(BaseModel):
+    """A tenant as an operator sees it."""
+
+    tenant_id: str
+    name: str
+    plan: str
+    balance: int
+    limits: Limits
+    keys: list[ApiKey]
+
+
+class TenantCreate(BaseModel):
+    """POST /v1/admin/tenants."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    credits: int = Field(0, ge=0)
+
+
+class CreditGrant(BaseModel):
+    """POST /v1/admin/tenants/{id}/credits."""
+
+    model_config = ConfigDict(extra="forbid")
+    credits: int = Field(gt=0, le=10_000_000)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class KeyCreate(BaseModel):
+    """POST /v1/admin/tenants/{id}/keys."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)

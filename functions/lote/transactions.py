@@ -1,0 +1,37 @@
+"""Running Firestore transactions: the client's retries, then a 503 the caller may retry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from lote.errors import Unavailable
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+T = TypeVar("T")
+
+
+class Contention(Unavailable):
+    """A document is too busy right now (the transaction lost every retry); retry shortly."""
+
+    code = "contention"
+
+
+def run(db: firestore.Client, body: Callable[[firestore.Transaction], T], attempts: int = 20) -> T:
+    """Run `body` in a transaction, retried by the client on contention up to `attempts` times."""
+    from google.api_core.exceptions import Aborted
+    from google.cloud import firestore as fs
+
+    try:
+        result: T = fs.transactional(body)(db.transaction(max_attempts=attempts))
+    except ValueError as exc:
+        # The client raises a bare ValueError("Failed to commit transaction in N attempts") from
+        # the last ABORTED: that is contention, not a bug.
+        if isinstance(exc.__cause__, Aborted):
+            raise Contention(
+                "too many concurrent changes to the same record; retry", headers={"Retry-After": "1"}
+            ) from exc
+        raise
+    return result
