@@ -61,8 +61,13 @@ def test_launcher_reports_ready_writes_env_and_leaves_no_orphans(tmp_path: Path)
         assert launcher.stdout is not None
         first = launcher.stdout.readline()
         assert first.startswith(f"ready: api=http://127.0.0.1:{config.api_port}"), first
-        banner = "".join(launcher.stdout.readline() for _ in range(4))
-        assert f"curl -s http://127.0.0.1:{config.api_port}/" in banner
+        banner = ""
+        while not banner.endswith("Ctrl-C stops everything.\n"):
+            line = launcher.stdout.readline()
+            assert line, banner
+            banner += line
+        assert f"curl -s http://127.0.0.1:{config.api_port}/v1/generations" in banner
+        assert "API key: lote_sk_" in banner and "admin token" in banner
         exported = subprocess.run(
             ["bash", "-c", f"source {tmp_path / 'local.env'} && env"],
             capture_output=True,
