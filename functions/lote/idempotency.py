@@ -85,26 +85,69 @@ class Key:
         }
 
 
+@dataclass(frozen=True)
+class Charge:
+    """A debit entered in the same transaction as what it pays for."""
+
+    tenant_id: str
+    entry_id: str
+    credits: int
+    reference: str
+
+
 def create_once(
     db: firestore.Client,
     ref: firestore.DocumentReference,
     doc: dict[str, Any],
     key: Key | None,
     answer: tuple[int, dict[str, Any], dict[str, str]],
-    attempts: int = 20,
+    attempts: int = 60,
+    charge: Charge | None = None,
 ) -> Replay | None:
-    """Create `doc` and the key's record in one transaction; the stored answer if the key was seen."""
-    from google.cloud import firestore as fs
+    """Create `doc`, the key's record and the debit in one atomic commit; the stored answer if the
+    key was seen; 402 (nothing written) when the balance does not cover the charge.
 
-    def run(tx: fs.Transaction) -> Replay | None:
+    Optimistic, not a locking transaction: the balance is written with a precondition on the update
+    time that was read, the key record with create-if-absent, and a lost race reads again. Dozens
+    of requests racing for one tenant's balance then cost retries, not lock waits.
+    """
+    import random
+    import time
+
+    from google.api_core.exceptions import AlreadyExists, FailedPrecondition
+
+    from lote.billing import ledger, pricing
+    from lote.tenants.store import TENANTS
+
+    for attempt in range(attempts):
+        batch = db.batch()
         if key is not None:
-            replay = key.check(key.ref(db).get(transaction=tx))
+            snapshot = key.ref(db).get()
+            replay = key.check(snapshot)
             if replay is not None:
                 return replay
-        tx.create(ref, doc)
-        if key is not None:
-            tx.set(key.ref(db), key.record(doc["tenant_id"], *answer))
+            record = key.record(doc["tenant_id"], *answer)
+            if snapshot.exists:  # an expired record TTL has not deleted yet
+                batch.update(
+                    key.ref(db), record, option=db.write_option(last_update_time=snapshot.update_time)
+                )
+            else:
+                batch.create(key.ref(db), record)
+        if charge is not None:
+            tenant = db.collection(TENANTS).document(charge.tenant_id).get()
+            balance = int((tenant.to_dict() or {}).get("credits", 0))
+            pricing.require(balance, charge.credits)
+            entry = ledger.entry(-charge.credits, "debit", charge.reference, balance - charge.credits)
+            batch.update(tenant.reference, {"credits": balance - charge.credits},
+                         option=db.write_option(last_update_time=tenant.update_time))  # fmt: skip
+            batch.create(ledger.entry_ref(db, charge.tenant_id, charge.entry_id), entry)
+        batch.create(ref, doc)
+        try:
+            batch.commit()
+        except (AlreadyExists, FailedPrecondition):
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
+            continue
         return None
-
-    result: Replay | None = transactions.run(db, run, attempts)
-    return result
+    raise transactions.Contention(
+        "too many concurrent changes to this account; retry", headers={"Retry-After": "1"}
+    )

@@ -114,7 +114,7 @@ class Tenant:
 def new_tenant(stack: Stack, services: Services) -> Callable[..., Tenant]:
     """Make tenants (each test's own: tenants never see each other)."""
 
-    def make(name: str = "test", credits: int = 1000) -> Tenant:
+    def make(name: str = "test", credits: int = 100_000) -> Tenant:
         created = tenants.create_tenant(services, name, credits)
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {created['api_key']}"

@@ -36,12 +36,15 @@ def test_account_and_ledger(new_tenant, services: Services):
     tenant = new_tenant(credits=40)
     tenant.post("/v1/generations", {"prompt": "slow [[latency=1000]]"})
     account = tenant.get("/v1/account").json()
-    assert account["balance"] == 40 and account["plan"] == "standard"
+    assert account["balance"] == 39 and account["plan"] == "standard"  # the image was paid at acceptance
     assert account["limits"] == {"max_in_flight": 100, "requests_per_minute": 600}
     assert account["in_flight"] == 1 and account["images_this_month"] == 1
     entries = tenant.get("/v1/account/ledger").json()["entries"]
-    assert [(e["delta"], e["reason"], e["balance_after"]) for e in entries] == [(40, "grant", 40)]
-    assert _balance_equals_ledger(services, tenant.tenant_id) == 40
+    assert [(e["delta"], e["reason"], e["balance_after"]) for e in entries] == [
+        (-1, "debit", 39),
+        (40, "grant", 40),
+    ]
+    assert _balance_equals_ledger(services, tenant.tenant_id) == 39
 
 
 def test_admin_routes(stack: Stack, new_tenant, services: Services):
@@ -96,7 +99,7 @@ def test_concurrent_grants_keep_balance_equal_to_the_ledger(stack: Stack, tenant
         answers = list(pool.map(grant, range(12)))
     assert {status for status, _ in answers} <= {201, 503}
     granted = sum(credits for status, credits in answers if status == 201)
-    assert _balance_equals_ledger(services, tenant.tenant_id) == 1000 + granted
+    assert _balance_equals_ledger(services, tenant.tenant_id) == 100_000 + granted
 
 
 def test_lote_admin_commands(stack: Stack, tenant, services: Services, tmp_path: Path):
@@ -111,13 +114,13 @@ def test_lote_admin_commands(stack: Stack, tenant, services: Services, tmp_path:
         run("grant-credits", "--tenant", tenant.tenant_id, "--credits", "7", "--reason", "support")[
             "balance_after"
         ]
-        == 1007
+        == 100_007
     )
     key = run("create-key", "--tenant", tenant.tenant_id, "--name", "ops")
     assert run("revoke-key", "--tenant", tenant.tenant_id, "--key-id", key["key_id"])["revoked_at"]
     shown = run("show-tenant", "--tenant", tenant.tenant_id)
-    assert shown["balance"] == 1007 and [k["name"] for k in shown["keys"]] == ["default", "ops"]
+    assert shown["balance"] == 100_007 and [k["name"] for k in shown["keys"]] == ["default", "ops"]
     bad = subprocess.run([admin, "grant-credits", "--tenant", tenant.tenant_id, "--credits", "-3", "--reason", "x"],
                          env=env, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert bad.returncode == 2 and json.loads(bad.stderr)["error"]["code"] == "invalid_request"
-    assert _balance_equals_ledger(services, tenant.tenant_id) == 1007
+    assert _balance_equals_ledger(services, tenant.tenant_id) == 100_007

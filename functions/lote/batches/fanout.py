@@ -111,7 +111,8 @@ def progress(
     started = tally["running"] + tally["succeeded"] + tally["failed"] > 0
     finishing = done_chunks >= len(batch["chunks"]) and terminal >= batch["total"]
     if (finishing and batch.get("finished_at") is None) or (started and batch.get("started_at") is None):
-        batch = store.settle(db, batch_id, tally, done_chunks >= len(batch["chunks"]))
+        succeeded_price = store.price_sum(db, batch_id, "succeeded") if finishing else 0
+        batch = store.settle(db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price)
     return tally, done_chunks, batch
 
 

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from lote.api.http import field_errors
 from lote.batches.schemas import CHUNK_SIZE, BatchDefaults, BatchItem
+from lote.billing import pricing
 from lote.errors import InvalidRequest, LoteError
 from lote.jobs import presets
 from lote.jobs.service import check_inputs
@@ -63,7 +64,7 @@ def _validated(merged: list[Any]) -> tuple[list[BatchItem | None], list[dict[str
 
 
 def validate(
-    raw_items: list[Any], defaults: BatchDefaults, tenant_id: str, input_bucket: str
+    raw_items: list[Any], defaults: BatchDefaults, tenant_id: str, input_bucket: str, default_model: str
 ) -> list[dict[str, Any]]:
     """Every item merged with the defaults and checked; 400 listing invalid items, or the job specs."""
     base = defaults.model_dump(exclude_none=True, exclude_defaults=True)
@@ -94,6 +95,7 @@ def validate(
             "reference": item.reference, "prompt": prompt, "preset": item.preset, "params": item.params,
             "inputs": item.images, "model": item.model, "aspect_ratio": item.aspect_ratio,
             "output_format": item.output_format, "metadata": item.metadata,
+            "price": pricing.price(item.model or default_model, item.preset),
         })  # fmt: skip
     if errors:
         errors.sort(key=lambda e: e["index"])  # report in input order, whatever check found them

@@ -21,11 +21,13 @@ from lote.batches.schemas import (
     RetryAnswer,
     RetryRequest,
 )
+from lote.billing import pricing
 from lote.errors import Conflict, InvalidRequest, NotFound
-from lote.idempotency import Key, create_once
+from lote.idempotency import Charge, Key, create_once
 from lote.jobs import store as job_store
 from lote.jobs.service import Answer, tenant_upload_prefix
 from lote.services import Services
+from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller
 
 MANIFEST_MAX_BYTES = 256 * 1024 * 1024
@@ -63,8 +65,15 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         if replay is not None:
             return Answer(replay.status, replay.body, replay.headers)
     specs = manifest.validate(
-        _raw_items(services, caller, req), req.defaults, caller.tenant_id, services.settings.input_bucket
+        _raw_items(services, caller, req),
+        req.defaults,
+        caller.tenant_id,
+        services.settings.input_bucket,
+        services.settings.default_model,
     )
+    total_price = sum(spec["price"] for spec in specs)
+    balance = int((tenant_store.get_tenant(db, caller.tenant_id) or {}).get("credits", 0))
+    pricing.require(balance, total_price)  # again, atomically, in the transaction below
     batch_id = ids.new_id("bat")
     data, chunks = manifest.encode(specs)
     bucket, name = services.settings.manifest_bucket, f"batches/{caller.tenant_id}/{batch_id}/items.jsonl"
@@ -83,6 +92,8 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         "fanout_enqueued": False,
         "check_gen": 0,
         "cancel_requested": False,
+        "charged": total_price,
+        "refunded": 0,
         "completions": 0,
         "source": "inline" if req.items is not None else "manifest",
     }
@@ -98,7 +109,8 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     # whose transaction fails leaves an unreferenced manifest, which the bucket's lifecycle deletes.
     with ThreadPoolExecutor(max_workers=1) as pool:
         upload = pool.submit(services.storage.put_once, bucket, name, data, "application/x-ndjson")
-        replay = create_once(db, store.ref(db, batch_id), doc, key, (202, body, headers))
+        charge = Charge(caller.tenant_id, f"debit-{batch_id}", total_price, batch_id)
+        replay = create_once(db, store.ref(db, batch_id), doc, key, (202, body, headers), charge=charge)
         upload.result()
     if replay is not None:
         return Answer(replay.status, replay.body, replay.headers)
@@ -143,8 +155,9 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     ]
     if not failed:
         return RetryAnswer(retried=0)
+    retry_price = sum(int(s.get("price") or 0) for s in failed)
     try:
-        batch = store.reopen(db, batch_id)
+        batch = store.reopen(db, batch_id, retry_price)
     except ValueError:
         raise Conflict("a canceled batch cannot be retried", {"id": batch_id}) from None
     updates = [

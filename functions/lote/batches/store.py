@@ -114,28 +114,50 @@ def page_batches(
 
 
 def _transact(
-    db: firestore.Client, batch_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    db: firestore.Client,
+    batch_id: str,
+    change: Callable[[firestore.Transaction, dict[str, Any]], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Read the batch in a transaction, apply what `change` returns (it may raise), return the result."""
+    """Read the batch in a transaction, apply what `change` returns (it may stage ledger entries
+    or raise), return the result."""
 
     def run(tx: firestore.Transaction) -> dict[str, Any]:
         snapshot = ref(db, batch_id).get(transaction=tx)
         batch = snapshot.to_dict() or {}
-        update = change(batch)
+        update = change(tx, batch)
         if update:
             tx.update(snapshot.reference, update)
         return {**batch, **update}
 
-    result: dict[str, Any] = transactions.run(db, run, 20)
-    return result
+    return transactions.run(db, run, 20)
+
+
+def _tenant(
+    tx: firestore.Transaction, db: firestore.Client, batch: dict[str, Any]
+) -> firestore.DocumentSnapshot:
+    from lote.tenants.store import TENANTS
+
+    return db.collection(TENANTS).document(batch["tenant_id"]).get(transaction=tx)
+
+
+def price_sum(db: firestore.Client, batch_id: str, status: str) -> int:
+    """Credits of the batch's items in a status (one sum() aggregation)."""
+    query: Any = items(db, batch_id).where(filter=_fs().FieldFilter("status", "==", status))
+    result = query.sum("price", alias="p").get()
+    return int(result[0][0].value or 0)
 
 
 def settle(
-    db: firestore.Client, batch_id: str, tally: dict[str, int], fanout_complete: bool
+    db: firestore.Client, batch_id: str, tally: dict[str, int], fanout_complete: bool, succeeded_price: int
 ) -> dict[str, Any]:
-    """Record what the counts show: started once, finished exactly once."""
+    """Record what the counts show: started once; finished, and refunded, exactly once per completion.
 
-    def change(batch: dict[str, Any]) -> dict[str, Any]:
+    The batch keeps what it was charged and what it got back; on finishing it refunds everything
+    beyond the price of the items that succeeded, in one ledger entry (no per-item tenant writes).
+    """
+    from lote.billing import ledger
+
+    def change(tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         now = timeutil.now()
         update: dict[str, Any] = {}
         started = tally["running"] + tally["succeeded"] + tally["failed"] > 0
@@ -145,9 +167,22 @@ def settle(
             update["status"] = "running"
         done = fanout_complete and sum(tally[s] for s in TERMINAL) >= batch.get("total", 0)
         if done and batch.get("finished_at") is None:
+            completion = int(batch.get("completions", 0)) + 1
+            owed = int(batch.get("charged", 0)) - int(batch.get("refunded", 0)) - succeeded_price
+            if owed > 0:
+                ledger.stage(
+                    tx,
+                    db,
+                    _tenant(tx, db, batch),
+                    f"refund-{batch_id}-{completion}",
+                    owed,
+                    "refund",
+                    batch_id,
+                )
+                update["refunded"] = int(batch.get("refunded", 0)) + owed
             update["finished_at"] = now
             update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
-            update["completions"] = int(batch.get("completions", 0)) + 1
+            update["completions"] = completion
         return update
 
     return _transact(db, batch_id, change)
@@ -156,7 +191,7 @@ def settle(
 def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
     """Mark the batch canceled; ValueError("completed") once it has finished."""
 
-    def change(batch: dict[str, Any]) -> dict[str, Any]:
+    def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         if batch.get("status") == "completed":
             raise ValueError("completed")
         return {"status": "canceled", "cancel_requested": True}
@@ -164,13 +199,19 @@ def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
     return _transact(db, batch_id, change)
 
 
-def reopen(db: firestore.Client, batch_id: str) -> dict[str, Any]:
-    """Before a retry: a finished batch runs again, with a new checker chain; canceled → ValueError."""
+def reopen(db: firestore.Client, batch_id: str, price: int) -> dict[str, Any]:
+    """Before a retry: charge the retried items, run again with a new checker; canceled → ValueError."""
+    from lote.billing import ledger, pricing
 
-    def change(batch: dict[str, Any]) -> dict[str, Any]:
+    def change(tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         if batch.get("cancel_requested"):
             raise ValueError("canceled")
-        update: dict[str, Any] = {"check_gen": int(batch.get("check_gen", 0)) + 1}
+        gen = int(batch.get("check_gen", 0)) + 1
+        update: dict[str, Any] = {"check_gen": gen, "charged": int(batch.get("charged", 0)) + price}
+        if price:
+            tenant = _tenant(tx, db, batch)
+            pricing.require(int((tenant.to_dict() or {}).get("credits", 0)), price)
+            ledger.stage(tx, db, tenant, f"debit-{batch_id}-r{gen}", -price, "debit", batch_id)
         if batch.get("finished_at") is not None:
             update.update({"status": "running", "finished_at": None})
         return update

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lote import ids, images, timeutil
+from lote.billing import pricing
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key
 from lote.jobs import presets, store, views
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest
 from lote.services import Services
+from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller
 
 log = logging.getLogger("lote.jobs")
@@ -93,6 +95,7 @@ def job_document(
         "output_format": spec.get("output_format") or "png",
         "metadata": spec.get("metadata") or {},
         "webhook_url": spec.get("webhook_url"),
+        "price": int(spec.get("price") or 0),
         "attempts": 0,
         "created_at": timeutil.now(),
         "started_at": None,
@@ -117,7 +120,8 @@ def new_job(
     bucket = services.settings.input_bucket
     decoded = check_inputs(services, tenant_id, bucket, req.images, field_prefix)
     inputs = stage_inputs(services, tenant_id, job_id, req.images, decoded)  # only once all are valid
-    spec = {**req.model_dump(), "prompt": prompt}
+    model = req.model or services.settings.default_model
+    spec = {**req.model_dump(), "prompt": prompt, "price": pricing.price(model, req.preset)}
     return job_document(tenant_id, spec, inputs, services.settings.default_model)
 
 
@@ -155,6 +159,9 @@ def submit(
         if replay is not None:
             return Answer(replay.status, replay.body, replay.headers)
     job_id = ids.new_id("gen")
+    # A cheap check before inputs are stored; the transaction checks again and debits.
+    balance = int((tenant_store.get_tenant(db, caller.tenant_id) or {}).get("credits", 0))
+    pricing.require(balance, pricing.price(req.model or services.settings.default_model, req.preset))
     doc = new_job(services, caller.tenant_id, job_id, req)
     accepted = Accepted(
         id=job_id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lote import timeutil, transactions
-from lote.idempotency import Key, Replay, create_once
+from lote.idempotency import Charge, Key, Replay, create_once
 from lote.jobs.schemas import TERMINAL
 
 if TYPE_CHECKING:
@@ -43,7 +43,12 @@ def create(
     answer: tuple[int, dict[str, Any], dict[str, str]],
 ) -> Replay | None:
     """Create the job and its idempotency record atomically; a replay when the key was seen."""
-    return create_once(db, ref(db, job_id), doc, key, answer, TX_ATTEMPTS)
+    charge = (
+        Charge(doc["tenant_id"], f"debit-{job_id}", int(doc.get("price", 0)), job_id)
+        if doc.get("price")
+        else None
+    )
+    return create_once(db, ref(db, job_id), doc, key, answer, charge=charge)
 
 
 def mark_enqueued(db: firestore.Client, job_id: str) -> None:
@@ -108,15 +113,34 @@ def finish(db: firestore.Client, job_id: str, attempt: int, update: dict[str, An
             return "stale"
         now = timeutil.now()
         if job.get("cancel_requested"):
+            _refund(tx, db, job_id, job)
             tx.update(snapshot.reference, {"status": "canceled", "finished_at": now, "lease_until": None})
             return "canceled"
         final = {**update, "lease_until": None}
         if update["status"] in TERMINAL:
             final["finished_at"] = now
+        if update["status"] == "failed":
+            _refund(tx, db, job_id, job)
         tx.update(snapshot.reference, final)
         return str(update["status"])
 
     return transactions.run(db, run, TX_ATTEMPTS)
+
+
+def _refund(tx: Transaction, db: firestore.Client, job_id: str, job: dict[str, Any]) -> None:
+    """Inside a job's transaction, before its write: give a single generation's price back, once.
+
+    Batch items are refunded by their batch when it settles (one entry, not one write per item to
+    the tenant document).
+    """
+    from lote.billing import ledger
+    from lote.tenants.store import TENANTS
+
+    price = int(job.get("price") or 0)
+    if price <= 0 or job.get("batch_id"):
+        return
+    tenant = db.collection(TENANTS).document(job["tenant_id"]).get(transaction=tx)
+    ledger.stage(tx, db, tenant, f"refund-{job_id}", price, "refund", job_id)
 
 
 def cancel(db: firestore.Client, job_id: str, tenant_id: str) -> dict[str, Any] | None:
@@ -134,6 +158,7 @@ def cancel(db: firestore.Client, job_id: str, tenant_id: str) -> dict[str, Any] 
             raise ValueError("terminal")
         if job["status"] == "queued":
             update = {"status": "canceled", "finished_at": timeutil.now(), "cancel_requested": True}
+            _refund(tx, db, job_id, job)
         else:
             update = {"cancel_requested": True}
         tx.update(snapshot.reference, update)
