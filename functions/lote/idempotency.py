@@ -111,21 +111,15 @@ def create_once(
     time that was read, the key record with create-if-absent, and a lost race reads again. Dozens
     of requests racing for one tenant's balance then cost retries, not lock waits.
     """
-    import random
-    import time
-
-    from google.api_core.exceptions import AlreadyExists, FailedPrecondition
-
     from lote.billing import ledger, pricing
     from lote.tenants.store import TENANTS
 
-    for attempt in range(attempts):
-        batch = db.batch()
+    def build(batch: firestore.WriteBatch) -> tuple[Replay | None, bool]:
         if key is not None:
             snapshot = key.ref(db).get()
             replay = key.check(snapshot)
             if replay is not None:
-                return replay
+                return replay, False
             record = key.record(doc["tenant_id"], *answer)
             if snapshot.exists:  # an expired record TTL has not deleted yet
                 batch.update(
@@ -142,12 +136,6 @@ def create_once(
                          option=db.write_option(last_update_time=tenant.update_time))  # fmt: skip
             batch.create(ledger.entry_ref(db, charge.tenant_id, charge.entry_id), entry)
         batch.create(ref, doc)
-        try:
-            batch.commit()
-        except (AlreadyExists, FailedPrecondition):
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
-            continue
-        return None
-    raise transactions.Contention(
-        "too many concurrent changes to this account; retry", headers={"Retry-After": "1"}
-    )
+        return None, True
+
+    return transactions.optimistic(db, build, attempts)

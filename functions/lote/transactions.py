@@ -35,3 +35,31 @@ def run(db: firestore.Client, body: Callable[[firestore.Transaction], T], attemp
             ) from exc
         raise
     return result
+
+
+def optimistic(
+    db: firestore.Client, build: Callable[[firestore.WriteBatch], tuple[T, bool]], attempts: int = 60
+) -> T:
+    """Read, decide, commit one atomic batch; a lost race (precondition or create-if-absent) reads again.
+
+    `build` reads what it needs, adds writes guarded by update-time preconditions or `create`, and
+    returns (result, whether to commit). No lock is held between the reads and the commit, so racing
+    callers cost retries, not lock waits.
+    """
+    import random
+    import time
+
+    from google.api_core.exceptions import AlreadyExists, FailedPrecondition
+
+    for attempt in range(attempts):
+        batch = db.batch()
+        result, commit = build(batch)
+        if not commit:
+            return result
+        try:
+            batch.commit()
+        except (AlreadyExists, FailedPrecondition):
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
+            continue
+        return result
+    raise Contention("too many concurrent changes to this account; retry", headers={"Retry-After": "1"})

@@ -73,37 +73,26 @@ def apply(
 ) -> dict[str, Any] | None:
     """One entry on its own, optimistically: the balance is written with a precondition on the update
     time that was read, and a lost race reads again. None when the tenant does not exist."""
-    import random
-    import time
-
-    from google.api_core.exceptions import AlreadyExists, FailedPrecondition
-
     ref = entry_ref(db, tenant_id, entry_id)
-    for attempt in range(60):
+
+    def build(batch: firestore.WriteBatch) -> tuple[dict[str, Any] | None, bool]:
         existing = ref.get()
         if existing.exists:
-            return existing.to_dict() or {}
+            return existing.to_dict() or {}, False
         tenant = db.collection(TENANTS).document(tenant_id).get()
         if not tenant.exists:
-            return None
+            return None, False
         balance = int((tenant.to_dict() or {}).get("credits", 0)) + delta
         record = entry(delta, reason, reference, balance, note)
-        batch = db.batch()
         batch.update(
             tenant.reference,
             {"credits": balance},
             option=db.write_option(last_update_time=tenant.update_time),
         )
         batch.create(ref, record)
-        try:
-            batch.commit()
-        except (AlreadyExists, FailedPrecondition):
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
-            continue
-        return record
-    raise transactions.Contention(
-        "too many concurrent changes to this account; retry", headers={"Retry-After": "1"}
-    )
+        return record, True
+
+    return transactions.optimistic(db, build)
 
 
 def page(
