@@ -3,7 +3,7 @@
 import flask
 import functions_framework
 
-from lote.web import api_app, dispatch, worker_app
+from lote.web import api_app, dispatch, stripe_app, worker_app
 
 
 @functions_framework.http
@@ -16,3 +16,9 @@ def api(request: flask.Request) -> flask.Response:
 def worker(request: flask.Request) -> flask.Response:
     """The Cloud Tasks target: one image per task (OIDC-authenticated)."""
     return dispatch(worker_app(), request)
+
+
+@functions_framework.http
+def stripe_webhook(request: flask.Request) -> flask.Response:
+    """Stripe's events (signature checked on the raw body): credit purchases and refunds."""
+    return dispatch(stripe_app(), request)

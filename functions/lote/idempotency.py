@@ -93,6 +93,7 @@ class Charge:
     entry_id: str
     credits: int
     reference: str
+    max_in_flight: int | None = None  # single generations: also check the in-flight limit
 
 
 def create_once(
@@ -109,9 +110,11 @@ def create_once(
 
     Optimistic, not a locking transaction: the balance is written with a precondition on the update
     time that was read, the key record with create-if-absent, and a lost race reads again. Dozens
-    of requests racing for one tenant's balance then cost retries, not lock waits.
+    of requests racing for one tenant's balance then cost retries, not lock waits. A single
+    generation over the in-flight limit gets 429, also with nothing written.
     """
     from lote.billing import ledger, pricing
+    from lote.tenants import limits
     from lote.tenants.store import TENANTS
 
     def build(batch: firestore.WriteBatch) -> tuple[Replay | None, bool]:
@@ -131,10 +134,16 @@ def create_once(
             tenant = db.collection(TENANTS).document(charge.tenant_id).get()
             balance = int((tenant.to_dict() or {}).get("credits", 0))
             pricing.require(balance, charge.credits)
-            entry = ledger.entry(-charge.credits, "debit", charge.reference, balance - charge.credits)
+            if charge.max_in_flight is not None:
+                # Read after the tenant: a submission that commits in between changes the tenant's
+                # update time, so this commit fails its precondition and counts again.
+                limits.require_room(limits.singles_in_flight(db, charge.tenant_id), charge.max_in_flight)
+            # Written even when free: the precondition is what serializes racing submissions.
             batch.update(tenant.reference, {"credits": balance - charge.credits},
                          option=db.write_option(last_update_time=tenant.update_time))  # fmt: skip
-            batch.create(ledger.entry_ref(db, charge.tenant_id, charge.entry_id), entry)
+            if charge.credits:
+                entry = ledger.entry(-charge.credits, "debit", charge.reference, balance - charge.credits)
+                batch.create(ledger.entry_ref(db, charge.tenant_id, charge.entry_id), entry)
         batch.create(ref, doc)
         return None, True
 

@@ -21,6 +21,7 @@ from lote.batches.schemas import (
     UploadAnswer,
     UploadRequest,
 )  # fmt: skip
+from lote.billing.schemas import CheckoutAnswer, CheckoutRequest, PackList
 from lote.jobs.schemas import Accepted, ErrorResponse, Generation, GenerationRequest
 from lote.tenants.schemas import (
     Account,
@@ -30,6 +31,7 @@ from lote.tenants.schemas import (
     LedgerEntry,
     LedgerPage,
     NewApiKey,
+    PlanUpdate,
     Tenant,
     TenantCreate,
 )  # fmt: skip
@@ -37,12 +39,13 @@ from lote.tenants.schemas import (
 _ERRORS = {
     "400": "Invalid request; details name the fields",
     "401": "Missing, unknown or revoked API key",
+    "402": "Not enough credits (details: required, available)",
     "404": "No such resource for this tenant",
     "405": "Method not allowed",
     "409": "Conflict with the resource's state (or Idempotency-Key reused with another body)",
     "413": "Body over the limit",
     "415": "Body is not application/json",
-    "429": "Slow down; see Retry-After",
+    "429": "rate_limited (RateLimit-* headers) or too_many_in_flight; see Retry-After",
     "500": "Internal error (no details)",
     "503": "A dependency is unavailable; retry",
 }
@@ -117,7 +120,12 @@ ROUTES: list[
     ("post", "/v1/uploads", "Get a signed upload URL", UploadRequest, "201", UploadAnswer, []),
     ("get", "/v1/account", "Read your account", None, "200", Account, []),
     ("get", "/v1/account/ledger", "List your ledger (newest first)", None, "200", LedgerPage, _PAGE[1:]),
+    ("get", "/v1/billing/packs", "List credit packs", None, "200", PackList, []),
+    ("post", "/v1/billing/checkout", "Buy a credit pack (Stripe Checkout)", CheckoutRequest, "201",
+     CheckoutAnswer, [_IDEMPOTENCY]),
     ("post", "/v1/admin/tenants", "Admin: create a tenant", TenantCreate, "201", None, []),
+    ("patch", "/v1/admin/tenants/{tenant_id}", "Admin: change plan or limits", PlanUpdate, "200", Tenant,
+     [_TENANT]),
     ("get", "/v1/admin/tenants/{tenant_id}", "Admin: show a tenant", None, "200", Tenant, [_TENANT]),
     ("post", "/v1/admin/tenants/{tenant_id}/credits", "Admin: grant credits", CreditGrant, "201", LedgerEntry,
      [_TENANT, _IDEMPOTENCY]),

@@ -8,6 +8,7 @@ from functools import lru_cache
 from lote.clients.firestore import FirestoreClient
 from lote.clients.model import ModelClient
 from lote.clients.storage import StorageClient
+from lote.clients.stripe import StripeClient
 from lote.clients.tasks import TasksClient
 from lote.settings import Settings, get_settings
 
@@ -21,6 +22,7 @@ class Services:
     storage: StorageClient
     tasks: TasksClient
     model: ModelClient
+    stripe: StripeClient
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -31,6 +33,7 @@ class Services:
             storage=StorageClient(settings),
             tasks=TasksClient(settings),
             model=ModelClient(settings),
+            stripe=StripeClient(settings),
         )
 
 

@@ -92,6 +92,27 @@ class Settings(BaseSettings):
         None, description="Bearer token of the /v1/admin routes; when unset they are refused entirely."
     )
 
+    # Billing (Stripe). Secrets come from Secret Manager in production.
+    stripe_secret_key: SecretStr | None = Field(
+        None, description="Stripe API key; without it checkout answers 503 `billing_unavailable`."
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, description="Signing secret (`whsec_...`) of the Stripe endpoint; unset refuses every event."
+    )
+    stripe_api_base: str | None = Field(
+        None, description="Stripe API base URL; set only locally, to the offline fake."
+    )
+    credit_packs: dict[str, int] = Field(
+        {"credits_100": 100, "credits_1000": 1000, "credits_10000": 10000},
+        description="Credit packs as JSON: Stripe price `lookup_key` → credits it buys.",
+    )
+    checkout_success_url: str | None = Field(
+        None, description="Where Stripe Checkout returns after paying (a request may name its own)."
+    )
+    checkout_cancel_url: str | None = Field(
+        None, description="Where Stripe Checkout returns when abandoned (a request may name its own)."
+    )
+
     # The model.
     gemini_api_key: str | None = Field(
         None,
@@ -118,6 +139,10 @@ class Settings(BaseSettings):
                 raise ValueError("CLOUD_TASKS_EMULATOR_HOST is set but LOTE_MODE is not `local`")
             if self.oidc_certs_url != GOOGLE_OIDC_CERTS_URL:
                 raise ValueError("LOTE_OIDC_CERTS_URL may differ from Google's only in local mode")
+            if self.stripe_api_base:
+                raise ValueError("LOTE_STRIPE_API_BASE may be set only in local mode")
+        if any(isinstance(n, bool) or n <= 0 for n in self.credit_packs.values()):
+            raise ValueError("LOTE_CREDIT_PACKS must map lookup keys to positive whole credits")
         return self
 
     @property

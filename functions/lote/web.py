@@ -88,17 +88,27 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
 
 
 def _api_routes(app: flask.Flask) -> None:
-    from lote.api import account_routes, batch_routes, routes
+    from lote.api import account_routes, batch_routes, billing_routes, routes
+    from lote.api.http import add_rate_headers
+
+    app.after_request(add_rate_headers)
 
     routes.register(app)
     batch_routes.register(app)
     account_routes.register(app)
+    billing_routes.register(app)
 
 
 def _worker_routes(app: flask.Flask) -> None:
     from lote.api import tasks
 
     tasks.register(app)
+
+
+def _stripe_routes(app: flask.Flask) -> None:
+    from lote.api import billing_routes
+
+    billing_routes.register_webhook(app)
 
 
 @lru_cache(maxsize=1)
@@ -111,6 +121,12 @@ def api_app() -> flask.Flask:
 def worker_app() -> flask.Flask:
     """The `worker` function's Flask app, built once per process."""
     return _create("worker", _worker_routes)
+
+
+@lru_cache(maxsize=1)
+def stripe_app() -> flask.Flask:
+    """The `stripe_webhook` function's Flask app, built once per process."""
+    return _create("stripe_webhook", _stripe_routes)
 
 
 def dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:

@@ -114,8 +114,10 @@ class Tenant:
 def new_tenant(stack: Stack, services: Services) -> Callable[..., Tenant]:
     """Make tenants (each test's own: tenants never see each other)."""
 
-    def make(name: str = "test", credits: int = 100_000) -> Tenant:
-        created = tenants.create_tenant(services, name, credits)
+    def make(name: str = "test", credits: int = 100_000, limits: dict[str, int] | None = None) -> Tenant:
+        # Tests poll fast; the plan limits have tests of their own.
+        limits = {"max_in_flight": 100_000, "requests_per_minute": 1_000_000, **(limits or {})}
+        created = tenants.create_tenant(services, name, credits, limits)
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {created['api_key']}"
         return Tenant(created["tenant_id"], created["api_key"], http, stack.url(stack.config.api_port))

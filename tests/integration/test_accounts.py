@@ -13,7 +13,7 @@ import requests
 
 from lote.billing import ledger
 from lote.services import Services
-from lote.tenants.store import TENANTS
+from lote.tenants.store import DEFAULT_LIMITS, TENANTS
 from lote_local.stack import Stack
 from tests.integration.conftest import ADMIN_TOKEN
 
@@ -33,12 +33,13 @@ def _admin(stack: Stack) -> requests.Session:
 
 
 def test_account_and_ledger(new_tenant, services: Services):
-    tenant = new_tenant(credits=40)
+    tenant = new_tenant(credits=40, limits=DEFAULT_LIMITS)
     tenant.post("/v1/generations", {"prompt": "slow [[latency=1000]]"})
     account = tenant.get("/v1/account").json()
     assert account["balance"] == 39 and account["plan"] == "standard"  # the image was paid at acceptance
     assert account["limits"] == {"max_in_flight": 100, "requests_per_minute": 600}
     assert account["in_flight"] == 1 and account["images_this_month"] == 1
+    assert account["generations_in_flight"] == 1
     entries = tenant.get("/v1/account/ledger").json()["entries"]
     assert [(e["delta"], e["reason"], e["balance_after"]) for e in entries] == [
         (-1, "debit", 39),

@@ -10,7 +10,7 @@ from lote_local.config import REPO_ROOT
 SOURCE = str(REPO_ROOT / "functions" / "main.py")
 
 
-@pytest.fixture(params=["api", "worker"])
+@pytest.fixture(params=["api", "worker", "stripe_webhook"])
 def client(request: pytest.FixtureRequest):
     return create_app(target=request.param, source=SOURCE).test_client()
 

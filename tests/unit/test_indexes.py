@@ -6,6 +6,7 @@ import json
 
 from lote.batches import store as batch_store
 from lote.jobs import store as job_store
+from lote.tenants import limits
 from lote.tenants import store as tenant_store
 from lote_local.config import REPO_ROOT
 
@@ -16,5 +17,11 @@ def test_every_composite_query_has_an_index():
         (index["collectionGroup"], tuple(field["fieldPath"] for field in index["fields"]))
         for index in document["indexes"]
     }
-    for collection, fields in job_store.INDEXES + batch_store.INDEXES + tenant_store.INDEXES:
+    for collection, fields in job_store.INDEXES + batch_store.INDEXES + tenant_store.INDEXES + limits.INDEXES:
         assert (collection, fields) in declared
+
+
+def test_expiring_collections_have_ttl_policies():
+    document = json.loads((REPO_ROOT / "firestore.indexes.json").read_text())
+    ttl = {(o["collectionGroup"], o["fieldPath"]) for o in document["fieldOverrides"] if o.get("ttl")}
+    assert {("idempotency", "expires_at"), (limits.RATE_HITS, "expires_at")} <= ttl

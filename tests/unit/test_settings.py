@@ -30,3 +30,17 @@ def test_real_model_is_selected_by_key_or_vertex(monkeypatch: pytest.MonkeyPatch
     assert not Settings().uses_real_model
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     assert Settings().uses_real_model
+
+
+def test_production_refuses_a_stripe_api_base(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LOTE_STRIPE_API_BASE", "http://127.0.0.1:1")
+    with pytest.raises(ValidationError, match="LOTE_STRIPE_API_BASE"):
+        Settings()
+
+
+def test_credit_packs_come_from_json_and_must_be_positive(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LOTE_CREDIT_PACKS", '{"starter": 50}')
+    assert Settings().credit_packs == {"starter": 50}
+    monkeypatch.setenv("LOTE_CREDIT_PACKS", '{"starter": 0}')
+    with pytest.raises(ValidationError, match="LOTE_CREDIT_PACKS"):
+        Settings()

@@ -14,7 +14,7 @@ from lote.services import Services
 from lote.settings import Settings
 from lote.tenants import accounts
 from lote.tenants import service as tenants
-from lote.tenants.schemas import CreditGrant, KeyCreate, TenantCreate
+from lote.tenants.schemas import CreditGrant, KeyCreate, PlanUpdate, TenantCreate
 
 ENV_FILE = Path(".lote") / "local.env"
 
@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke-key", help="revoke an API key by its key id")
     revoke.add_argument("--tenant", required=True)
     revoke.add_argument("--key-id", required=True)
+    plan = commands.add_parser("set-plan", help="change a tenant's plan or limits")
+    plan.add_argument("--tenant", required=True)
+    plan.add_argument("--plan")
+    plan.add_argument("--max-in-flight", type=int)
+    plan.add_argument("--requests-per-minute", type=int)
     show = commands.add_parser("show-tenant", help="balance, plan, limits and keys")
     show.add_argument("--tenant", required=True)
     return parser
@@ -70,6 +75,11 @@ def run(argv: list[str], services: Services) -> dict[str, Any]:
         return accounts.create_key(services, args.tenant, req_key.name).model_dump(mode="json")
     if args.command == "revoke-key":
         return accounts.revoke_key(services, args.tenant, args.key_id).model_dump(mode="json")
+    if args.command == "set-plan":
+        fields = {"plan": args.plan, "max_in_flight": args.max_in_flight,
+                  "requests_per_minute": args.requests_per_minute}  # fmt: skip
+        update = parse(PlanUpdate, {k: v for k, v in fields.items() if v is not None})
+        return accounts.set_plan(services, args.tenant, update).model_dump(mode="json")
     if args.command == "show-tenant":
         return accounts.show_tenant(services, args.tenant).model_dump(mode="json")
     raise AssertionError(args.command)  # argparse only admits the commands above

@@ -10,7 +10,7 @@ from lote.api.http import authenticated, json_body, parse, respond
 from lote.services import Services, get_services
 from lote.tenants import accounts
 from lote.tenants import service as tenants
-from lote.tenants.schemas import CreditGrant, KeyCreate, TenantCreate
+from lote.tenants.schemas import CreditGrant, KeyCreate, PlanUpdate, TenantCreate
 
 
 def _admin() -> Services:
@@ -43,6 +43,12 @@ def register(app: flask.Flask) -> None:
     @app.get("/v1/admin/tenants/<tenant_id>")
     def admin_show_tenant(tenant_id: str) -> flask.Response:
         return respond(200, accounts.show_tenant(_admin(), tenant_id))
+
+    @app.patch("/v1/admin/tenants/<tenant_id>")
+    def admin_set_plan(tenant_id: str) -> flask.Response:
+        services = _admin()
+        req = parse(PlanUpdate, json_body(flask.request))
+        return respond(200, accounts.set_plan(services, tenant_id, req))
 
     @app.post("/v1/admin/tenants/<tenant_id>/credits")
     def admin_grant(tenant_id: str) -> flask.Response:

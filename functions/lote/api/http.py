@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from lote.errors import InvalidRequest, UnsupportedMediaType
 from lote.services import Services, get_services
+from lote.tenants import limits
 from lote.tenants.service import Caller, authenticate
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,6 +71,19 @@ def respond_cached(view: BaseModel, etag: str, poll_after: int | None) -> flask.
 
 
 def authenticated() -> tuple[Services, Caller]:
-    """The process's services and the API key's caller (401 without a valid key)."""
+    """The process's services and the API key's caller (401 without a valid key, 429 over its rate).
+
+    The key's RateLimit-* headers go on whatever response the route renders, errors included.
+    """
     services = get_services()
-    return services, authenticate(services, flask.request.headers.get("Authorization"))
+    caller = authenticate(services, flask.request.headers.get("Authorization"))
+    state = limits.admit(services.firestore.db, caller.key_id, caller.requests_per_minute)
+    flask.g.rate_headers = state.headers()
+    return services, caller
+
+
+def add_rate_headers(response: flask.Response) -> flask.Response:
+    """after_request hook: the caller's RateLimit-* headers, when the request was authenticated."""
+    for name, value in flask.g.get("rate_headers", {}).items():
+        response.headers.setdefault(name, value)
+    return response

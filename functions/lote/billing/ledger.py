@@ -82,17 +82,30 @@ def apply(
         tenant = db.collection(TENANTS).document(tenant_id).get()
         if not tenant.exists:
             return None, False
-        balance = int((tenant.to_dict() or {}).get("credits", 0)) + delta
-        record = entry(delta, reason, reference, balance, note)
-        batch.update(
-            tenant.reference,
-            {"credits": balance},
-            option=db.write_option(last_update_time=tenant.update_time),
-        )
-        batch.create(ref, record)
-        return record, True
+        return add(batch, db, tenant, entry_id, delta, reason, reference, note), True
 
     return transactions.optimistic(db, build)
+
+
+def add(
+    batch: firestore.WriteBatch,
+    db: firestore.Client,
+    tenant: firestore.DocumentSnapshot,
+    entry_id: str,
+    delta: int,
+    reason: Reason,
+    reference: str,
+    note: str = "",
+) -> dict[str, Any]:
+    """Into an optimistic batch (transactions.optimistic): the entry, created only if absent, and
+    the new balance, guarded by the update time of the `tenant` snapshot that was read."""
+    balance = int((tenant.to_dict() or {}).get("credits", 0)) + delta
+    record = entry(delta, reason, reference, balance, note)
+    batch.update(
+        tenant.reference, {"credits": balance}, option=db.write_option(last_update_time=tenant.update_time)
+    )
+    batch.create(entry_ref(db, tenant.id, entry_id), record)
+    return record
 
 
 def page(

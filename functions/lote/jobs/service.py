@@ -15,6 +15,7 @@ from lote.idempotency import Key
 from lote.jobs import presets, store, views
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest
 from lote.services import Services
+from lote.tenants import limits
 from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller
 
@@ -95,6 +96,7 @@ def job_document(
         "output_format": spec.get("output_format") or "png",
         "metadata": spec.get("metadata") or {},
         "webhook_url": spec.get("webhook_url"),
+        "batch_id": None,
         "price": int(spec.get("price") or 0),
         "attempts": 0,
         "created_at": timeutil.now(),
@@ -159,9 +161,10 @@ def submit(
         if replay is not None:
             return Answer(replay.status, replay.body, replay.headers)
     job_id = ids.new_id("gen")
-    # A cheap check before inputs are stored; the transaction checks again and debits.
+    # Cheap checks before inputs are stored; the commit checks both again and debits.
     balance = int((tenant_store.get_tenant(db, caller.tenant_id) or {}).get("credits", 0))
     pricing.require(balance, pricing.price(req.model or services.settings.default_model, req.preset))
+    limits.require_room(limits.singles_in_flight(db, caller.tenant_id), caller.max_in_flight)
     doc = new_job(services, caller.tenant_id, job_id, req)
     accepted = Accepted(
         id=job_id,
@@ -171,7 +174,7 @@ def submit(
     )
     body = accepted.model_dump(exclude_none=True)
     headers = {"Location": accepted.links.self}
-    replay = store.create(db, job_id, doc, key, (202, body, headers))
+    replay = store.create(db, job_id, doc, key, (202, body, headers), caller.max_in_flight)
     if replay is not None:
         return Answer(replay.status, replay.body, replay.headers)
     enqueue(services, job_id)

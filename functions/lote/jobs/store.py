@@ -41,13 +41,11 @@ def create(
     doc: dict[str, Any],
     key: Key | None,
     answer: tuple[int, dict[str, Any], dict[str, str]],
+    max_in_flight: int | None = None,
 ) -> Replay | None:
-    """Create the job and its idempotency record atomically; a replay when the key was seen."""
-    charge = (
-        Charge(doc["tenant_id"], f"debit-{job_id}", int(doc.get("price", 0)), job_id)
-        if doc.get("price")
-        else None
-    )
+    """Create the job, its idempotency record and its debit atomically; a replay when the key was
+    seen; 402 or 429 (nothing written) when the balance or the in-flight limit does not allow it."""
+    charge = Charge(doc["tenant_id"], f"debit-{job_id}", int(doc.get("price", 0)), job_id, max_in_flight)
     return create_once(db, ref(db, job_id), doc, key, answer, charge=charge)
 
 

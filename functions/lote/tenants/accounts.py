@@ -9,8 +9,17 @@ from lote import bulk, ids, timeutil
 from lote.billing import ledger
 from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
-from lote.tenants import store
-from lote.tenants.schemas import Account, ApiKey, LedgerEntry, LedgerPage, Limits, NewApiKey, Tenant
+from lote.tenants import limits, store
+from lote.tenants.schemas import (
+    Account,
+    ApiKey,
+    LedgerEntry,
+    LedgerPage,
+    Limits,
+    NewApiKey,
+    PlanUpdate,
+    Tenant,
+)  # fmt: skip
 from lote.tenants.service import Caller
 
 
@@ -19,6 +28,10 @@ def _tenant(services: Services, tenant_id: str) -> dict[str, Any]:
     if found is None:
         raise NotFound(f"no tenant {tenant_id[:64]!r}", {"id": tenant_id[:64]})
     return found
+
+
+def _limits(tenant: dict[str, Any]) -> Limits:
+    return Limits(**{**store.DEFAULT_LIMITS, **tenant.get("limits", {})})
 
 
 def _key(doc: dict[str, Any]) -> ApiKey:
@@ -42,8 +55,9 @@ def account(services: Services, caller: Caller) -> Account:
     this_month = bulk.count(jobs.where(filter=FieldFilter("created_at", ">=", month_start(timeutil.now()))))
     return Account(
         tenant_id=caller.tenant_id, name=tenant["name"], plan=tenant.get("plan", store.DEFAULT_PLAN),
-        balance=int(tenant.get("credits", 0)), limits=Limits(**tenant.get("limits", store.DEFAULT_LIMITS)),
+        balance=int(tenant.get("credits", 0)), limits=_limits(tenant),
         in_flight=in_flight, images_this_month=this_month,
+        generations_in_flight=limits.singles_in_flight(services.firestore.db, caller.tenant_id),
     )  # fmt: skip
 
 
@@ -67,9 +81,18 @@ def show_tenant(services: Services, tenant_id: str) -> Tenant:
     keys = [_key(s.to_dict() or {}) for s in store.keys(services.firestore.db, tenant_id)]
     return Tenant(
         tenant_id=tenant_id, name=tenant["name"], plan=tenant.get("plan", store.DEFAULT_PLAN),
-        balance=int(tenant.get("credits", 0)), limits=Limits(**tenant.get("limits", store.DEFAULT_LIMITS)),
+        balance=int(tenant.get("credits", 0)), limits=_limits(tenant),
         keys=keys,
     )  # fmt: skip
+
+
+def set_plan(services: Services, tenant_id: str, update: PlanUpdate) -> Tenant:
+    """Change a tenant's plan or limits; the next request of each key sees them."""
+    _tenant(services, tenant_id)
+    changes = update.model_dump(exclude_none=True, exclude={"plan"})
+    if store.set_plan(services.firestore.db, tenant_id, update.plan, changes) is None:
+        raise NotFound(f"no tenant {tenant_id!r}", {"id": tenant_id})
+    return show_tenant(services, tenant_id)
 
 
 def grant(

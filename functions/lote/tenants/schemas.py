@@ -8,8 +8,19 @@ from pydantic import BaseModel, ConfigDict, Field
 class Limits(BaseModel):
     """What a plan allows."""
 
-    max_in_flight: int
-    requests_per_minute: int
+    max_in_flight: int = Field(
+        description="Single generations queued or running at once (429 beyond); batch items queue instead."
+    )
+    requests_per_minute: int = Field(description="Requests per API key per minute (429 beyond).")
+
+
+class PlanUpdate(BaseModel):
+    """PATCH /v1/admin/tenants/{id}: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+    plan: str | None = Field(None, min_length=1, max_length=50)
+    max_in_flight: int | None = Field(None, ge=1, le=100_000)
+    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
 
 
 class Account(BaseModel):
@@ -20,7 +31,8 @@ class Account(BaseModel):
     plan: str
     balance: int = Field(description="Credits; whole numbers only.")
     limits: Limits
-    in_flight: int = Field(description="Images queued or running now.")
+    in_flight: int = Field(description="Images queued or running now (single and batch items).")
+    generations_in_flight: int = Field(description="Single generations queued or running (the limited ones).")
     images_this_month: int
 
 

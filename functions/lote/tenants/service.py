@@ -16,6 +16,8 @@ class Caller:
 
     tenant_id: str
     key_id: str
+    max_in_flight: int = store.DEFAULT_LIMITS["max_in_flight"]
+    requests_per_minute: int = store.DEFAULT_LIMITS["requests_per_minute"]
 
 
 def authenticate(services: Services, authorization: str | None) -> Caller:
@@ -29,14 +31,25 @@ def authenticate(services: Services, authorization: str | None) -> Caller:
     doc = store.get_key(services.firestore.db, ids.sha256_hex(secret.strip()))
     if doc is None or doc.get("revoked_at") is not None:
         raise Unauthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    return Caller(tenant_id=doc["tenant_id"], key_id=doc["key_id"])
+    tenant = store.get_tenant(services.firestore.db, doc["tenant_id"])
+    if tenant is None:
+        raise Unauthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    limits = {**store.DEFAULT_LIMITS, **tenant.get("limits", {})}
+    return Caller(
+        tenant_id=doc["tenant_id"],
+        key_id=doc["key_id"],
+        max_in_flight=int(limits["max_in_flight"]),
+        requests_per_minute=int(limits["requests_per_minute"]),
+    )
 
 
-def create_tenant(services: Services, name: str, credits: int = 0) -> dict[str, str]:
+def create_tenant(
+    services: Services, name: str, credits: int = 0, limits: dict[str, int] | None = None
+) -> dict[str, str]:
     """A new tenant with one API key, shown here once."""
     if not name.strip():
         raise InvalidRequest("name must not be empty", {"field": "name"})
     if credits < 0:
         raise InvalidRequest("credits must not be negative", {"field": "credits"})
-    tenant_id, secret = store.create_tenant(services.firestore.db, name.strip(), credits)
+    tenant_id, secret = store.create_tenant(services.firestore.db, name.strip(), credits, limits)
     return {"tenant_id": tenant_id, "api_key": secret}

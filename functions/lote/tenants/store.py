@@ -36,7 +36,9 @@ def new_key_doc(tenant_id: str, name: str) -> tuple[str, str, dict[str, Any]]:
     return secret, ids.sha256_hex(secret), doc
 
 
-def create_tenant(db: firestore.Client, name: str, credits: int) -> tuple[str, str]:
+def create_tenant(
+    db: firestore.Client, name: str, credits: int, limits: dict[str, int] | None = None
+) -> tuple[str, str]:
     """Write a tenant, its first key and (for starting credits) its first ledger entry in one batch."""
     tenant_id = ids.new_id("ten")
     secret, key_hash, key_doc = new_key_doc(tenant_id, "default")
@@ -46,7 +48,7 @@ def create_tenant(db: firestore.Client, name: str, credits: int) -> tuple[str, s
     tenant = {
         "name": name,
         "plan": DEFAULT_PLAN,
-        "limits": DEFAULT_LIMITS,
+        "limits": {**DEFAULT_LIMITS, **(limits or {})},
         "credits": credits,
         "created_at": now,
     }
@@ -58,6 +60,24 @@ def create_tenant(db: firestore.Client, name: str, credits: int) -> tuple[str, s
     batch.create(db.collection(API_KEYS).document(key_hash), key_doc)
     batch.commit()
     return tenant_id, secret
+
+
+def set_plan(
+    db: firestore.Client, tenant_id: str, plan: str | None, limits: dict[str, int]
+) -> dict[str, Any] | None:
+    """Change a tenant's plan and limits (dotted paths: other limits stay); None without the tenant."""
+    from google.api_core.exceptions import NotFound
+
+    changes: dict[str, Any] = {f"limits.{name}": value for name, value in limits.items()}
+    if plan is not None:
+        changes["plan"] = plan
+    ref = db.collection(TENANTS).document(tenant_id)
+    try:
+        if changes:
+            ref.update(changes)
+    except NotFound:
+        return None
+    return get_tenant(db, tenant_id)
 
 
 def get_tenant(db: firestore.Client, tenant_id: str) -> dict[str, Any] | None:

@@ -35,6 +35,10 @@ class StackConfig(BaseSettings):
     tasks_port: int = 8092
     tasks_http_port: int = 8093
     model_port: int = 8094
+    stripe_webhook_port: int = 8095
+    stripe_port: int = 8096
+    stripe_api_key: str = Field("sk_test_lote_local", description="the key the offline Stripe accepts")
+    stripe_webhook_secret: str = Field("", description="its endpoint's signing secret; made up if empty")
     model_latency_ms: int = Field(0, ge=0, description="offline model's default latency")
     model_fault: str = Field("", description="offline model's default fault (see model_server.KNOBS)")
     model_long_edge: int = Field(512, ge=16, le=4096, description="pixels of the offline model's long edge")

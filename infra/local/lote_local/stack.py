@@ -18,6 +18,8 @@ from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.processes import Service, StackError, Supervisor
 
 HOST = "127.0.0.1"
+# What the offline Stripe charges for each default credit pack, in cents.
+LOCAL_PACK_PRICES = {"credits_100": 500, "credits_1000": 4000, "credits_10000": 30000}
 
 
 def _sdk_root() -> Path:
@@ -53,6 +55,7 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.procs = Supervisor(config.state_dir / "logs")
+        self.stripe_webhook_secret = config.stripe_webhook_secret or f"whsec_{secrets.token_hex(24)}"
 
     # --- what runs where ----------------------------------------------------------------------
 
@@ -87,6 +90,13 @@ class Stack:
         env["LOTE_MODEL_TIMEOUT_S"] = str(c.model_timeout_s)
         if c.admin_token:
             env["LOTE_ADMIN_TOKEN"] = c.admin_token
+        env.update({
+            "LOTE_STRIPE_SECRET_KEY": c.stripe_api_key,
+            "LOTE_STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+            "LOTE_STRIPE_API_BASE": self.url(c.stripe_port),
+            "LOTE_CHECKOUT_SUCCESS_URL": self.url(c.api_port) + "/healthz?checkout=success",
+            "LOTE_CHECKOUT_CANCEL_URL": self.url(c.api_port) + "/healthz?checkout=canceled",
+        })  # fmt: skip
         return env
 
     def _emulators(self) -> list[Service]:
@@ -150,6 +160,11 @@ class Stack:
                 {},
             ),
         ]
+        stripe_fake = [python, "-m", "lote_local.stripe_fake", "--port", str(c.stripe_port),
+                       "--api-key", c.stripe_api_key, "--webhook-url", self.url(c.stripe_webhook_port),
+                       "--webhook-secret", self.stripe_webhook_secret,
+                       "--prices", json.dumps(LOCAL_PACK_PRICES)]  # fmt: skip
+        services.append(Service("stripe", stripe_fake, self.url(c.stripe_port) + "/healthz", {}))
         if c.offline_model:
             services.append(
                 Service(
@@ -194,7 +209,11 @@ class Stack:
                 self.url(port) + "/healthz",
                 env,
             )
-            for name, port in (("api", c.api_port), ("worker", c.worker_port))
+            for name, port in (
+                ("api", c.api_port),
+                ("worker", c.worker_port),
+                ("stripe_webhook", c.stripe_webhook_port),
+            )
         ]
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -287,7 +306,10 @@ def main() -> None:
         stack.stop()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-    print(f"ready: api={api} worker={stack.url(config.worker_port)} ({seconds:.1f}s)")
+    print(
+        f"ready: api={api} worker={stack.url(config.worker_port)} "
+        f"stripe_webhook={stack.url(config.stripe_webhook_port)} ({seconds:.1f}s)"
+    )
     print(f"  env:  source {env_file}")
     print(f"  logs: {stack.procs.log_dir}")
     print(f"  demo tenant {demo['tenant_id']}, API key: {demo['api_key']}")
@@ -295,6 +317,11 @@ def main() -> None:
     print(
         f"  try:  curl -s {api}/v1/generations -H 'Authorization: Bearer {demo['api_key']}' "
         """-H 'Content-Type: application/json' -d '{"prompt": "a cozy reading nook, morning light"}'"""
+    )
+    print(
+        f"  buy:  curl -s {api}/v1/billing/checkout -H 'Authorization: Bearer {demo['api_key']}' "
+        """-H 'Content-Type: application/json' -d '{"pack": "credits_1000"}'  (open its url: the """
+        "offline Stripe pays at once)"
     )
     print("Ctrl-C stops everything.", flush=True)
     died = stack.watch()

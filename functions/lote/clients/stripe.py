@@ -1,0 +1,125 @@
+"""Stripe, built on first use: customers, prices by lookup key, Checkout Sessions, event signatures."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lote.errors import LoteError, Unavailable
+from lote.settings import Settings
+
+if TYPE_CHECKING:
+    import stripe
+
+log = logging.getLogger("lote.stripe")
+T = TypeVar("T")
+PRICE_CACHE_S = 300.0
+
+
+class BillingUnavailable(Unavailable):
+    """Stripe is not configured here, or did not answer; nothing was charged."""
+
+    code = "billing_unavailable"
+
+
+class BillingMisconfigured(LoteError):
+    """Stripe refused our own request (bad key, unknown price): an operator has to fix it."""
+
+    status, code = 500, "billing_misconfigured"
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    """What the API returns about a session it created."""
+
+    id: str
+    url: str
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Stripe's errors as ours: transient ones 503 (retry), our own mistakes 500 (logged)."""
+    import stripe
+
+    try:
+        yield
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+        log.warning("stripe unavailable: %s", exc)
+        raise BillingUnavailable(
+            "the payment provider did not answer; retry", headers={"Retry-After": "5"}
+        ) from exc
+    except stripe.StripeError as exc:
+        log.error("stripe refused a request: %s", exc)
+        raise BillingMisconfigured("billing is misconfigured; the operator has been told") from exc
+
+
+class StripeClient:
+    """One stripe.StripeClient per process; prices by lookup key cached for five minutes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._client: stripe.StripeClient | None = None
+        self._prices: dict[str, tuple[float, str | None]] = {}
+
+    @property
+    def client(self) -> stripe.StripeClient:
+        """The Stripe client; 503 `billing_unavailable` when no secret key is configured."""
+        with self._lock:
+            if self._client is None:
+                key = self._settings.stripe_secret_key
+                if key is None or not key.get_secret_value():
+                    raise BillingUnavailable("billing is not configured on this deployment")
+                import stripe
+
+                base = self._settings.stripe_api_base
+                self._client = stripe.StripeClient(
+                    key.get_secret_value(),
+                    base_addresses={"api": base} if base else None,
+                    max_network_retries=2,  # Stripe's retries reuse idempotency keys: safe
+                )
+            return self._client
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        with _translated():
+            return fn()
+
+    def create_customer(self, tenant_id: str, name: str) -> str:
+        """A customer for the tenant; the idempotency key makes racing first checkouts share one."""
+        customer = self._call(
+            lambda: self.client.v1.customers.create(
+                params={"name": name, "metadata": {"tenant_id": tenant_id}},
+                options={"idempotency_key": f"lote-customer-{tenant_id}"},
+            )
+        )
+        return str(customer.id)
+
+    def price_id(self, lookup_key: str) -> str | None:
+        """The active price with this lookup key, or None."""
+        now = time.monotonic()
+        cached = self._prices.get(lookup_key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        prices = self._call(
+            lambda: self.client.v1.prices.list(
+                params={"lookup_keys": [lookup_key], "active": True, "limit": 1}
+            )
+        )
+        found = str(prices.data[0].id) if prices.data else None
+        self._prices[lookup_key] = (now + PRICE_CACHE_S, found)
+        return found
+
+    def create_checkout_session(self, params: dict[str, Any], idempotency_key: str) -> CheckoutSession:
+        """A hosted Checkout Session."""
+        session = self._call(
+            lambda: self.client.v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return CheckoutSession(id=str(session.id), url=str(session.url))

@@ -1,0 +1,111 @@
+"""Plan limits enforced in Firestore, so every function instance sees the same counts.
+
+Request rate: one small document per admitted request in `rate_hits`, counted with count() over
+the key's current one-minute window. No document is written twice, so a busy key never makes a
+hot document (a counter document would take every request's write). Concurrent requests can
+overshoot the limit by at most the requests in flight at that instant; the count is exact
+otherwise.
+
+Images in flight: single generations queued or running, counted inside the optimistic commit
+that debits the tenant (see idempotency.create_once), so racing submissions serialize on the
+tenant document's update time and the limit is exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lote import bulk, timeutil
+from lote.errors import TooManyRequests
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+RATE_HITS = "rate_hits"
+WINDOW_S = 60
+IN_FLIGHT_RETRY_AFTER_S = 5
+# Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
+INDEXES = [
+    (RATE_HITS, ("key_id", "window")),
+    ("jobs", ("tenant_id", "batch_id", "status")),
+]
+
+
+class RateLimited(TooManyRequests):
+    """The key used its requests for this minute."""
+
+    code = "rate_limited"
+
+
+class TooManyInFlight(TooManyRequests):
+    """The tenant has as many single generations queued or running as its plan allows."""
+
+    code = "too_many_in_flight"
+
+
+@dataclass(frozen=True)
+class RateState:
+    """Where a key stands in its window; rendered as the RateLimit-* headers."""
+
+    limit: int
+    remaining: int
+    reset_s: int
+
+    def headers(self) -> dict[str, str]:
+        """RateLimit-Limit/Remaining/Reset (seconds until the window resets)."""
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_s),
+        }
+
+
+def admit(db: firestore.Client, key_id: str, per_minute: int, now: dt.datetime | None = None) -> RateState:
+    """Count this request against the key's minute; 429 `rate_limited` when it is used up."""
+    from google.cloud.firestore import FieldFilter
+
+    now = now or timeutil.now()
+    epoch = now.timestamp()
+    window = int(epoch // WINDOW_S)
+    reset_s = max(1, int((window + 1) * WINDOW_S - epoch + 0.999))
+    hits = db.collection(RATE_HITS)
+    used = bulk.count(
+        hits.where(filter=FieldFilter("key_id", "==", key_id)).where(
+            filter=FieldFilter("window", "==", window)
+        )
+    )
+    if used >= per_minute:
+        state = RateState(per_minute, 0, reset_s)
+        raise RateLimited(
+            f"this key may make {per_minute} requests per minute; retry in {reset_s} s",
+            {"limit": per_minute, "reset_seconds": reset_s},
+            headers={**state.headers(), "Retry-After": str(reset_s)},
+        )
+    expires = dt.datetime.fromtimestamp((window + 2) * WINDOW_S, tz=dt.UTC)
+    hits.document().create({"key_id": key_id, "window": window, "expires_at": expires})
+    return RateState(per_minute, max(0, per_minute - used - 1), reset_s)
+
+
+def singles_in_flight(db: firestore.Client, tenant_id: str) -> int:
+    """Single generations (not batch items) of the tenant that are queued or running."""
+    from google.cloud.firestore import FieldFilter
+
+    query = (
+        db.collection("jobs")
+        .where(filter=FieldFilter("tenant_id", "==", tenant_id))
+        .where(filter=FieldFilter("batch_id", "==", None))
+        .where(filter=FieldFilter("status", "in", ["queued", "running"]))
+    )
+    return bulk.count(query)
+
+
+def require_room(in_flight: int, limit: int) -> None:
+    """429 `too_many_in_flight` when `in_flight` already reaches `limit`."""
+    if in_flight >= limit:
+        raise TooManyInFlight(
+            f"{in_flight} generations are queued or running; the plan allows {limit} at once",
+            {"in_flight": in_flight, "limit": limit},
+            headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+        )

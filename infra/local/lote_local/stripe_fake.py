@@ -1,0 +1,262 @@
+"""An offline stand-in for the parts of the Stripe API lote calls, plus a pretend hosted checkout.
+
+Speaks Stripe's wire format (form-encoded nested parameters in, JSON objects and Stripe-shaped
+errors out, Idempotency-Key replay) so the unmodified stripe library talks to it through
+`base_addresses`. Paying a session (GET its checkout URL, or POST /_fake/sessions/{id}/complete)
+sends a `checkout.session.completed` event to the webhook URL, signed with the stripe library's
+own scheme; POST /_fake/charges/{id}/refund sends `charge.refunded`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import threading
+import time
+from typing import Any
+
+import flask
+import requests
+from werkzeug.serving import make_server
+
+API_VERSION = "2025-01-27.acacia"
+
+
+def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's nested form encoding (`a[b][0][c]=v`) as dicts, with all-digit keys as lists."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        head, _, rest = key.partition("[")
+        parts = [head] + [p.rstrip("]") for p in rest.split("[")] if rest else [head]
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return _lists(root)
+
+
+def _lists(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    converted = {k: _lists(v) for k, v in node.items()}
+    if converted and all(k.isdigit() for k in converted):
+        return [converted[k] for k in sorted(converted, key=int)]
+    return converted
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_test_{secrets.token_hex(12)}"
+
+
+class FakeStripe:
+    """State and routes of the fake; one lock around every change."""
+
+    def __init__(self, api_key: str, prices: dict[str, int], webhook_url: str, webhook_secret: str) -> None:
+        self.api_key = api_key
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.lock = threading.Lock()
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.idempotent: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.prices: list[dict[str, Any]] = []
+        for lookup_key, amount in prices.items():
+            price: dict[str, Any] = {"id": _id("price"), "object": "price", "lookup_key": lookup_key,
+                                     "active": True, "unit_amount": amount, "currency": "usd"}  # fmt: skip
+            self.prices.append(price)
+            self.objects[price["id"]] = price
+        self.app = self._routes()
+
+    # --- Stripe API ---------------------------------------------------------------------------
+
+    def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> flask.Response:
+        response = flask.jsonify({"error": {"type": kind, "message": message}})
+        response.status_code = status
+        return response
+
+    def _api(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if method == "POST" and path == "/v1/customers":
+            customer = {"id": _id("cus"), "object": "customer", "name": params.get("name"),
+                        "metadata": params.get("metadata", {}), "created": int(time.time())}  # fmt: skip
+            self.objects[customer["id"]] = customer
+            return 200, customer
+        if method == "GET" and path == "/v1/prices":
+            keys = params.get("lookup_keys", [])
+            found = [p for p in self.prices if p["lookup_key"] in keys]
+            return 200, {"object": "list", "data": found, "has_more": False, "url": "/v1/prices"}
+        if method == "POST" and path == "/v1/checkout/sessions":
+            return self._create_session(params)
+        kind, _, object_id = path.removeprefix("/v1/").rpartition("/")
+        if (
+            method == "GET"
+            and kind in ("customers", "checkout/sessions", "charges")
+            and object_id in self.objects
+        ):
+            return 200, self.objects[object_id]
+        return 404, {"error": {"type": "invalid_request_error", "message": f"no such route {method} {path}"}}
+
+    def _create_session(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        customer = params.get("customer")
+        if customer not in self.objects:
+            return 400, {
+                "error": {"type": "invalid_request_error", "message": f"No such customer: {customer}"}
+            }
+        items = params.get("line_items") or []
+        total = 0
+        for item in items:
+            price = self.objects.get(item.get("price", ""))
+            if price is None:
+                return 400, {"error": {"type": "invalid_request_error", "message": "No such price"}}
+            total += int(price["unit_amount"]) * int(item.get("quantity", 1))
+        session_id = _id("cs")
+        session = {
+            "id": session_id, "object": "checkout.session", "mode": params.get("mode"), "status": "open",
+            "payment_status": "unpaid", "customer": customer, "amount_total": total, "currency": "usd",
+            "client_reference_id": params.get("client_reference_id"), "metadata": params.get("metadata", {}),
+            "success_url": params.get("success_url"), "cancel_url": params.get("cancel_url"),
+            "payment_intent": None, "url": f"{flask.request.host_url}checkout/{session_id}",
+            "_intent_metadata": (params.get("payment_intent_data") or {}).get("metadata", {}),
+        }  # fmt: skip
+        self.objects[session_id] = session
+        return 200, _public(session)
+
+    # --- what Stripe would do when the buyer pays or the operator refunds ---------------------
+
+    def complete(self, session_id: str) -> dict[str, Any]:
+        """Pay a session and send `checkout.session.completed` (again, if it is already paid)."""
+        with self.lock:
+            session = self.objects[session_id]
+            if session["payment_status"] != "paid":
+                intent, charge = _id("pi"), _id("ch")
+                self.objects[charge] = {
+                    "id": charge, "object": "charge", "amount": session["amount_total"], "amount_refunded": 0,
+                    "refunded": False, "currency": "usd", "payment_intent": intent,
+                    "metadata": session["_intent_metadata"], "customer": session["customer"],
+                }  # fmt: skip
+                session.update(status="complete", payment_status="paid", payment_intent=intent)
+            event = self._event("checkout.session.completed", _public(session))
+        return {"event": event, "status": self.send(event)}
+
+    def refund(self, charge_id: str, amount: int | None) -> dict[str, Any]:
+        """Refund part or all of a charge and send `charge.refunded` (amount_refunded is cumulative)."""
+        with self.lock:
+            charge = self.objects[charge_id]
+            left = charge["amount"] - charge["amount_refunded"]
+            charge["amount_refunded"] += min(left, amount if amount is not None else left)
+            charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+            event = self._event("charge.refunded", dict(charge))
+        return {"event": event, "status": self.send(event)}
+
+    def charge_of(self, session_id: str) -> str:
+        """The charge that paid a session."""
+        intent = self.objects[session_id]["payment_intent"]
+        return next(
+            o["id"]
+            for o in self.objects.values()
+            if o.get("object") == "charge" and o["payment_intent"] == intent
+        )
+
+    def _event(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return {"id": _id("evt"), "object": "event", "type": kind, "api_version": API_VERSION,
+                "created": int(time.time()), "livemode": False, "data": {"object": obj}}  # fmt: skip
+
+    def send(self, event: dict[str, Any]) -> int:
+        """POST an event to the webhook URL, signed as Stripe signs (one attempt; the caller retries)."""
+        payload = json.dumps(event)
+        response = requests.post(
+            self.webhook_url,
+            data=payload.encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": sign(payload, self.webhook_secret),
+            },
+            timeout=30,
+        )
+        return response.status_code
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _routes(self) -> flask.Flask:
+        app = flask.Flask("stripe_fake")
+
+        @app.get("/healthz")
+        def healthz() -> flask.Response:
+            return flask.jsonify({"status": "ok"})
+
+        @app.route("/v1/<path:rest>", methods=["GET", "POST", "DELETE"])
+        def api(rest: str) -> flask.Response:
+            request = flask.request
+            if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+                return self._error(401, "Invalid API Key provided", "authentication_error")
+            pairs = list((request.form if request.method == "POST" else request.args).items(multi=True))
+            params = parse_form(pairs)
+            key = request.headers.get("Idempotency-Key")
+            with self.lock:
+                self.requests.append({"method": request.method, "path": request.path, "params": params,
+                                      "idempotency_key": key})  # fmt: skip
+                if key is not None and (key, request.path) in self.idempotent:
+                    status, body = self.idempotent[(key, request.path)]
+                else:
+                    status, body = self._api(request.method, request.path, params)
+                    if key is not None and request.method == "POST":
+                        self.idempotent[(key, request.path)] = (status, body)
+            response = flask.jsonify(body)
+            response.status_code = status
+            return response
+
+        @app.get("/checkout/<session_id>")
+        def hosted_checkout(session_id: str) -> flask.Response:
+            if session_id not in self.objects:
+                return self._error(404, "no such session")
+            done = self.complete(session_id)
+            target = self.objects[session_id]["success_url"]
+            page = f"<p>Paid (fake Stripe). Webhook answered {done['status']}.</p><a href='{target}'>Back</a>"
+            return flask.Response(page, mimetype="text/html")
+
+        @app.post("/_fake/sessions/<session_id>/complete")
+        def fake_complete(session_id: str) -> flask.Response:
+            return flask.jsonify({**self.complete(session_id), "charge": self.charge_of(session_id)})
+
+        @app.post("/_fake/charges/<charge_id>/refund")
+        def fake_refund(charge_id: str) -> flask.Response:
+            amount = (flask.request.get_json(silent=True) or {}).get("amount")
+            return flask.jsonify(self.refund(charge_id, amount))
+
+        @app.get("/_fake/requests")
+        def fake_requests() -> flask.Response:
+            with self.lock:
+                return flask.jsonify(list(self.requests))
+
+        return app
+
+
+def _public(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+
+def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header for `payload`, computed by the stripe library's own scheme."""
+    import stripe
+
+    stamp = int(time.time()) if timestamp is None else timestamp
+    signature = stripe.WebhookSignature._compute_signature(f"{stamp}.{payload}", secret)
+    return f"t={stamp},{stripe.WebhookSignature.EXPECTED_SCHEME}={signature}"
+
+
+def main() -> None:
+    """`python -m lote_local.stripe_fake --port N --api-key K --webhook-url U --webhook-secret S`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--webhook-url", required=True)
+    parser.add_argument("--webhook-secret", required=True)
+    parser.add_argument("--prices", default="{}", help='JSON {"lookup_key": unit_amount_in_cents}')
+    args = parser.parse_args()
+    fake = FakeStripe(args.api_key, json.loads(args.prices), args.webhook_url, args.webhook_secret)
+    server = make_server("127.0.0.1", args.port, fake.app, threaded=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
