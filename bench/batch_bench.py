@@ -24,6 +24,9 @@ from lote.tenants.service import Caller
 from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack
 
+# Benchmarks measure throughput, not plan limits (those have tests of their own).
+BENCH_LIMITS = {"max_in_flight": 100_000, "requests_per_minute": 1_000_000}
+
 QUEUES = REPO_ROOT / "bench" / "queue-bench.yaml"
 ACCEPT_SIZES = (10, 1_000, 10_000)
 ACCEPT_RUNS = 5
@@ -56,7 +59,7 @@ def accept_and_fanout(folder: Path) -> tuple[dict[int, list[float]], float]:
     try:
         services = _services(stack, folder)
         tasks = services.tasks.client
-        tenant = stack.create_tenant("bench", 10**9)
+        tenant = stack.create_tenant("bench", 10**9, **BENCH_LIMITS)
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {tenant['api_key']}"
         url = stack.url(stack.config.api_port) + "/v1/batches"
@@ -92,7 +95,7 @@ def end_to_end(folder: Path) -> tuple[float, int, int]:
     stack.start()
     try:
         services = _services(stack, folder)
-        tenant = stack.create_tenant("bench", 10**9)
+        tenant = stack.create_tenant("bench", 10**9, **BENCH_LIMITS)
         headers = {"Authorization": f"Bearer {tenant['api_key']}"}
         api = stack.url(stack.config.api_port)
         batch_id = requests.post(
@@ -121,7 +124,7 @@ def operations(folder: Path) -> tuple[dict[str, tuple[int, int, int]], tuple[int
         tasks = services.tasks.client
         for queue in ("fanout", "generation"):
             tasks.pause_queue(name=_queue(stack, queue))  # this process runs every handler itself
-        tenant = stack.create_tenant("bench", 10**9)
+        tenant = stack.create_tenant("bench", 10**9, **BENCH_LIMITS)
         caller = Caller(tenant_id=tenant["tenant_id"], key_id="bench")
         steps: dict[str, tuple[int, int, int]] = {}
         with counting() as ops:

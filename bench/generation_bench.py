@@ -21,6 +21,9 @@ from lote.tenants import service as tenants
 from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack
 
+# Benchmarks measure throughput, not plan limits (those have tests of their own).
+BENCH_LIMITS = {"max_in_flight": 100_000, "requests_per_minute": 1_000_000}
+
 ACCEPTS = 200
 WORKER_RUNS = 100
 IMPORTS = 7
@@ -91,7 +94,7 @@ def run() -> str:
             env_file = Path(tmp) / "local.env"
             stack.write_env_file(env_file)
             services = Services.build(Settings(_env_file=env_file))
-            created = tenants.create_tenant(services, "bench", 10**6)
+            created = tenants.create_tenant(services, "bench", 10**6, BENCH_LIMITS)
             accepts = accept_latency(stack, created["api_key"])
             totals, overheads = worker_overhead(services, created["tenant_id"])
         finally:

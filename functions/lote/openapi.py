@@ -35,6 +35,7 @@ from lote.tenants.schemas import (
     Tenant,
     TenantCreate,
 )  # fmt: skip
+from lote.webhooks.schemas import Delivery, DeliveryPage, WebhookSecret
 
 _ERRORS = {
     "400": "Invalid request; details name the fields",
@@ -52,6 +53,7 @@ _ERRORS = {
 _ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _TENANT = {"name": "tenant_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BATCH = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_DELIVERY = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _PAGE = [
     {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
     {"name": "page_token", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -120,6 +122,15 @@ ROUTES: list[
     ("post", "/v1/uploads", "Get a signed upload URL", UploadRequest, "201", UploadAnswer, []),
     ("get", "/v1/account", "Read your account", None, "200", Account, []),
     ("get", "/v1/account/ledger", "List your ledger (newest first)", None, "200", LedgerPage, _PAGE[1:]),
+    ("get", "/v1/webhooks/deliveries", "List webhook deliveries (newest first)", None, "200", DeliveryPage,
+     _PAGE),
+    ("get", "/v1/webhooks/deliveries/{delivery_id}", "Read a delivery and its event", None, "200", Delivery,
+     [_DELIVERY]),
+    ("post", "/v1/webhooks/deliveries/{delivery_id}/redeliver", "Redeliver an event", None, "202", Delivery,
+     [_DELIVERY]),
+    ("get", "/v1/account/webhook-secret", "Read your webhook signing secret", None, "200", WebhookSecret, []),
+    ("post", "/v1/account/webhook-secret/rotate", "Rotate the webhook signing secret", None, "200",
+     WebhookSecret, []),
     ("get", "/v1/billing/packs", "List credit packs", None, "200", PackList, []),
     ("post", "/v1/billing/checkout", "Buy a credit pack (Stripe Checkout)", CheckoutRequest, "201",
      CheckoutAnswer, [_IDEMPOTENCY]),

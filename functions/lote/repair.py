@@ -11,12 +11,15 @@ from lote.batches import store as batch_store
 from lote.jobs import service as jobs
 from lote.jobs import store as job_store
 from lote.services import Services
+from lote.webhooks import service as webhooks
+from lote.webhooks import store as webhook_store
 
 log = logging.getLogger("lote.repair")
 
 
 def sweep(services: Services, limit: int = 500) -> dict[str, int]:
-    """Create tasks for jobs and batches whose enqueue never happened; restart jobs whose lease expired."""
+    """Create tasks for jobs, batches and webhook deliveries whose enqueue never happened; restart
+    jobs whose lease expired."""
     db = services.firestore.db
     now = timeutil.now()
     cutoff = now - dt.timedelta(seconds=services.settings.repair_after_s)
@@ -34,6 +37,12 @@ def sweep(services: Services, limit: int = 500) -> dict[str, int]:
     for snapshot in batch_store.unplanned_before(db, cutoff, limit):
         if batches.enqueue_plan(services, snapshot.id):
             enqueued += 1
-    if enqueued or requeued:
-        log.warning("repair sweep: %d jobs enqueued, %d expired leases requeued", enqueued, requeued)
-    return {"enqueued": enqueued, "requeued": requeued}
+    webhooks_enqueued = 0
+    for snapshot in webhook_store.unenqueued_before(db, cutoff, limit):
+        doc = snapshot.to_dict() or {}
+        webhooks.enqueue(services, [snapshot.id], int(doc.get("task_gen", 0)))
+        webhooks_enqueued += 1
+    if enqueued or requeued or webhooks_enqueued:
+        log.warning("repair sweep: %d jobs enqueued, %d expired leases requeued, %d webhooks enqueued",
+                    enqueued, requeued, webhooks_enqueued)  # fmt: skip
+    return {"enqueued": enqueued, "requeued": requeued, "webhooks_enqueued": webhooks_enqueued}

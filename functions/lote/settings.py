@@ -80,6 +80,16 @@ class Settings(BaseSettings):
         60, ge=10, description="Age after which the repair sweep re-enqueues a job that has no task."
     )
 
+    # Webhooks.
+    webhook_queue: str = Field("webhooks", description="Queue of webhook deliveries.")
+    webhook_max_attempts: int = Field(
+        31, ge=-1, description="The webhooks queue's max_attempts (queue.yaml task_retry_limit + 1)."
+    )
+    webhook_max_retry_s: float = Field(
+        86400.0, ge=0, description="The webhooks queue's max_retry_duration (task_age_limit) in seconds."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="Timeout of one webhook POST.")
+
     # Outputs.
     signed_url_ttl_s: int = Field(
         3600, ge=60, le=7 * 86400, description="Lifetime of output URLs (V4 signed; at most 7 days)."

@@ -88,7 +88,7 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
 
 
 def _api_routes(app: flask.Flask) -> None:
-    from lote.api import account_routes, batch_routes, billing_routes, routes
+    from lote.api import account_routes, batch_routes, billing_routes, routes, webhook_routes
     from lote.api.http import add_rate_headers
 
     app.after_request(add_rate_headers)
@@ -97,6 +97,7 @@ def _api_routes(app: flask.Flask) -> None:
     batch_routes.register(app)
     account_routes.register(app)
     billing_routes.register(app)
+    webhook_routes.register(app)
 
 
 def _worker_routes(app: flask.Flask) -> None:

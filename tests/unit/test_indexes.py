@@ -8,6 +8,7 @@ from lote.batches import store as batch_store
 from lote.jobs import store as job_store
 from lote.tenants import limits
 from lote.tenants import store as tenant_store
+from lote.webhooks import store as webhook_store
 from lote_local.config import REPO_ROOT
 
 
@@ -17,7 +18,13 @@ def test_every_composite_query_has_an_index():
         (index["collectionGroup"], tuple(field["fieldPath"] for field in index["fields"]))
         for index in document["indexes"]
     }
-    for collection, fields in job_store.INDEXES + batch_store.INDEXES + tenant_store.INDEXES + limits.INDEXES:
+    for collection, fields in (
+        job_store.INDEXES
+        + batch_store.INDEXES
+        + tenant_store.INDEXES
+        + limits.INDEXES
+        + webhook_store.INDEXES
+    ):
         assert (collection, fields) in declared
 
 

@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create-tenant", help="create a tenant and its first API key")
     create.add_argument("--name", required=True)
     create.add_argument("--credits", type=int, default=0)
+    create.add_argument("--max-in-flight", type=int)
+    create.add_argument("--requests-per-minute", type=int)
     grant = commands.add_parser("grant-credits", help="add credits through the ledger")
     grant.add_argument("--tenant", required=True)
     grant.add_argument("--credits", type=int, required=True)
@@ -63,8 +65,10 @@ def run(argv: list[str], services: Services) -> dict[str, Any]:
     """Execute one command and return its JSON result."""
     args = _parser().parse_args(argv)
     if args.command == "create-tenant":
-        req = parse(TenantCreate, {"name": args.name, "credits": args.credits})
-        return tenants.create_tenant(services, req.name, req.credits)
+        given = {"name": args.name, "credits": args.credits, "max_in_flight": args.max_in_flight,
+                 "requests_per_minute": args.requests_per_minute}  # fmt: skip
+        req = parse(TenantCreate, {k: v for k, v in given.items() if v is not None})
+        return tenants.create_tenant(services, req.name, req.credits, req.limits())
     if args.command == "grant-credits":
         req_grant = parse(CreditGrant, {"credits": args.credits, "reason": args.reason})
         return accounts.grant(services, args.tenant, req_grant.credits, req_grant.reason).model_dump(

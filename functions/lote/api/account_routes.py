@@ -38,7 +38,7 @@ def register(app: flask.Flask) -> None:
     def admin_create_tenant() -> flask.Response:
         services = _admin()
         req = parse(TenantCreate, json_body(flask.request))
-        return respond(201, tenants.create_tenant(services, req.name, req.credits))
+        return respond(201, tenants.create_tenant(services, req.name, req.credits, req.limits()))
 
     @app.get("/v1/admin/tenants/<tenant_id>")
     def admin_show_tenant(tenant_id: str) -> flask.Response:

@@ -14,6 +14,7 @@ from lote.batches import fanout
 from lote.jobs import worker
 from lote.jobs.service import Answer
 from lote.services import Services, get_services
+from lote.webhooks import delivery
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -56,6 +57,14 @@ class CheckTask(BaseModel):
     seq: int
 
 
+class WebhookTask(BaseModel):
+    """Body of a webhook delivery task."""
+
+    model_config = ConfigDict(extra="forbid")
+    delivery_id: str
+    gen: int = 0
+
+
 def _handle(model: type[T], run: Callable[[Services, T], Answer]) -> flask.Response:
     """Verify the OIDC token, parse the task body, run the handler, answer the queue."""
     services = get_services()
@@ -84,6 +93,14 @@ def register(app: flask.Flask) -> None:
     def batch_check() -> flask.Response:
         return _handle(
             CheckTask, lambda services, task: fanout.check(services, task.batch_id, task.gen, task.seq)
+        )
+
+    @app.post("/tasks/webhook")
+    def webhook() -> flask.Response:
+        retry_count = int(flask.request.headers.get("X-CloudTasks-TaskRetryCount") or 0)
+        return _handle(
+            WebhookTask,
+            lambda services, task: delivery.deliver(services, task.delivery_id, task.gen, retry_count),
         )
 
     @app.post("/tasks/sweep")

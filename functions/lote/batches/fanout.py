@@ -15,6 +15,7 @@ from lote.batches import manifest, store, tasks
 from lote.jobs import store as job_store
 from lote.jobs.service import Answer, check_inputs, job_document, stage_inputs
 from lote.services import Services
+from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.batches")
 CHECK_MIN_S, CHECK_MAX_S, CHECK_IDLE_S = 2.0, 60.0, 10.0
@@ -57,6 +58,9 @@ def _documents(
         doc = job_document(tenant_id, spec, inputs, services.settings.default_model)
         # The chunk task is retried until every task exists, so the sweep need not watch these.
         doc.update(batch_id=batch_id, index=index, reference=spec["reference"], enqueued=True, created_at=now)
+        # Items report to the batch's URL only the events the batch asked for.
+        wanted = batch.get("webhook_events") or []
+        doc.update(webhook_url=batch.get("webhook_url") if wanted else None, webhook_events=wanted)
         if batch.get("cancel_requested"):
             doc.update(status="canceled", cancel_requested=True, finished_at=now)
         docs.append((job_id, doc))
@@ -112,7 +116,11 @@ def progress(
     finishing = done_chunks >= len(batch["chunks"]) and terminal >= batch["total"]
     if (finishing and batch.get("finished_at") is None) or (started and batch.get("started_at") is None):
         succeeded_price = store.price_sum(db, batch_id, "succeeded") if finishing else 0
-        batch = store.settle(db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price)
+        outbox = webhooks.outbox(services)
+        batch = store.settle(
+            db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price, outbox
+        )
+        webhooks.enqueue(services, outbox.staged)
     return tally, done_chunks, batch
 
 

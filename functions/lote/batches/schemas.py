@@ -37,6 +37,9 @@ class BatchDefaults(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
+ItemEvent = Literal["generation.succeeded", "generation.failed", "generation.canceled"]
+
+
 class BatchRequest(BaseModel):
     """POST /v1/batches: inline `items` (≤ 10,000) or a JSONL manifest at `items_url` (≤ 100,000)."""
 
@@ -49,13 +52,20 @@ class BatchRequest(BaseModel):
         None, max_length=2048, description="gs:// JSONL manifest in the input bucket, one item per line."
     )
     defaults: BatchDefaults = Field(default_factory=BatchDefaults)
-    webhook_url: str | None = Field(None, max_length=2048)
+    webhook_url: str | None = Field(
+        None, max_length=2048, description="Receives batch.completed / batch.canceled (and item events)."
+    )
+    webhook_events: list[ItemEvent] = Field(
+        default_factory=list, max_length=3, description="Per-item events to send too (needs webhook_url)."
+    )
     metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
 
     @model_validator(mode="after")
     def _one_source(self) -> BatchRequest:
         if (self.items is None) == (self.items_url is None):
             raise ValueError("give exactly one of `items` or `items_url`")
+        if self.webhook_events and self.webhook_url is None:
+            raise ValueError("webhook_events needs a webhook_url")
         if self.items_url is not None and not self.items_url.startswith("gs://"):
             raise ValueError("items_url must be a gs:// URL in the input bucket")
         return self

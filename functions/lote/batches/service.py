@@ -29,6 +29,7 @@ from lote.jobs.service import Answer, tenant_upload_prefix
 from lote.services import Services
 from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller
+from lote.webhooks import urls
 
 MANIFEST_MAX_BYTES = 256 * 1024 * 1024
 
@@ -64,6 +65,7 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         replay = key.check(key.ref(db).get())
         if replay is not None:
             return Answer(replay.status, replay.body, replay.headers)
+    urls.check(services.settings, req.webhook_url, "webhook_url")
     specs = manifest.validate(
         _raw_items(services, caller, req),
         req.defaults,
@@ -85,6 +87,7 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         "chunks": [{"r": c} for c in chunks],
         "manifest": {"bucket": bucket, "object": name},
         "webhook_url": req.webhook_url,
+        "webhook_events": list(req.webhook_events),
         "metadata": req.metadata,
         "created_at": now,
         "started_at": None,

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from google.cloud import firestore
 
+    from lote.webhooks.events import Outbox
+
 BATCHES = "batches"
 CHUNKS = "chunks"
 STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
@@ -148,7 +150,12 @@ def price_sum(db: firestore.Client, batch_id: str, status: str) -> int:
 
 
 def settle(
-    db: firestore.Client, batch_id: str, tally: dict[str, int], fanout_complete: bool, succeeded_price: int
+    db: firestore.Client,
+    batch_id: str,
+    tally: dict[str, int],
+    fanout_complete: bool,
+    succeeded_price: int,
+    outbox: Outbox | None = None,
 ) -> dict[str, Any]:
     """Record what the counts show: started once; finished, and refunded, exactly once per completion.
 
@@ -183,6 +190,8 @@ def settle(
             update["finished_at"] = now
             update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
             update["completions"] = completion
+            if outbox is not None:
+                outbox.batch(tx, db, batch_id, {**batch, **update}, tally)
         return update
 
     return _transact(db, batch_id, change)

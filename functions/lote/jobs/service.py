@@ -18,6 +18,8 @@ from lote.services import Services
 from lote.tenants import limits
 from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller
+from lote.webhooks import service as webhooks
+from lote.webhooks import urls
 
 log = logging.getLogger("lote.jobs")
 UPLOADS_PREFIX = "uploads"
@@ -160,6 +162,7 @@ def submit(
         replay = key.check(key.ref(db).get())
         if replay is not None:
             return Answer(replay.status, replay.body, replay.headers)
+    urls.check(services.settings, req.webhook_url, "webhook_url")
     job_id = ids.new_id("gen")
     # Cheap checks before inputs are stored; the commit checks both again and debits.
     balance = int((tenant_store.get_tenant(db, caller.tenant_id) or {}).get("credits", 0))
@@ -217,7 +220,9 @@ def cancel(services: Services, caller: Caller, job_id: str) -> Generation:
     """Cancel a queued job, or ask a running one to stop; 409 once terminal."""
     _check_id(job_id)
     try:
-        job = store.cancel(services.firestore.db, job_id, caller.tenant_id)
+        outbox = webhooks.outbox(services)
+        job = store.cancel(services.firestore.db, job_id, caller.tenant_id, outbox)
+        webhooks.enqueue(services, outbox.staged)
     except ValueError:
         raise Conflict(f"generation {job_id} has already finished", {"id": job_id}) from None
     if job is None:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from google.cloud import firestore
     from google.cloud.firestore import Transaction
 
+    from lote.webhooks.events import Outbox
+
 JOBS = "jobs"
 TX_ATTEMPTS = 20  # the emulator serializes contended transactions; give them room
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
@@ -97,8 +99,11 @@ def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> Claim:
     return transactions.run(db, run, TX_ATTEMPTS)
 
 
-def finish(db: firestore.Client, job_id: str, attempt: int, update: dict[str, Any]) -> str:
-    """Apply a terminal (or back-to-queued) update if this attempt still owns the job.
+def finish(
+    db: firestore.Client, job_id: str, attempt: int, update: dict[str, Any], outbox: Outbox | None = None
+) -> str:
+    """Apply a terminal (or back-to-queued) update if this attempt still owns the job; a terminal
+    state stages its webhook event in `outbox`, in the same transaction.
 
     Returns the status written, `canceled` when a cancel was requested meanwhile (then `update` is
     not applied), or `stale` when another attempt took over.
@@ -111,16 +116,17 @@ def finish(db: firestore.Client, job_id: str, attempt: int, update: dict[str, An
             return "stale"
         now = timeutil.now()
         if job.get("cancel_requested"):
-            _refund(tx, db, job_id, job)
-            tx.update(snapshot.reference, {"status": "canceled", "finished_at": now, "lease_until": None})
-            return "canceled"
-        final = {**update, "lease_until": None}
-        if update["status"] in TERMINAL:
+            final = {"status": "canceled", "finished_at": now, "lease_until": None}
+        else:
+            final = {**update, "lease_until": None}
+        if final["status"] in ("failed", "canceled"):
+            _refund(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
+        if final["status"] in TERMINAL:
             final["finished_at"] = now
-        if update["status"] == "failed":
-            _refund(tx, db, job_id, job)
+            if outbox is not None:
+                outbox.generation(tx, db, job_id, {**job, **final})
         tx.update(snapshot.reference, final)
-        return str(update["status"])
+        return str(final["status"])
 
     return transactions.run(db, run, TX_ATTEMPTS)
 
@@ -141,7 +147,9 @@ def _refund(tx: Transaction, db: firestore.Client, job_id: str, job: dict[str, A
     ledger.stage(tx, db, tenant, f"refund-{job_id}", price, "refund", job_id)
 
 
-def cancel(db: firestore.Client, job_id: str, tenant_id: str) -> dict[str, Any] | None:
+def cancel(
+    db: firestore.Client, job_id: str, tenant_id: str, outbox: Outbox | None = None
+) -> dict[str, Any] | None:
     """Cancel: queued → canceled; running → cancel_requested. None when not the tenant's job.
 
     Raises ValueError("terminal") for a finished job.
@@ -157,6 +165,8 @@ def cancel(db: firestore.Client, job_id: str, tenant_id: str) -> dict[str, Any] 
         if job["status"] == "queued":
             update = {"status": "canceled", "finished_at": timeutil.now(), "cancel_requested": True}
             _refund(tx, db, job_id, job)
+            if outbox is not None:
+                outbox.generation(tx, db, job_id, {**job, **update})
         else:
             update = {"cancel_requested": True}
         tx.update(snapshot.reference, update)

@@ -12,19 +12,35 @@ from lote.services import Services
 
 def links(services: Services, job_id: str, succeeded: bool = False) -> Links:
     """self (and output) URLs of a job."""
-    base = f"{services.settings.api_url}/v1/generations/{job_id}"
+    return links_at(services.settings.api_url, job_id, succeeded)
+
+
+def links_at(api_url: str, job_id: str, succeeded: bool = False) -> Links:
+    """self (and output) URLs of a job under an API base URL."""
+    base = f"{api_url}/v1/generations/{job_id}"
     return Links(self=base, output=f"{base}/output" if succeeded else None)
 
 
 def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generation:
-    """The resource GET /v1/generations/{id} answers."""
-    output = None
+    """The resource GET /v1/generations/{id} answers (the output as a fresh signed URL)."""
+    url = None
     stored = job.get("output")
     if job["status"] == "succeeded" and stored:
         ttl = dt.timedelta(seconds=services.settings.signed_url_ttl_s)
         url = services.storage.cached_signed_url(stored["bucket"], stored["object"], ttl)
+    return render(services.settings.api_url, job_id, job, url)
+
+
+def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | None = None) -> Generation:
+    """The Generation resource of a job document; without `output_url` the output is the API's
+    redirect link (stable, for webhook payloads that may be delivered hours later)."""
+    job_links = links_at(api_url, job_id, job["status"] == "succeeded")
+    output = None
+    stored = job.get("output")
+    if job["status"] == "succeeded" and stored:
         output = Output(
-            url=url, **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")}
+            url=output_url or job_links.output or "",
+            **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")},
         )
     error = JobError(**job["error"]) if job["status"] == "failed" and job.get("error") else None
     return Generation(
@@ -40,7 +56,7 @@ def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generati
         output=output,
         error=error,
         metadata=job.get("metadata") or {},
-        links=links(services, job_id, job["status"] == "succeeded"),
+        links=job_links,
     )
 
 

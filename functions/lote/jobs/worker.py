@@ -6,32 +6,23 @@ import datetime as dt
 import logging
 from typing import Any
 
-from lote import ids, images, timeutil
+from lote import ids, images, retries
 from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, ModelTransient, generate_image
 from lote.clients.storage import ObjectTooLarge
 from lote.jobs import inputs, store
 from lote.jobs.service import Answer
 from lote.services import Services
+from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.worker")
-AGE_MARGIN_S = 30.0
 
 
 def is_last_attempt(services: Services, retry_count: int, created_at: dt.datetime) -> bool:
-    """Whether the queue will not retry after this attempt fails (queue.yaml's rule, conservatively).
-
-    Age is counted from the job's creation, never later than Cloud Tasks' first dispatch, so the
-    worker gives up no later than the queue does and a job is never left without a task.
-    """
+    """Whether the generation queue will not retry after this attempt fails (age from the job's creation)."""
     s = services.settings
-    attempts = retry_count + 1
-    age = (timeutil.now() - created_at).total_seconds() + AGE_MARGIN_S
-    unlimited_attempts, unlimited_age = s.generation_max_attempts == -1, s.generation_max_retry_s <= 0
-    if unlimited_attempts and unlimited_age:
-        return False
-    attempts_done = unlimited_attempts or attempts >= s.generation_max_attempts
-    age_done = unlimited_age or age >= s.generation_max_retry_s
-    return attempts_done and age_done
+    return retries.is_last_attempt(
+        s.generation_max_attempts, s.generation_max_retry_s, retry_count, created_at
+    )
 
 
 def _load_inputs(services: Services, job: dict[str, Any]) -> list[tuple[bytes, str]]:
@@ -117,7 +108,9 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
         )
     update = {"status": "succeeded", "output": output, "error": None, "model_ms": result.elapsed_ms,
               "usage": result.usage}  # fmt: skip
-    outcome = store.finish(db, job_id, claim.attempt, update)
+    outbox = webhooks.outbox(services)
+    outcome = store.finish(db, job_id, claim.attempt, update, outbox)
+    webhooks.enqueue(services, outbox.staged)
     if outcome == "canceled" and created:
         services.storage.delete(output["bucket"], output["object"])
     log.info("job %s attempt %d: %s (%d ms model)", job_id, claim.attempt, outcome, result.elapsed_ms)
@@ -139,10 +132,14 @@ def _failed(
     error = {"code": code, "message": message[:1000], "retryable": retryable}
     db = services.firestore.db
     if not retryable or is_last_attempt(services, retry_count, job["created_at"]):
-        outcome = store.finish(db, job_id, attempt, {"status": "failed", "error": error})
+        outbox = webhooks.outbox(services)
+        outcome = store.finish(db, job_id, attempt, {"status": "failed", "error": error}, outbox)
+        webhooks.enqueue(services, outbox.staged)
         log.warning("job %s attempt %d failed for good: %s (%s)", job_id, attempt, code, outcome)
         return Answer(200, {"result": outcome, "error": error})
-    store.finish(db, job_id, attempt, {"status": "queued", "last_error": error})
+    outbox = webhooks.outbox(services)  # a cancel requested meanwhile ends the job here
+    store.finish(db, job_id, attempt, {"status": "queued", "last_error": error}, outbox)
+    webhooks.enqueue(services, outbox.staged)
     log.info("job %s attempt %d will be retried: %s", job_id, attempt, code)
     if retry_after is not None:
         return Answer(429, {"result": "retry", "error": error}, {"Retry-After": str(retry_after)})

@@ -28,7 +28,7 @@ WINDOW_S = 60
 IN_FLIGHT_RETRY_AFTER_S = 5
 # Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
 INDEXES = [
-    (RATE_HITS, ("key_id", "window")),
+    (RATE_HITS, ("key", "window")),
     ("jobs", ("tenant_id", "batch_id", "status")),
 ]
 
@@ -62,30 +62,48 @@ class RateState:
         }
 
 
-def admit(db: firestore.Client, key_id: str, per_minute: int, now: dt.datetime | None = None) -> RateState:
-    """Count this request against the key's minute; 429 `rate_limited` when it is used up."""
+@dataclass(frozen=True)
+class Window:
+    """One fixed one-minute window of the rate limit."""
+
+    number: int
+    reset_s: int
+
+    @classmethod
+    def at(cls, now: dt.datetime | None = None) -> Window:
+        """The window `now` falls in."""
+        epoch = (now or timeutil.now()).timestamp()
+        number = int(epoch // WINDOW_S)
+        return cls(number, max(1, int((number + 1) * WINDOW_S - epoch + 0.999)))
+
+
+def used(db: firestore.Client, rate_key: str, window: Window) -> int:
+    """Requests the key made in the window (one count() query; runs beside the key's lookup)."""
     from google.cloud.firestore import FieldFilter
 
-    now = now or timeutil.now()
-    epoch = now.timestamp()
-    window = int(epoch // WINDOW_S)
-    reset_s = max(1, int((window + 1) * WINDOW_S - epoch + 0.999))
     hits = db.collection(RATE_HITS)
-    used = bulk.count(
-        hits.where(filter=FieldFilter("key_id", "==", key_id)).where(
-            filter=FieldFilter("window", "==", window)
-        )
+    query = hits.where(filter=FieldFilter("key", "==", rate_key)).where(
+        filter=FieldFilter("window", "==", window.number)
     )
-    if used >= per_minute:
-        state = RateState(per_minute, 0, reset_s)
+    return bulk.count(query)
+
+
+def admit(
+    db: firestore.Client, rate_key: str, per_minute: int, window: Window, used_so_far: int
+) -> RateState:
+    """Record this request in the key's window; 429 `rate_limited` when the window is used up."""
+    if used_so_far >= per_minute:
+        state = RateState(per_minute, 0, window.reset_s)
         raise RateLimited(
-            f"this key may make {per_minute} requests per minute; retry in {reset_s} s",
-            {"limit": per_minute, "reset_seconds": reset_s},
-            headers={**state.headers(), "Retry-After": str(reset_s)},
+            f"this key may make {per_minute} requests per minute; retry in {window.reset_s} s",
+            {"limit": per_minute, "reset_seconds": window.reset_s},
+            headers={**state.headers(), "Retry-After": str(window.reset_s)},
         )
-    expires = dt.datetime.fromtimestamp((window + 2) * WINDOW_S, tz=dt.UTC)
-    hits.document().create({"key_id": key_id, "window": window, "expires_at": expires})
-    return RateState(per_minute, max(0, per_minute - used - 1), reset_s)
+    expires = dt.datetime.fromtimestamp((window.number + 2) * WINDOW_S, tz=dt.UTC)
+    db.collection(RATE_HITS).document().create(
+        {"key": rate_key, "window": window.number, "expires_at": expires}
+    )
+    return RateState(per_minute, max(0, per_minute - used_so_far - 1), window.reset_s)
 
 
 def singles_in_flight(db: firestore.Client, tenant_id: str) -> int:

@@ -88,6 +88,12 @@ class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     credits: int = Field(0, ge=0)
+    max_in_flight: int | None = Field(None, ge=1, le=100_000)
+    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+
+    def limits(self) -> dict[str, int]:
+        """The limits given (the plan's defaults apply to the others)."""
+        return self.model_dump(include={"max_in_flight", "requests_per_minute"}, exclude_none=True)
 
 
 class CreditGrant(BaseModel):

@@ -20,15 +20,20 @@ class Caller:
     requests_per_minute: int = store.DEFAULT_LIMITS["requests_per_minute"]
 
 
-def authenticate(services: Services, authorization: str | None) -> Caller:
-    """The caller behind `Authorization: Bearer <key>`; 401 when missing, unknown or revoked."""
+def key_hash(authorization: str | None) -> str:
+    """The hash of the key in `Authorization: Bearer <key>`; 401 when there is none."""
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated(
             "missing API key: send `Authorization: Bearer <key>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    doc = store.get_key(services.firestore.db, ids.sha256_hex(secret.strip()))
+    return ids.sha256_hex(secret.strip())
+
+
+def caller_for(services: Services, hashed: str) -> Caller:
+    """The caller behind a key hash, with its tenant's limits; 401 when unknown or revoked."""
+    doc = store.get_key(services.firestore.db, hashed)
     if doc is None or doc.get("revoked_at") is not None:
         raise Unauthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     tenant = store.get_tenant(services.firestore.db, doc["tenant_id"])
@@ -41,6 +46,11 @@ def authenticate(services: Services, authorization: str | None) -> Caller:
         max_in_flight=int(limits["max_in_flight"]),
         requests_per_minute=int(limits["requests_per_minute"]),
     )
+
+
+def authenticate(services: Services, authorization: str | None) -> Caller:
+    """The caller behind `Authorization: Bearer <key>`; 401 when missing, unknown or revoked."""
+    return caller_for(services, key_hash(authorization))
 
 
 def create_tenant(

@@ -87,6 +87,9 @@ class Stack:
         generation = next(q for q in queue_yaml.load(c.queue_yaml) if q.name == "generation")
         env["LOTE_GENERATION_MAX_ATTEMPTS"] = str(generation.max_attempts)
         env["LOTE_GENERATION_MAX_RETRY_S"] = str(generation.max_retry_duration_s)
+        webhooks = next(q for q in queue_yaml.load(c.queue_yaml) if q.name == "webhooks")
+        env["LOTE_WEBHOOK_MAX_ATTEMPTS"] = str(webhooks.max_attempts)
+        env["LOTE_WEBHOOK_MAX_RETRY_S"] = str(webhooks.max_retry_duration_s)
         env["LOTE_MODEL_TIMEOUT_S"] = str(c.model_timeout_s)
         if c.admin_token:
             env["LOTE_ADMIN_TOKEN"] = c.admin_token
@@ -259,11 +262,12 @@ class Stack:
         """Block until a child dies (returns it) or stop() is called (returns None)."""
         return self.procs.watch()
 
-    def create_tenant(self, name: str, credits: int = 0) -> dict[str, str]:
+    def create_tenant(self, name: str, credits: int = 0, **limits: int) -> dict[str, str]:
         """A tenant made with `lote-admin` against this stack: {"tenant_id", "api_key"}."""
         admin = str(Path(sys.executable).parent / "lote-admin")
+        flags = [f"--{key.replace('_', '-')}={value}" for key, value in limits.items()]
         done = subprocess.run(
-            [admin, "create-tenant", "--name", name, "--credits", str(credits)],
+            [admin, "create-tenant", "--name", name, "--credits", str(credits), *flags],
             env={**os.environ, **self.env()}, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         if done.returncode != 0:

@@ -1,0 +1,1 @@
+"""Signed webhooks: events produced once per state change, delivered until acknowledged or a day passed."""

@@ -1,0 +1,117 @@
+"""One delivery attempt: claim, check the URL again, sign, POST (10 s, no redirects), record.
+
+Answers to Cloud Tasks: 200 when the receiver acknowledged (2xx), when the delivery is finished
+(failed for good, superseded, or already delivered), 500 to be retried later. Never 429/503: one
+slow receiver must not slow every tenant's deliveries on the shared queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from lote import retries, timeutil
+from lote.jobs.service import Answer
+from lote.services import Services
+from lote.webhooks import signing, store, urls
+
+log = logging.getLogger("lote.webhooks")
+USER_AGENT = "lote-webhooks/1"
+LEASE_MARGIN_S = 20.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one POST got."""
+
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+    @property
+    def acknowledged(self) -> bool:
+        """A 2xx answer: the receiver has it."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def post(url: str, address: str, headers: dict[str, str], body: bytes, timeout_s: float) -> Outcome:
+    """POST to `url` connected to the checked `address` (no DNS rebinding), never following redirects."""
+    import certifi
+    import urllib3
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = urllib3.Timeout(total=timeout_s)
+    pool: urllib3.HTTPConnectionPool
+    if parts.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            address, port, timeout=timeout, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
+            server_hostname=parts.hostname, assert_hostname=parts.hostname,
+        )  # fmt: skip
+    else:
+        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    started = time.monotonic()
+    try:
+        response = pool.urlopen(
+            "POST", path, body=body, headers={**headers, "Host": parts.netloc}, redirect=False, retries=False
+        )
+        status, error = response.status, None if 200 <= response.status < 300 else f"HTTP {response.status}"
+    except urllib3.exceptions.HTTPError as exc:
+        status, error = None, f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        pool.close()
+    return Outcome(status, int((time.monotonic() - started) * 1000), error)
+
+
+def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) -> Answer:
+    """Attempt one delivery (idempotent: a finished delivery or a superseded task is a no-op)."""
+    s = services.settings
+    db = services.firestore.db
+    lease = dt.timedelta(seconds=s.webhook_timeout_s + LEASE_MARGIN_S)
+    claim = store.claim(db, delivery_id, gen, lease)
+    if claim.kind == "noop":
+        return Answer(200, {"outcome": "noop", "reason": claim.reason})
+    if claim.kind == "busy":
+        return Answer(409, {"outcome": "busy", "reason": claim.reason})
+    delivery = claim.delivery or {}
+    now = timeutil.now()
+    permanent = False
+    try:
+        _, address = urls.resolve(s, delivery["url"])
+    except urls.UrlRefused as exc:
+        outcome, permanent = Outcome(None, 0, f"url refused: {exc}"), True
+    else:
+        body = delivery["body"].encode()
+        stamp = int(time.time())
+        live = store.signing_secrets(store.secrets(db, delivery["tenant_id"]), now)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signing.header(live, delivery_id, stamp, body),
+        }
+        outcome = post(delivery["url"], address, headers, body, s.webhook_timeout_s)
+    last = permanent or retries.is_last_attempt(
+        s.webhook_max_attempts, s.webhook_max_retry_s, retry_count, delivery["cycle_started_at"]
+    )
+    status = "delivered" if outcome.acknowledged else "failed" if last else "pending"
+    attempt = {"at": now, "status_code": outcome.status_code, "latency_ms": outcome.latency_ms,
+               "error": outcome.error, "retry_count": retry_count}  # fmt: skip
+    store.record(db, delivery, attempt, status)
+    if status == "pending":
+        log.info(
+            "webhook %s to %s not acknowledged (%s); the queue retries",
+            delivery_id,
+            delivery["url"],
+            outcome.error,
+        )
+        return Answer(500, {"outcome": "retry", "error": outcome.error})
+    if status == "failed":
+        log.warning("webhook %s failed for good after %d attempts: %s", delivery_id,
+                    int(delivery.get("attempt_count", 0)) + 1, outcome.error)  # fmt: skip
+    return Answer(200, {"outcome": status})

@@ -1,0 +1,124 @@
+"""Webhooks as the API sees them: enqueue after commit, list and redeliver, signing secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from lote import ids, timeutil
+from lote.errors import Conflict, InvalidRequest, NotFound
+from lote.services import Services
+from lote.tenants.service import Caller
+from lote.webhooks import store
+from lote.webhooks.events import Outbox
+from lote.webhooks.schemas import Attempt, Delivery, DeliveryPage, WebhookSecret
+
+log = logging.getLogger("lote.webhooks")
+STATUSES = ("pending", "delivered", "failed")
+
+
+def outbox(services: Services) -> Outbox:
+    """An empty outbox for one state change's transaction."""
+    return Outbox(services.settings.api_url)
+
+
+def enqueue(services: Services, delivery_ids: list[str], gen: int = 0) -> None:
+    """Create each delivery's task after its commit (deterministic names); failures go to the sweep."""
+    from google.api_core.exceptions import GoogleAPICallError, NotFound, RetryError
+
+    s = services.settings
+    for delivery_id in delivery_ids:
+        try:
+            services.tasks.create_http_task(
+                s.webhook_queue,
+                f"{delivery_id}-{gen}",
+                f"{s.worker_url}/tasks/webhook",
+                json.dumps({"delivery_id": delivery_id, "gen": gen}).encode(),
+                audience=s.worker_url,
+                invoker=s.tasks_invoker_email,
+                deadline_s=int(s.webhook_timeout_s) + 30,
+            )
+            store.mark_enqueued(services.firestore.db, delivery_id)
+        except NotFound:
+            continue  # staged by a transaction attempt that did not commit: nothing to deliver
+        except (GoogleAPICallError, RetryError) as exc:
+            log.warning("enqueue of webhook %s failed, left to the repair sweep: %s", delivery_id, exc)
+
+
+def _attempt(found: dict[str, Any]) -> Attempt:
+    return Attempt(
+        at=timeutil.iso(found["at"]) or "",
+        status_code=found.get("status_code"),
+        latency_ms=int(found.get("latency_ms", 0)),
+        error=found.get("error"),
+    )
+
+
+def _view(delivery_id: str, doc: dict[str, Any], with_event: bool = False) -> Delivery:
+    attempts = [_attempt(a) for a in doc.get("attempts", [])]
+    return Delivery(
+        id=delivery_id, type=doc["type"], subject=doc["subject"], url=doc["url"], status=doc["status"],
+        attempts=attempts, created_at=timeutil.iso(doc["created_at"]) or "",
+        delivered_at=timeutil.iso(doc.get("delivered_at")), failed_at=timeutil.iso(doc.get("failed_at")),
+        event=json.loads(doc["body"]) if with_event else None,
+    )  # fmt: skip
+
+
+def _owned(services: Services, caller: Caller, delivery_id: str) -> dict[str, Any]:
+    doc = None
+    if ids.looks_like(delivery_id, "msg"):
+        snapshot = store.ref(services.firestore.db, delivery_id).get()
+        doc = snapshot.to_dict() if snapshot.exists else None
+    if doc is None or doc.get("tenant_id") != caller.tenant_id:
+        raise NotFound(f"no delivery {delivery_id[:64]!r}", {"id": delivery_id[:64]})
+    return doc
+
+
+def page(
+    services: Services, caller: Caller, status: str | None, token: str | None, size: int = 50
+) -> DeliveryPage:
+    """The caller's deliveries, newest first, optionally of one status."""
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}", {"field": "status"})
+    if token is not None and not ids.looks_like(token, "msg"):
+        raise InvalidRequest("page_token is not valid", {"field": "page_token"})
+    found = store.page(services.firestore.db, caller.tenant_id, status, size, token)
+    deliveries = [_view(s.id, s.to_dict() or {}) for s in found]
+    return DeliveryPage(deliveries=deliveries, next_page_token=found[-1].id if len(found) == size else None)
+
+
+def get(services: Services, caller: Caller, delivery_id: str) -> Delivery:
+    """One delivery with the event as sent."""
+    return _view(delivery_id, _owned(services, caller, delivery_id), with_event=True)
+
+
+def redeliver(services: Services, caller: Caller, delivery_id: str) -> Delivery:
+    """Send a delivered or failed event again (same webhook-id, so receivers can deduplicate)."""
+    _owned(services, caller, delivery_id)
+    try:
+        doc = store.redeliver(services.firestore.db, delivery_id, caller.tenant_id)
+    except ValueError:
+        raise Conflict(f"delivery {delivery_id} is still being attempted", {"id": delivery_id}) from None
+    if doc is None:
+        raise NotFound(f"no delivery {delivery_id!r}", {"id": delivery_id})
+    enqueue(services, [delivery_id], int(doc["task_gen"]))
+    return _view(delivery_id, doc)
+
+
+def _secret_view(found: dict[str, Any]) -> WebhookSecret:
+    until = None
+    if found.get("previous") and found.get("rotated_at"):
+        end = found["rotated_at"] + store.ROTATION_OVERLAP
+        until = timeutil.iso(end) if end > timeutil.now() else None
+    return WebhookSecret(secret=found["current"], previous_valid_until=until)
+
+
+def secret(services: Services, caller: Caller) -> WebhookSecret:
+    """The tenant's signing secret (made on first use)."""
+    return _secret_view(store.secrets(services.firestore.db, caller.tenant_id))
+
+
+def rotate(services: Services, caller: Caller) -> WebhookSecret:
+    """A new signing secret; for 24 h both sign every webhook."""
+    return _secret_view(store.rotate(services.firestore.db, caller.tenant_id))

@@ -1,0 +1,206 @@
+"""Webhook deliveries (`webhook_deliveries/{msg_…}`) and tenants' signing secrets.
+
+A delivery is created inside the transaction of the state change it reports, with an id derived
+from that change, so each change produces exactly one event. Delivery attempts hold a short lease,
+so a task delivered twice POSTs once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lote import timeutil, transactions
+from lote.tenants.store import TENANTS
+from lote.webhooks import signing
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+DELIVERIES = "webhook_deliveries"
+MAX_ATTEMPTS_KEPT = 100
+ROTATION_OVERLAP = dt.timedelta(hours=24)
+# Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
+INDEXES = [
+    (DELIVERIES, ("tenant_id", "created_at")),
+    (DELIVERIES, ("tenant_id", "status", "created_at")),
+    (DELIVERIES, ("enqueued", "cycle_started_at")),
+]
+
+
+def ref(db: firestore.Client, delivery_id: str) -> firestore.DocumentReference:
+    """The delivery's document."""
+    return db.collection(DELIVERIES).document(delivery_id)
+
+
+def stage(
+    tx: firestore.Transaction,
+    db: firestore.Client,
+    delivery_id: str,
+    tenant_id: str,
+    url: str,
+    kind: str,
+    subject: str,
+    body: str,
+) -> None:
+    """Inside the transaction of a state change: the event and its pending delivery."""
+    now = timeutil.now()
+    tx.create(ref(db, delivery_id), {
+        "tenant_id": tenant_id, "type": kind, "subject": subject, "url": url, "body": body,
+        "status": "pending", "attempts": [], "attempt_count": 0, "created_at": now,
+        "cycle_started_at": now, "delivered_at": None, "failed_at": None, "enqueued": False,
+        "task_gen": 0, "lease_until": None,
+    })  # fmt: skip
+
+
+def mark_enqueued(db: firestore.Client, delivery_id: str) -> None:
+    """Record that the delivery's task exists."""
+    ref(db, delivery_id).update({"enqueued": True})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of trying to start a delivery attempt."""
+
+    kind: str  # "claimed" | "noop" | "busy"
+    delivery: dict[str, Any] | None = None
+    reason: str = ""
+
+
+def claim(db: firestore.Client, delivery_id: str, gen: int, lease: dt.timedelta) -> Claim:
+    """Start an attempt: missing, finished or superseded → noop; another attempt live → busy."""
+
+    def run(tx: firestore.Transaction) -> Claim:
+        snapshot = ref(db, delivery_id).get(transaction=tx)
+        if not snapshot.exists:
+            return Claim("noop", reason="no such delivery")
+        doc = snapshot.to_dict() or {}
+        if doc["status"] != "pending":
+            return Claim("noop", reason=f"delivery is {doc['status']}")
+        if gen != doc.get("task_gen", 0):
+            return Claim("noop", reason="a redelivery superseded this task")
+        now = timeutil.now()
+        if doc.get("lease_until") is not None and doc["lease_until"] > now:
+            return Claim("busy", reason="another attempt is delivering it")
+        tx.update(snapshot.reference, {"lease_until": now + lease, "enqueued": True})
+        return Claim("claimed", delivery={**doc, "id": delivery_id})
+
+    return transactions.run(db, run)
+
+
+def record(db: firestore.Client, delivery: dict[str, Any], attempt: dict[str, Any], status: str) -> None:
+    """Append an attempt (the lease holder is the only writer) and set the delivery's status."""
+    attempts = [*delivery.get("attempts", []), attempt][-MAX_ATTEMPTS_KEPT:]
+    count = int(delivery.get("attempt_count", 0)) + 1
+    update: dict[str, Any] = {
+        "attempts": attempts,
+        "attempt_count": count,
+        "status": status,
+        "lease_until": None,
+    }
+    if status == "delivered":
+        update["delivered_at"] = attempt["at"]
+    if status == "failed":
+        update["failed_at"] = attempt["at"]
+    ref(db, delivery["id"]).update(update)
+
+
+def redeliver(db: firestore.Client, delivery_id: str, tenant_id: str) -> dict[str, Any] | None:
+    """Start a new delivery cycle of a finished delivery; None when not the tenant's.
+
+    Raises ValueError("pending") while a cycle is still running.
+    """
+
+    def run(tx: firestore.Transaction) -> dict[str, Any] | None:
+        snapshot = ref(db, delivery_id).get(transaction=tx)
+        doc = snapshot.to_dict() if snapshot.exists else None
+        if doc is None or doc.get("tenant_id") != tenant_id:
+            return None
+        if doc["status"] == "pending":
+            raise ValueError("pending")
+        update = {"status": "pending", "task_gen": int(doc.get("task_gen", 0)) + 1, "enqueued": False,
+                  "cycle_started_at": timeutil.now(), "failed_at": None, "lease_until": None}  # fmt: skip
+        tx.update(snapshot.reference, update)
+        return {**doc, **update}
+
+    return transactions.run(db, run)
+
+
+def page(
+    db: firestore.Client, tenant_id: str, status: str | None, size: int, after: str | None
+) -> list[firestore.DocumentSnapshot]:
+    """A tenant's deliveries, newest first, after the delivery id `after`."""
+    from google.cloud import firestore as fs
+
+    collection = db.collection(DELIVERIES)
+    query = collection.where(filter=fs.FieldFilter("tenant_id", "==", tenant_id))
+    if status is not None:
+        query = query.where(filter=fs.FieldFilter("status", "==", status))
+    query = query.order_by("created_at", direction=fs.Query.DESCENDING).order_by(
+        "__name__", direction=fs.Query.DESCENDING
+    )
+    if after:
+        last = collection.document(after).get()
+        if last.exists and (last.to_dict() or {}).get("tenant_id") == tenant_id:
+            query = query.start_after(last)
+    return list(query.limit(size).stream())
+
+
+def unenqueued_before(
+    db: firestore.Client, cutoff: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    """Deliveries whose task was never confirmed, in a cycle started before `cutoff`."""
+    from google.cloud import firestore as fs
+
+    query = (
+        db.collection(DELIVERIES)
+        .where(filter=fs.FieldFilter("enqueued", "==", False))
+        .where(filter=fs.FieldFilter("cycle_started_at", "<", cutoff))
+        .limit(limit)
+    )
+    return list(query.stream())
+
+
+# --- signing secrets on the tenant document --------------------------------------------------
+
+
+def secrets(db: firestore.Client, tenant_id: str) -> dict[str, Any]:
+    """The tenant's secrets {current, previous, rotated_at}, creating the first one if needed."""
+    tenant_ref = db.collection(TENANTS).document(tenant_id)
+
+    def build(batch: firestore.WriteBatch) -> tuple[dict[str, Any], bool]:
+        snapshot = tenant_ref.get()
+        found = (snapshot.to_dict() or {}).get("webhook_secrets")
+        if found:
+            return dict(found), False
+        created = {"current": signing.new_secret(), "previous": None, "rotated_at": None}
+        batch.update(tenant_ref, {"webhook_secrets": created},
+                     option=db.write_option(last_update_time=snapshot.update_time))  # fmt: skip
+        return created, True
+
+    return transactions.optimistic(db, build)
+
+
+def rotate(db: firestore.Client, tenant_id: str) -> dict[str, Any]:
+    """A new current secret; the old one keeps signing for ROTATION_OVERLAP."""
+    tenant_ref = db.collection(TENANTS).document(tenant_id)
+    secrets(db, tenant_id)
+
+    def build(batch: firestore.WriteBatch) -> tuple[dict[str, Any], bool]:
+        snapshot = tenant_ref.get()
+        old = (snapshot.to_dict() or {})["webhook_secrets"]
+        rotated = {"current": signing.new_secret(), "previous": old["current"], "rotated_at": timeutil.now()}
+        batch.update(tenant_ref, {"webhook_secrets": rotated},
+                     option=db.write_option(last_update_time=snapshot.update_time))  # fmt: skip
+        return rotated, True
+
+    return transactions.optimistic(db, build)
+
+
+def signing_secrets(found: dict[str, Any], now: dt.datetime) -> list[str]:
+    """The secrets that sign now: the current one, and the previous one during the overlap."""
+    live = [found["current"]]
+    if found.get("previous") and found.get("rotated_at") and now - found["rotated_at"] < ROTATION_OVERLAP:
+        live.append(found["previous"])
+    return live
