@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test test-unit test-integration lint fmt bench clean
+INFRA := .venv-infra
+PROJECT ?=
+REGION ?= us-central1
+TF := terraform -chdir=terraform
+
+.PHONY: install dev test test-unit test-integration lint lint-infra fmt bench deploy deploy-secrets tf-init clean
 
 $(STAMP): functions/requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +38,31 @@ lint: install
 	$(BIN)/mypy
 	terraform fmt -check -recursive terraform
 
+$(INFRA)/.installed: requirements-infra.txt
+	@test -x $(INFRA)/bin/python || $(PY) -m venv $(INFRA)
+	$(INFRA)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	@touch $@
+
+# checkov offline (--skip-download): every finding is fixed or suppressed in place with a reason.
+lint-infra: $(INFRA)/.installed
+	terraform fmt -check -recursive terraform
+	$(INFRA)/bin/checkov -d terraform --framework terraform --quiet --compact --skip-download
+
+# `make deploy PROJECT=my-project`: state in gs://PROJECT-lote-tfstate (created once), then apply.
+deploy: tf-init
+	$(TF) apply -var project_id=$(PROJECT) -var region=$(REGION)
+
+# First deploy only: the secrets alone, so they can get values before the functions need them.
+deploy-secrets: tf-init
+	$(TF) apply -var project_id=$(PROJECT) -var region=$(REGION) -target=google_secret_manager_secret.s
+
+tf-init:
+	@test -n "$(PROJECT)" || { echo "usage: make deploy PROJECT=my-project [REGION=us-central1]"; exit 2; }
+	gcloud storage buckets describe gs://$(PROJECT)-lote-tfstate --project=$(PROJECT) >/dev/null 2>&1 || \
+		gcloud storage buckets create gs://$(PROJECT)-lote-tfstate --project=$(PROJECT) --location=$(REGION) \
+			--uniform-bucket-level-access --public-access-prevention
+	$(TF) init -input=false -backend-config=bucket=$(PROJECT)-lote-tfstate -backend-config=prefix=lote
+
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -42,4 +72,4 @@ bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .lote .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INFRA) .lote .mypy_cache .ruff_cache .pytest_cache

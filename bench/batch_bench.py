@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from bench.firestore_ops import counting
+from bench.generation_bench import BENCH_LIMITS
 from lote import bulk
 from lote.batches import fanout
 from lote.batches import service as batches
@@ -23,9 +24,6 @@ from lote.settings import Settings
 from lote.tenants.service import Caller
 from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack
-
-# Benchmarks measure throughput, not plan limits (those have tests of their own).
-BENCH_LIMITS = {"max_in_flight": 100_000, "requests_per_minute": 1_000_000}
 
 QUEUES = REPO_ROOT / "bench" / "queue-bench.yaml"
 ACCEPT_SIZES = (10, 1_000, 10_000)

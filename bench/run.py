@@ -6,10 +6,15 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from bench import batch_bench, generation_bench, machine, stack_bench
+from bench import batch_bench, generation_bench, machine, stack_bench, webhook_bench
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-SUITES = {"stack": stack_bench.run, "generation": generation_bench.run, "batch": batch_bench.run}
+SUITES = {
+    "stack": stack_bench.run,
+    "generation": generation_bench.run,
+    "batch": batch_bench.run,
+    "webhooks": webhook_bench.run,
+}
 
 
 def main() -> None:
@@ -24,11 +29,13 @@ def main() -> None:
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `make bench` on: {machine.describe()}.\n"
         "Medians unless noted; ratios are measured within one run.\n\n"
     )
-    if sys.argv[1:]:  # a subset: keep the other suites' sections from the last full run
-        kept = [
-            s for s in _sections(RESULTS.read_text()) if not any(s.startswith(n) for n in _titles(sections))
-        ]
-        sections = kept + sections
+    if sys.argv[1:]:  # a subset: keep the other suites' sections from the last full run, in place
+        fresh = dict(zip(_titles(sections), sections, strict=True))
+        merged = []
+        for old in _sections(RESULTS.read_text()):
+            title = next((t for t in fresh if old.startswith(t)), None)
+            merged.append(fresh.pop(title) if title else old)
+        sections = merged + list(fresh.values())
     RESULTS.write_text(header + "\n".join(sections))
     print(RESULTS.read_text())
 

@@ -5,6 +5,133 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the functions, queues and buckets."
+  description = "Region of the functions, queues, scheduler and buckets."
   default     = "us-central1"
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Location of the Firestore database (a multi-region such as nam5, or a region)."
+  default     = "nam5"
+}
+
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every resource name (functions, service accounts, buckets get the project id too)."
+  default     = "lote"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}$", var.name_prefix))
+    error_message = "name_prefix must be 2-15 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "python_runtime" {
+  type        = string
+  description = "Cloud Functions runtime of every function."
+  default     = "python311"
+}
+
+variable "functions" {
+  type = map(object({
+    min_instances = number
+    max_instances = number
+    concurrency   = number
+    memory        = string
+    cpu           = string
+  }))
+  description = "Scaling of each function: instances, request concurrency (THREADS matches it), memory and vCPU."
+  default = {
+    api            = { min_instances = 0, max_instances = 20, concurrency = 40, memory = "1Gi", cpu = "1" }
+    worker         = { min_instances = 0, max_instances = 50, concurrency = 8, memory = "1Gi", cpu = "1" }
+    stripe_webhook = { min_instances = 0, max_instances = 5, concurrency = 20, memory = "512Mi", cpu = "1" }
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.concurrency >= 2 && f.max_instances >= f.min_instances])
+    error_message = "Each function needs concurrency of at least 2 and max_instances >= min_instances."
+  }
+}
+
+variable "task_dispatch_deadline_s" {
+  type        = number
+  description = "Dispatch deadline of generation tasks and the worker's lease; the worker's timeout is above it."
+  default     = 300
+  validation {
+    condition     = var.task_dispatch_deadline_s >= 15 && var.task_dispatch_deadline_s <= 1800
+    error_message = "Cloud Tasks accepts dispatch deadlines from 15 s to 30 min."
+  }
+}
+
+variable "retention_days" {
+  type        = number
+  description = "Days finished jobs, batches and webhook deliveries stay in Firestore (TTL on expires_at)."
+  default     = 30
+}
+
+variable "input_retention_days" {
+  type        = number
+  description = "Days uploaded inputs stay in the input bucket."
+  default     = 7
+}
+
+variable "output_retention_days" {
+  type        = number
+  description = "Days generated images stay in the output bucket."
+  default     = 30
+}
+
+variable "manifest_retention_days" {
+  type        = number
+  description = "Days batch manifests stay in the manifest bucket."
+  default     = 30
+}
+
+variable "default_model" {
+  type        = string
+  description = "Model used when a request names none."
+  default     = "gemini-2.5-flash-image"
+}
+
+variable "use_vertexai" {
+  type        = bool
+  description = "Call Gemini through Vertex AI with the worker's service account instead of an API key secret."
+  default     = false
+}
+
+variable "credit_packs" {
+  type        = map(number)
+  description = "Credit packs on sale: Stripe price lookup_key => credits it buys."
+  default     = { credits_100 = 100, credits_1000 = 1000, credits_10000 = 10000 }
+}
+
+variable "checkout_success_url" {
+  type        = string
+  description = "Where Stripe Checkout returns the buyer after paying."
+}
+
+variable "checkout_cancel_url" {
+  type        = string
+  description = "Where Stripe Checkout returns the buyer when abandoned."
+}
+
+variable "sweep_schedule" {
+  type        = string
+  description = "Cron schedule (UTC) of the repair sweep."
+  default     = "*/5 * * * *"
+}
+
+variable "alert_email" {
+  type        = string
+  description = "Email address that receives alerts."
+}
+
+variable "failure_ratio_threshold" {
+  type        = number
+  description = "Alert when more than this share of finished images failed over 15 minutes."
+  default     = 0.1
+}
+
+variable "queue_delay_threshold_s" {
+  type        = number
+  description = "Alert when tasks wait longer than this past their scheduled time (the oldest queued task's age)."
+  default     = 900
 }

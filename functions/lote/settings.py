@@ -6,9 +6,13 @@ from enum import StrEnum
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+# Marks the settings a deployment must set (their defaults suit only the local stack, or they are
+# secrets); tests/unit/test_terraform.py checks Terraform provides each to the functions.
+DEPLOY: JsonDict = {"deploy": True}
 
 
 class Mode(StrEnum):
@@ -23,11 +27,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LOTE_", extra="ignore", frozen=True)
 
-    mode: Mode = Field(Mode.PRODUCTION, description="`local` only on a developer machine or CI.")
+    mode: Mode = Field(
+        Mode.PRODUCTION, description="`local` only on a developer machine or CI.", json_schema_extra=DEPLOY
+    )
     project_id: str = Field(
         "lote-local",
         validation_alias=AliasChoices("LOTE_PROJECT_ID", "GOOGLE_CLOUD_PROJECT"),
         description="Google Cloud project that owns every resource.",
+        json_schema_extra=DEPLOY,
     )
     location: str = Field("us-central1", description="Region of the queues and functions.")
 
@@ -49,18 +56,29 @@ class Settings(BaseSettings):
     )
 
     # Buckets.
-    input_bucket: str = Field("lote-local-inputs", description="Bucket for uploaded inputs.")
-    output_bucket: str = Field("lote-local-outputs", description="Bucket for generated images.")
-    manifest_bucket: str = Field("lote-local-manifests", description="Bucket for batch manifests.")
+    input_bucket: str = Field(
+        "lote-local-inputs", description="Bucket for uploaded inputs.", json_schema_extra=DEPLOY
+    )
+    output_bucket: str = Field(
+        "lote-local-outputs", description="Bucket for generated images.", json_schema_extra=DEPLOY
+    )
+    manifest_bucket: str = Field(
+        "lote-local-manifests", description="Bucket for batch manifests.", json_schema_extra=DEPLOY
+    )
 
     # Functions and queues.
-    api_url: str = Field("http://127.0.0.1:8080", description="Public base URL of `api`.")
-    worker_url: str = Field("http://127.0.0.1:8081", description="URL Cloud Tasks calls.")
+    api_url: str = Field(
+        "http://127.0.0.1:8080", description="Public base URL of `api`.", json_schema_extra=DEPLOY
+    )
+    worker_url: str = Field(
+        "http://127.0.0.1:8081", description="URL Cloud Tasks calls.", json_schema_extra=DEPLOY
+    )
     generation_queue: str = Field("generation", description="Queue of one-image tasks.")
     fanout_queue: str = Field("fanout", description="Queue of batch fan-out and batch checker tasks.")
     tasks_invoker_email: str = Field(
         "lote-tasks-invoker@lote-local.iam.gserviceaccount.com",
         description="Service account Cloud Tasks signs OIDC tokens as; the worker accepts no other.",
+        json_schema_extra=DEPLOY,
     )
     oidc_certs_url: str = Field(
         GOOGLE_OIDC_CERTS_URL,
@@ -68,10 +86,16 @@ class Settings(BaseSettings):
     )
 
     generation_max_attempts: int = Field(
-        10, ge=-1, description="The generation queue's max_attempts (queue.yaml task_retry_limit + 1)."
+        10,
+        ge=-1,
+        description="The generation queue's max_attempts (queue.yaml task_retry_limit + 1).",
+        json_schema_extra=DEPLOY,
     )
     generation_max_retry_s: float = Field(
-        1800.0, ge=0, description="The generation queue's max_retry_duration (task_age_limit) in seconds."
+        1800.0,
+        ge=0,
+        description="The generation queue's max_retry_duration (task_age_limit) in seconds.",
+        json_schema_extra=DEPLOY,
     )
     task_dispatch_deadline_s: int = Field(
         300, ge=15, le=1800, description="Dispatch deadline of generation tasks; also the worker's lease."
@@ -83,31 +107,49 @@ class Settings(BaseSettings):
     # Webhooks.
     webhook_queue: str = Field("webhooks", description="Queue of webhook deliveries.")
     webhook_max_attempts: int = Field(
-        31, ge=-1, description="The webhooks queue's max_attempts (queue.yaml task_retry_limit + 1)."
+        31,
+        ge=-1,
+        description="The webhooks queue's max_attempts (queue.yaml task_retry_limit + 1).",
+        json_schema_extra=DEPLOY,
     )
     webhook_max_retry_s: float = Field(
-        86400.0, ge=0, description="The webhooks queue's max_retry_duration (task_age_limit) in seconds."
+        86400.0,
+        ge=0,
+        description="The webhooks queue's max_retry_duration (task_age_limit) in seconds.",
+        json_schema_extra=DEPLOY,
     )
     webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="Timeout of one webhook POST.")
+
+    retention_days: int = Field(
+        30, ge=1, le=3650, description="Days finished jobs, batches and webhook deliveries are kept (TTL)."
+    )
 
     # Outputs.
     signed_url_ttl_s: int = Field(
         3600, ge=60, le=7 * 86400, description="Lifetime of output URLs (V4 signed; at most 7 days)."
     )
     signing_service_account: str | None = Field(
-        None, description="Service account that signs output URLs through IAM signBlob (production)."
+        None,
+        description="Service account that signs output URLs through IAM signBlob (production).",
+        json_schema_extra=DEPLOY,
     )
 
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of the /v1/admin routes; when unset they are refused entirely."
+        None,
+        description="Bearer token of the /v1/admin routes; when unset they are refused entirely.",
+        json_schema_extra=DEPLOY,
     )
 
     # Billing (Stripe). Secrets come from Secret Manager in production.
     stripe_secret_key: SecretStr | None = Field(
-        None, description="Stripe API key; without it checkout answers 503 `billing_unavailable`."
+        None,
+        description="Stripe API key; without it checkout answers 503 `billing_unavailable`.",
+        json_schema_extra=DEPLOY,
     )
     stripe_webhook_secret: SecretStr | None = Field(
-        None, description="Signing secret (`whsec_...`) of the Stripe endpoint; unset refuses every event."
+        None,
+        description="Signing secret (`whsec_...`) of the Stripe endpoint; unset refuses every event.",
+        json_schema_extra=DEPLOY,
     )
     stripe_api_base: str | None = Field(
         None, description="Stripe API base URL; set only locally, to the offline fake."
@@ -117,10 +159,14 @@ class Settings(BaseSettings):
         description="Credit packs as JSON: Stripe price `lookup_key` → credits it buys.",
     )
     checkout_success_url: str | None = Field(
-        None, description="Where Stripe Checkout returns after paying (a request may name its own)."
+        None,
+        description="Where Stripe Checkout returns after paying (a request may name its own).",
+        json_schema_extra=DEPLOY,
     )
     checkout_cancel_url: str | None = Field(
-        None, description="Where Stripe Checkout returns when abandoned (a request may name its own)."
+        None,
+        description="Where Stripe Checkout returns when abandoned (a request may name its own).",
+        json_schema_extra=DEPLOY,
     )
 
     # The model.

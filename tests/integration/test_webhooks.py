@@ -198,3 +198,24 @@ def test_item_events_need_a_webhook_url(tenant):
     response = tenant.post("/v1/batches", {"items": [{"reference": "a", "prompt": "x"}],
                                            "webhook_events": ["generation.failed"]})  # fmt: skip
     assert response.status_code == 400
+
+
+def test_a_canceled_batch_sends_batch_canceled_once(
+    tenant, target: Target, tasks_client, generation_queue: str
+):
+    secret = _secret(tenant)
+    tasks_client.pause_queue(name=generation_queue)  # nothing runs: every item is canceled
+    try:
+        items = [{"reference": f"r{i}", "prompt": "x"} for i in range(4)]
+        batch = tenant.post("/v1/batches", {"items": items, "webhook_url": target.url}).json()
+        assert tenant.post(f"/v1/batches/{batch['id']}/cancel").status_code == 200
+        [hit] = target.wait_for(1)
+    finally:
+        tasks_client.resume_queue(name=generation_queue)
+    event = _verified(secret, hit)
+    assert event["type"] == "batch.canceled" and event["data"]["status"] == "canceled"
+    assert event["data"]["counts"]["canceled"] == 4
+    # Polls settle too; the completion is recorded once, so no second event appears.
+    assert tenant.get(f"/v1/batches/{batch['id']}").json()["status"] == "canceled"
+    deliveries = _deliveries(tenant, lambda d: d and d[0]["status"] == "delivered")
+    assert [d["type"] for d in deliveries] == ["batch.canceled"]

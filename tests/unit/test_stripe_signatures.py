@@ -9,6 +9,7 @@ import pytest
 from functions_framework import create_app
 
 from lote.billing import stripe_events
+from lote.errors import LoteError
 from lote.settings import Settings
 from lote_local.config import REPO_ROOT
 from lote_local.stripe_fake import parse_form, sign
@@ -81,3 +82,36 @@ def test_the_fake_reads_stripes_nested_form_encoding():
         "payment_intent_data": {"metadata": {"credits": "5"}},
         "lookup_keys": ["a", "b"],
     }
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        ("APIConnectionError", 503, "billing_unavailable"),
+        ("RateLimitError", 503, "billing_unavailable"),
+        ("AuthenticationError", 500, "billing_misconfigured"),
+        ("InvalidRequestError", 500, "billing_misconfigured"),
+    ],
+)
+def test_stripe_errors_become_ours(error: str, status: int, code: str):
+    import stripe
+
+    from lote.clients.stripe import StripeClient
+
+    client = StripeClient(Settings.model_validate({"stripe_secret_key": "sk_test_x"}))
+    kind = getattr(stripe, error)
+    raised = kind("boom", "param") if error == "InvalidRequestError" else kind("boom")
+
+    def fail() -> None:
+        raise raised
+
+    with pytest.raises(LoteError) as caught:
+        client._call(fail)
+    assert (caught.value.status, caught.value.code) == (status, code)
+
+
+def test_checkout_without_a_stripe_key_is_unavailable():
+    from lote.clients.stripe import BillingUnavailable, StripeClient
+
+    with pytest.raises(BillingUnavailable):
+        _ = StripeClient(Settings()).client

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from lote import bulk, ids, timeutil
+from lote import bulk, ids, retention, timeutil
 from lote.batches import manifest, store, tasks
 from lote.jobs import store as job_store
 from lote.jobs.service import Answer, check_inputs, job_document, stage_inputs
@@ -62,7 +62,8 @@ def _documents(
         wanted = batch.get("webhook_events") or []
         doc.update(webhook_url=batch.get("webhook_url") if wanted else None, webhook_events=wanted)
         if batch.get("cancel_requested"):
-            doc.update(status="canceled", cancel_requested=True, finished_at=now)
+            doc.update(status="canceled", cancel_requested=True, finished_at=now,
+                       expires_at=retention.expires_at(now))  # fmt: skip
         docs.append((job_id, doc))
     return docs
 
@@ -96,7 +97,8 @@ def cancel_queued(services: Services, snapshots: list[Any]) -> int:
     db = services.firestore.db
     now = timeutil.now()
     updates = [
-        (s.reference, {"status": "canceled", "cancel_requested": True, "finished_at": now},
+        (s.reference, {"status": "canceled", "cancel_requested": True, "finished_at": now,
+                       "expires_at": retention.expires_at(now)},
          Client.write_option(last_update_time=s.update_time))
         for s in snapshots
         if s.exists and (s.to_dict() or {}).get("status") == "queued"

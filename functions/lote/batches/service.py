@@ -171,6 +171,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
                 "error": None,
                 "last_error": s.get("error"),
                 "finished_at": None,
+                "expires_at": None,
                 "task_gen": int(s.get("task_gen") or 0) + 1,
                 "enqueued": False,
                 "lease_until": None,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from lote import bulk, timeutil, transactions
+from lote import bulk, retention, timeutil, transactions
 from lote.jobs.schemas import TERMINAL
 from lote.jobs.store import JOBS
 
@@ -188,6 +188,7 @@ def settle(
                 )
                 update["refunded"] = int(batch.get("refunded", 0)) + owed
             update["finished_at"] = now
+            update["expires_at"] = retention.expires_at(now)
             update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
             update["completions"] = completion
             if outbox is not None:
@@ -222,7 +223,7 @@ def reopen(db: firestore.Client, batch_id: str, price: int) -> dict[str, Any]:
             pricing.require(int((tenant.to_dict() or {}).get("credits", 0)), price)
             ledger.stage(tx, db, tenant, f"debit-{batch_id}-r{gen}", -price, "debit", batch_id)
         if batch.get("finished_at") is not None:
-            update.update({"status": "running", "finished_at": None})
+            update.update({"status": "running", "finished_at": None, "expires_at": None})
         return update
 
     return _transact(db, batch_id, change)

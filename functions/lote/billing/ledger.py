@@ -51,15 +51,11 @@ def stage(
 
     Returns the entry; an entry that already exists is returned as it is and nothing is written.
     """
-    ref = entry_ref(db, tenant.id, entry_id)
-    existing = ref.get(transaction=tx)
+    existing = entry_ref(db, tenant.id, entry_id).get(transaction=tx)
     if existing.exists:
         return existing.to_dict() or {}
-    balance = int((tenant.to_dict() or {}).get("credits", 0)) + delta
-    record = entry(delta, reason, reference, balance, note)
-    tx.update(tenant.reference, {"credits": balance})
-    tx.create(ref, record)
-    return record
+    # The transaction's own read of the tenant guards the balance: no precondition needed.
+    return _write(tx, db, tenant, entry_id, delta, reason, reference, note, None)
 
 
 def apply(
@@ -99,12 +95,25 @@ def add(
 ) -> dict[str, Any]:
     """Into an optimistic batch (transactions.optimistic): the entry, created only if absent, and
     the new balance, guarded by the update time of the `tenant` snapshot that was read."""
+    option = db.write_option(last_update_time=tenant.update_time)
+    return _write(batch, db, tenant, entry_id, delta, reason, reference, note, option)
+
+
+def _write(
+    writer: firestore.Transaction | firestore.WriteBatch,
+    db: firestore.Client,
+    tenant: firestore.DocumentSnapshot,
+    entry_id: str,
+    delta: int,
+    reason: Reason,
+    reference: str,
+    note: str,
+    option: Any,
+) -> dict[str, Any]:
     balance = int((tenant.to_dict() or {}).get("credits", 0)) + delta
     record = entry(delta, reason, reference, balance, note)
-    batch.update(
-        tenant.reference, {"credits": balance}, option=db.write_option(last_update_time=tenant.update_time)
-    )
-    batch.create(entry_ref(db, tenant.id, entry_id), record)
+    writer.update(tenant.reference, {"credits": balance}, option=option)
+    writer.create(entry_ref(db, tenant.id, entry_id), record)
     return record
 
 

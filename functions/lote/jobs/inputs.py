@@ -7,9 +7,13 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from lote import images
+
+if TYPE_CHECKING:
+    import urllib3
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -56,9 +60,25 @@ def _resolve(host: str, port: int, policy: FetchPolicy) -> str:
     return str(addresses[0])
 
 
+def pinned_pool(url: str, address: str, timeout_s: float) -> urllib3.HTTPConnectionPool:
+    """A connection pool for `url` that connects to the already checked `address` (no second DNS
+    lookup an attacker could rebind), verifying TLS against the URL's host name."""
+    import certifi
+    import urllib3
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = urllib3.Timeout(total=timeout_s)
+    if parts.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            address, port, timeout=timeout, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
+            server_hostname=parts.hostname, assert_hostname=parts.hostname,
+        )  # fmt: skip
+    return urllib3.HTTPConnectionPool(address, port, timeout=timeout)
+
+
 def fetch(url: str, policy: FetchPolicy) -> bytes:
     """GET an image URL, pinned to the checked address so DNS cannot be rebound in between."""
-    import certifi
     import urllib3
 
     deadline = time.monotonic() + policy.timeout_s
@@ -68,15 +88,7 @@ def fetch(url: str, policy: FetchPolicy) -> bytes:
             raise InputError("input_forbidden", f"only {'/'.join(sorted(policy.schemes))} URLs are fetched")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         ip = _resolve(parts.hostname, port, policy)
-        timeout = urllib3.Timeout(total=max(0.1, deadline - time.monotonic()))
-        pool: urllib3.HTTPConnectionPool
-        if parts.scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(
-                ip, port, timeout=timeout, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
-                server_hostname=parts.hostname, assert_hostname=parts.hostname,
-            )  # fmt: skip
-        else:
-            pool = urllib3.HTTPConnectionPool(ip, port, timeout=timeout)
+        pool = pinned_pool(url, ip, max(0.1, deadline - time.monotonic()))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "lote-fetch/1", "Accept": "image/*"}
         try:

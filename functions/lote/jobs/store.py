@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import timeutil, transactions
+from lote import retention, timeutil, transactions
 from lote.idempotency import Charge, Key, Replay, create_once
 from lote.jobs.schemas import TERMINAL
 
@@ -123,6 +123,7 @@ def finish(
             _refund(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
         if final["status"] in TERMINAL:
             final["finished_at"] = now
+            final["expires_at"] = retention.expires_at(now)
             if outbox is not None:
                 outbox.generation(tx, db, job_id, {**job, **final})
         tx.update(snapshot.reference, final)
@@ -163,7 +164,9 @@ def cancel(
         if job["status"] in TERMINAL:
             raise ValueError("terminal")
         if job["status"] == "queued":
-            update = {"status": "canceled", "finished_at": timeutil.now(), "cancel_requested": True}
+            now = timeutil.now()
+            update = {"status": "canceled", "finished_at": now, "cancel_requested": True,
+                      "expires_at": retention.expires_at(now)}  # fmt: skip
             _refund(tx, db, job_id, job)
             if outbox is not None:
                 outbox.generation(tx, db, job_id, {**job, **update})

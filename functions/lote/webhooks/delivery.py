@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from lote import retries, timeutil
+from lote.jobs.inputs import pinned_pool
 from lote.jobs.service import Answer
 from lote.services import Services
 from lote.webhooks import signing, store, urls
@@ -39,20 +40,10 @@ class Outcome:
 
 def post(url: str, address: str, headers: dict[str, str], body: bytes, timeout_s: float) -> Outcome:
     """POST to `url` connected to the checked `address` (no DNS rebinding), never following redirects."""
-    import certifi
     import urllib3
 
     parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    timeout = urllib3.Timeout(total=timeout_s)
-    pool: urllib3.HTTPConnectionPool
-    if parts.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
-            address, port, timeout=timeout, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
-            server_hostname=parts.hostname, assert_hostname=parts.hostname,
-        )  # fmt: skip
-    else:
-        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout)
+    pool = pinned_pool(url, address, timeout_s)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.monotonic()
     try:

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import timeutil, transactions
+from lote import retention, timeutil, transactions
 from lote.tenants.store import TENANTS
 from lote.webhooks import signing
 
@@ -50,7 +50,7 @@ def stage(
         "tenant_id": tenant_id, "type": kind, "subject": subject, "url": url, "body": body,
         "status": "pending", "attempts": [], "attempt_count": 0, "created_at": now,
         "cycle_started_at": now, "delivered_at": None, "failed_at": None, "enqueued": False,
-        "task_gen": 0, "lease_until": None,
+        "task_gen": 0, "lease_until": None, "expires_at": retention.expires_at(now),
     })  # fmt: skip
 
 
@@ -120,7 +120,8 @@ def redeliver(db: firestore.Client, delivery_id: str, tenant_id: str) -> dict[st
         if doc["status"] == "pending":
             raise ValueError("pending")
         update = {"status": "pending", "task_gen": int(doc.get("task_gen", 0)) + 1, "enqueued": False,
-                  "cycle_started_at": timeutil.now(), "failed_at": None, "lease_until": None}  # fmt: skip
+                  "cycle_started_at": timeutil.now(), "failed_at": None, "lease_until": None,
+                  "expires_at": retention.expires_at(timeutil.now())}  # fmt: skip
         tx.update(snapshot.reference, update)
         return {**doc, **update}
 

@@ -1,0 +1,95 @@
+# Log-based metrics from the worker's log lines (lote/jobs/worker.py) and two alerts.
+
+locals {
+  worker_logs = join(" AND ", [
+    "resource.type=\"cloud_run_revision\"",
+    "resource.labels.service_name=\"${google_cloudfunctions2_function.fn["worker"].name}\"",
+  ])
+}
+
+resource "google_logging_metric" "succeeded" {
+  name   = "${local.p}_images_succeeded"
+  filter = "${local.worker_logs} AND textPayload=~\"lote.worker job \\S+ attempt \\d+: succeeded \""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+resource "google_logging_metric" "failed" {
+  name   = "${local.p}_images_failed"
+  filter = "${local.worker_logs} AND textPayload=~\"lote.worker job \\S+ attempt \\d+ failed for good: .*\\(failed\\)\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+resource "google_logging_metric" "model_latency" {
+  name            = "${local.p}_model_latency"
+  filter          = google_logging_metric.succeeded.filter
+  value_extractor = "REGEXP_EXTRACT(textPayload, \"\\\\((\\\\d+) ms model\\\\)\")"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "ms"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 32
+      growth_factor      = 1.4
+      scale              = 50
+    }
+  }
+}
+
+resource "google_monitoring_notification_channel" "email" {
+  display_name = "lote alerts"
+  type         = "email"
+  labels = {
+    email_address = var.alert_email
+  }
+  depends_on = [google_project_service.api]
+}
+
+resource "google_monitoring_alert_policy" "failure_ratio" {
+  display_name = "lote: share of failed images above ${var.failure_ratio_threshold}"
+  combiner     = "OR"
+  conditions {
+    display_name = "failed / finished over 15 min"
+    condition_prometheus_query_language {
+      query = join("", [
+        "sum(rate(logging_googleapis_com:user_${google_logging_metric.failed.name}[15m])) / ",
+        "(sum(rate(logging_googleapis_com:user_${google_logging_metric.failed.name}[15m])) + ",
+        "sum(rate(logging_googleapis_com:user_${google_logging_metric.succeeded.name}[15m]))) ",
+        "> ${var.failure_ratio_threshold}",
+      ])
+      duration            = "300s"
+      evaluation_interval = "60s"
+    }
+  }
+  notification_channels = [google_monitoring_notification_channel.email.id]
+}
+
+# Cloud Tasks exports no "oldest task age"; task_attempt_delays (time between a task's schedule
+# time and its attempt) is the same signal: a task attempted late waited that long in the queue.
+resource "google_monitoring_alert_policy" "queue_delay" {
+  display_name = "lote: tasks waiting more than ${var.queue_delay_threshold_s} s"
+  combiner     = "OR"
+  conditions {
+    display_name = "p99 attempt delay per queue"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_tasks_queue\" AND metric.type = \"cloudtasks.googleapis.com/queue/task_attempt_delays\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.queue_delay_threshold_s * 1000
+      duration        = "300s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+        group_by_fields      = ["resource.label.queue_id"]
+      }
+    }
+  }
+  notification_channels = [google_monitoring_notification_channel.email.id]
+}

@@ -1,0 +1,243 @@
+"""terraform/ against the repo's other sources of truth: queue.yaml, firestore.indexes.json,
+functions/main.py and the settings class. The google provider cannot be downloaded here, so the
+conversions run in modules/config (no provider) with the real `terraform` binary, and the rest is
+read with python-hcl2."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from pydantic_settings import BaseSettings
+
+from lote.settings import Settings
+from lote_local import queue_yaml
+from lote_local.config import REPO_ROOT
+
+TERRAFORM = REPO_ROOT / "terraform"
+
+
+@cache
+def tf() -> dict[str, list[Any]]:
+    """Every top-level block of terraform/*.tf, merged by kind."""
+    merged: dict[str, list[Any]] = {}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open() as handle:
+            for kind, blocks in hcl2.load(handle).items():
+                merged.setdefault(kind, []).extend(blocks)
+    return merged
+
+
+def unquote(value: Any) -> Any:
+    """python-hcl2 keeps string literals quoted; expressions are `${...}`."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def resources(kind: str) -> dict[str, dict[str, Any]]:
+    """Resources of one type by name."""
+    found = {}
+    for block in tf().get("resource", []):
+        for rtype, named in block.items():
+            if unquote(rtype) == kind:
+                found.update({unquote(name): body for name, body in named.items()})
+    return found
+
+
+def local(name: str) -> Any:
+    """A local value."""
+    for block in tf()["locals"]:
+        if name in block:
+            return block[name]
+    raise KeyError(name)
+
+
+@cache
+def config_outputs(queue_file: Path, indexes_file: Path) -> dict[str, Any]:
+    """modules/config evaluated by terraform itself, offline (it uses no provider)."""
+    terraform = shutil.which("terraform")
+    assert terraform, "terraform is required (see README prerequisites)"
+    work = Path(subprocess.check_output(["mktemp", "-d"], text=True).strip())
+    shutil.copytree(TERRAFORM / "modules" / "config", work, dirs_exist_ok=True)
+    (work / "terraform.tfvars.json").write_text(
+        json.dumps({"queue_yaml": queue_file.read_text(), "indexes_json": indexes_file.read_text()})
+    )
+    for command in (["init", "-backend=false", "-input=false"], ["apply", "-auto-approve", "-input=false"]):
+        subprocess.run([terraform, f"-chdir={work}", *command], check=True, capture_output=True, timeout=120)
+    out = subprocess.run([terraform, f"-chdir={work}", "output", "-json"], check=True, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    shutil.rmtree(work)
+    return {name: value["value"] for name, value in json.loads(out.stdout).items()}
+
+
+@pytest.mark.parametrize(
+    "queue_file", [REPO_ROOT / "queue.yaml", REPO_ROOT / "tests" / "fixtures" / "queue.yaml"]
+)
+def test_every_queue_becomes_a_cloud_tasks_queue_with_the_same_settings(queue_file: Path):
+    converted = config_outputs(queue_file, REPO_ROOT / "firestore.indexes.json")["queues"]
+    specs = {spec.name: spec for spec in queue_yaml.load(queue_file)}
+    assert set(converted) == set(specs)
+    for name, spec in specs.items():
+        got = converted[name]
+        assert got["max_dispatches_per_second"] == pytest.approx(spec.rate_per_s)
+        assert got["max_concurrent_dispatches"] == spec.max_concurrent
+        assert got["max_attempts"] == spec.max_attempts
+        assert got["max_retry_duration_s"] == pytest.approx(spec.max_retry_duration_s)
+        assert got["min_backoff_s"] == pytest.approx(spec.min_backoff_s)
+        assert got["max_backoff_s"] == pytest.approx(spec.max_backoff_s)
+        assert got["max_doublings"] == spec.max_doublings
+
+
+def test_the_queue_resource_takes_every_setting_from_the_conversion():
+    queue = resources("google_cloud_tasks_queue")["q"]
+    assert queue["for_each"] == "${local.queues}" and local("queues") == "${module.config.queues}"
+    assert queue["rate_limits"][0] == {
+        "max_dispatches_per_second": "${each.value.max_dispatches_per_second}",
+        "max_concurrent_dispatches": "${each.value.max_concurrent_dispatches}",
+        "__is_block__": True,
+    }
+    retry = queue["retry_config"][0]
+    assert retry["max_attempts"] == "${each.value.max_attempts}"
+    assert retry["max_doublings"] == "${each.value.max_doublings}"
+    for field, source in (("max_retry_duration", "max_retry_duration_s"), ("min_backoff", "min_backoff_s"),
+                          ("max_backoff", "max_backoff_s")):  # fmt: skip
+        assert unquote(retry[field]) == "${each.value." + source + "}s"
+    assert queue["lifecycle"][0]["prevent_destroy"] is True
+    module = next(m for block in tf()["module"] for name, m in block.items() if unquote(name) == "config")
+    assert "../queue.yaml" in module["queue_yaml"] and "../firestore.indexes.json" in module["indexes_json"]
+
+
+def test_every_index_and_ttl_field_is_deployed():
+    outputs = config_outputs(REPO_ROOT / "queue.yaml", REPO_ROOT / "firestore.indexes.json")
+    document = json.loads((REPO_ROOT / "firestore.indexes.json").read_text())
+    assert len(outputs["indexes"]) == len(document["indexes"])
+    for index in document["indexes"]:
+        fields = [{"path": f["fieldPath"], "order": f["order"]} for f in index["fields"]]
+        assert {"collection": index["collectionGroup"], "fields": fields} in outputs["indexes"].values()
+    ttl = {(o["collectionGroup"], o["fieldPath"]) for o in document["fieldOverrides"] if o.get("ttl")}
+    assert {(v["collection"], v["field"]) for v in outputs["ttl_fields"].values()} == ttl
+    assert resources("google_firestore_index")["composite"]["for_each"] == "${module.config.indexes}"
+    assert resources("google_firestore_field")["ttl"]["for_each"] == "${module.config.ttl_fields}"
+
+
+def entry_points() -> set[str]:
+    """Functions in functions/main.py decorated with functions_framework.http."""
+    tree = ast.parse((REPO_ROOT / "functions" / "main.py").read_text())
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("functions_framework" in ast.unparse(d) for d in node.decorator_list)
+    }
+
+
+def test_every_entry_point_is_deployed_with_its_own_account_and_scaling():
+    deployed = {unquote(f["entry_point"]) for f in local("function_settings").values()}
+    assert deployed == entry_points() == {"api", "worker", "stripe_webhook"}
+    function = resources("google_cloudfunctions2_function")["fn"]
+    assert function["for_each"] == "${local.function_settings}"
+    service = function["service_config"][0]
+    assert service["service_account_email"] == "${google_service_account.fn[each.key].email}"
+    assert "THREADS = tostring(var.functions[each.key].concurrency)" in service["environment_variables"]
+    assert service["max_instance_request_concurrency"] == "${var.functions[each.key].concurrency}"
+    scaling = next(v for block in tf()["variable"] for n, v in block.items() if unquote(n) == "functions")
+    assert set(scaling["default"]) == entry_points()
+    assert all(f["concurrency"] > 1 for f in scaling["default"].values())
+    accounts = local("accounts")
+    assert entry_points() | {"invoker"} == set(accounts)
+
+
+def test_the_worker_is_private_and_outlasts_its_dispatch_deadlines():
+    settings = local("function_settings")
+    assert unquote(settings["worker"]["ingress"]) == "ALLOW_INTERNAL_ONLY"
+    assert settings["worker"]["timeout_s"] == "${var.task_dispatch_deadline_s + 60}"
+    # Webhook tasks: the delivery handler's deadline (timeout + 30 s) is far below the worker's.
+    assert Settings().webhook_timeout_s + 30 < 60
+    public = resources("google_cloud_run_service_iam_member")["public"]
+    assert "worker" not in public["for_each"] and unquote(public["member"]) == "allUsers"
+    invoker = resources("google_cloud_run_service_iam_member")["worker_invoker"]
+    assert invoker["member"] == '${google_service_account.fn["invoker"].member}'
+    assert unquote(invoker["role"]) == "roles/run.invoker"
+
+
+def env_name(settings: type[BaseSettings], field: str) -> str:
+    """The (first) environment variable of a settings field."""
+    alias = settings.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return alias
+    if alias is not None:
+        return str(alias.choices[0])  # type: ignore[union-attr]
+    return f"LOTE_{field}".upper()
+
+
+def all_env_names() -> set[str]:
+    names = set()
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = getattr(alias, "choices", [alias] if alias else [f"LOTE_{field}".upper()])
+        names.update(str(c) for c in choices)
+    return names
+
+
+def test_every_setting_a_deployment_needs_is_provided_and_nothing_unknown_is_set():
+    common = set(local("common_env"))
+    # model_secret is a conditional expression; its literal names the variable.
+    model_secret = set(re.findall(r'env = \\?"([A-Z_]+)', str(local("model_secret"))))
+    assert model_secret == {"GEMINI_API_KEY"}
+    secret_envs = {unquote(s["env"]) for s in local("secrets").values()} | model_secret
+    needed = {env_name(Settings, f) for f, info in Settings.model_fields.items() if info.json_schema_extra}
+    assert needed, "settings.DEPLOY marks nothing"
+    model_access = {"GEMINI_API_KEY", "LOTE_USE_VERTEXAI"} & (common | secret_envs)
+    assert model_access == {"GEMINI_API_KEY", "LOTE_USE_VERTEXAI"}
+    assert needed - common - secret_envs == set()
+    assert common - all_env_names() == set(), "Terraform sets variables no setting reads"
+    assert common & secret_envs == set()
+
+
+def test_every_secret_is_wired_to_the_function_that_reads_it():
+    secrets = {**local("secrets"), "gemini-api-key": {"env": '"GEMINI_API_KEY"', "fn": '"worker"'}}
+    for secret in secrets.values():
+        assert unquote(secret["env"]) in all_env_names()
+        assert unquote(secret["fn"]) in entry_points()
+    assert resources("google_secret_manager_secret")["s"]["for_each"] == "${local.all_secrets}"
+    reader = resources("google_secret_manager_secret_iam_member")["reader"]
+    assert reader["for_each"] == "${local.all_secrets}"
+    assert reader["member"] == "${google_service_account.fn[each.value.fn].member}"
+    dynamic = resources("google_cloudfunctions2_function")["fn"]["service_config"][0]["dynamic"][0]
+    wiring = dynamic['"secret_environment_variables"']
+    assert wiring["for_each"] == "${{for k, s in local.all_secrets : k => s if s.fn == each.key}}"
+    assert wiring["content"][0]["key"] == "${secret_environment_variables.value.env}"
+
+
+def test_buckets_are_private_uniform_and_expire():
+    for name, bucket in resources("google_storage_bucket").items():
+        assert bucket["uniform_bucket_level_access"] is True, name
+        assert unquote(bucket["public_access_prevention"]) == "enforced", name
+        assert bucket["lifecycle_rule"][0]["action"][0]["type"] == '"Delete"', name
+    archive = next(d for block in tf()["data"] for t, d in block.items() if unquote(t) == "archive_file")
+    assert "output_sha256" in resources("google_storage_bucket_object")["functions"]["name"]
+    assert unquote(archive['"functions"']["source_dir"]) == "${path.module}/../functions"
+
+
+def test_variables_are_typed_and_described_and_versions_bounded():
+    for block in tf()["variable"]:
+        for name, variable in block.items():
+            assert "type" in variable and unquote(variable.get("description", "")), name
+    for block in tf()["output"]:
+        for name, output in block.items():
+            assert unquote(output.get("description", "")), name
+    settings = tf()["terraform"][0]
+    assert "<" in unquote(settings["required_version"])
+    for provider in settings["required_providers"][0].values():
+        if isinstance(provider, dict):
+            assert "<" in unquote(provider["version"])
+    assert settings["backend"][0] == {'"gcs"': {"__is_block__": True}}
