@@ -65,7 +65,8 @@ def run() -> str:
     lines = [
         "## Local stack (issue 2)",
         "",
-        "Start-up to all services healthy (Firestore, Storage, Tasks, model, api, worker), "
+        "Start-up to all services healthy (Firestore, Storage, Tasks, model, offline Stripe, api, worker, "
+        "stripe_webhook), "
         f"{STARTS} cold starts: median **{statistics.median(starts):.2f} s** "
         f"(min {min(starts):.2f}, max {max(starts):.2f}). "
         "Excludes the one-time `pip install` into `.venv`.",

@@ -15,8 +15,8 @@ from lote import images, timeutil
 from lote.errors import InvalidRequest
 from lote.idempotency import Key
 from lote.jobs import presets
-from lote.jobs.inputs import is_public
 from lote.jobs.worker import is_last_attempt
+from lote.netguard import is_public
 from lote.services import Services
 from lote.settings import Settings
 

@@ -9,10 +9,10 @@ import flask
 from pydantic import BaseModel, ConfigDict
 
 from lote import oidc, repair
+from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
 from lote.batches import fanout
 from lote.jobs import worker
-from lote.jobs.service import Answer
 from lote.services import Services, get_services
 from lote.webhooks import delivery
 

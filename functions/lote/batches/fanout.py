@@ -11,9 +11,10 @@ import logging
 from typing import Any
 
 from lote import bulk, ids, retention, timeutil
+from lote.answers import Answer
 from lote.batches import manifest, store, tasks
 from lote.jobs import store as job_store
-from lote.jobs.service import Answer, check_inputs, job_document, stage_inputs
+from lote.jobs.service import check_inputs, job_document, stage_inputs
 from lote.services import Services
 from lote.webhooks import service as webhooks
 

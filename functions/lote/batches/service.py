@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lote import bulk, ids, timeutil
+from lote.answers import Answer
 from lote.batches import fanout, manifest, store, tasks
 from lote.batches.schemas import (
     MAX_MANIFEST_ITEMS,
@@ -25,7 +26,7 @@ from lote.billing import pricing
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Charge, Key, create_once
 from lote.jobs import store as job_store
-from lote.jobs.service import Answer, tenant_upload_prefix
+from lote.jobs.service import tenant_upload_prefix
 from lote.services import Services
 from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from lote import bulk, retention, timeutil, transactions
+from lote.batches import events
 from lote.jobs.schemas import TERMINAL
 from lote.jobs.store import JOBS
 
@@ -192,7 +193,7 @@ def settle(
             update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
             update["completions"] = completion
             if outbox is not None:
-                outbox.batch(tx, db, batch_id, {**batch, **update}, tally)
+                events.stage(outbox, tx, db, batch_id, {**batch, **update}, tally)
         return update
 
     return _transact(db, batch_id, change)

@@ -7,15 +7,11 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from lote import images
+from lote.netguard import IP, is_public, pinned_pool
 
-if TYPE_CHECKING:
-    import urllib3
-
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _REDIRECTS = {301, 302, 303, 307, 308}
 
 
@@ -27,13 +23,6 @@ class InputError(Exception):
         self.code = code
         self.message = message
         self.retryable = retryable
-
-
-def is_public(ip: IP) -> bool:
-    """Globally routable unicast: no private, loopback, link-local (metadata), shared or reserved."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 @dataclass(frozen=True)
@@ -58,23 +47,6 @@ def _resolve(host: str, port: int, policy: FetchPolicy) -> str:
     if blocked or not addresses:
         raise InputError("input_forbidden", f"{host} resolves to a non-public address ({', '.join(blocked)})")
     return str(addresses[0])
-
-
-def pinned_pool(url: str, address: str, timeout_s: float) -> urllib3.HTTPConnectionPool:
-    """A connection pool for `url` that connects to the already checked `address` (no second DNS
-    lookup an attacker could rebind), verifying TLS against the URL's host name."""
-    import certifi
-    import urllib3
-
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    timeout = urllib3.Timeout(total=timeout_s)
-    if parts.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
-            address, port, timeout=timeout, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
-            server_hostname=parts.hostname, assert_hostname=parts.hostname,
-        )  # fmt: skip
-    return urllib3.HTTPConnectionPool(address, port, timeout=timeout)
 
 
 def fetch(url: str, policy: FetchPolicy) -> bytes:

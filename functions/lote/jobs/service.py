@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from lote import ids, images, timeutil
+from lote.answers import Answer
 from lote.billing import pricing
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key
@@ -23,15 +23,6 @@ from lote.webhooks import urls
 
 log = logging.getLogger("lote.jobs")
 UPLOADS_PREFIX = "uploads"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An HTTP answer a route renders as is."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def tenant_upload_prefix(tenant_id: str) -> str:
@@ -164,10 +155,12 @@ def submit(
             return Answer(replay.status, replay.body, replay.headers)
     urls.check(services.settings, req.webhook_url, "webhook_url")
     job_id = ids.new_id("gen")
-    # Cheap checks before inputs are stored; the commit checks both again and debits.
-    balance = int((tenant_store.get_tenant(db, caller.tenant_id) or {}).get("credits", 0))
-    pricing.require(balance, pricing.price(req.model or services.settings.default_model, req.preset))
-    limits.require_room(limits.singles_in_flight(db, caller.tenant_id), caller.max_in_flight)
+    if any(uri.startswith("data:") for uri in req.images):
+        # data: inputs are stored before the commit: refuse first what the commit would refuse
+        # (it checks both again, atomically, and debits). Without them the commit alone decides.
+        balance = int((tenant_store.get_tenant(db, caller.tenant_id) or {}).get("credits", 0))
+        pricing.require(balance, pricing.price(req.model or services.settings.default_model, req.preset))
+        limits.require_room(limits.singles_in_flight(db, caller.tenant_id), caller.max_in_flight)
     doc = new_job(services, caller.tenant_id, job_id, req)
     accepted = Accepted(
         id=job_id,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lote import retention, timeutil, transactions
 from lote.idempotency import Charge, Key, Replay, create_once
+from lote.jobs import events
 from lote.jobs.schemas import TERMINAL
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def finish(
             final["finished_at"] = now
             final["expires_at"] = retention.expires_at(now)
             if outbox is not None:
-                outbox.generation(tx, db, job_id, {**job, **final})
+                events.stage(outbox, tx, db, job_id, {**job, **final})
         tx.update(snapshot.reference, final)
         return str(final["status"])
 
@@ -169,7 +170,7 @@ def cancel(
                       "expires_at": retention.expires_at(now)}  # fmt: skip
             _refund(tx, db, job_id, job)
             if outbox is not None:
-                outbox.generation(tx, db, job_id, {**job, **update})
+                events.stage(outbox, tx, db, job_id, {**job, **update})
         else:
             update = {"cancel_requested": True}
         tx.update(snapshot.reference, update)

@@ -7,10 +7,10 @@ import logging
 from typing import Any
 
 from lote import ids, images, retries
+from lote.answers import Answer
 from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, ModelTransient, generate_image
 from lote.clients.storage import ObjectTooLarge
 from lote.jobs import inputs, store
-from lote.jobs.service import Answer
 from lote.services import Services
 from lote.webhooks import service as webhooks
 

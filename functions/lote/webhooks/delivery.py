@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from lote import retries, timeutil
-from lote.jobs.inputs import pinned_pool
-from lote.jobs.service import Answer
+from lote.answers import Answer
+from lote.netguard import pinned_pool
 from lote.services import Services
 from lote.webhooks import signing, store, urls
 

@@ -11,7 +11,7 @@ import socket
 from urllib.parse import urlsplit
 
 from lote.errors import InvalidRequest
-from lote.jobs.inputs import IP, is_public
+from lote.netguard import IP, is_public
 from lote.settings import Settings
 
 METADATA_HOSTS = {"metadata", "metadata.google.internal", "metadata.goog"}
