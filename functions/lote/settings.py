@@ -170,7 +170,7 @@ class Settings(BaseSettings):
     )
 
     # The model.
-    gemini_api_key: str | None = Field(
+    gemini_api_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         description="Gemini Developer API key; with it the real Gemini is called.",
@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     @property
     def uses_real_model(self) -> bool:
         """True when a key or Vertex settings select the real Gemini."""
-        return bool(self.gemini_api_key) or self.use_vertexai
+        return bool(self.gemini_api_key and self.gemini_api_key.get_secret_value()) or self.use_vertexai
 
 
 @lru_cache(maxsize=1)

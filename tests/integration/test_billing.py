@@ -189,14 +189,34 @@ def test_refunds_claw_back_proportionally_and_a_negative_balance_blocks_new_work
     assert tenant.post("/v1/batches", {"items": [{"reference": "a", "prompt": "x"}]}).status_code == 402
 
 
-def test_a_refund_seen_before_its_purchase_is_retried_later(
-    stack: Stack, new_tenant, webhook: str, services: Services
+def test_a_refund_seen_before_its_purchase_is_retried_until_the_purchase_lands(
+    stack: Stack, new_tenant, fake: str, webhook: str, services: Services
 ):
     tenant = new_tenant(credits=0)
-    early = {"id": "evt_early_" + tenant.tenant_id[-8:], "type": "charge.refunded",
-             "data": {"object": {"id": "ch_early", "payment_intent": "pi_early_" + tenant.tenant_id,
-                                 "amount": 500, "amount_refunded": 500,
-                                 "metadata": {"tenant_id": tenant.tenant_id}}}}  # fmt: skip
-    response = _deliver(stack, webhook, early)
-    assert response.status_code == 503 and response.headers["Retry-After"]
-    assert not services.firestore.db.collection(stripe_events.EVENTS).document(early["id"]).get().exists
+    session = tenant.post("/v1/billing/checkout", {"pack": "credits_100"}).json()
+    # Paid and refunded at Stripe, but the events reach us refund first.
+    paid = requests.post(
+        f"{fake}/_fake/sessions/{session['session_id']}/complete?deliver=0", timeout=30
+    ).json()
+    refund = requests.post(
+        f"{fake}/_fake/charges/{paid['charge']}/refund?deliver=0", json={}, timeout=30
+    ).json()
+    early = _deliver(stack, webhook, refund["event"])
+    assert early.status_code == 503 and early.headers["Retry-After"]
+    assert (
+        not services.firestore.db.collection(stripe_events.EVENTS)
+        .document(refund["event"]["id"])
+        .get()
+        .exists
+    )
+    assert _deliver(stack, webhook, paid["event"]).json()["outcome"] == "granted"
+    assert _deliver(stack, webhook, refund["event"]).json()["outcome"] == "clawed_back"  # Stripe's retry
+    assert _balance(services, tenant.tenant_id) == 0
+
+
+def test_refunds_of_charges_that_are_not_ours_are_acknowledged(stack: Stack, webhook: str):
+    other = {"id": "evt_not_ours_1", "type": "charge.refunded",
+             "data": {"object": {"id": "ch_x", "payment_intent": "pi_unknown", "amount": 500,
+                                 "amount_refunded": 500, "metadata": {}}}}  # fmt: skip
+    response = _deliver(stack, webhook, other)
+    assert response.status_code == 200 and response.json()["outcome"] == "unknown_payment"

@@ -123,16 +123,17 @@ def _clawback(services: Services, event: dict[str, Any]) -> str:
         return "not_ours"
     db = services.firestore.db
     payment_ref = db.collection(PAYMENTS).document(str(intent))
+    if not payment_ref.get().exists:
+        # Events arrive in any order: a refund of one of our checkouts whose purchase is not recorded
+        # yet is answered 503, so Stripe delivers it again later. The PaymentIntent says whose it is.
+        if services.stripe.payment_intent_metadata(str(intent)).get("tenant_id"):
+            raise Unavailable(
+                "the purchase of this charge is not recorded yet", headers={"Retry-After": "60"}
+            )
+        return "unknown_payment"
 
     def build(batch: Any) -> tuple[str, bool]:
         payment = payment_ref.get()
-        if not payment.exists:
-            if (charge.get("metadata") or {}).get("tenant_id"):
-                # Ours, but its purchase is not recorded yet (events arrive in any order): retry later.
-                raise Unavailable(
-                    "the purchase of this charge is not recorded yet", headers={"Retry-After": "60"}
-                )
-            return "unknown_payment", False
         paid = payment.to_dict() or {}
         # Proportional to the amount refunded so far (cumulative in Stripe), rounded against the buyer.
         target = min(paid["credits"], -(-paid["credits"] * refunded // amount))

@@ -29,7 +29,7 @@ class ModelClient:
     def backend(self) -> str:
         """Which model endpoint is in use: `vertex`, `gemini` or `offline`."""
         s = self._settings
-        return "vertex" if s.use_vertexai else "gemini" if s.gemini_api_key else "offline"
+        return "vertex" if s.use_vertexai else "gemini" if s.uses_real_model else "offline"
 
     @property
     def client(self) -> genai.Client:
@@ -52,8 +52,8 @@ class ModelClient:
             return genai.Client(
                 vertexai=True, project=s.project_id, location=s.location, http_options=options
             )
-        if s.gemini_api_key:
-            return genai.Client(api_key=s.gemini_api_key, http_options=options)
+        if s.gemini_api_key and s.gemini_api_key.get_secret_value():
+            return genai.Client(api_key=s.gemini_api_key.get_secret_value(), http_options=options)
         if not s.model_base_url:
             raise Unavailable(
                 "no model configured: set GEMINI_API_KEY, Vertex settings or LOTE_MODEL_BASE_URL"

@@ -114,6 +114,23 @@ class StripeClient:
         self._prices[lookup_key] = (now + PRICE_CACHE_S, found)
         return found
 
+    def payment_intent_metadata(self, intent_id: str) -> dict[str, str]:
+        """The metadata of a PaymentIntent (where checkout put the tenant and the credits)."""
+        import stripe
+
+        try:
+            intent = self.client.v1.payment_intents.retrieve(intent_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return {}  # not a payment of this Stripe account
+            with _translated():
+                raise
+        except stripe.StripeError:
+            with _translated():
+                raise
+        metadata: dict[str, Any] = intent.metadata.to_dict() if intent.metadata else {}
+        return {str(k): str(v) for k, v in metadata.items()}
+
     def create_checkout_session(self, params: dict[str, Any], idempotency_key: str) -> CheckoutSession:
         """A hosted Checkout Session."""
         session = self._call(

@@ -88,12 +88,16 @@ class FakeStripe:
         if method == "POST" and path == "/v1/checkout/sessions":
             return self._create_session(params)
         kind, _, object_id = path.removeprefix("/v1/").rpartition("/")
-        if (
-            method == "GET"
-            and kind in ("customers", "checkout/sessions", "charges")
-            and object_id in self.objects
-        ):
+        readable = ("customers", "checkout/sessions", "charges", "payment_intents")
+        if method == "GET" and kind in readable and object_id in self.objects:
             return 200, self.objects[object_id]
+        if method == "GET" and kind in readable:
+            missing = {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "message": f"No such object: '{object_id}'",
+            }
+            return 404, {"error": missing}
         return 404, {"error": {"type": "invalid_request_error", "message": f"no such route {method} {path}"}}
 
     def _create_session(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -123,22 +127,27 @@ class FakeStripe:
 
     # --- what Stripe would do when the buyer pays or the operator refunds ---------------------
 
-    def complete(self, session_id: str) -> dict[str, Any]:
+    def complete(self, session_id: str, deliver: bool = True) -> dict[str, Any]:
         """Pay a session and send `checkout.session.completed` (again, if it is already paid)."""
         with self.lock:
             session = self.objects[session_id]
             if session["payment_status"] != "paid":
                 intent, charge = _id("pi"), _id("ch")
+                self.objects[intent] = {
+                    "id": intent, "object": "payment_intent", "amount": session["amount_total"],
+                    "status": "succeeded", "metadata": session["_intent_metadata"], "latest_charge": charge,
+                }  # fmt: skip
+                # The charge's own metadata is left empty: lote must not rely on Stripe copying it.
                 self.objects[charge] = {
                     "id": charge, "object": "charge", "amount": session["amount_total"], "amount_refunded": 0,
-                    "refunded": False, "currency": "usd", "payment_intent": intent,
-                    "metadata": session["_intent_metadata"], "customer": session["customer"],
+                    "refunded": False, "currency": "usd", "payment_intent": intent, "metadata": {},
+                    "customer": session["customer"],
                 }  # fmt: skip
                 session.update(status="complete", payment_status="paid", payment_intent=intent)
             event = self._event("checkout.session.completed", _public(session))
-        return {"event": event, "status": self.send(event)}
+        return {"event": event, "status": self.send(event) if deliver else None}
 
-    def refund(self, charge_id: str, amount: int | None) -> dict[str, Any]:
+    def refund(self, charge_id: str, amount: int | None, deliver: bool = True) -> dict[str, Any]:
         """Refund part or all of a charge and send `charge.refunded` (amount_refunded is cumulative)."""
         with self.lock:
             charge = self.objects[charge_id]
@@ -146,7 +155,7 @@ class FakeStripe:
             charge["amount_refunded"] += min(left, amount if amount is not None else left)
             charge["refunded"] = charge["amount_refunded"] == charge["amount"]
             event = self._event("charge.refunded", dict(charge))
-        return {"event": event, "status": self.send(event)}
+        return {"event": event, "status": self.send(event) if deliver else None}
 
     def charge_of(self, session_id: str) -> str:
         """The charge that paid a session."""
@@ -214,14 +223,18 @@ class FakeStripe:
             page = f"<p>Paid (fake Stripe). Webhook answered {done['status']}.</p><a href='{target}'>Back</a>"
             return flask.Response(page, mimetype="text/html")
 
+        def deliver() -> bool:
+            return flask.request.args.get("deliver", "1") != "0"  # ?deliver=0: the event is only returned
+
         @app.post("/_fake/sessions/<session_id>/complete")
         def fake_complete(session_id: str) -> flask.Response:
-            return flask.jsonify({**self.complete(session_id), "charge": self.charge_of(session_id)})
+            done = self.complete(session_id, deliver())
+            return flask.jsonify({**done, "charge": self.charge_of(session_id)})
 
         @app.post("/_fake/charges/<charge_id>/refund")
         def fake_refund(charge_id: str) -> flask.Response:
             amount = (flask.request.get_json(silent=True) or {}).get("amount")
-            return flask.jsonify(self.refund(charge_id, amount))
+            return flask.jsonify(self.refund(charge_id, amount, deliver()))
 
         @app.get("/_fake/requests")
         def fake_requests() -> flask.Response:
