@@ -54,7 +54,7 @@ resource "google_cloudfunctions2_function" "fn" {
     })
 
     dynamic "secret_environment_variables" {
-      for_each = { for k, s in local.all_secrets : k => s if s.fn == each.key }
+      for_each = { for k, s in local.all_secrets : k => s if contains(s.fns, each.key) }
       content {
         key        = secret_environment_variables.value.env
         project_id = var.project_id

@@ -3,14 +3,17 @@
 
 locals {
   secrets = {
-    # secret id suffix => (environment variable, function that reads it)
-    "stripe-secret-key"     = { env = "LOTE_STRIPE_SECRET_KEY", fn = "api" }
-    "admin-token"           = { env = "LOTE_ADMIN_TOKEN", fn = "api" }
-    "stripe-webhook-secret" = { env = "LOTE_STRIPE_WEBHOOK_SECRET", fn = "stripe_webhook" }
+    # secret id suffix => (environment variable, functions that read it)
+    "stripe-secret-key"     = { env = "LOTE_STRIPE_SECRET_KEY", fns = ["api", "stripe_webhook"] }
+    "admin-token"           = { env = "LOTE_ADMIN_TOKEN", fns = ["api"] }
+    "stripe-webhook-secret" = { env = "LOTE_STRIPE_WEBHOOK_SECRET", fns = ["stripe_webhook"] }
   }
   # With Vertex AI the worker calls Gemini as its service account and needs no key.
-  model_secret = var.use_vertexai ? {} : { "gemini-api-key" = { env = "GEMINI_API_KEY", fn = "worker" } }
+  model_secret = var.use_vertexai ? {} : { "gemini-api-key" = { env = "GEMINI_API_KEY", fns = ["worker"] } }
   all_secrets  = merge(local.secrets, local.model_secret)
+  secret_readers = merge([
+    for id, s in local.all_secrets : { for fn in s.fns : "${id}:${fn}" => { secret = id, fn = fn } }
+  ]...)
 }
 
 resource "google_secret_manager_secret" "s" {
@@ -24,8 +27,8 @@ resource "google_secret_manager_secret" "s" {
 }
 
 resource "google_secret_manager_secret_iam_member" "reader" {
-  for_each  = local.all_secrets
-  secret_id = google_secret_manager_secret.s[each.key].id
+  for_each  = local.secret_readers
+  secret_id = google_secret_manager_secret.s[each.value.secret].id
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.fn[each.value.fn].member
 }
