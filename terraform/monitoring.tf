@@ -1,4 +1,5 @@
-# Log-based metrics from the worker's log lines (lote/jobs/worker.py) and two alerts.
+# Log-based metrics from the worker's log lines (lote/jobs/worker.py, lote/webhooks/delivery.py; a test
+# checks the filters match them) and two alerts.
 
 locals {
   worker_logs = join(" AND ", [
@@ -9,7 +10,7 @@ locals {
 
 resource "google_logging_metric" "succeeded" {
   name   = "${local.p}_images_succeeded"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.worker job \\S+ attempt \\d+: succeeded \""
+  filter = "${local.worker_logs} AND textPayload=~\"lote.worker job \\\\S+ attempt \\\\d+: succeeded \""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -18,7 +19,7 @@ resource "google_logging_metric" "succeeded" {
 
 resource "google_logging_metric" "failed" {
   name   = "${local.p}_images_failed"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.worker job \\S+ attempt \\d+ failed for good: .*\\(failed\\)\""
+  filter = "${local.worker_logs} AND textPayload=~\"lote.worker job \\\\S+ attempt \\\\d+ failed for good: .*\\\\(failed\\\\)\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -40,6 +41,15 @@ resource "google_logging_metric" "model_latency" {
       growth_factor      = 1.4
       scale              = 50
     }
+  }
+}
+
+resource "google_logging_metric" "webhooks_failed" {
+  name   = "${local.p}_webhooks_failed"
+  filter = "${local.worker_logs} AND textPayload=~\"lote.webhooks webhook \\\\S+ failed for good\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
   }
 }
 

@@ -251,3 +251,42 @@ def test_variables_are_typed_and_described_and_versions_bounded():
         if isinstance(provider, dict):
             assert "<" in unquote(provider["version"])
     assert settings["backend"][0] == {'"gcs"': {"__is_block__": True}}
+
+
+def _log_line(source: str, starts: str, *args: object) -> str:
+    """A log line as the app prints it (`%(levelname)s %(name)s %(message)s`), from its format string."""
+    path, logger = {
+        "job": ("jobs/worker.py", "lote.worker"),
+        "webhook": ("webhooks/delivery.py", "lote.webhooks"),
+    }[source]
+    text = (REPO_ROOT / "functions" / "lote" / path).read_text()
+    fmt = re.search(r'log\.\w+\(\s*"(' + re.escape(starts) + r'[^"]*)"', text)
+    assert fmt, f"no log line starting {starts!r} in {path}"
+    return f"INFO {logger} " + fmt.group(1) % args
+
+
+def _literal(raw: str) -> str:
+    """A regex as Cloud Logging sees it: HCL unescapes once, the filter's string literal once more."""
+    return raw.encode().decode("unicode_escape").encode().decode("unicode_escape")
+
+
+def test_log_based_metrics_match_the_lines_the_code_prints():
+    metrics = resources("google_logging_metric")
+
+    def pattern(name: str) -> re.Pattern[str]:
+        found = re.search(r'textPayload=~\\"(.*?)\\""?$', unquote(metrics[name]["filter"]))
+        assert found, name
+        return re.compile(_literal(found.group(1)))
+
+    succeeded = _log_line("job", "job %s attempt %d: %s", "gen_x", 1, "succeeded", 1234)
+    failed = _log_line("job", "job %s attempt %d failed for good", "gen_x", 3, "model_invalid", "failed")
+    webhook = _log_line("webhook", "webhook %s failed for good", "msg_x", 31, "HTTP 500")
+    assert pattern("succeeded").search(succeeded) and not pattern("succeeded").search(failed)
+    assert pattern("failed").search(failed) and not pattern("failed").search(succeeded)
+    assert pattern("webhooks_failed").search(webhook)
+    latency = re.search(
+        r'REGEXP_EXTRACT\(textPayload, \\"(.*)\\"\)', unquote(metrics["model_latency"]["value_extractor"])
+    )
+    assert latency
+    extracted = re.search(_literal(latency.group(1)), succeeded)
+    assert extracted and extracted.group(1) == "1234"
