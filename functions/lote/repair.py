@@ -8,6 +8,7 @@ import logging
 from lote import timeutil
 from lote.batches import service as batches
 from lote.batches import store as batch_store
+from lote.batches import tasks as batch_tasks
 from lote.jobs import service as jobs
 from lote.jobs import store as job_store
 from lote.services import Services
@@ -37,6 +38,10 @@ def sweep(services: Services, limit: int = 500) -> dict[str, int]:
     for snapshot in batch_store.unplanned_before(db, cutoff, limit):
         if batches.enqueue_plan(services, snapshot.id):
             enqueued += 1
+    for snapshot in batch_store.item_events_pending_before(db, cutoff, limit):
+        batch = snapshot.to_dict() or {}
+        tag = f"-s{int(now.timestamp()) // 60}"  # a fresh chain: the handler is idempotent
+        batch_tasks.item_events(services, snapshot.id, int(batch.get("completions", 1)), 0, tag)
     webhooks_enqueued = 0
     for snapshot in webhook_store.unenqueued_before(db, cutoff, limit):
         doc = snapshot.to_dict() or {}

@@ -219,3 +219,30 @@ def test_a_canceled_batch_sends_batch_canceled_once(
     assert tenant.get(f"/v1/batches/{batch['id']}").json()["status"] == "canceled"
     deliveries = _deliveries(tenant, lambda d: d and d[0]["status"] == "delivered")
     assert [d["type"] for d in deliveries] == ["batch.canceled"]
+
+
+def test_items_canceled_with_their_batch_send_their_events_once(
+    tenant, target: Target, tasks_client, generation_queue: str, call_worker, services: Services
+):
+    secret = _secret(tenant)
+    tasks_client.pause_queue(name=generation_queue)
+    try:
+        items = [{"reference": f"r{i}", "prompt": "x"} for i in range(3)]
+        body = {"items": items, "webhook_url": target.url, "webhook_events": ["generation.canceled"]}
+        batch = tenant.post("/v1/batches", body).json()
+        assert tenant.post(f"/v1/batches/{batch['id']}/cancel").status_code == 200
+        hits = target.wait_for(4)
+    finally:
+        tasks_client.resume_queue(name=generation_queue)
+    events = [_verified(secret, h) for h in hits]
+    assert sorted(e["type"] for e in events) == ["batch.canceled"] + ["generation.canceled"] * 3
+    assert len({e["data"]["id"] for e in events if e["type"] == "generation.canceled"}) == 3
+    # As if the task died before clearing its flag and the repair sweep ran it again: nothing new.
+    batch_ref = services.firestore.db.collection("batches").document(batch["id"])
+    assert batch_ref.get().get("item_events_pending") is False
+    batch_ref.update({"item_events_pending": True})
+    again = json.dumps({"batch_id": batch["id"], "completion": 1, "start": 0}).encode()
+    assert call_worker("/tasks/batch-item-events", again) == 200
+    assert batch_ref.get().get("item_events_pending") is False
+    assert len(_deliveries(tenant, lambda d: len(d) == 4)) == 4
+    assert len(target.hits) == 4

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from lote import oidc, repair
 from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
-from lote.batches import fanout
+from lote.batches import fanout, item_events
 from lote.jobs import worker
 from lote.services import Services, get_services
 from lote.webhooks import delivery
@@ -57,6 +57,15 @@ class CheckTask(BaseModel):
     seq: int
 
 
+class ItemEventsTask(BaseModel):
+    """Body of a canceled batch's item-events task."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_id: str
+    completion: int
+    start: int = 0
+
+
 class WebhookTask(BaseModel):
     """Body of a webhook delivery task."""
 
@@ -93,6 +102,13 @@ def register(app: flask.Flask) -> None:
     def batch_check() -> flask.Response:
         return _handle(
             CheckTask, lambda services, task: fanout.check(services, task.batch_id, task.gen, task.seq)
+        )
+
+    @app.post("/tasks/batch-item-events")
+    def batch_item_events() -> flask.Response:
+        return _handle(
+            ItemEventsTask,
+            lambda services, task: item_events.emit(services, task.batch_id, task.completion, task.start),
         )
 
     @app.post("/tasks/webhook")

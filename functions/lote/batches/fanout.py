@@ -124,6 +124,8 @@ def progress(
             db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price, outbox
         )
         webhooks.enqueue(services, outbox.staged)
+        if batch.get("item_events_pending"):
+            tasks.item_events(services, batch_id, int(batch["completions"]), 0)
     return tally, done_chunks, batch
 
 

@@ -36,6 +36,7 @@ INDEXES = [
     (BATCHES, ("tenant_id", "created_at")),
     (BATCHES, ("tenant_id", "status", "created_at")),
     (BATCHES, ("fanout_enqueued", "created_at")),
+    (BATCHES, ("item_events_pending", "finished_at")),
 ]
 
 
@@ -192,6 +193,10 @@ def settle(
             update["expires_at"] = retention.expires_at(now)
             update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
             update["completions"] = completion
+            if update["status"] == "canceled" and "generation.canceled" in (
+                batch.get("webhook_events") or []
+            ):
+                update["item_events_pending"] = True  # bulk-canceled items: see batches/item_events.py
             if outbox is not None:
                 events.stage(outbox, tx, db, batch_id, {**batch, **update}, tally)
         return update
@@ -239,6 +244,20 @@ def unplanned_before(
         db.collection(BATCHES)
         .where(filter=fs.FieldFilter("fanout_enqueued", "==", False))
         .where(filter=fs.FieldFilter("created_at", "<", cutoff))
+        .limit(limit)
+    )
+    return list(query.stream())
+
+
+def item_events_pending_before(
+    db: firestore.Client, cutoff: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    """Canceled batches whose items' events are still to be created, finished before `cutoff`."""
+    fs = _fs()
+    query = (
+        db.collection(BATCHES)
+        .where(filter=fs.FieldFilter("item_events_pending", "==", True))
+        .where(filter=fs.FieldFilter("finished_at", "<", cutoff))
         .limit(limit)
     )
     return list(query.stream())

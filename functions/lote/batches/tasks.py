@@ -54,3 +54,10 @@ def check(services: Services, batch_id: str, gen: int, seq: int, delay_s: float)
 def generation(job_id: str, task_gen: int, services: Services) -> tuple[str, str, str, dict[str, Any]]:
     """Arguments of create() for an item's generation task."""
     return (services.settings.generation_queue, f"{job_id}-{task_gen}", "/tasks/generate", {"job_id": job_id})
+
+
+def item_events(services: Services, batch_id: str, completion: int, start: int, tag: str = "") -> bool:
+    """A page of a canceled batch's item events (`tag` lets the repair sweep start a new chain)."""
+    payload = {"batch_id": batch_id, "completion": completion, "start": start}
+    task_id = f"{batch_id}-items-{completion}-{start}{tag}"
+    return create(services, services.settings.fanout_queue, task_id, "/tasks/batch-item-events", payload)

@@ -15,14 +15,21 @@ if TYPE_CHECKING:
 GENERATION_EVENTS = ("generation.succeeded", "generation.failed", "generation.canceled")
 
 
-def stage(
-    outbox: Outbox, tx: firestore.Transaction, db: firestore.Client, job_id: str, job: dict[str, Any]
-) -> None:
-    """The event of a job that has just reached a terminal state, if its owner asked for it."""
+def event(api_url: str, job_id: str, job: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """(type, url, resource) of the event a terminal job sends, or None when nobody asked for it."""
     kind = f"generation.{job['status']}"
     url = job.get("webhook_url")
     wanted = job.get("webhook_events")
     if not url or kind not in GENERATION_EVENTS or (wanted is not None and kind not in wanted):
-        return
-    data = render(outbox.api_url, job_id, job).model_dump(mode="json", exclude_none=True)
-    outbox.stage(tx, db, tenant_id=job["tenant_id"], url=url, kind=kind, subject=job_id, data=data)
+        return None
+    return kind, url, render(api_url, job_id, job).model_dump(mode="json", exclude_none=True)
+
+
+def stage(
+    outbox: Outbox, tx: firestore.Transaction, db: firestore.Client, job_id: str, job: dict[str, Any]
+) -> None:
+    """The event of a job that has just reached a terminal state, if its owner asked for it."""
+    found = event(outbox.api_url, job_id, job)
+    if found is not None:
+        kind, url, data = found
+        outbox.stage(tx, db, tenant_id=job["tenant_id"], url=url, kind=kind, subject=job_id, data=data)

@@ -27,6 +27,15 @@ def envelope(msg_id: str, kind: str, data: dict[str, Any]) -> str:
     )
 
 
+def prepared(
+    *, tenant_id: str, url: str, kind: str, subject: str, data: dict[str, Any], occurrence: int = 0
+) -> tuple[str, dict[str, Any]]:
+    """(id, document) of an event written outside a transaction, with create-if-absent: for state
+    changes made in bulk, whose events follow them (the derived id still makes each one unique)."""
+    msg_id = delivery_id(subject, kind, occurrence)
+    return msg_id, store.document(tenant_id, url, kind, subject, envelope(msg_id, kind, data))
+
+
 @dataclass
 class Outbox:
     """What a transaction staged; the caller enqueues it after the commit (see service.enqueue).

@@ -34,6 +34,17 @@ def ref(db: firestore.Client, delivery_id: str) -> firestore.DocumentReference:
     return db.collection(DELIVERIES).document(delivery_id)
 
 
+def document(tenant_id: str, url: str, kind: str, subject: str, body: str) -> dict[str, Any]:
+    """A new pending delivery."""
+    now = timeutil.now()
+    return {
+        "tenant_id": tenant_id, "type": kind, "subject": subject, "url": url, "body": body,
+        "status": "pending", "attempts": [], "attempt_count": 0, "created_at": now,
+        "cycle_started_at": now, "delivered_at": None, "failed_at": None, "enqueued": False,
+        "task_gen": 0, "lease_until": None, "expires_at": retention.expires_at(now),
+    }  # fmt: skip
+
+
 def stage(
     tx: firestore.Transaction,
     db: firestore.Client,
@@ -45,13 +56,7 @@ def stage(
     body: str,
 ) -> None:
     """Inside the transaction of a state change: the event and its pending delivery."""
-    now = timeutil.now()
-    tx.create(ref(db, delivery_id), {
-        "tenant_id": tenant_id, "type": kind, "subject": subject, "url": url, "body": body,
-        "status": "pending", "attempts": [], "attempt_count": 0, "created_at": now,
-        "cycle_started_at": now, "delivered_at": None, "failed_at": None, "enqueued": False,
-        "task_gen": 0, "lease_until": None, "expires_at": retention.expires_at(now),
-    })  # fmt: skip
+    tx.create(ref(db, delivery_id), document(tenant_id, url, kind, subject, body))
 
 
 def mark_enqueued(db: firestore.Client, delivery_id: str) -> None:
