@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
+from bench.common import BENCH_LIMITS
 from bench.firestore_ops import counting
-from bench.generation_bench import BENCH_LIMITS
 from lote import bulk
 from lote.batches import fanout
 from lote.batches import service as batches

@@ -5,24 +5,18 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import requests
 
+from bench.common import running
 from lote import ids
 from lote.jobs import service as jobs
 from lote.jobs import store, worker
 from lote.jobs.schemas import GenerationRequest
 from lote.services import Services
-from lote.settings import Settings
-from lote.tenants import service as tenants
-from lote_local.config import REPO_ROOT, StackConfig
+from lote_local.config import REPO_ROOT
 from lote_local.stack import Stack
-
-# Benchmarks measure throughput, not plan limits (those have tests of their own).
-BENCH_LIMITS = {"max_in_flight": 100_000, "requests_per_minute": 1_000_000}
 
 ACCEPTS = 200
 WORKER_RUNS = 100
@@ -87,18 +81,9 @@ def worker_overhead(services: Services, tenant_id: str) -> tuple[list[float], li
 def run() -> str:
     """Markdown section with the measurements."""
     imports = cold_imports()
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(StackConfig.ephemeral(Path(tmp), model_latency_ms=0))
-        stack.start()
-        try:
-            env_file = Path(tmp) / "local.env"
-            stack.write_env_file(env_file)
-            services = Services.build(Settings(_env_file=env_file))
-            created = tenants.create_tenant(services, "bench", 10**6, BENCH_LIMITS)
-            accepts = accept_latency(stack, created["api_key"])
-            totals, overheads = worker_overhead(services, created["tenant_id"])
-        finally:
-            stack.stop()
+    with running(model_latency_ms=0) as bench:
+        accepts = accept_latency(bench.stack, bench.api_key)
+        totals, overheads = worker_overhead(bench.services, bench.tenant_id)
 
     def row(name: str, values: list[float]) -> str:
         return f"| {name} | {len(values)} | {statistics.median(values):.1f} | {pct(values, 0.95):.1f} |"

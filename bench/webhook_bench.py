@@ -5,20 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import requests
 
-from bench.generation_bench import BENCH_LIMITS
-from lote.services import Services
-from lote.settings import Settings
-from lote.tenants import service as tenants
-from lote_local.config import StackConfig
-from lote_local.stack import Stack
+from bench.common import running
 
 EVENTS = 100
 
@@ -67,17 +60,11 @@ class Receiver:
 def run() -> str:
     """Markdown section with the measurements."""
     receiver = Receiver()
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(StackConfig.ephemeral(Path(tmp), model_latency_ms=0))
-        stack.start()
-        try:
-            env_file = Path(tmp) / "local.env"
-            stack.write_env_file(env_file)
-            services = Services.build(Settings(_env_file=env_file))
-            created = tenants.create_tenant(services, "bench", 10**6, BENCH_LIMITS)
+    try:
+        with running(model_latency_ms=0) as bench:
             http = requests.Session()
-            http.headers["Authorization"] = f"Bearer {created['api_key']}"
-            url = stack.url(stack.config.api_port) + "/v1/generations"
+            http.headers["Authorization"] = f"Bearer {bench.api_key}"
+            url = bench.stack.url(bench.stack.config.api_port) + "/v1/generations"
             started = time.monotonic()
             for i in range(EVENTS):
                 response = http.post(
@@ -87,9 +74,8 @@ def run() -> str:
                     raise RuntimeError(f"accept failed: {response.text}")
             receiver.wait(EVENTS, 120)
             elapsed = time.monotonic() - started
-        finally:
-            stack.stop()
-            receiver.server.shutdown()
+    finally:
+        receiver.server.shutdown()
     lags = [
         (arrived - dt.datetime.fromisoformat(event["data"]["finished_at"]).timestamp()) * 1000
         for arrived, event in receiver.arrivals.values()

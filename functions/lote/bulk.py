@@ -76,3 +76,19 @@ def count(query: Any) -> int:
     """count() of a query: one billed read per 1,000 index entries, no documents read."""
     result = query.count(alias="n").get()
     return int(result[0][0].value)
+
+
+def flagged_before(
+    db: Any, collection: str, flag: str, value: bool, time_field: str, cutoff: Any, limit: int
+) -> list[Any]:
+    """Documents whose `flag` is `value` and whose `time_field` is before `cutoff` (the repair
+    sweep's queries; each needs a composite index on (flag, time_field))."""
+    from google.cloud.firestore import FieldFilter
+
+    query = (
+        db.collection(collection)
+        .where(filter=FieldFilter(flag, "==", value))
+        .where(filter=FieldFilter(time_field, "<", cutoff))
+        .limit(limit)
+    )
+    return list(query.stream())

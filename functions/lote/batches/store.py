@@ -239,25 +239,11 @@ def unplanned_before(
     db: firestore.Client, cutoff: dt.datetime, limit: int
 ) -> list[firestore.DocumentSnapshot]:
     """Batches whose fan-out task was never confirmed, created before `cutoff`."""
-    fs = _fs()
-    query = (
-        db.collection(BATCHES)
-        .where(filter=fs.FieldFilter("fanout_enqueued", "==", False))
-        .where(filter=fs.FieldFilter("created_at", "<", cutoff))
-        .limit(limit)
-    )
-    return list(query.stream())
+    return bulk.flagged_before(db, BATCHES, "fanout_enqueued", False, "created_at", cutoff, limit)
 
 
 def item_events_pending_before(
     db: firestore.Client, cutoff: dt.datetime, limit: int
 ) -> list[firestore.DocumentSnapshot]:
     """Canceled batches whose items' events are still to be created, finished before `cutoff`."""
-    fs = _fs()
-    query = (
-        db.collection(BATCHES)
-        .where(filter=fs.FieldFilter("item_events_pending", "==", True))
-        .where(filter=fs.FieldFilter("finished_at", "<", cutoff))
-        .limit(limit)
-    )
-    return list(query.stream())
+    return bulk.flagged_before(db, BATCHES, "item_events_pending", True, "finished_at", cutoff, limit)

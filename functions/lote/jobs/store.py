@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import retention, timeutil, transactions
+from lote import bulk, retention, timeutil, transactions
 from lote.idempotency import Charge, Key, Replay, create_once
 from lote.jobs import events
 from lote.jobs.schemas import TERMINAL
@@ -183,13 +183,7 @@ def unenqueued_before(
     db: firestore.Client, cutoff: dt.datetime, limit: int
 ) -> list[firestore.DocumentSnapshot]:
     """Queued jobs whose task was never confirmed, created before `cutoff`."""
-    query = (
-        db.collection(JOBS)
-        .where(filter=_fs().FieldFilter("enqueued", "==", False))
-        .where(filter=_fs().FieldFilter("created_at", "<", cutoff))
-        .limit(limit)
-    )
-    return list(query.stream())
+    return bulk.flagged_before(db, JOBS, "enqueued", False, "created_at", cutoff, limit)
 
 
 def expired_leases(db: firestore.Client, now: dt.datetime, limit: int) -> list[firestore.DocumentSnapshot]:

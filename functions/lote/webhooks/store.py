@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import retention, timeutil, transactions
+from lote import bulk, retention, timeutil, transactions
 from lote.tenants.store import TENANTS
 from lote.webhooks import signing
 
@@ -157,15 +157,7 @@ def unenqueued_before(
     db: firestore.Client, cutoff: dt.datetime, limit: int
 ) -> list[firestore.DocumentSnapshot]:
     """Deliveries whose task was never confirmed, in a cycle started before `cutoff`."""
-    from google.cloud import firestore as fs
-
-    query = (
-        db.collection(DELIVERIES)
-        .where(filter=fs.FieldFilter("enqueued", "==", False))
-        .where(filter=fs.FieldFilter("cycle_started_at", "<", cutoff))
-        .limit(limit)
-    )
-    return list(query.stream())
+    return bulk.flagged_before(db, DELIVERIES, "enqueued", False, "cycle_started_at", cutoff, limit)
 
 
 # --- signing secrets on the tenant document --------------------------------------------------
