@@ -60,12 +60,16 @@ resource "google_project_iam_member" "worker_vertex" {
 # Buckets: who may do what, bucket by bucket.
 locals {
   bucket_roles = {
-    "api-inputs-admin"       = { bucket = "inputs", sa = "api", role = "roles/storage.objectAdmin" }
-    "api-manifests-admin"    = { bucket = "manifests", sa = "api", role = "roles/storage.objectAdmin" }
-    "api-outputs-viewer"     = { bucket = "outputs", sa = "api", role = "roles/storage.objectViewer" }
-    "worker-outputs-admin"   = { bucket = "outputs", sa = "worker", role = "roles/storage.objectAdmin" }
-    "worker-inputs-viewer"   = { bucket = "inputs", sa = "worker", role = "roles/storage.objectViewer" }
-    "worker-inputs-creator"  = { bucket = "inputs", sa = "worker", role = "roles/storage.objectCreator" }
+    # Uploads (signed PUT URLs), data: inputs and batch manifests are written by the api.
+    "api-inputs-admin"    = { bucket = "inputs", sa = "api", role = "roles/storage.objectAdmin" }
+    "api-manifests-admin" = { bucket = "manifests", sa = "api", role = "roles/storage.objectAdmin" }
+    # A V4 signed URL grants what its signer may do: the api signs output URLs, so it must read them.
+    "api-outputs-viewer"   = { bucket = "outputs", sa = "api", role = "roles/storage.objectViewer" }
+    "worker-outputs-admin" = { bucket = "outputs", sa = "worker", role = "roles/storage.objectAdmin" }
+    "worker-inputs-viewer" = { bucket = "inputs", sa = "worker", role = "roles/storage.objectViewer" }
+    # Batch fan-out stores items' data: inputs (create only: objects are written once, never replaced).
+    "worker-inputs-creator" = { bucket = "inputs", sa = "worker", role = "roles/storage.objectCreator" }
+    # Fan-out reads each chunk's byte range of the batch manifest.
     "worker-manifest-viewer" = { bucket = "manifests", sa = "worker", role = "roles/storage.objectViewer" }
   }
 }
