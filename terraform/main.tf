@@ -54,6 +54,7 @@ locals {
     LOTE_RETENTION_DAYS           = tostring(var.retention_days)
     LOTE_DEFAULT_MODEL            = var.default_model
     LOTE_USE_VERTEXAI             = tostring(var.use_vertexai)
+    LOTE_MODEL_LOCATION           = var.model_location
     LOTE_CREDIT_PACKS             = jsonencode(var.credit_packs)
     LOTE_CHECKOUT_SUCCESS_URL     = var.checkout_success_url
     LOTE_CHECKOUT_CANCEL_URL      = var.checkout_cancel_url

@@ -97,6 +97,12 @@ variable "use_vertexai" {
   default     = false
 }
 
+variable "model_location" {
+  type        = string
+  description = "Vertex AI location of the model when use_vertexai is set (image models are often only in global)."
+  default     = "global"
+}
+
 variable "credit_packs" {
   type        = map(number)
   description = "Credit packs on sale: Stripe price lookup_key => credits it buys."

@@ -180,6 +180,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("LOTE_USE_VERTEXAI", "GOOGLE_GENAI_USE_VERTEXAI"),
         description="Call Gemini through Vertex AI with the function's service account.",
     )
+    model_location: str | None = Field(
+        None,
+        description="Vertex AI location of the model (image models often need `global`); else LOTE_LOCATION.",
+    )
     model_base_url: str | None = Field(
         None,
         description="Base URL of the offline model server; used only without a key or Vertex.",

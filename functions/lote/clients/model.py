@@ -50,7 +50,10 @@ class ModelClient:
         )
         if s.use_vertexai:
             return genai.Client(
-                vertexai=True, project=s.project_id, location=s.location, http_options=options
+                vertexai=True,
+                project=s.project_id,
+                location=s.model_location or s.location,
+                http_options=options,
             )
         if s.gemini_api_key and s.gemini_api_key.get_secret_value():
             return genai.Client(api_key=s.gemini_api_key.get_secret_value(), http_options=options)
