@@ -2,8 +2,13 @@
 
 import flask
 import functions_framework
+from werkzeug.exceptions import NotFound
 
-from lote.web import api_app, dispatch, stripe_app, worker_app
+from lote.web import api_app, dispatch, stripe_app, unrouted, worker_app
+
+# The framework routes every path to the function except those its catch-all cannot match (an
+# encoded newline): those get its 404, which must be our JSON error too.
+functions_framework.errorhandler(NotFound)(unrouted)
 
 
 @functions_framework.http

@@ -53,6 +53,26 @@ resource "google_logging_metric" "webhooks_failed" {
   }
 }
 
+# The repair sweep's audit sample (lote/audit/scan.py) logs one line per broken invariant, and the
+# sweep one line per job it had to abandon: either means an image or a credit needs a human.
+resource "google_logging_metric" "audit_violations" {
+  name   = "${local.p}_audit_violations"
+  filter = "${local.worker_logs} AND textPayload=~\"lote.audit invariant violated \\{\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+resource "google_logging_metric" "abandoned" {
+  name   = "${local.p}_jobs_abandoned"
+  filter = "${local.worker_logs} AND textPayload=~\"lote.repair job \\S+ abandoned: \""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
 resource "google_monitoring_notification_channel" "email" {
   display_name = "lote alerts"
   type         = "email"
@@ -100,6 +120,27 @@ resource "google_monitoring_alert_policy" "queue_delay" {
         group_by_fields      = ["resource.label.queue_id"]
       }
     }
+  }
+  notification_channels = [google_monitoring_notification_channel.email.id]
+}
+
+resource "google_monitoring_alert_policy" "invariants" {
+  display_name = "lote: an invariant is broken or a job was abandoned"
+  combiner     = "OR"
+  conditions {
+    display_name = "audit violations or abandoned jobs in 10 min"
+    condition_prometheus_query_language {
+      query = join("", [
+        "sum(increase(logging_googleapis_com:user_${google_logging_metric.audit_violations.name}[10m])) + ",
+        "sum(increase(logging_googleapis_com:user_${google_logging_metric.abandoned.name}[10m])) > 0",
+      ])
+      duration            = "0s"
+      evaluation_interval = "60s"
+    }
+  }
+  documentation {
+    content   = "Run `lote-admin audit` (or read the worker's `lote.audit invariant violated` lines): each names the invariant, the job or batch and the tenant."
+    mime_type = "text/markdown"
   }
   notification_channels = [google_monitoring_notification_channel.email.id]
 }

@@ -62,13 +62,20 @@ def write(
 
     writer.on_write_result(on_result)
     writer.on_write_error(on_error)
+    expected: set[str] = set()
     for reference, data in creates:
         writer.create(reference, data)
+        expected.add(reference.id)
     for reference, data, option in updates:
         writer.update(reference, data, option=option)
+        expected.add(reference.id)
     writer.close()
-    if failures:
-        raise BulkWriteError(f"{len(failures)} writes failed, first: {failures[0]}")
+    # A batch the server refuses whole (e.g. a reserved field name) reaches neither callback: the
+    # writer only logs it. Every write must be accounted for, or the step is not done.
+    unanswered = expected - outcome.written - set(outcome.refused)
+    if failures or unanswered:
+        first = failures[0] if failures else f"{sorted(unanswered)[0]}: no answer from the server"
+        raise BulkWriteError(f"{len(failures) + len(unanswered)} writes failed, first: {first}")
     return outcome
 
 

@@ -32,6 +32,17 @@ class Replay:
     headers: dict[str, str]
 
 
+def check_header(header: str | None) -> str | None:
+    """The Idempotency-Key header as given (None when absent); 400 unless 1-255 printable ASCII."""
+    if header is not None and (
+        not 1 <= len(header) <= 255 or not header.isascii() or not header.isprintable()
+    ):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-255 printable ASCII characters", {"header": "Idempotency-Key"}
+        )
+    return header
+
+
 @dataclass(frozen=True)
 class Key:
     """A validated Idempotency-Key bound to a tenant and a request fingerprint."""
@@ -42,12 +53,8 @@ class Key:
     @classmethod
     def parse(cls, tenant_id: str, header: str | None, method: str, path: str, body: Any) -> Key | None:
         """None without a header; 400 for a malformed one."""
-        if header is None:
+        if check_header(header) is None:
             return None
-        if not 1 <= len(header) <= 255 or not header.isascii() or not header.isprintable():
-            raise InvalidRequest(
-                "Idempotency-Key must be 1-255 printable ASCII characters", {"header": "Idempotency-Key"}
-            )
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return cls(ids.sha256_hex(f"{tenant_id}:{header}"), ids.sha256_hex(f"{method} {path}\n{canonical}"))
 

@@ -54,7 +54,10 @@ def inspect(data: bytes) -> ImageInfo:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImage("input_too_large", f"image has more than {MAX_PIXELS} pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        # Pillow's message names the in-memory file object (`<_io.BytesIO object at 0x…>`).
+        raise InvalidImage("input_not_image", "not a PNG, JPEG, WebP or GIF image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage("input_not_image", f"not a decodable image: {exc}") from None
     if fmt not in MIME_BY_FORMAT:
         raise InvalidImage("input_unsupported_format", f"image format {fmt or 'unknown'} is not supported")

@@ -1,14 +1,26 @@
-"""The repair sweep: finds accepted work that lost its task and gives it one (Cloud Scheduler runs it)."""
+"""The repair sweep: finds accepted work that lost its task and gives it one (Cloud Scheduler runs it).
+
+Every step is bounded (`LOTE_SWEEP_LIMIT` documents) and idempotent: tasks have deterministic
+names, and every state change is a transaction that re-checks what the query saw. Work that can
+never finish (a job whose task is gone after `LOTE_ABANDON_AFTER_S`) is failed as `abandoned`
+and refunded. What the sweep cannot repair, the audit (audit.py) reports.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from lote import timeutil
+from lote.audit import scan
+from lote.batches import fanout
 from lote.batches import service as batches
 from lote.batches import store as batch_store
 from lote.batches import tasks as batch_tasks
+from lote.jobs import recovery
 from lote.jobs import service as jobs
 from lote.jobs import store as job_store
 from lote.services import Services
@@ -16,38 +28,131 @@ from lote.webhooks import service as webhooks
 from lote.webhooks import store as webhook_store
 
 log = logging.getLogger("lote.repair")
+PARALLEL_CHECKS = 8
 
 
-def sweep(services: Services, limit: int = 500) -> dict[str, int]:
-    """Create tasks for jobs, batches and webhook deliveries whose enqueue never happened; restart
-    jobs whose lease expired."""
+def sweep(services: Services, limit: int | None = None) -> dict[str, int]:
+    """One pass over every kind of stranded work; returns what it did, by kind."""
+    limit = limit or services.settings.sweep_limit
+    done: Counter[str] = Counter()
+    _unenqueued_jobs(services, limit, done)
+    _lost_job_tasks(services, limit, done)
+    _batches(services, limit, done)
+    _webhooks(services, limit, done)
+    # What the sweep cannot repair it reports: one log line per violation, which Terraform's
+    # `audit_violations` metric counts and alerts on.
+    report = scan.sample(services, max(1, limit // 5))
+    scan.log_violations(report)
+    done["audit_violations"] = len(report.violations)
+    if any(done.values()):
+        log.warning("repair sweep: %s", ", ".join(f"{k}={v}" for k, v in sorted(done.items()) if v))
+    return {key: done[key] for key in REPORTED}
+
+
+REPORTED = (
+    "enqueued", "requeued", "lost_tasks", "abandoned", "tasks_alive", "batches_settled",
+    "fanouts_resumed", "webhooks_enqueued", "webhooks_requeued", "webhooks_failed", "audit_violations",
+)  # fmt: skip
+
+
+def _cutoff(services: Services) -> dt.datetime:
+    return timeutil.now() - dt.timedelta(seconds=services.settings.repair_after_s)
+
+
+def _unenqueued_jobs(services: Services, limit: int, done: Counter[str]) -> None:
     db = services.firestore.db
-    now = timeutil.now()
-    cutoff = now - dt.timedelta(seconds=services.settings.repair_after_s)
-    enqueued = requeued = 0
-    for snapshot in job_store.unenqueued_before(db, cutoff, limit):
+    for snapshot in recovery.unenqueued_before(db, _cutoff(services), limit):
         job = snapshot.to_dict() or {}
         if job.get("status") != "queued":
-            job_store.mark_enqueued(db, snapshot.id)  # canceled or claimed: nothing to dispatch
+            db.collection(job_store.JOBS).document(snapshot.id).update({"enqueued": True})  # nothing to run
         elif jobs.enqueue(services, snapshot.id, int(job.get("task_gen", 0))):
-            enqueued += 1
-    for snapshot in job_store.expired_leases(db, now, limit):
-        generation = job_store.bump_generation(db, snapshot.id)
-        if generation is not None and jobs.enqueue(services, snapshot.id, generation):
-            requeued += 1
+            done["enqueued"] += 1
+
+
+def _restart(services: Services, snapshot: Any, status: str, reason: str, done: Counter[str]) -> None:
+    job = snapshot.to_dict() or {}
+    abandon_before = timeutil.now() - dt.timedelta(seconds=services.settings.abandon_after_s)
+    outbox = webhooks.outbox(services)
+    result = recovery.restart(
+        services.firestore.db,
+        snapshot.id,
+        status,
+        int(job.get("task_gen") or 0),
+        abandon_before,
+        reason,
+        outbox,
+    )
+    webhooks.enqueue(services, outbox.staged)
+    if result == recovery.ABANDONED:
+        done["abandoned"] += 1
+        log.error("job %s abandoned: %s", snapshot.id, reason)
+    elif isinstance(result, int) and jobs.enqueue(services, snapshot.id, result):
+        done["requeued" if status == "running" else "lost_tasks"] += 1
+
+
+def _lost_job_tasks(services: Services, limit: int, done: Counter[str]) -> None:
+    """Expired leases, and queued jobs whose task ran out of attempts (a worker outage)."""
+    db = services.firestore.db
+    now = timeutil.now()
+    for snapshot in recovery.expired_leases(db, now, limit):
+        _restart(services, snapshot, "running", "its worker stopped answering", done)
+    due = recovery.task_checks_due(db, now, limit)
+    queue = services.settings.generation_queue
+
+    def alive(snapshot: Any) -> bool:
+        return services.tasks.exists(queue, f"{snapshot.id}-{int(snapshot.get('task_gen') or 0)}")
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
+        found = list(pool.map(alive, due))
+    for snapshot, exists in zip(due, found, strict=True):
+        if exists:
+            recovery.push_check(db, snapshot.id, jobs.task_check_at(services))
+            done["tasks_alive"] += 1
+        else:
+            _restart(services, snapshot, "queued", "its task ran out of attempts", done)
+
+
+def _batches(services: Services, limit: int, done: Counter[str]) -> None:
+    """Fan-outs never enqueued or stalled, batches whose checker chain was lost, item events."""
+    db = services.firestore.db
+    cutoff = _cutoff(services)
     for snapshot in batch_store.unplanned_before(db, cutoff, limit):
         if batches.enqueue_plan(services, snapshot.id):
-            enqueued += 1
+            done["enqueued"] += 1
+    for snapshot in batch_store.unfinished_before(db, cutoff, limit):
+        batch = snapshot.to_dict() or {}
+        if not batch.get("fanout_enqueued"):
+            continue
+        if fanout.resume(services, snapshot.id, batch):
+            done["fanouts_resumed"] += 1
+        # Settling never depends on the checker chain surviving: the sweep polls like a client.
+        _, _, settled = fanout.progress(services, snapshot.id, batch)
+        if settled.get("finished_at") is not None:
+            done["batches_settled"] += 1
     for snapshot in batch_store.item_events_pending_before(db, cutoff, limit):
         batch = snapshot.to_dict() or {}
-        tag = f"-s{int(now.timestamp()) // 60}"  # a fresh chain: the handler is idempotent
+        tag = f"-s{int(timeutil.now().timestamp()) // 60}"  # a fresh chain: the handler is idempotent
         batch_tasks.item_events(services, snapshot.id, int(batch.get("completions", 1)), 0, tag)
-    webhooks_enqueued = 0
-    for snapshot in webhook_store.unenqueued_before(db, cutoff, limit):
-        doc = snapshot.to_dict() or {}
-        webhooks.enqueue(services, [snapshot.id], int(doc.get("task_gen", 0)))
-        webhooks_enqueued += 1
-    if enqueued or requeued or webhooks_enqueued:
-        log.warning("repair sweep: %d jobs enqueued, %d expired leases requeued, %d webhooks enqueued",
-                    enqueued, requeued, webhooks_enqueued)  # fmt: skip
-    return {"enqueued": enqueued, "requeued": requeued, "webhooks_enqueued": webhooks_enqueued}
+
+
+def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:
+    """Deliveries never enqueued, and pending ones whose task ran out of attempts."""
+    db = services.firestore.db
+    for snapshot in webhook_store.unenqueued_before(db, _cutoff(services), limit):
+        webhooks.enqueue(services, [snapshot.id], int(snapshot.get("task_gen") or 0))
+        done["webhooks_enqueued"] += 1
+    due = webhook_store.task_checks_due(db, timeutil.now(), limit)
+    queue = services.settings.webhook_queue
+
+    def alive(snapshot: Any) -> bool:
+        return services.tasks.exists(queue, f"{snapshot.id}-{int(snapshot.get('task_gen') or 0)}")
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
+        found = list(pool.map(alive, due))
+    for snapshot, exists in zip(due, found, strict=True):
+        if exists:
+            webhook_store.push_check(db, snapshot.id, webhooks.task_check_at(services))
+            continue
+        outcome = webhooks.restart_lost(services, snapshot.id, int(snapshot.get("task_gen") or 0))
+        if outcome is not None:
+            done["webhooks_failed" if outcome == "failed" else "webhooks_requeued"] += 1

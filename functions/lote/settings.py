@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     repair_after_s: int = Field(
         60, ge=10, description="Age after which the repair sweep re-enqueues a job that has no task."
     )
+    abandon_after_s: int = Field(
+        86_400,
+        ge=60,
+        description="Age after which a job whose task is gone is failed as `abandoned` (refunded) "
+        "instead of getting a new task.",
+    )
+    sweep_limit: int = Field(
+        500, ge=1, le=5000, description="Documents each step of one repair sweep (and audit sample) looks at."
+    )
 
     # Webhooks.
     webhook_queue: str = Field("webhooks", description="Queue of webhook deliveries.")

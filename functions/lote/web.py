@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import flask
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from lote import errors, health
 from lote.services import get_services
@@ -63,7 +63,10 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
         message = {404: "no such route", 405: f"method {flask.request.method} not allowed"}.get(
             error.code or 500, error.description or "error"
         )
-        return render_error(kind(message, {"path": flask.request.path}))
+        response = render_error(kind(message, {"path": flask.request.path}))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))  # RFC 9110 §15.5.6
+        return response
 
     from google.api_core import exceptions as google_errors
 
@@ -128,6 +131,12 @@ def worker_app() -> flask.Flask:
 def stripe_app() -> flask.Flask:
     """The `stripe_webhook` function's Flask app, built once per process."""
     return _create("stripe_webhook", _stripe_routes)
+
+
+def unrouted(error: HTTPException) -> flask.Response:
+    """The functions framework's own 404 (a path its catch-all route cannot match, such as one with
+    an encoded newline), rendered as lote's JSON error instead of the framework's HTML page."""
+    return render_error(errors.NotFound("no such route", {"path": flask.request.path[:200]}))
 
 
 def dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:

@@ -19,6 +19,7 @@ from google.cloud.tasks_v2beta3.services.cloud_tasks.transports import (
     CloudTasksGrpcTransport as BetaTransport,
 )
 
+from lote.audit import scan as audit_scan
 from lote.services import Services
 from lote.settings import Settings
 from lote.tenants import service as tenants
@@ -42,6 +43,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     running = Stack(config)
     running.start()
+    # As under `make dev`: a function that dies comes back (tests kill the worker on purpose).
+    running.supervise_in_background()
     running.write_env_file(config.state_dir / "local.env")
     yield running
     running.stop()
@@ -110,9 +113,24 @@ class Tenant:
             time.sleep(0.05)
 
 
+def audit_clean(services: Services, tenant_id: str, settle_s: float = 20.0) -> dict[str, Any]:
+    """The audit of one tenant once it is clean; fails with the report if it does not get clean
+    while in-flight work settles (a checker about to finish a batch, an output being deleted)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        report = audit_scan.audit(services, tenant_id)
+        if report.ok:
+            return report.as_dict()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"audit of {tenant_id}: {audit_scan.compact(report.as_dict())}")
+        time.sleep(0.2)
+
+
 @pytest.fixture
-def new_tenant(stack: Stack, services: Services) -> Callable[..., Tenant]:
-    """Make tenants (each test's own: tenants never see each other)."""
+def new_tenant(stack: Stack, services: Services) -> Iterator[Callable[..., Tenant]]:
+    """Make tenants (each test's own: tenants never see each other); every scenario ends with each
+    tenant's invariant audit clean."""
+    made: list[str] = []
 
     def make(name: str = "test", credits: int = 100_000, limits: dict[str, int] | None = None) -> Tenant:
         # Tests poll fast; the plan limits have tests of their own.
@@ -120,9 +138,12 @@ def new_tenant(stack: Stack, services: Services) -> Callable[..., Tenant]:
         created = tenants.create_tenant(services, name, credits, limits)
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {created['api_key']}"
+        made.append(created["tenant_id"])
         return Tenant(created["tenant_id"], created["api_key"], http, stack.url(stack.config.api_port))
 
-    return make
+    yield make
+    for tenant_id in made:
+        audit_clean(services, tenant_id)
 
 
 @pytest.fixture

@@ -41,3 +41,35 @@ def test_bad_arguments_fail_with_a_message(stack: Stack):
                           text=True, timeout=60, check=False, env={**os.environ, **stack.env()})  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
     assert json.loads(done.stderr)["error"]["code"] == "invalid_request"
+
+
+def _audit(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    admin = Path(sys.executable).parent / "lote-admin"
+    return subprocess.run([admin, "audit", *args], env={**os.environ, **stack.env()}, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_audit_is_clean_for_healthy_work_and_names_what_is_broken(stack: Stack, tenant, services: Services):
+    job_id = tenant.post("/v1/generations", {"prompt": "audited"}).json()["id"]
+    tenant.wait(job_id)
+    clean = _audit(stack, "--tenant", tenant.tenant_id)
+    report = json.loads(clean.stdout)
+    assert clean.returncode == 0 and report["ok"] is True and report["violations"] == []
+    assert report["checked"]["jobs"] == 1 and report["checked"]["ledger_entries"] == 2
+    # Break two invariants behind the API's back: credits that no ledger entry explains, and a
+    # succeeded image whose output object is gone.
+    db = services.firestore.db
+    db.collection("tenants").document(tenant.tenant_id).update({"credits": 7})
+    job = db.collection("jobs").document(job_id).get().to_dict()
+    services.storage.delete(job["output"]["bucket"], job["output"]["object"])
+    broken = _audit(stack, "--tenant", tenant.tenant_id)
+    found = json.loads(broken.stdout)
+    assert broken.returncode == 1 and found["ok"] is False
+    assert found["summary"] == {"balance_equals_ledger": 1, "one_output_per_success": 1}
+    assert {v["subject"] for v in found["violations"]} == {tenant.tenant_id, job_id}
+    # Put it back, so this scenario too ends with the audit clean.
+    entries = db.collection("tenants").document(tenant.tenant_id).collection("ledger").stream()
+    db.collection("tenants").document(tenant.tenant_id).update(
+        {"credits": sum(e.get("delta") for e in entries)}
+    )
+    services.storage.put_once(job["output"]["bucket"], job["output"]["object"], b"x", "image/png")

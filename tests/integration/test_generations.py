@@ -7,6 +7,7 @@ import hashlib
 import io
 import time
 
+import pytest
 import requests
 from google.cloud.firestore import FieldFilter
 from PIL import Image
@@ -52,6 +53,12 @@ def test_preset_with_a_data_uri_input_and_jpeg_output(tenant, services: Services
     assert "coastal" in doc["prompt"] and doc["inputs"][0].startswith(
         f"gs://{services.settings.input_bucket}/"
     )
+    # The resource echoes the request as it was understood (the data: input as its stored copy).
+    assert job["preset"] == "virtual-staging" and job["params"] == {"style": "coastal"}
+    assert job["prompt"] == doc["prompt"] and job["images"] == doc["inputs"]
+    assert job["output_format"] == "jpeg" and "aspect_ratio" not in job and job["model"]
+    # No aspect ratio asked: the output keeps the input's 4:3.
+    assert job["output"]["width"] * 3 == pytest.approx(job["output"]["height"] * 4, abs=3)
 
 
 def test_polling_hints_etag_and_304(tenant):
@@ -204,3 +211,21 @@ def test_cancel_a_finished_job_is_a_conflict(tenant):
     tenant.wait(job_id)
     response = tenant.post(f"/v1/generations/{job_id}/cancel")
     assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+
+
+def test_malformed_answers_fail_the_job_after_three_in_a_row(tenant):
+    # They used to be retried to the queue's last attempt (30 minutes with queue.yaml).
+    before = tenant.get("/v1/account").json()["balance"]
+    garbled = tenant.post(
+        "/v1/generations", {"prompt": f"garbled {time.time_ns()} [[fault=malformed]]"}
+    ).json()
+    twice = tenant.post(
+        "/v1/generations", {"prompt": f"twice {time.time_ns()} [[fault=malformed times=2]]"}
+    ).json()
+    job = tenant.wait(garbled["id"], timeout=40)
+    assert job["status"] == "failed" and job["attempts"] == 3, job
+    assert job["error"]["code"] == "model_bad_response" and job["error"]["retryable"] is False
+    assert "3 malformed answers in a row" in job["error"]["message"]
+    recovered = tenant.wait(twice["id"], timeout=40)
+    assert recovered["status"] == "succeeded" and recovered["attempts"] == 3, recovered
+    assert tenant.get("/v1/account").json()["balance"] == before - 1  # the failed one refunded

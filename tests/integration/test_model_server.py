@@ -68,6 +68,15 @@ def test_output_is_derived_from_the_input_image(stack: Stack):
     assert red.convert("RGB").getpixel(center)[0] > blue.convert("RGB").getpixel(center)[0]
 
 
+def test_without_an_aspect_ratio_the_input_image_keeps_its_proportions(stack: Stack):
+    client = client_for(stack)
+    tall = image_of(generate(client, "stage this room", png((10, 10, 10), size=(30, 60))))
+    assert tall.height > tall.width and tall.height / tall.width == pytest.approx(2, abs=0.05)
+    forced = image_of(generate(client, "stage this room", png((10, 10, 10), size=(30, 60)), aspect="16:9"))
+    assert forced.width / forced.height == pytest.approx(16 / 9, abs=0.05)
+    assert image_of(generate(client, "no input")).size[0] == image_of(generate(client, "no input")).size[1]
+
+
 def test_latency_knob(stack: Stack):
     client = client_for(stack)
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""The launcher behind `make dev`: ready line, env file, health, and no orphans after SIGTERM."""
+"""The launcher behind `make dev`: ready line, env file, health, restarts, no orphans after SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 
 from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack, StackError
+from tests.integration.conftest import Tenant
 
 REQUIRED_ENV = {
     "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "LOTE_API_URL",
@@ -48,34 +52,78 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_launcher_reports_ready_writes_env_and_leaves_no_orphans(tmp_path: Path):
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError):
+        return False
+
+
+def _function_leader(launcher_pid: int, target: str) -> int:
+    """The pid of a function's functions-framework process, a direct child of the launcher."""
+    for pid in _descendants(launcher_pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if (
+            ppid == launcher_pid
+            and b"--target" in argv
+            and argv[argv.index(b"--target") + 1] == target.encode()
+        ):
+            return pid
+    raise AssertionError(f"no {target} function under the launcher")
+
+
+def _await(condition: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
+    """Poll `condition()` until it holds; fail with `what()` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.05)
+
+
+def test_launcher_reports_ready_writes_env_restarts_functions_and_leaves_no_orphans(tmp_path: Path):
     config = StackConfig.ephemeral(tmp_path)
     env = {**os.environ, "LOTE_STATE_DIR": str(tmp_path)}
     env.update({f"LOTE_{name.upper()}": str(getattr(config, name)) for name in StackConfig.port_fields()})
     for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "LOTE_USE_VERTEXAI"):
         env.pop(key, None)
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "lote_local.stack"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
+    errors = tmp_path / "launcher.err"
+    launcher = subprocess.Popen([sys.executable, "-m", "lote_local.stack"], cwd=REPO_ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=errors.open("w"), text=True)  # fmt: skip
     try:
         assert launcher.stdout is not None
         first = launcher.stdout.readline()
         assert first.startswith(f"ready: api=http://127.0.0.1:{config.api_port}"), first
         banner = ""
-        while not banner.endswith("Ctrl-C stops everything.\n"):
+        while "Ctrl-C stops everything" not in banner:
             line = launcher.stdout.readline()
             assert line, banner
             banner += line
-        assert f"curl -s http://127.0.0.1:{config.api_port}/v1/generations" in banner
         assert "API key: lote_sk_" in banner and "admin token" in banner
-        exported = subprocess.run(
-            ["bash", "-c", f"source {tmp_path / 'local.env'} && env"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        names = {line.split("=", 1)[0] for line in exported.splitlines()}
-        assert names >= REQUIRED_ENV
+        source = f"source {tmp_path / 'local.env'}"
+        exported = subprocess.run(["bash", "-c", f"{source} && env"], capture_output=True, text=True,
+                                  check=True).stdout  # fmt: skip
+        values = dict(line.split("=", 1) for line in exported.splitlines() if "=" in line)
+        assert set(values) >= REQUIRED_ENV | {"LOTE_API_KEY"}
+        assert f"API key: {values['LOTE_API_KEY']}" in banner
+        # The printed example works as printed in a shell that sourced the env file.
+        try_line = next(line for line in banner.splitlines() if line.strip().startswith("try:"))
+        tried = subprocess.run(["bash", "-c", f"{source} && {try_line.split('try:', 1)[1]}"],
+                               capture_output=True, text=True, check=True, timeout=30).stdout  # fmt: skip
+        assert json.loads(tried)["status"] == "queued", tried
+
+        worker = _function_leader(launcher.pid, "worker")
+        os.killpg(worker, signal.SIGKILL)
+        log = tmp_path / "logs" / "worker.log"
+        health = f"http://127.0.0.1:{config.worker_port}/healthz"
+        _await(lambda: "restarted worker (exit -9), restart #1" in log.read_text() and _answers(health),
+               60, lambda: log.read_text()[-3000:])  # fmt: skip
+        assert _function_leader(launcher.pid, "worker") != worker and launcher.poll() is None
+        assert "restarted worker (exit -9), restart #1" in errors.read_text()
         children = _descendants(launcher.pid)
         assert len(children) >= 6  # firestore (+java), storage, tasks, model, api, worker
         launcher.send_signal(signal.SIGTERM)
@@ -123,3 +171,18 @@ def test_missing_gcloud_fails_at_once(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StackError, match="gcloud is not installed"):
         Stack(StackConfig.ephemeral(tmp_path)).start()
+
+
+def test_a_killed_worker_comes_back_and_takes_new_work(stack: Stack, tenant: Tenant):
+    worker = stack.service("worker")
+    before = worker.restarts
+    old_pid = stack.kill("worker", signal.SIGKILL)
+    health = stack.url(stack.config.worker_port) + "/healthz"
+    _await(lambda: worker.restarts > before and _answers(health), 60,
+           lambda: f"{stack.failure}\n{stack.procs.tail(worker)}")  # fmt: skip
+    assert worker.process is not None and worker.process.pid != old_pid
+    assert worker.log_path is not None
+    assert f"restarted worker (exit -9), restart #{before + 1}" in worker.log_path.read_text()
+    response = tenant.post("/v1/generations", {"prompt": "after the worker crashed"})
+    assert response.status_code == 202, response.text
+    assert tenant.wait(response.json()["id"])["status"] == "succeeded"

@@ -113,7 +113,9 @@ def test_a_response_after_the_dispatch_deadline_is_a_failed_attempt(tasks_client
         queue = make_queue(tasks_client, parent, retry=retry)
         add_task(tasks_client, queue, target.url, dispatch_deadline=dt.timedelta(seconds=15))
         hits = target.wait_for(2, timeout=40)
-        assert hits[1].at - hits[0].at == pytest.approx(15.1, abs=0.5)
+        # Deadline (15 s), then the next token: an attempt without an answer throttles the queue to
+        # its floor, 100/64 per second, so one token takes 0.64 s (the 0.1 s backoff is shorter).
+        assert hits[1].at - hits[0].at == pytest.approx(15.0 + 64 / 100, abs=0.5)
         assert hits[1].headers["X-CloudTasks-TaskRetryCount"] == "1"
         assert hits[1].headers["X-CloudTasks-TaskPreviousResponse"] == "0"  # no response in time
     finally:
@@ -149,6 +151,27 @@ def test_503_without_retry_after_slows_the_whole_queue(tasks_client, tasks_beta,
         assert len(window) <= 10  # unthrottled, the queue would have sent 20 in that second
     finally:
         target.close()
+
+
+def test_a_target_that_does_not_answer_slows_the_whole_queue(tasks_client, tasks_beta, parent):
+    # A dead worker used to be retried at full rate, burning every task's attempts in seconds.
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/"  # bound, never listening: refused
+        retry = {"max_attempts": 100, "min_backoff": dt.timedelta(seconds=0.1)}
+        queue = make_queue(tasks_client, parent, rate=20, burst=1, concurrent=1, retry=retry)
+        for _ in range(20):
+            add_task(tasks_client, queue, dead)
+        deadline = time.monotonic() + 10
+        while True:
+            stats = tasks_beta.get_queue(request={"name": queue, "read_mask": {"paths": ["stats"]}}).stats
+            if stats.effective_execution_rate < 20 / 4:
+                break
+            assert time.monotonic() < deadline, f"never slowed down: {stats.effective_execution_rate}"
+            time.sleep(0.05)
+        tasks_client.purge_queue(name=queue)
 
 
 def test_schedule_time_is_respected_and_reported_as_eta(tasks_client, parent, target):

@@ -246,3 +246,39 @@ def test_items_canceled_with_their_batch_send_their_events_once(
     assert batch_ref.get().get("item_events_pending") is False
     assert len(_deliveries(tenant, lambda d: len(d) == 4)) == 4
     assert len(target.hits) == 4
+
+
+def _batch_done(tenant, batch_id: str, finishes: int, timeout: float = 30) -> dict[str, Any]:
+    """Poll until the batch has finished `finishes` times (a retry reopens it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = tenant.get(f"/v1/batches/{batch_id}").json()
+        deliveries = tenant.get("/v1/webhooks/deliveries").json()["deliveries"]
+        done = [d for d in deliveries if d["type"] == "batch.completed" and d["subject"] == batch_id]
+        if batch.get("finished_at") and len(done) >= finishes:
+            return batch
+        if time.monotonic() > deadline:
+            raise AssertionError(f"batch {batch_id} did not finish {finishes} times: {batch}")
+        time.sleep(0.05)
+
+
+def test_an_item_that_fails_again_after_a_retry_sends_a_second_event(tenant, target: Target):
+    # Item events used occurrence 0 whatever the retry cycle: the second failure's event collided
+    # with the first (AlreadyExists), the worker answered 500 forever and the batch never settled.
+    secret = _secret(tenant)
+    batch = tenant.post("/v1/batches", {
+        "items": [{"reference": "r0", "prompt": "x [[fault=invalid]]"}],
+        "webhook_url": target.url + "/hook", "webhook_events": ["generation.failed"],
+    }).json()  # fmt: skip
+    _batch_done(tenant, batch["id"], 1)
+    retried = tenant.post(f"/v1/batches/{batch['id']}/retry", {"include_permanent": True}).json()
+    assert retried == {"retried": 1}
+    finished = _batch_done(tenant, batch["id"], 2)
+    assert finished["status"] == "completed" and finished["counts"]["failed"] == 1
+    hits = target.wait_for(4)
+    events = [_verified(secret, h) for h in hits]
+    failed = [e for e in events if e["type"] == "generation.failed"]
+    assert len(failed) == 2 and failed[0]["id"] != failed[1]["id"]
+    assert {e["data"]["status"] for e in failed} == {"failed"}
+    assert len([e for e in events if e["type"] == "batch.completed"]) == 2
+    assert tenant.get("/v1/account").json()["balance"] == 100_000  # charged twice, refunded twice

@@ -59,9 +59,15 @@ def test_repair_sweep_enqueues_jobs_left_without_a_task(tenant, services: Servic
 
 
 def test_inputs_on_private_addresses_are_refused(tenant):
+    # A literal address is refused at submission, and nothing is written.
     urls = ["https://127.0.0.1/a.png", "https://169.254.169.254/computeMetadata/v1/", "https://10.0.0.7/a.png",
             "https://[::1]/a.png", "https://192.168.1.1/a.png", "https://100.64.0.1/a.png"]  # fmt: skip
-    ids = [tenant.post("/v1/generations", {"prompt": "x", "images": [url]}).json()["id"] for url in urls]
+    for url in urls:
+        refused = tenant.post("/v1/generations", {"prompt": "x", "images": [url]})
+        assert refused.status_code == 400 and "images" in refused.text, (url, refused.text)
+    # A name is resolved when it is fetched, and refused then.
+    names = ["https://localhost/a.png", "https://LocalHost:8443/a.png"]
+    ids = [tenant.post("/v1/generations", {"prompt": "x", "images": [url]}).json()["id"] for url in names]
     for job_id in ids:
         job = tenant.wait(job_id)
         assert job["status"] == "failed" and job["error"]["code"] == "input_forbidden", job

@@ -29,10 +29,19 @@ def test_unknown_route_is_a_json_404(client):
     }
 
 
-def test_wrong_method_is_a_json_405(client):
+def test_wrong_method_is_a_json_405_with_allow(client):
     response = client.delete("/healthz")
     assert response.status_code == 405
     assert response.json["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].split(", ")) >= {"GET"}  # RFC 9110: a 405 lists what is allowed
+
+
+@pytest.mark.parametrize("path", ["/v1/generations/%0A", "/%0A", "/v1/%0Abatches", "/a%0D%0Ab"])
+def test_a_path_the_framework_cannot_route_is_a_json_404(client, path):
+    # The framework's catch-all route does not match a newline: its HTML 404 used to answer.
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
 
 
 def test_a_bug_is_a_500_that_leaks_nothing():

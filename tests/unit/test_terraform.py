@@ -258,6 +258,8 @@ def _log_line(source: str, starts: str, *args: object) -> str:
     path, logger = {
         "job": ("jobs/worker.py", "lote.worker"),
         "webhook": ("webhooks/delivery.py", "lote.webhooks"),
+        "audit": ("audit/scan.py", "lote.audit"),
+        "repair": ("repair.py", "lote.repair"),
     }[source]
     text = (REPO_ROOT / "functions" / "lote" / path).read_text()
     fmt = re.search(r'log\.\w+\(\s*"(' + re.escape(starts) + r'[^"]*)"', text)
@@ -284,6 +286,10 @@ def test_log_based_metrics_match_the_lines_the_code_prints():
     assert pattern("succeeded").search(succeeded) and not pattern("succeeded").search(failed)
     assert pattern("failed").search(failed) and not pattern("failed").search(succeeded)
     assert pattern("webhooks_failed").search(webhook)
+    violation = _log_line("audit", "invariant violated", '{"invariant":"balance_equals_ledger"}')
+    abandoned = _log_line("repair", "job %s abandoned", "gen_x", "its task ran out of attempts")
+    assert pattern("audit_violations").search(violation) and not pattern("audit_violations").search(abandoned)
+    assert pattern("abandoned").search(abandoned) and not pattern("abandoned").search(violation)
     latency = re.search(
         r'REGEXP_EXTRACT\(textPayload, \\"(.*)\\"\)', unquote(metrics["model_latency"]["value_extractor"])
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lote.api.http import parse
+from lote.audit import scan
 from lote.errors import LoteError
 from lote.services import Services
 from lote.settings import Settings
@@ -58,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--requests-per-minute", type=int)
     show = commands.add_parser("show-tenant", help="balance, plan, limits and keys")
     show.add_argument("--tenant", required=True)
+    audit = commands.add_parser(
+        "audit", help="check every invariant; exits 1 and lists the violations when one is broken"
+    )
+    audit.add_argument("--tenant", help="only this tenant (default: every tenant)")
     return parser
 
 
@@ -86,14 +91,31 @@ def run(argv: list[str], services: Services) -> dict[str, Any]:
         return accounts.set_plan(services, args.tenant, update).model_dump(mode="json")
     if args.command == "show-tenant":
         return accounts.show_tenant(services, args.tenant).model_dump(mode="json")
+    if args.command == "audit":
+        return json.loads(scan.compact(scan.audit(services, args.tenant).as_dict()))
     raise AssertionError(args.command)  # argparse only admits the commands above
+
+
+NO_ENVIRONMENT = (
+    "lote-admin: no environment configured: run `make dev` and run lote-admin from the repo (it reads "
+    ".lote/local.env), or set LOTE_PROJECT_ID and Google credentials (or FIRESTORE_EMULATOR_HOST)"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    from google.auth.exceptions import DefaultCredentialsError
+
     try:
         result = run(sys.argv[1:] if argv is None else argv, Services.build(load_settings()))
     except LoteError as exc:
         print(json.dumps(exc.body()), file=sys.stderr)
         sys.exit(2)
+    except DefaultCredentialsError:
+        # Neither the local stack nor a project: the clients found no credentials when first used,
+        # before any write. The library's own message points at ADC only, which misleads locally.
+        print(NO_ENVIRONMENT, file=sys.stderr)
+        sys.exit(2)
     print(json.dumps(result))
+    if result.get("ok") is False:  # the audit found violations
+        sys.exit(1)

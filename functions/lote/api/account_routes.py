@@ -7,6 +7,7 @@ import flask
 from lote import ids
 from lote.admin.auth import require_admin
 from lote.api.http import authenticated, json_body, parse, respond
+from lote.idempotency import check_header
 from lote.services import Services, get_services
 from lote.tenants import accounts
 from lote.tenants import service as tenants
@@ -54,7 +55,7 @@ def register(app: flask.Flask) -> None:
     def admin_grant(tenant_id: str) -> flask.Response:
         services = _admin()
         req = parse(CreditGrant, json_body(flask.request))
-        key = flask.request.headers.get("Idempotency-Key")
+        key = check_header(flask.request.headers.get("Idempotency-Key"))
         grant_id = ids.sha256_hex(f"{tenant_id}:{key}")[:32] if key else None
         return respond(201, accounts.grant(services, tenant_id, req.credits, req.reason, grant_id))
 

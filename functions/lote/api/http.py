@@ -13,6 +13,7 @@ from lote.errors import InvalidRequest, UnsupportedMediaType
 from lote.services import Services, get_services
 from lote.tenants import limits
 from lote.tenants.service import Caller, caller_for, key_hash
+from lote.validation import has_lone_surrogate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,9 +34,14 @@ def json_body(request: flask.Request) -> Any:
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("send the body as application/json", {"content_type": mimetype or None})
     try:
-        return json.loads(request.get_data(cache=True) or b"null")
+        payload = json.loads(request.get_data(cache=True) or b"null")
     except ValueError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}", {"field": "body"}) from None
+    if has_lone_surrogate(payload):
+        raise InvalidRequest(
+            "body holds a string that is not valid Unicode (a lone surrogate)", {"field": "body"}
+        )
+    return payload
 
 
 def parse(model: type[M], payload: Any) -> M:

@@ -14,7 +14,7 @@ from lote import bulk, ids, retention, timeutil
 from lote.answers import Answer
 from lote.batches import manifest, store, tasks
 from lote.jobs import store as job_store
-from lote.jobs.service import check_inputs, job_document, stage_inputs
+from lote.jobs.service import check_inputs, job_document, stage_inputs, task_check_at
 from lote.services import Services
 from lote.webhooks import service as webhooks
 
@@ -29,9 +29,11 @@ def item_id(batch_id: str, index: int) -> str:
 
 def plan(services: Services, batch_id: str, gen: int) -> Answer:
     """Enqueue one fan-out task per chunk."""
-    batch = store.ref(services.firestore.db, batch_id).get().to_dict()
+    db = services.firestore.db
+    batch = store.ref(db, batch_id).get().to_dict()
     if batch is None:
         return Answer(200, {"result": "noop", "reason": "no such batch"})
+    done = store.done_chunks(db, batch_id) if gen else set()  # a resumed fan-out skips finished chunks
     chunk_tasks = [
         (
             services.settings.fanout_queue,
@@ -40,6 +42,7 @@ def plan(services: Services, batch_id: str, gen: int) -> Answer:
             {"batch_id": batch_id, "chunk": n},
         )
         for n in range(len(batch["chunks"]))
+        if n not in done
     ]
     tasks.create_many(services, chunk_tasks)
     return Answer(200, {"result": "planned", "chunks": len(chunk_tasks)})
@@ -49,7 +52,7 @@ def _documents(
     services: Services, batch_id: str, batch: dict[str, Any], first: int, specs: list[dict[str, Any]]
 ) -> list[tuple[str, dict[str, Any]]]:
     tenant_id = batch["tenant_id"]
-    now = timeutil.now()
+    now, check_at = timeutil.now(), task_check_at(services)
     docs = []
     for offset, spec in enumerate(specs):
         index = first + offset
@@ -58,7 +61,8 @@ def _documents(
         inputs = stage_inputs(services, tenant_id, job_id, spec["inputs"], decoded)
         doc = job_document(tenant_id, spec, inputs, services.settings.default_model)
         # The chunk task is retried until every task exists, so the sweep need not watch these.
-        doc.update(batch_id=batch_id, index=index, reference=spec["reference"], enqueued=True, created_at=now)
+        doc.update(batch_id=batch_id, index=index, reference=spec["reference"], enqueued=True, created_at=now,
+                   task_check_at=check_at)  # fmt: skip
         # Items report to the batch's URL only the events the batch asked for.
         wanted = batch.get("webhook_events") or []
         doc.update(webhook_url=batch.get("webhook_url") if wanted else None, webhook_events=wanted)
@@ -89,6 +93,24 @@ def chunk(services: Services, batch_id: str, number: int) -> Answer:
     store.mark_chunk_done(db, batch_id, number, len(docs))
     tasks.check(services, batch_id, int(batch.get("check_gen", 0)), 0, CHECK_MIN_S)
     return Answer(200, {"result": "created", "items": len(docs)})
+
+
+def resume(services: Services, batch_id: str, batch: dict[str, Any]) -> bool:
+    """Re-plan a fan-out whose tasks are all gone (exhausted while the worker was down) with chunks
+    still to do; True when a new plan task was created. Task existence is asked of Cloud Tasks."""
+    db = services.firestore.db
+    missing = [n for n in range(len(batch["chunks"])) if n not in store.done_chunks(db, batch_id)]
+    if not missing:
+        return False
+    gen, queue = int(batch.get("fanout_gen") or 0), services.settings.fanout_queue
+    names = [f"{batch_id}-plan-{gen}", *(f"{batch_id}-c{n}-{gen}" for n in missing)]
+    if any(services.tasks.exists(queue, name) for name in names):
+        return False
+    claimed = store.next_fanout_gen(db, batch_id, gen)
+    if claimed is None:
+        return False
+    log.warning("fan-out of %s resumed as generation %d (%d chunks left)", batch_id, claimed, len(missing))
+    return tasks.plan(services, batch_id, claimed)
 
 
 def cancel_queued(services: Services, snapshots: list[Any]) -> int:

@@ -51,8 +51,9 @@ def emit(services: Services, batch_id: str, completion: int, start: int) -> Answ
         if event is not None:
             kind, url, data = event
             msg_id, doc = webhook_events.prepared(
-                tenant_id=job["tenant_id"], url=url, kind=kind, subject=snapshot.id, data=data
-            )
+                tenant_id=job["tenant_id"], url=url, kind=kind, subject=snapshot.id, data=data,
+                occurrence=job_events.occurrence(job),
+            )  # fmt: skip
             creates.append((webhook_store.ref(db, msg_id), doc))
     written = bulk.write(db, creates=creates).written  # existing ones (sent in a transaction) are skipped
     webhooks.enqueue(services, sorted(written))

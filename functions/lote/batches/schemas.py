@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from lote.jobs.schemas import AspectRatio, GenerationRequest, JobError, OutputFormat, Status
+from lote.jobs.schemas import (
+    AspectRatio,
+    GenerationRequest,
+    JobError,
+    ModelId,
+    OutputFormat,
+    PresetName,
+    Status,
+)
+from lote.validation import Metadata, Params, RequestModel
 
 BatchStatus = Literal["queued", "running", "completed", "canceled"]
 MAX_INLINE_ITEMS = 10_000
@@ -22,28 +31,24 @@ class BatchItem(GenerationRequest):
     )
 
 
-class BatchDefaults(BaseModel):
+class BatchDefaults(RequestModel):
     """Fields merged into every item (the item wins; params and metadata merge key by key)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     prompt: str | None = Field(None, min_length=1, max_length=4000)
-    preset: str | None = None
-    params: dict[str, str] = Field(default_factory=dict)
-    images: list[str] | None = None
-    model: str | None = None
+    preset: PresetName | None = None
+    params: Params = Field(default_factory=dict)
+    images: list[str] | None = Field(None, max_length=4)
+    model: ModelId | None = None
     aspect_ratio: AspectRatio | None = None
     output_format: OutputFormat | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 ItemEvent = Literal["generation.succeeded", "generation.failed", "generation.canceled"]
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(RequestModel):
     """POST /v1/batches: inline `items` (≤ 10,000) or a JSONL manifest at `items_url` (≤ 100,000)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     items: list[Any] | None = Field(
         None, min_length=1, max_length=MAX_INLINE_ITEMS, description="Items (validated one by one)."
@@ -53,12 +58,15 @@ class BatchRequest(BaseModel):
     )
     defaults: BatchDefaults = Field(default_factory=BatchDefaults)
     webhook_url: str | None = Field(
-        None, max_length=2048, description="Receives batch.completed / batch.canceled (and item events)."
+        None,
+        min_length=1,
+        max_length=2048,
+        description="Receives batch.completed / batch.canceled (and item events).",
     )
     webhook_events: list[ItemEvent] = Field(
         default_factory=list, max_length=3, description="Per-item events to send too (needs webhook_url)."
     )
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
+    metadata: Metadata = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> BatchRequest:
@@ -173,11 +181,15 @@ class BatchPage(BaseModel):
     next_page_token: str | None = None
 
 
-class RetryRequest(BaseModel):
-    """POST /v1/batches/{id}/retry."""
+class RetryRequest(RequestModel):
+    """POST /v1/batches/{id}/retry: by default only failed items whose error is retryable."""
 
-    model_config = ConfigDict(extra="forbid")
-    error_codes: list[str] | None = Field(None, description="Only failed items with these error codes.")
+    error_codes: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=50, description="Only failed items with these error codes."
+    )
+    include_permanent: bool = Field(
+        False, description="Also retry items whose failure was permanent (e.g. safety_blocked)."
+    )
 
 
 class RetryAnswer(BaseModel):
@@ -194,10 +206,9 @@ class CancelAnswer(BaseModel):
     running: int
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(RequestModel):
     """POST /v1/uploads."""
 
-    model_config = ConfigDict(extra="forbid")
     content_type: Literal[
         "image/png", "image/jpeg", "image/webp", "application/x-ndjson", "application/jsonl"
     ]

@@ -26,7 +26,7 @@ from lote.billing import pricing
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Charge, Key, create_once
 from lote.jobs import store as job_store
-from lote.jobs.service import tenant_upload_prefix
+from lote.jobs.service import task_check_at, tenant_upload_prefix
 from lote.services import Services
 from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller
@@ -155,7 +155,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     failed = [
         s
         for s in store.items(db, batch_id).where(filter=_status_filter("failed")).stream()
-        if req.error_codes is None or ((s.get("error") or {}).get("code") in req.error_codes)
+        if _wanted(req, s.get("error") or {})
     ]
     if not failed:
         return RetryAnswer(retried=0)
@@ -176,6 +176,8 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
                 "task_gen": int(s.get("task_gen") or 0) + 1,
                 "enqueued": False,
                 "lease_until": None,
+                "error_streak": 0,
+                "retried_at": timeutil.now(),
             },
             Client.write_option(last_update_time=s.update_time),
         )
@@ -186,9 +188,21 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     tasks.create_many(
         services, [tasks.generation(job_id, generations[job_id], services) for job_id in written]
     )
-    bulk.write(db, updates=[(job_store.ref(db, job_id), {"enqueued": True}, None) for job_id in written])
+    check_at = task_check_at(services)
+    enqueued = {"enqueued": True, "task_check_at": check_at}
+    bulk.write(db, updates=[(job_store.ref(db, job_id), enqueued, None) for job_id in written])
     tasks.check(services, batch_id, int(batch["check_gen"]), 0, fanout.CHECK_MIN_S)
     return RetryAnswer(retried=len(written))
+
+
+def _wanted(req: RetryRequest, error: dict[str, Any]) -> bool:
+    """Whether a failed item is retried: retryable failures by default; permanent ones (a safety
+    block gives the same answer again) only when asked for, by `include_permanent` or by code."""
+    code = error.get("code")
+    if req.error_codes is not None and code not in req.error_codes:
+        return False
+    named = req.error_codes is not None and code in req.error_codes
+    return bool(error.get("retryable", True)) or req.include_permanent or named
 
 
 def _status_filter(status: str) -> Any:

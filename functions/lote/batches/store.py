@@ -37,6 +37,7 @@ INDEXES = [
     (BATCHES, ("tenant_id", "status", "created_at")),
     (BATCHES, ("fanout_enqueued", "created_at")),
     (BATCHES, ("item_events_pending", "finished_at")),
+    (BATCHES, ("finished_at", "created_at")),
 ]
 
 
@@ -240,6 +241,38 @@ def unplanned_before(
 ) -> list[firestore.DocumentSnapshot]:
     """Batches whose fan-out task was never confirmed, created before `cutoff`."""
     return bulk.flagged_before(db, BATCHES, "fanout_enqueued", False, "created_at", cutoff, limit)
+
+
+def unfinished_before(
+    db: firestore.Client, cutoff: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    """Batches not finished (queued, running, or canceled with items still running), oldest first."""
+    fs = _fs()
+    query = (
+        db.collection(BATCHES)
+        .where(filter=fs.FieldFilter("finished_at", "==", None))
+        .where(filter=fs.FieldFilter("created_at", "<", cutoff))
+        .order_by("created_at")
+        .limit(limit)
+    )
+    return list(query.stream())
+
+
+def done_chunks(db: firestore.Client, batch_id: str) -> set[int]:
+    """Numbers of the chunks whose jobs and tasks exist."""
+    return {int(s.id) for s in ref(db, batch_id).collection(CHUNKS).select([]).stream()}
+
+
+def next_fanout_gen(db: firestore.Client, batch_id: str, seen: int) -> int | None:
+    """Claim the next fan-out generation (None if another sweep claimed it first)."""
+
+    def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+        if int(batch.get("fanout_gen") or 0) != seen:
+            return {}
+        return {"fanout_gen": seen + 1}
+
+    result = _transact(db, batch_id, change)
+    return seen + 1 if int(result.get("fanout_gen") or 0) == seen + 1 else None
 
 
 def item_events_pending_before(

@@ -119,8 +119,8 @@ def _write(
 
 def page(
     db: firestore.Client, tenant_id: str, size: int, after: str | None
-) -> list[firestore.DocumentSnapshot]:
-    """Entries newest first, after the entry id `after`."""
+) -> list[firestore.DocumentSnapshot] | None:
+    """Entries newest first, after the entry id `after`; None when there is no such entry."""
     from google.cloud import firestore as fs
 
     collection = db.collection(TENANTS).document(tenant_id).collection(LEDGER)
@@ -129,6 +129,7 @@ def page(
     )
     if after:
         last = collection.document(after).get()
-        if last.exists:
-            query = query.start_after(last)
+        if not last.exists:
+            return None
+        query = query.start_after(last)
     return list(query.limit(size).stream())

@@ -40,3 +40,8 @@ def require(available: int, required: int) -> None:
             f"this needs {required} credits; the balance is {available}",
             {"required": required, "available": available},
         )
+
+
+def models() -> tuple[str, ...]:
+    """The model ids lote has a price for (a request naming another model is refused)."""
+    return tuple(sorted(table()["models"]))

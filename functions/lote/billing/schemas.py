@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from lote.validation import RequestModel
 
 
-class CheckoutRequest(BaseModel):
+class CheckoutRequest(RequestModel):
     """POST /v1/billing/checkout."""
 
-    model_config = ConfigDict(extra="forbid")
     pack: str = Field(min_length=1, max_length=200, description="A credit pack id (GET /v1/billing/packs).")
     success_url: str | None = Field(None, max_length=2000, description="Where Checkout returns after paying.")
     cancel_url: str | None = Field(None, max_length=2000, description="Where Checkout returns if abandoned.")

@@ -77,6 +77,10 @@ class StorageClient:
         """Whether the object exists."""
         return bool(self.client.bucket(bucket).blob(name).exists())
 
+    def names(self, bucket: str, prefix: str) -> list[str]:
+        """Names of the objects under `prefix`."""
+        return [blob.name for blob in self.client.list_blobs(bucket, prefix=prefix)]
+
     def delete(self, bucket: str, name: str) -> None:
         """Delete an object if it exists."""
         from google.api_core.exceptions import NotFound

@@ -81,3 +81,14 @@ class TasksClient:
         except AlreadyExists:
             return False
         return True
+
+    def exists(self, queue: str, task_id: str) -> bool:
+        """Whether the named task is still in its queue (GetTask). Cloud Tasks deletes a task once it
+        is acknowledged or has exhausted its retries, so False means nothing will run it again."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.client.get_task(name=f"{self.queue_path(queue)}/tasks/{task_id}", timeout=10.0)
+        except NotFound:
+            return False
+        return True

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 GENERATION_EVENTS = ("generation.succeeded", "generation.failed", "generation.canceled")
 
 
+def occurrence(job: dict[str, Any]) -> int:
+    """Which terminal state of the job this is: a batch retry gives a failed item a new task
+    generation before it can end again, so (job, type, task generation) names one change."""
+    return int(job.get("task_gen") or 0)
+
+
 def event(api_url: str, job_id: str, job: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
     """(type, url, resource) of the event a terminal job sends, or None when nobody asked for it."""
     kind = f"generation.{job['status']}"
@@ -32,4 +38,5 @@ def stage(
     found = event(outbox.api_url, job_id, job)
     if found is not None:
         kind, url, data = found
-        outbox.stage(tx, db, tenant_id=job["tenant_id"], url=url, kind=kind, subject=job_id, data=data)
+        outbox.stage(tx, db, tenant_id=job["tenant_id"], url=url, kind=kind, subject=job_id, data=data,
+                     occurrence=occurrence(job))  # fmt: skip

@@ -50,3 +50,8 @@ def resolve(preset: str, params: dict[str, str], image_count: int, field: str = 
             {"field": f"{field}images"},
         )
     return str(spec["template"]).format(**values)
+
+
+def names() -> tuple[str, ...]:
+    """Every preset's name."""
+    return tuple(sorted(catalogue()))

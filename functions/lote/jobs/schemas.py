@@ -2,37 +2,50 @@
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lote.billing.pricing import models as priced_models
+from lote.jobs.presets import names as preset_names
+from lote.validation import Metadata, Params, RequestModel, literal_host_refusal
 
 AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 MAX_IMAGES = 4
-_MODEL = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,99}$")
+# The models lote has a price for, and the presets it knows: anything else is refused up front.
+if TYPE_CHECKING:
+    ModelId = str
+    PresetName = str
+else:  # enums in the OpenAPI document, generated from pricing.json and presets.json
+    ModelId = Literal[priced_models()]
+    PresetName = Literal[preset_names()]
 
 
-class GenerationRequest(BaseModel):
+class GenerationRequest(RequestModel):
     """POST /v1/generations: a prompt, or a preset with params; up to four input images."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(str_strip_whitespace=True)
 
     prompt: str | None = Field(None, min_length=1, max_length=4000, description="What to generate.")
-    preset: str | None = Field(None, description="A named prompt template (see presets).")
-    params: dict[str, str] = Field(default_factory=dict, description="The preset's parameters.")
+    preset: PresetName | None = Field(None, description="A named prompt template (GET /v1/presets).")
+    params: Params = Field(default_factory=dict)
     images: list[str] = Field(
         default_factory=list,
         max_length=MAX_IMAGES,
         description="Inputs: https:// URLs, gs:// URLs in the input bucket, or data: URIs (≤ 10 MB).",
     )
-    model: str | None = Field(None, description="Model id; the default model when absent.")
-    aspect_ratio: AspectRatio | None = None
+    model: ModelId | None = Field(None, description="Model id; the default model when absent.")
+    aspect_ratio: AspectRatio | None = Field(
+        None, description="Output aspect ratio; when absent the model keeps the first input image's."
+    )
     output_format: OutputFormat = "png"
-    metadata: dict[str, str] = Field(default_factory=dict, description="Up to 16 string pairs, echoed back.")
-    webhook_url: str | None = Field(None, max_length=2048, description="Where events are POSTed.")
+    metadata: Metadata = Field(default_factory=dict)
+    webhook_url: str | None = Field(
+        None, min_length=1, max_length=2048, description="Where events are POSTed (https, public)."
+    )
 
     @field_validator("images")
     @classmethod
@@ -42,24 +55,10 @@ class GenerationRequest(BaseModel):
                 raise ValueError("each image must be an https:// URL, a gs:// URL or a data: URI")
             if not image.startswith("data:") and len(image) > 2048:
                 raise ValueError("image URLs are limited to 2048 characters")
+            refusal = literal_host_refusal(image) if image.startswith("https://") else None
+            if refusal is not None:
+                raise ValueError(f"image URL {refusal}")
         return images
-
-    @field_validator("model")
-    @classmethod
-    def _model_name(cls, model: str | None) -> str | None:
-        if model is not None and not _MODEL.match(model):
-            raise ValueError("model must be a model id such as gemini-2.5-flash-image")
-        return model
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_limits(cls, metadata: dict[str, str]) -> dict[str, str]:
-        if len(metadata) > 16:
-            raise ValueError("at most 16 metadata pairs")
-        for key, value in metadata.items():
-            if not 1 <= len(key) <= 64 or len(value) > 512:
-                raise ValueError("metadata keys are 1-64 characters and values at most 512")
-        return metadata
 
     @field_validator("webhook_url")
     @classmethod
@@ -126,7 +125,16 @@ class Generation(BaseModel):
     cancel_requested: bool = False
     output: Output | None = None
     error: JobError | None = None
+    prompt: str = Field(description="The prompt sent to the model (a preset's, filled in).")
+    preset: str | None = None
+    params: dict[str, str] = Field(default_factory=dict)
+    images: list[str] = Field(
+        default_factory=list, description="The inputs as stored: data: URIs are kept as gs:// objects."
+    )
+    aspect_ratio: AspectRatio | None = None
+    output_format: OutputFormat
     metadata: dict[str, str] = Field(default_factory=dict)
+    webhook_url: str | None = None
     links: Links
 
 

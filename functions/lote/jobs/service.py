@@ -120,6 +120,13 @@ def new_job(
     return job_document(tenant_id, spec, inputs, services.settings.default_model)
 
 
+def task_check_at(services: Services) -> dt.datetime:
+    """When a task created now may have run out of attempts (the queue's retry window, plus the
+    sweep's slack): from then on the repair sweep asks Cloud Tasks whether it still exists."""
+    s = services.settings
+    return timeutil.now() + dt.timedelta(seconds=s.generation_max_retry_s + s.repair_after_s)
+
+
 def enqueue(services: Services, job_id: str, generation: int = 0) -> bool:
     """Create the job's task (deterministic name) and record it; False leaves it to the sweep."""
     from google.api_core.exceptions import GoogleAPICallError, RetryError
@@ -135,7 +142,7 @@ def enqueue(services: Services, job_id: str, generation: int = 0) -> bool:
             invoker=s.tasks_invoker_email,
             deadline_s=s.task_dispatch_deadline_s,
         )
-        store.mark_enqueued(services.firestore.db, job_id)
+        store.mark_enqueued(services.firestore.db, job_id, task_check_at(services))
     except (GoogleAPICallError, RetryError) as exc:
         # The job is committed; the repair sweep creates its task later. Nothing is lost.
         log.warning("enqueue of %s failed, left to the repair sweep: %s", job_id, exc)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import bulk, retention, timeutil, transactions
+from lote import retention, timeutil, transactions
 from lote.idempotency import Charge, Key, Replay, create_once
 from lote.jobs import events
 from lote.jobs.schemas import TERMINAL
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 JOBS = "jobs"
 TX_ATTEMPTS = 20  # the emulator serializes contended transactions; give them room
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
-INDEXES = [(JOBS, ("enqueued", "created_at")), (JOBS, ("status", "lease_until"))]
+INDEXES: list[tuple[str, tuple[str, ...]]] = []  # its queries are in jobs/recovery.py
 BUSY_RETRY_AFTER_S = 2
 
 
@@ -52,9 +52,10 @@ def create(
     return create_once(db, ref(db, job_id), doc, key, answer, charge=charge)
 
 
-def mark_enqueued(db: firestore.Client, job_id: str) -> None:
-    """Record that the job's task exists, so the repair sweep leaves it alone."""
-    ref(db, job_id).update({"enqueued": True})
+def mark_enqueued(db: firestore.Client, job_id: str, check_at: dt.datetime) -> None:
+    """Record that the job's task exists, so the repair sweep leaves it alone until `check_at`,
+    when the task may have run out of attempts (see jobs/recovery.py)."""
+    ref(db, job_id).update({"enqueued": True, "task_check_at": check_at})
 
 
 @dataclass(frozen=True)
@@ -120,17 +121,31 @@ def finish(
             final = {"status": "canceled", "finished_at": now, "lease_until": None}
         else:
             final = {**update, "lease_until": None}
-        if final["status"] in ("failed", "canceled"):
-            _refund(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
         if final["status"] in TERMINAL:
-            final["finished_at"] = now
-            final["expires_at"] = retention.expires_at(now)
-            if outbox is not None:
-                events.stage(outbox, tx, db, job_id, {**job, **final})
+            final = end(tx, db, job_id, job, final, outbox)
         tx.update(snapshot.reference, final)
         return str(final["status"])
 
     return transactions.run(db, run, TX_ATTEMPTS)
+
+
+def end(
+    tx: Transaction,
+    db: firestore.Client,
+    job_id: str,
+    job: dict[str, Any],
+    final: dict[str, Any],
+    outbox: Outbox | None,
+) -> dict[str, Any]:
+    """Inside a job's transaction, before its write: what every terminal transition also does (the
+    refund of a failed or canceled single, the finish time and TTL, the webhook event)."""
+    if final["status"] in ("failed", "canceled"):
+        _refund(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
+    now = timeutil.now()
+    final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now)}
+    if outbox is not None:
+        events.stage(outbox, tx, db, job_id, {**job, **final})
+    return final
 
 
 def _refund(tx: Transaction, db: firestore.Client, job_id: str, job: dict[str, Any]) -> None:
@@ -165,49 +180,10 @@ def cancel(
         if job["status"] in TERMINAL:
             raise ValueError("terminal")
         if job["status"] == "queued":
-            now = timeutil.now()
-            update = {"status": "canceled", "finished_at": now, "cancel_requested": True,
-                      "expires_at": retention.expires_at(now)}  # fmt: skip
-            _refund(tx, db, job_id, job)
-            if outbox is not None:
-                events.stage(outbox, tx, db, job_id, {**job, **update})
+            update = end(tx, db, job_id, job, {"status": "canceled", "cancel_requested": True}, outbox)
         else:
             update = {"cancel_requested": True}
         tx.update(snapshot.reference, update)
         return {**job, **update}
-
-    return transactions.run(db, run, TX_ATTEMPTS)
-
-
-def unenqueued_before(
-    db: firestore.Client, cutoff: dt.datetime, limit: int
-) -> list[firestore.DocumentSnapshot]:
-    """Queued jobs whose task was never confirmed, created before `cutoff`."""
-    return bulk.flagged_before(db, JOBS, "enqueued", False, "created_at", cutoff, limit)
-
-
-def expired_leases(db: firestore.Client, now: dt.datetime, limit: int) -> list[firestore.DocumentSnapshot]:
-    """Running jobs whose lease ran out (their task is gone or stuck)."""
-    query = (
-        db.collection(JOBS)
-        .where(filter=_fs().FieldFilter("status", "==", "running"))
-        .where(filter=_fs().FieldFilter("lease_until", "<", now))
-        .limit(limit)
-    )
-    return list(query.stream())
-
-
-def bump_generation(db: firestore.Client, job_id: str) -> int | None:
-    """Give a job with an expired lease a new task generation; None if it moved on meanwhile."""
-
-    def run(tx: Transaction) -> int | None:
-        snapshot = ref(db, job_id).get(transaction=tx)
-        job = snapshot.to_dict() or {}
-        lease = job.get("lease_until")
-        if job.get("status") != "running" or lease is None or lease >= timeutil.now():
-            return None
-        generation = int(job.get("task_gen", 0)) + 1
-        tx.update(snapshot.reference, {"status": "queued", "lease_until": None, "task_gen": generation})
-        return generation
 
     return transactions.run(db, run, TX_ATTEMPTS)

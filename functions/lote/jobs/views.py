@@ -55,7 +55,14 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
         cancel_requested=bool(job.get("cancel_requested")) and job["status"] not in TERMINAL,
         output=output,
         error=error,
+        prompt=job.get("prompt") or "",
+        preset=job.get("preset"),
+        params=job.get("params") or {},
+        images=list(job.get("inputs") or []),
+        aspect_ratio=job.get("aspect_ratio"),
+        output_format=job.get("output_format") or "png",
         metadata=job.get("metadata") or {},
+        webhook_url=job.get("webhook_url") if not job.get("batch_id") else None,
         links=job_links,
     )
 

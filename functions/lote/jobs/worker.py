@@ -15,6 +15,21 @@ from lote.services import Services
 from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.worker")
+# A model that answers garbage this many times in a row for one job is not having a bad minute:
+# fail the job (refunded) instead of retrying until the queue gives up (30 minutes with queue.yaml).
+MALFORMED_LIMIT = 3
+MALFORMED_CODES = frozenset({"model_bad_response"})
+
+
+def error_streak(job: dict[str, Any], code: str) -> int:
+    """How many attempts in a row, this one included, failed with `code`."""
+    previous = (job.get("last_error") or {}).get("code")
+    return int(job.get("error_streak") or 0) + 1 if previous == code else 1
+
+
+def gives_up(job: dict[str, Any], code: str) -> bool:
+    """Whether a retryable failure has repeated enough to be treated as permanent."""
+    return code in MALFORMED_CODES and error_streak(job, code) >= MALFORMED_LIMIT
 
 
 def is_last_attempt(services: Services, retry_count: int, created_at: dt.datetime) -> bool:
@@ -129,6 +144,8 @@ def _failed(
     retry_after: int | None = None,
 ) -> Answer:
     """Record a failed attempt: permanent or last → failed (200); else back to queued (429/503)."""
+    if retryable and gives_up(job, code):
+        retryable, message = False, f"{message} ({MALFORMED_LIMIT} malformed answers in a row)"
     error = {"code": code, "message": message[:1000], "retryable": retryable}
     db = services.firestore.db
     if not retryable or is_last_attempt(services, retry_count, job["created_at"]):
@@ -138,7 +155,10 @@ def _failed(
         log.warning("job %s attempt %d failed for good: %s (%s)", job_id, attempt, code, outcome)
         return Answer(200, {"result": outcome, "error": error})
     outbox = webhooks.outbox(services)  # a cancel requested meanwhile ends the job here
-    store.finish(db, job_id, attempt, {"status": "queued", "last_error": error}, outbox)
+    streak = error_streak(job, code)
+    store.finish(
+        db, job_id, attempt, {"status": "queued", "last_error": error, "error_streak": streak}, outbox
+    )
     webhooks.enqueue(services, outbox.staged)
     log.info("job %s attempt %d will be retried: %s", job_id, attempt, code)
     if retry_after is not None:

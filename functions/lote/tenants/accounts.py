@@ -66,6 +66,8 @@ def ledger_page(services: Services, tenant_id: str, token: str | None, size: int
     if token is not None and not token.replace("-", "").replace("_", "").isalnum():
         raise InvalidRequest("page_token is not valid", {"field": "page_token"})
     found = ledger.page(services.firestore.db, tenant_id, size, token)
+    if found is None:
+        raise InvalidRequest("page_token is not valid: no such entry", {"field": "page_token"})
     entries = []
     for snapshot in found:
         entry = snapshot.to_dict() or {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from lote.validation import RequestModel
 
 
 class Limits(BaseModel):
@@ -14,10 +16,9 @@ class Limits(BaseModel):
     requests_per_minute: int = Field(description="Requests per API key per minute (429 beyond).")
 
 
-class PlanUpdate(BaseModel):
+class PlanUpdate(RequestModel):
     """PATCH /v1/admin/tenants/{id}: only the fields given change."""
 
-    model_config = ConfigDict(extra="forbid")
     plan: str | None = Field(None, min_length=1, max_length=50)
     max_in_flight: int | None = Field(None, ge=1, le=100_000)
     requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
@@ -82,10 +83,9 @@ class Tenant(BaseModel):
     keys: list[ApiKey]
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(RequestModel):
     """POST /v1/admin/tenants."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     credits: int = Field(0, ge=0)
     max_in_flight: int | None = Field(None, ge=1, le=100_000)
@@ -96,16 +96,14 @@ class TenantCreate(BaseModel):
         return self.model_dump(include={"max_in_flight", "requests_per_minute"}, exclude_none=True)
 
 
-class CreditGrant(BaseModel):
+class CreditGrant(RequestModel):
     """POST /v1/admin/tenants/{id}/credits."""
 
-    model_config = ConfigDict(extra="forbid")
     credits: int = Field(gt=0, le=10_000_000)
     reason: str = Field(min_length=1, max_length=500)
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestModel):
     """POST /v1/admin/tenants/{id}/keys."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from typing import Any
@@ -39,11 +40,28 @@ def enqueue(services: Services, delivery_ids: list[str], gen: int = 0) -> None:
                 invoker=s.tasks_invoker_email,
                 deadline_s=int(s.webhook_timeout_s) + 30,
             )
-            store.mark_enqueued(services.firestore.db, delivery_id)
+            store.mark_enqueued(services.firestore.db, delivery_id, task_check_at(services))
         except NotFound:
             continue  # staged by a transaction attempt that did not commit: nothing to deliver
         except (GoogleAPICallError, RetryError) as exc:
             log.warning("enqueue of webhook %s failed, left to the repair sweep: %s", delivery_id, exc)
+
+
+def task_check_at(services: Services) -> dt.datetime:
+    """When a delivery task created now may have run out of attempts (see jobs/recovery.py)."""
+    s = services.settings
+    return timeutil.now() + dt.timedelta(seconds=s.webhook_max_retry_s + s.repair_after_s)
+
+
+def restart_lost(services: Services, delivery_id: str, gen: int) -> str | None:
+    """A pending delivery whose task is gone: a new task (`requeued`), or `failed` once it is older
+    than LOTE_ABANDON_AFTER_S (it can be redelivered). None if it moved on meanwhile."""
+    give_up_before = timeutil.now() - dt.timedelta(seconds=services.settings.abandon_after_s)
+    result = store.restart_lost(services.firestore.db, delivery_id, gen, give_up_before)
+    if isinstance(result, int):
+        enqueue(services, [delivery_id], result)
+        return "requeued"
+    return result
 
 
 def _attempt(found: dict[str, Any]) -> Attempt:

@@ -26,6 +26,7 @@ INDEXES = [
     (DELIVERIES, ("tenant_id", "created_at")),
     (DELIVERIES, ("tenant_id", "status", "created_at")),
     (DELIVERIES, ("enqueued", "cycle_started_at")),
+    (DELIVERIES, ("status", "task_check_at")),
 ]
 
 
@@ -59,9 +60,57 @@ def stage(
     tx.create(ref(db, delivery_id), document(tenant_id, url, kind, subject, body))
 
 
-def mark_enqueued(db: firestore.Client, delivery_id: str) -> None:
-    """Record that the delivery's task exists."""
-    ref(db, delivery_id).update({"enqueued": True})
+def mark_enqueued(db: firestore.Client, delivery_id: str, check_at: dt.datetime) -> None:
+    """Record that the delivery's task exists; from `check_at` it may have run out of attempts."""
+    ref(db, delivery_id).update({"enqueued": True, "task_check_at": check_at})
+
+
+def push_check(db: firestore.Client, delivery_id: str, check_at: dt.datetime) -> None:
+    """The delivery's task is alive: look again at `check_at`."""
+    ref(db, delivery_id).update({"task_check_at": check_at})
+
+
+def task_checks_due(db: firestore.Client, now: dt.datetime, limit: int) -> list[firestore.DocumentSnapshot]:
+    """Pending deliveries whose task may have run out of attempts by now."""
+    from google.cloud import firestore as fs
+
+    query = (
+        db.collection(DELIVERIES)
+        .where(filter=fs.FieldFilter("status", "==", "pending"))
+        .where(filter=fs.FieldFilter("task_check_at", "<", now))
+        .order_by("task_check_at")
+        .limit(limit)
+    )
+    return list(query.stream())
+
+
+def restart_lost(
+    db: firestore.Client, delivery_id: str, gen: int, give_up_before: dt.datetime
+) -> int | str | None:
+    """A pending delivery whose task is gone without recording its end (the worker was down):
+    `failed` once its cycle started before `give_up_before`, else a new task generation to enqueue.
+    None if it moved on meanwhile."""
+
+    def run(tx: firestore.Transaction) -> int | str | None:
+        snapshot = ref(db, delivery_id).get(transaction=tx)
+        doc = snapshot.to_dict() or {}
+        now = timeutil.now()
+        if doc.get("status") != "pending" or int(doc.get("task_gen") or 0) != gen:
+            return None
+        if doc.get("lease_until") is not None and doc["lease_until"] > now:
+            return None
+        if doc["cycle_started_at"] < give_up_before:
+            attempt = {"at": now, "status_code": None, "latency_ms": 0, "retry_count": None,
+                       "error": "gave up: the delivery task ran out of attempts"}  # fmt: skip
+            attempts = [*doc.get("attempts", []), attempt][-MAX_ATTEMPTS_KEPT:]
+            tx.update(snapshot.reference, {"status": "failed", "failed_at": now, "attempts": attempts,
+                                           "lease_until": None})  # fmt: skip
+            return "failed"
+        tx.update(snapshot.reference, {"task_gen": gen + 1, "enqueued": False, "lease_until": None})
+        return gen + 1
+
+    result: int | str | None = transactions.run(db, run)
+    return result
 
 
 @dataclass(frozen=True)

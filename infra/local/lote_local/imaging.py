@@ -12,12 +12,17 @@ FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
 
-def output_size(aspect_ratio: str | None, long_edge: int) -> tuple[int, int]:
-    """Width and height for an aspect ratio such as `16:9`, the long edge fixed."""
+def output_size(
+    aspect_ratio: str | None, long_edge: int, source: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """Width and height for an aspect ratio such as `16:9`, the long edge fixed; without one, the
+    first input image's proportions (as Gemini keeps them), else square."""
     ratio = Fraction(1)
     if aspect_ratio:
         width, _, height = aspect_ratio.partition(":")
         ratio = Fraction(int(width), int(height))
+    elif source is not None and source[0] > 0 and source[1] > 0:
+        ratio = Fraction(source[0], source[1])
     if ratio >= 1:
         return long_edge, max(1, round(long_edge / ratio))
     return max(1, round(long_edge * ratio)), long_edge
@@ -35,13 +40,14 @@ def render(
     for data in inputs:
         digest.update(hashlib.sha256(data).digest())
     seed = digest.digest()
-    size = output_size(aspect_ratio, long_edge)
     tint = (seed[0], seed[1], seed[2])
     if inputs:
         with Image.open(io.BytesIO(inputs[0])) as source:
+            size = output_size(aspect_ratio, long_edge, source.size)
             base = ImageOps.fit(source.convert("RGB"), size)
         image = Image.blend(base, Image.new("RGB", size, tint), 0.35)
     else:
+        size = output_size(aspect_ratio, long_edge)
         image = Image.linear_gradient("L").resize(size).convert("RGB")
         image = Image.blend(image, Image.new("RGB", size, tint), 0.6)
     draw = ImageDraw.Draw(image)

@@ -54,7 +54,9 @@ class Stack:
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
-        self.procs = Supervisor(config.state_dir / "logs")
+        self.procs = Supervisor(config.state_dir / "logs", health_timeout_s=config.start_timeout_s)
+        # Why background supervision stopped the stack, for a test to report.
+        self.failure: str | None = None
         self.stripe_webhook_secret = config.stripe_webhook_secret or f"whsec_{secrets.token_hex(24)}"
 
     # --- what runs where ----------------------------------------------------------------------
@@ -106,117 +108,46 @@ class Stack:
         c = self.config
         sdk = _sdk_root()
         python = sys.executable
-        services = [
-            Service(
-                "firestore",
-                [
-                    str(sdk / "bin" / "gcloud"),
-                    "emulators",
-                    "firestore",
-                    "start",
-                    f"--host-port={HOST}:{c.firestore_port}",
-                    "--quiet",
-                ],
-                self.url(c.firestore_port) + "/",
-                {},
-            ),
-            Service(
-                "storage",
-                [
-                    str(_fake_gcs_binary()),
-                    "-host",
-                    HOST,
-                    "-port",
-                    str(c.storage_port),
-                    "-scheme",
-                    "http",
-                    "-backend",
-                    "memory",
-                    "-external-url",
-                    self.url(c.storage_port),
-                    "-public-host",
-                    f"{HOST}:{c.storage_port}",
-                    "-log-level",
-                    "warn",
-                ],
-                self.url(c.storage_port) + "/storage/v1/b",
-                {},
-            ),
-            Service(
-                "tasks",
-                [
-                    python,
-                    "-m",
-                    "lote_local.tasks.server",
-                    "--port",
-                    str(c.tasks_port),
-                    "--http-port",
-                    str(c.tasks_http_port),
-                    "--queue-yaml",
-                    str(c.queue_yaml),
-                    "--project",
-                    c.project_id,
-                    "--location",
-                    c.location,
-                ],
-                self.url(c.tasks_http_port) + "/healthz",
-                {},
-            ),
-        ]
+        firestore = [str(sdk / "bin" / "gcloud"), "emulators", "firestore", "start",
+                     f"--host-port={HOST}:{c.firestore_port}", "--quiet"]  # fmt: skip
+        storage = [str(_fake_gcs_binary()), "-host", HOST, "-port", str(c.storage_port), "-scheme", "http",
+                   "-backend", "memory", "-external-url", self.url(c.storage_port),
+                   "-public-host", f"{HOST}:{c.storage_port}", "-log-level", "warn"]  # fmt: skip
+        tasks = [python, "-m", "lote_local.tasks.server", "--port", str(c.tasks_port),
+                 "--http-port", str(c.tasks_http_port), "--queue-yaml", str(c.queue_yaml),
+                 "--project", c.project_id, "--location", c.location]  # fmt: skip
         stripe_fake = [python, "-m", "lote_local.stripe_fake", "--port", str(c.stripe_port),
                        "--api-key", c.stripe_api_key, "--webhook-url", self.url(c.stripe_webhook_port),
                        "--webhook-secret", self.stripe_webhook_secret,
                        "--prices", json.dumps(LOCAL_PACK_PRICES)]  # fmt: skip
-        services.append(Service("stripe", stripe_fake, self.url(c.stripe_port) + "/healthz", {}))
+        services = [
+            Service("firestore", firestore, self.url(c.firestore_port) + "/", {}),
+            Service("storage", storage, self.url(c.storage_port) + "/storage/v1/b", {}),
+            Service("tasks", tasks, self.url(c.tasks_http_port) + "/healthz", {}),
+            Service("stripe", stripe_fake, self.url(c.stripe_port) + "/healthz", {}),
+        ]
         if c.offline_model:
-            services.append(
-                Service(
-                    "model",
-                    [
-                        python,
-                        "-m",
-                        "lote_local.model_server",
-                        "--port",
-                        str(c.model_port),
-                        "--latency-ms",
-                        str(c.model_latency_ms),
-                        "--fault",
-                        c.model_fault,
-                        "--long-edge",
-                        str(c.model_long_edge),
-                    ],
-                    self.url(c.model_port) + "/healthz",
-                    {},
-                )
-            )
+            model = [python, "-m", "lote_local.model_server", "--port", str(c.model_port),
+                     "--latency-ms", str(c.model_latency_ms), "--fault", c.model_fault,
+                     "--long-edge", str(c.model_long_edge)]  # fmt: skip
+            services.append(Service("model", model, self.url(c.model_port) + "/healthz", {}))
         return services
 
     def _functions(self) -> list[Service]:
         c = self.config
         framework = str(Path(sys.executable).parent / "functions-framework")
         env = {**self.env(), "THREADS": str(c.function_threads), "PYTHONUNBUFFERED": "1"}
+        source = str(REPO_ROOT / "functions" / "main.py")
+        ports = {"api": c.api_port, "worker": c.worker_port, "stripe_webhook": c.stripe_webhook_port}
         return [
             Service(
                 name,
-                [
-                    framework,
-                    "--target",
-                    name,
-                    "--source",
-                    str(REPO_ROOT / "functions" / "main.py"),
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(port),
-                ],
+                [framework, "--target", name, "--source", source, "--host", HOST, "--port", str(port)],
                 self.url(port) + "/healthz",
                 env,
+                restartable=True,
             )
-            for name, port in (
-                ("api", c.api_port),
-                ("worker", c.worker_port),
-                ("stripe_webhook", c.stripe_webhook_port),
-            )
+            for name, port in ports.items()
         ]
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -258,9 +189,31 @@ class Stack:
         """Stop every child process group: SIGTERM, then SIGKILL after 5 s."""
         self.procs.stop_all()
 
-    def watch(self) -> Service | None:
-        """Block until a child dies (returns it) or stop() is called (returns None)."""
-        return self.procs.watch()
+    def watch(self) -> str | None:
+        """Supervise in the foreground until stop() (None) or a death that ends the stack (why)."""
+        return self.procs.supervise()
+
+    def supervise_in_background(self) -> None:
+        """Supervise from a daemon thread (the test fixtures); a fatal death stops the stack."""
+
+        def fail(why: str) -> None:
+            self.failure = why
+            print(f"error: {why}", file=sys.stderr, flush=True)
+            self.stop()
+
+        self.procs.supervise_in_background(fail)
+
+    def service(self, name: str) -> Service:
+        """The child called `name` (firestore, storage, tasks, stripe, model, api, worker, stripe_webhook)."""
+        return self.procs.find(name)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Signal a child's process group (supervision brings a function back); returns its pid."""
+        return self.procs.kill(name, sig)
+
+    def restart(self, name: str) -> None:
+        """Replace a function's process with a new instance; returns once it is healthy."""
+        self.procs.restart(name)
 
     def create_tenant(self, name: str, credits: int = 0, **limits: int) -> dict[str, str]:
         """A tenant made with `lote-admin` against this stack: {"tenant_id", "api_key"}."""
@@ -275,10 +228,11 @@ class Stack:
         result: dict[str, str] = json.loads(done.stdout)
         return result
 
-    def write_env_file(self, path: Path) -> None:
-        """`export` lines another shell can `source`."""
+    def write_env_file(self, path: Path, extra: dict[str, str] | None = None) -> None:
+        """`export` lines another shell can `source`: the stack's env plus `extra` (the demo key)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(self.env().items())]
+        env = {**self.env(), **(extra or {})}
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
         path.write_text(
             "# Written by `make dev`; `source` it to talk to the local stack.\n" + "\n".join(lines) + "\n"
         )
@@ -301,8 +255,6 @@ def main() -> None:
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-    env_file = config.state_dir / "local.env"
-    stack.write_env_file(env_file)
     api = stack.url(config.api_port)
     try:
         demo = stack.create_tenant("demo", credits=1000)
@@ -310,28 +262,30 @@ def main() -> None:
         stack.stop()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+    env_file = config.state_dir / "local.env"
+    stack.write_env_file(env_file, {"LOTE_API_KEY": demo["api_key"]})
     print(
         f"ready: api={api} worker={stack.url(config.worker_port)} "
         f"stripe_webhook={stack.url(config.stripe_webhook_port)} ({seconds:.1f}s)"
     )
-    print(f"  env:  source {env_file}")
+    print(f"  env:  source {env_file}  (LOTE_API_URL, LOTE_API_KEY: the demo key, LOTE_ADMIN_TOKEN, ...)")
     print(f"  logs: {stack.procs.log_dir}")
     print(f"  demo tenant {demo['tenant_id']}, API key: {demo['api_key']}")
     print(f"  admin token (for /v1/admin): {config.admin_token}")
+    # $-variables, so the lines work in any shell that sourced the env file (single-quoted JSON).
+    auth = '-H "Authorization: Bearer $LOTE_API_KEY" -H "Content-Type: application/json"'
     print(
-        f"  try:  curl -s {api}/v1/generations -H 'Authorization: Bearer {demo['api_key']}' "
-        """-H 'Content-Type: application/json' -d '{"prompt": "a cozy reading nook, morning light"}'"""
+        f"""  try:  curl -s "$LOTE_API_URL/v1/generations" {auth} -d '{{"prompt": "a cozy reading nook"}}'"""
     )
     print(
-        f"  buy:  curl -s {api}/v1/billing/checkout -H 'Authorization: Bearer {demo['api_key']}' "
-        """-H 'Content-Type: application/json' -d '{"pack": "credits_1000"}'  (open its url: the """
-        "offline Stripe pays at once)"
+        f"""  buy:  curl -s "$LOTE_API_URL/v1/billing/checkout" {auth} -d '{{"pack": "credits_1000"}}'"""
+        "  (open its url: the offline Stripe pays at once)"
     )
-    print("Ctrl-C stops everything.", flush=True)
-    died = stack.watch()
+    print("Ctrl-C stops everything; a function that dies is restarted.", flush=True)
+    failure = stack.watch()
     stack.stop()
-    if died is not None:
-        print(f"error: {died.name} exited; {stack.procs.tail(died)}", file=sys.stderr)
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
         sys.exit(1)
     print("stopped.")
 

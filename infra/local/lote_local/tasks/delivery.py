@@ -28,6 +28,16 @@ class Outcome:
         """2xx acknowledges the task."""
         return self.status is not None and 200 <= self.status < 300
 
+    @property
+    def slows_queue(self) -> bool:
+        """429, 503 and no answer at all (refused, reset, past the deadline) slow the whole queue.
+
+        Cloud Tasks documents 429 and 503, and a higher backoff "if the rate of errors is high"
+        (target.proto); that a worker which does not answer counts is our reading of the latter
+        (docs/decisions/2026-11-23-reliability.md). Other 5xx (one input host failing) do not.
+        """
+        return self.status is None or self.status in (429, 503)
+
 
 class Delivery:
     """Sends attempts over a shared connection pool."""

@@ -12,7 +12,7 @@ from lote_local.tasks.store import RUNNING, Attempt, QueueRecord, TaskRecord
 
 log = logging.getLogger("lote.tasks")
 
-# Throttling: the queue runs at rate × (1 - share of 429/503 answers in the last 5 s)², at least
+# Throttling: the queue runs at rate × (1 - share of 429/503/no answers in the last 5 s)², at least
 # 1/64 of its rate. A full outage slows it to the floor; a few bad items barely do.
 THROTTLE_FLOOR = 1 / 64
 THROTTLE_WINDOW_S = 5.0
@@ -120,7 +120,7 @@ class Dispatcher:
         )
         task.in_flight -= 1
         queue.in_flight -= 1
-        queue.answers.append((now, outcome.status in (429, 503)))
+        queue.answers.append((now, outcome.slows_queue))
         if outcome.status is not None:
             task.response_count += 1
             queue.executed.append(now)
@@ -140,7 +140,7 @@ class Dispatcher:
         if outcome.ok:
             del queue.tasks[task.name]
             return
-        if outcome.status in (429, 503):
+        if outcome.slows_queue:
             queue.tokens = min(queue.tokens, 0.0)
             if outcome.retry_after is not None:
                 queue.hold_until = max(queue.hold_until, now + outcome.retry_after)

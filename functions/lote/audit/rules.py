@@ -1,0 +1,170 @@
+"""The invariants as pure functions: documents in, violations out (no I/O here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lote.jobs.schemas import TERMINAL
+from lote.webhooks.events import delivery_id
+
+GENERATION_EVENTS = ("generation.succeeded", "generation.failed", "generation.canceled")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken invariant: which, about what, and the facts that show it."""
+
+    invariant: str
+    subject: str
+    tenant_id: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How long each kind of pending work may legitimately wait before it is a violation."""
+
+    repair_after: dt.timedelta
+    abandon_after: dt.timedelta
+
+
+def ledger_balance(tenant_id: str, credits: int, ledger_sum: int) -> list[Violation]:
+    """The balance is the sum of the ledger."""
+    if credits == ledger_sum:
+        return []
+    return [
+        Violation("balance_equals_ledger", tenant_id, tenant_id, {"credits": credits, "ledger": ledger_sum})
+    ]
+
+
+def debit_has_its_cause(
+    entry_id: str, entry: dict[str, Any], tenant_id: str, cause_exists: bool
+) -> list[Violation]:
+    """Every debit pays for a job or a batch that exists (TTL may delete finished ones later)."""
+    if entry.get("reason") != "debit" or cause_exists:
+        return []
+    return [
+        Violation("debit_has_its_job_or_batch", entry_id, tenant_id, {"reference": entry.get("reference")})
+    ]
+
+
+def job(
+    job_id: str,
+    doc: dict[str, Any],
+    now: dt.datetime,
+    windows: Windows,
+    refund: dict[str, Any] | None,
+    outputs: list[str],
+    deliveries: set[str],
+    task_exists: bool | None,
+) -> list[Violation]:
+    """A job: terminal in time, with a task while it is not; refunded exactly when it must be;
+    exactly one output object when it succeeded and none otherwise; its webhook event produced.
+
+    `refund` is the ledger entry `refund-{job}` (singles only), `outputs` the objects named after the
+    job, `deliveries` the ids of the deliveries whose subject is the job, `task_exists` whether its
+    current task exists (None when not looked up).
+    """
+    found: list[Violation] = []
+    tenant = str(doc.get("tenant_id"))
+
+    def add(invariant: str, **detail: Any) -> None:
+        found.append(Violation(invariant, job_id, tenant, {"status": doc.get("status"), **detail}))
+
+    status = doc.get("status")
+    created = doc.get("retried_at") or doc.get("created_at") or now
+    if status not in TERMINAL:
+        if now - created > windows.abandon_after + windows.repair_after:
+            add("job_terminal_in_time", created_at=created.isoformat())
+        if status == "queued" and not doc.get("enqueued") and now - created > 2 * windows.repair_after:
+            add("job_has_a_task", reason="never enqueued")
+        if status == "queued" and doc.get("enqueued") and task_exists is False:
+            add("job_has_a_task", reason="its task no longer exists", task_gen=doc.get("task_gen"))
+        lease = doc.get("lease_until")
+        if status == "running" and lease is not None and now - lease > windows.repair_after:
+            add("job_has_a_task", reason="lease expired", lease_until=lease.isoformat())
+    price = int(doc.get("price") or 0)
+    if not doc.get("batch_id") and price > 0:
+        owed = status in ("failed", "canceled")
+        if owed and (refund is None or int(refund.get("delta", 0)) != price):
+            add("refunded_exactly_once", price=price, refund=None if refund is None else refund.get("delta"))
+        if not owed and refund is not None:
+            add("refunded_exactly_once", price=price, refund=refund.get("delta"), reason="not owed")
+    expected = (doc.get("output") or {}).get("object") if status == "succeeded" else None
+    if expected is not None and outputs != [expected]:
+        add("one_output_per_success", expected=expected, found=outputs)
+    if expected is None and outputs and status in TERMINAL:
+        add("one_output_per_success", expected=None, found=outputs)
+    found.extend(_job_event(job_id, doc, deliveries))
+    return found
+
+
+def _job_event(job_id: str, doc: dict[str, Any], deliveries: set[str]) -> list[Violation]:
+    status = doc.get("status")
+    if status not in TERMINAL or not doc.get("webhook_url"):
+        return []
+    kind = f"generation.{status}"
+    wanted = doc.get("webhook_events")
+    if wanted is not None and kind not in wanted:
+        return []
+    expected = delivery_id(job_id, kind, int(doc.get("task_gen") or 0))
+    if expected in deliveries:
+        return []
+    return [
+        Violation(
+            "one_event_per_change", job_id, str(doc.get("tenant_id")), {"type": kind, "missing": expected}
+        )
+    ]
+
+
+def batch(
+    batch_id: str,
+    doc: dict[str, Any],
+    tally: dict[str, int],
+    chunks_done: int,
+    entries: dict[str, dict[str, Any]],
+    succeeded_price: int,
+    deliveries: set[str],
+) -> list[Violation]:
+    """A batch: every item exists once fanned out; finished exactly when every item is terminal;
+    charged what its debits say and refunded, once per completion, all but its succeeded items."""
+    found: list[Violation] = []
+    tenant = str(doc.get("tenant_id"))
+
+    def add(invariant: str, **detail: Any) -> None:
+        found.append(Violation(invariant, batch_id, tenant, {"status": doc.get("status"), **detail}))
+
+    total = int(doc.get("total") or 0)
+    items = sum(tally.values())
+    fanned_out = chunks_done >= len(doc.get("chunks") or [])
+    if fanned_out and items != total:
+        add("batch_items_exist", total=total, items=items)
+    open_items = tally.get("queued", 0) + tally.get("running", 0)
+    finished = doc.get("finished_at") is not None
+    if finished and open_items:
+        add("batch_counts_match_items", reason="finished with open items", open=open_items)
+    if not finished and fanned_out and items >= total and not open_items:
+        add("batch_counts_match_items", reason="every item is terminal but the batch is not finished")
+    completions = int(doc.get("completions") or 0)
+    if finished and completions < 1:
+        add("batch_completion_once", completions=completions)
+    debits = -sum(int(e["delta"]) for i, e in entries.items() if i.startswith(f"debit-{batch_id}"))
+    refunds = sum(int(e["delta"]) for i, e in entries.items() if i.startswith(f"refund-{batch_id}-"))
+    if debits != int(doc.get("charged") or 0) or refunds != int(doc.get("refunded") or 0):
+        add("refunded_exactly_once", charged=doc.get("charged"), debits=debits,
+            refunded=doc.get("refunded"), refunds=refunds)  # fmt: skip
+    if finished and debits - refunds != succeeded_price:
+        add("refunded_exactly_once", reason="kept more or less than its succeeded items cost",
+            kept=debits - refunds, succeeded_price=succeeded_price)  # fmt: skip
+    if doc.get("webhook_url"):
+        for completion in range(1, completions + 1):
+            ids = {delivery_id(batch_id, kind, completion) for kind in ("batch.completed", "batch.canceled")}
+            if len(ids & deliveries) != 1:
+                add("one_event_per_change", completion=completion, found=sorted(ids & deliveries))
+    return found

@@ -1,0 +1,200 @@
+"""Reading the state the invariants are about: a tenant at a time, or the repair sweep's sample."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from lote import timeutil
+from lote.audit import rules
+from lote.audit.rules import Violation, Windows
+from lote.batches import store as batch_store
+from lote.billing.ledger import LEDGER
+from lote.jobs.store import JOBS
+from lote.services import Services
+from lote.tenants.store import TENANTS
+from lote.webhooks.store import DELIVERIES
+
+log = logging.getLogger("lote.audit")
+PARALLEL = 8
+
+
+@dataclass
+class Report:
+    """What was looked at and what is wrong; `ok` when nothing is."""
+
+    checked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No invariant is broken."""
+        return not self.violations
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as `lote-admin audit` prints it."""
+        summary: dict[str, int] = defaultdict(int)
+        for violation in self.violations:
+            summary[violation.invariant] += 1
+        return {
+            "ok": self.ok,
+            "checked": dict(self.checked),
+            "summary": dict(summary),
+            "violations": [v.as_dict() for v in self.violations],
+        }
+
+
+def _windows(services: Services) -> Windows:
+    s = services.settings
+    return Windows(dt.timedelta(seconds=s.repair_after_s), dt.timedelta(seconds=s.abandon_after_s))
+
+
+def _where(collection: Any, name: str, value: Any) -> Any:
+    from google.cloud.firestore import FieldFilter
+
+    return collection.where(filter=FieldFilter(name, "==", value))
+
+
+def audit(services: Services, tenant_id: str | None = None) -> Report:
+    """Every invariant, for one tenant or for all of them."""
+    db = services.firestore.db
+    report = Report()
+    if tenant_id is not None:
+        tenant_ids = [tenant_id]
+    else:
+        tenant_ids = [s.id for s in db.collection(TENANTS).select([]).stream()]
+    for one in tenant_ids:
+        _tenant(services, one, report)
+    return report
+
+
+def _task_exists(services: Services, job_id: str, job: dict[str, Any]) -> bool | None:
+    if job.get("status") != "queued" or not job.get("enqueued"):
+        return None
+    queue = services.settings.generation_queue
+    if services.tasks.exists(queue, f"{job_id}-{int(job.get('task_gen') or 0)}"):
+        return True
+    # The task may have just run: only a job still queued at the same generation has lost it.
+    again = db_job(services, job_id)
+    return not (again.get("status") == "queued" and again.get("task_gen") == job.get("task_gen"))
+
+
+def db_job(services: Services, job_id: str) -> dict[str, Any]:
+    """A job's document now ({} when gone)."""
+    return services.firestore.db.collection(JOBS).document(job_id).get().to_dict() or {}
+
+
+def _tenant(services: Services, tenant_id: str, report: Report) -> None:
+    db = services.firestore.db
+    tenant = db.collection(TENANTS).document(tenant_id).get().to_dict()
+    if tenant is None:
+        return
+    now = timeutil.now()
+    entries = {
+        s.id: s.to_dict() or {}
+        for s in db.collection(TENANTS).document(tenant_id).collection(LEDGER).stream()
+    }
+    report.checked["tenants"] += 1
+    report.checked["ledger_entries"] += len(entries)
+    report.violations += rules.ledger_balance(
+        tenant_id, int(tenant.get("credits", 0)), sum(int(e.get("delta", 0)) for e in entries.values())
+    )
+    jobs = {s.id: s.to_dict() or {} for s in _where(db.collection(JOBS), "tenant_id", tenant_id).stream()}
+    batches = {
+        s.id: s.to_dict() or {}
+        for s in _where(db.collection(batch_store.BATCHES), "tenant_id", tenant_id).stream()
+    }
+    deliveries: dict[str, set[str]] = defaultdict(set)
+    for snapshot in _where(db.collection(DELIVERIES), "tenant_id", tenant_id).select(["subject"]).stream():
+        deliveries[str(snapshot.get("subject"))].add(snapshot.id)
+    outputs: dict[str, list[str]] = defaultdict(list)
+    for name in services.storage.names(services.settings.output_bucket, f"outputs/{tenant_id}/"):
+        outputs[name.rsplit("/", 1)[-1].split(".", 1)[0]].append(name)
+    retention = dt.timedelta(days=services.settings.retention_days)
+    for entry_id, entry in entries.items():
+        reference = str(entry.get("reference"))
+        expired = now - (entry.get("created_at") or now) > retention  # its cause may be gone by TTL
+        cause = reference in jobs or reference in batches or expired
+        report.violations += rules.debit_has_its_cause(entry_id, entry, tenant_id, cause)
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        tasks = dict(zip(jobs, pool.map(lambda j: _task_exists(services, j, jobs[j]), jobs), strict=True))
+    windows = _windows(services)
+    for job_id, doc in jobs.items():
+        report.checked["jobs"] += 1
+        report.violations += rules.job(
+            job_id, doc, now, windows, entries.get(f"refund-{job_id}"), sorted(outputs.get(job_id, [])),
+            deliveries.get(job_id, set()), tasks[job_id],
+        )  # fmt: skip
+    for batch_id, doc in batches.items():
+        report.checked["batches"] += 1
+        _batch(services, batch_id, doc, entries, deliveries.get(batch_id, set()), report)
+
+
+def _batch(
+    services: Services,
+    batch_id: str,
+    doc: dict[str, Any],
+    entries: dict[str, dict[str, Any]],
+    deliveries: set[str],
+    report: Report,
+) -> None:
+    db = services.firestore.db
+    tally = batch_store.counts(db, batch_id)
+    succeeded_price = batch_store.price_sum(db, batch_id, "succeeded")
+    report.violations += rules.batch(
+        batch_id, doc, tally, batch_store.chunks_done(db, batch_id), entries, succeeded_price, deliveries
+    )
+
+
+def sample(services: Services, size: int) -> Report:
+    """The sweep's check: the jobs that finished most recently and their tenants' balances."""
+    from google.cloud import firestore as fs
+
+    db = services.firestore.db
+    report = Report()
+    now = timeutil.now()
+    query = db.collection(JOBS).order_by("finished_at", direction=fs.Query.DESCENDING).limit(size)
+    jobs = {s.id: s.to_dict() or {} for s in query.stream()}
+    tenants = {str(doc.get("tenant_id")) for doc in jobs.values()}
+    for tenant_id in tenants:
+        tenant = db.collection(TENANTS).document(tenant_id).get().to_dict() or {}
+        ledger = db.collection(TENANTS).document(tenant_id).collection(LEDGER)
+        total = ledger.sum("delta", alias="s").get()
+        report.checked["tenants"] += 1
+        report.violations += rules.ledger_balance(
+            tenant_id, int(tenant.get("credits", 0)), int(total[0][0].value or 0)
+        )
+    refunds = {
+        s.reference.parent.parent.id + ":" + s.id: s.to_dict() or {}
+        for s in db.get_all(
+            [db.collection(TENANTS).document(str(d["tenant_id"])).collection(LEDGER).document(f"refund-{j}")
+             for j, d in jobs.items()]
+        )
+        if s.exists
+    }  # fmt: skip
+    windows = _windows(services)
+    for job_id, doc in jobs.items():
+        report.checked["jobs"] += 1
+        name = (doc.get("output") or {}).get("object")
+        outputs = [name] if name and services.storage.exists(services.settings.output_bucket, name) else []
+        ids = {s.id for s in _where(db.collection(DELIVERIES), "subject", job_id).select([]).stream()}
+        refund = refunds.get(f"{doc.get('tenant_id')}:refund-{job_id}")
+        report.violations += rules.job(job_id, doc, now, windows, refund, outputs, ids, None)
+    return report
+
+
+def log_violations(report: Report) -> None:
+    """One structured line per violation; the Terraform log metric `audit_violations` counts them."""
+    for violation in report.violations:
+        log.error("invariant violated %s", compact(violation.as_dict()))
+
+
+def compact(data: dict[str, Any]) -> str:
+    """Compact JSON (datetimes as ISO strings)."""
+    import json
+
+    return json.dumps(data, default=str, separators=(",", ":"), sort_keys=True)

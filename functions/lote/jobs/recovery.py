@@ -1,0 +1,118 @@
+"""Finding and repairing jobs that lost their task: never enqueued, lease expired, or a task that ran
+out of attempts while the worker was down. Used by the repair sweep (repair.py) and the audit.
+
+A queued job's task is the only thing that will ever move it. Cloud Tasks deletes a task that has
+exhausted its retries (`max_attempts` and `max_retry_duration`), and a worker that was down or
+answering errors for that long leaves the job queued with a task that no longer exists. Each job
+therefore carries `task_check_at`: when its task may be gone. Past it the sweep asks Cloud Tasks
+(GetTask, a documented call) and either pushes the check back (the task is alive, e.g. waiting in
+a long, rate-limited queue) or gives the job a new task generation, or, once the job is older than
+`LOTE_ABANDON_AFTER_S`, fails it as `abandoned` (refunded, its webhook sent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from lote import bulk, timeutil, transactions
+from lote.jobs.store import JOBS, TX_ATTEMPTS, end, ref
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+    from google.cloud.firestore import Transaction
+
+    from lote.webhooks.events import Outbox
+
+# Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
+INDEXES = [
+    (JOBS, ("enqueued", "created_at")),
+    (JOBS, ("status", "lease_until")),
+    (JOBS, ("status", "task_check_at")),
+]
+ABANDONED = "abandoned"
+
+
+def _fs() -> Any:
+    from google.cloud import firestore
+
+    return firestore
+
+
+def unenqueued_before(
+    db: firestore.Client, cutoff: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    """Jobs whose task was never confirmed, created before `cutoff`."""
+    return bulk.flagged_before(db, JOBS, "enqueued", False, "created_at", cutoff, limit)
+
+
+def expired_leases(db: firestore.Client, now: dt.datetime, limit: int) -> list[firestore.DocumentSnapshot]:
+    """Running jobs whose lease ran out (their worker died mid-attempt, or their task is gone)."""
+    return _due(db, "running", "lease_until", now, limit)
+
+
+def task_checks_due(db: firestore.Client, now: dt.datetime, limit: int) -> list[firestore.DocumentSnapshot]:
+    """Queued jobs whose task may have run out of attempts by now."""
+    return _due(db, "queued", "task_check_at", now, limit)
+
+
+def _due(
+    db: firestore.Client, status: str, field: str, now: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    fs = _fs()
+    query = (
+        db.collection(JOBS)
+        .where(filter=fs.FieldFilter("status", "==", status))
+        .where(filter=fs.FieldFilter(field, "<", now))
+        .order_by(field)
+        .limit(limit)
+    )
+    return list(query.stream())
+
+
+def push_check(db: firestore.Client, job_id: str, check_at: dt.datetime) -> None:
+    """The job's task is alive: look again at `check_at`."""
+    ref(db, job_id).update({"task_check_at": check_at})
+
+
+def cycle_start(job: dict[str, Any]) -> dt.datetime:
+    """When the job's current try began: its creation, or the batch retry that queued it again."""
+    started: dt.datetime = job.get("retried_at") or job["created_at"]
+    return started
+
+
+def abandon_error(reason: str) -> dict[str, Any]:
+    """The error of a job given up on: it could not run within LOTE_ABANDON_AFTER_S."""
+    return {"code": ABANDONED, "message": f"gave up on this image: {reason}", "retryable": True}
+
+
+def restart(
+    db: firestore.Client,
+    job_id: str,
+    status: str,
+    generation: int,
+    abandon_before: dt.datetime,
+    reason: str,
+    outbox: Outbox | None = None,
+) -> int | str | None:
+    """A job whose task is gone (still in `status` with task generation `generation`, checked in a
+    transaction): a new task generation (returned; the caller enqueues it), or `abandoned` when it
+    was created before `abandon_before` (failed, refunded, event staged). None if it moved on."""
+
+    def run(tx: Transaction) -> int | str | None:
+        snapshot = ref(db, job_id).get(transaction=tx)
+        job = snapshot.to_dict() or {}
+        if job.get("status") != status or int(job.get("task_gen") or 0) != generation:
+            return None
+        if status == "running" and (job.get("lease_until") or timeutil.now()) >= timeutil.now():
+            return None
+        if cycle_start(job) < abandon_before:
+            final = {"status": "failed", "error": abandon_error(reason), "lease_until": None}
+            tx.update(snapshot.reference, end(tx, db, job_id, job, final, outbox))
+            return ABANDONED
+        update = {"status": "queued", "lease_until": None, "task_gen": generation + 1, "enqueued": False}
+        tx.update(snapshot.reference, update)
+        return generation + 1
+
+    result: int | str | None = transactions.run(db, run, TX_ATTEMPTS)
+    return result

@@ -1,0 +1,30 @@
+"""bulk.write against the Firestore emulator: every write is accounted for, or the step fails."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from lote import bulk
+from lote.services import Services
+
+
+def test_a_write_the_server_refuses_whole_fails_the_step(services: Services):
+    # A reserved field name makes the emulator refuse the whole BatchWrite; the writer used to
+    # log that and move on, so a fan-out chunk was marked done without its jobs.
+    db = services.firestore.db
+    prefix = uuid.uuid4().hex[:8]
+    good = [(db.collection("bulk-test").document(f"{prefix}-{n}"), {"n": n}) for n in range(5)]
+    bad = (db.collection("bulk-test").document(f"{prefix}-bad"), {"metadata": {"__x__": "1"}})
+    with pytest.raises(bulk.BulkWriteError):
+        bulk.write(db, creates=[*good, bad])
+
+
+def test_creates_of_existing_documents_are_refused_not_failed(services: Services):
+    db = services.firestore.db
+    ref = db.collection("bulk-test").document(uuid.uuid4().hex)
+    assert bulk.write(db, creates=[(ref, {"n": 1})]).written == {ref.id}
+    again = bulk.write(db, creates=[(ref, {"n": 2})])
+    assert again.written == set() and again.refused == {ref.id: bulk.ALREADY_EXISTS}
+    assert ref.get().to_dict() == {"n": 1}

@@ -1,0 +1,126 @@
+"""The audit's invariants on hand-made documents: each rule finds what it must and nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from lote.audit import rules
+from lote.audit.rules import Windows
+from lote.webhooks.events import delivery_id
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+WINDOWS = Windows(dt.timedelta(seconds=60), dt.timedelta(days=1))
+
+
+def _job(**fields):
+    return {"tenant_id": "ten_a", "status": "succeeded", "price": 1, "batch_id": None, "task_gen": 0,
+            "created_at": NOW - dt.timedelta(minutes=5), "enqueued": True,
+            "output": {"object": "outputs/ten_a/gen_1.png"}, **fields}  # fmt: skip
+
+
+def _invariants(found):
+    return sorted(v.invariant for v in found)
+
+
+def _check(doc, refund=None, outputs=("outputs/ten_a/gen_1.png",), deliveries=(), task=None):
+    return rules.job("gen_1", doc, NOW, WINDOWS, refund, list(outputs), set(deliveries), task)
+
+
+def test_a_healthy_succeeded_job_has_no_violation():
+    assert _check(_job()) == []
+
+
+def test_balance_must_equal_the_ledger():
+    assert rules.ledger_balance("ten_a", 10, 10) == []
+    [found] = rules.ledger_balance("ten_a", 11, 10)
+    assert found.invariant == "balance_equals_ledger" and found.detail == {"credits": 11, "ledger": 10}
+
+
+def test_refunds_exactly_when_owed():
+    failed = _job(status="failed", output=None)
+    assert _invariants(_check(failed, outputs=())) == ["refunded_exactly_once"]
+    assert _check(failed, refund={"delta": 1}, outputs=()) == []
+    assert _invariants(_check(failed, refund={"delta": 2}, outputs=())) == ["refunded_exactly_once"]
+    assert _invariants(_check(_job(), refund={"delta": 1})) == ["refunded_exactly_once"]
+    assert _check(_job(status="failed", output=None, batch_id="bat_x"), outputs=()) == []  # its batch refunds
+
+
+def test_exactly_one_output_per_success_and_none_otherwise():
+    assert _invariants(_check(_job(), outputs=())) == ["one_output_per_success"]
+    two = ("outputs/ten_a/gen_1.png", "outputs/ten_a/gen_1.webp")
+    assert _invariants(_check(_job(), outputs=two)) == ["one_output_per_success"]
+    canceled = _job(status="canceled", output=None)
+    assert _invariants(_check(canceled, refund={"delta": 1})) == ["one_output_per_success"]
+
+
+def test_open_jobs_need_a_task_and_must_end_in_time():
+    assert _check(_job(status="queued", output=None), outputs=(), task=True) == []
+    lost = _check(_job(status="queued", output=None), outputs=(), task=False)
+    assert _invariants(lost) == ["job_has_a_task"]
+    never = _job(status="queued", output=None, enqueued=False)
+    assert _invariants(_check(never, outputs=())) == ["job_has_a_task"]
+    leased = _job(status="running", output=None, lease_until=NOW - dt.timedelta(minutes=3))
+    assert _invariants(_check(leased, outputs=())) == ["job_has_a_task"]
+    old = _job(status="queued", output=None, created_at=NOW - dt.timedelta(days=2))
+    assert _invariants(_check(old, outputs=(), task=True)) == ["job_terminal_in_time"]
+    retried = {**old, "retried_at": NOW - dt.timedelta(minutes=1)}
+    assert _check(retried, outputs=(), task=True) == []
+
+
+def test_the_event_of_the_current_terminal_state_must_exist():
+    asked = _job(webhook_url="https://example.com/h", task_gen=2)
+    assert _invariants(_check(asked)) == ["one_event_per_change"]
+    assert _check(asked, deliveries=[delivery_id("gen_1", "generation.succeeded", 2)]) == []
+    item = _job(webhook_url="https://example.com/h", webhook_events=["generation.failed"], batch_id="bat_x")
+    assert _check(item) == []  # its batch did not ask for this type
+
+
+def _batch(**fields):
+    return {"tenant_id": "ten_a", "status": "completed", "total": 3, "chunks": [{"r": [0, 1, 0]}],
+            "charged": 3, "refunded": 1, "completions": 1, "finished_at": NOW, **fields}  # fmt: skip
+
+
+TALLY = {"queued": 0, "running": 0, "succeeded": 2, "failed": 1, "canceled": 0}
+ENTRIES = {"debit-bat_1": {"delta": -3}, "refund-bat_1-1": {"delta": 1}}
+
+
+def test_a_healthy_finished_batch_has_no_violation():
+    assert rules.batch("bat_1", _batch(), TALLY, 1, ENTRIES, 2, set()) == []
+
+
+def test_batch_items_counts_and_completion():
+    missing = {**TALLY, "failed": 0}
+    assert "batch_items_exist" in _invariants(rules.batch("bat_1", _batch(), missing, 1, ENTRIES, 2, set()))
+    open_items = {**TALLY, "failed": 0, "running": 1}
+    found = rules.batch("bat_1", _batch(), open_items, 1, ENTRIES, 2, set())
+    assert _invariants(found) == ["batch_counts_match_items"]
+    unsettled = _batch(finished_at=None, status="running", refunded=0)
+    found = rules.batch("bat_1", unsettled, TALLY, 1, {"debit-bat_1": {"delta": -3}}, 2, set())
+    assert _invariants(found) == ["batch_counts_match_items"]
+
+
+def test_batch_refunds_once_per_completion_net_of_successes():
+    twice = {**ENTRIES, "refund-bat_1-2": {"delta": 1}}
+    assert "refunded_exactly_once" in _invariants(rules.batch("bat_1", _batch(), TALLY, 1, twice, 2, set()))
+    kept_too_much = _batch(refunded=0)
+    found = rules.batch("bat_1", kept_too_much, TALLY, 1, {"debit-bat_1": {"delta": -3}}, 2, set())
+    assert _invariants(found) == ["refunded_exactly_once"]
+    retried = _batch(charged=4, refunded=2, completions=2)
+    entries = {**ENTRIES, "debit-bat_1-r1": {"delta": -1}, "refund-bat_1-2": {"delta": 1}}
+    assert rules.batch("bat_1", retried, TALLY, 1, entries, 2, set()) == []
+
+
+def test_each_batch_completion_has_one_event():
+    hooked = _batch(webhook_url="https://example.com/h", completions=2)
+    first = delivery_id("bat_1", "batch.completed", 1)
+    found = rules.batch("bat_1", hooked, TALLY, 1, ENTRIES, 2, {first})
+    assert [v.detail.get("completion") for v in found if v.invariant == "one_event_per_change"] == [2]
+
+
+def test_debits_need_their_cause():
+    assert rules.debit_has_its_cause("debit-gen_1", {"reason": "debit"}, "ten_a", True) == []
+    [found] = rules.debit_has_its_cause(
+        "debit-gen_1", {"reason": "debit", "reference": "gen_1"}, "ten_a", False
+    )
+    assert found.invariant == "debit_has_its_job_or_batch"
+    assert rules.debit_has_its_cause("grant-1", {"reason": "grant"}, "ten_a", False) == []

@@ -1,0 +1,106 @@
+"""The local stack's supervision: dead functions come back, crash loops and emulator deaths end it."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lote_local.config import free_port
+from lote_local.processes import Service, StackError, Supervisor
+from lote_local.restarts import RestartPolicy
+
+QUICK = RestartPolicy(fast_s=10, max_fast=3, first_backoff_s=0.01, max_backoff_s=0.02)
+
+
+def test_a_crash_after_a_good_run_restarts_at_once_and_forgets_earlier_crashes():
+    assert RestartPolicy().after_crash(fast_crashes=3, uptime_s=60) == (0, 0.0)
+
+
+def test_quick_crashes_back_off_doubling_then_give_up():
+    policy = RestartPolicy(fast_s=10, max_fast=5, first_backoff_s=0.5, max_backoff_s=3)
+    fast, delays = 0, []
+    for _ in range(4):
+        fast, delay = policy.after_crash(fast, uptime_s=1)
+        delays.append(delay)
+    assert delays == [0.5, 1.0, 2.0, 3.0]
+    assert policy.after_crash(fast, uptime_s=1) == (5, None)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError):
+        return False
+
+
+@pytest.fixture
+def notices() -> list[str]:
+    """What the supervisor told the launcher's terminal."""
+    return []
+
+
+@pytest.fixture
+def procs(tmp_path: Path, notices: list[str]) -> Iterator[Supervisor]:
+    """A supervisor with a quick policy."""
+    supervisor = Supervisor(tmp_path / "logs", policy=QUICK, health_timeout_s=20, notify=notices.append)
+    yield supervisor
+    supervisor.stop_all()
+
+
+def _http_server(name: str = "web") -> Service:
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    return Service(name, command, f"http://127.0.0.1:{port}/", {}, restartable=True)
+
+
+def test_a_killed_function_is_restarted_in_the_background_and_logged(procs: Supervisor, notices: list[str]):
+    service = _http_server()
+    procs.spawn(service)
+    procs.wait_healthy([service], time.monotonic() + 20)
+    failures: list[str] = []
+    procs.supervise_in_background(failures.append)
+    old_pid = procs.kill("web", signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while not (service.restarts == 1 and _healthy(service.health_url)):
+        assert time.monotonic() < deadline, procs.tail(service)
+        time.sleep(0.02)
+    assert service.process is not None and service.process.pid != old_pid
+    assert notices == ["restarted web (exit -9), restart #1"]
+    assert service.log_path is not None
+    assert "restarted web (exit -9), restart #1" in service.log_path.read_text()
+    assert service.fast_crashes == 0  # killed on purpose: no crash
+    procs.restart("web")
+    assert service.restarts == 2 and _healthy(service.health_url)
+    procs.stop_all()
+    assert failures == [] and service.process.poll() is not None
+
+
+def test_a_function_that_crashes_at_start_is_given_up_naming_its_log(procs: Supervisor):
+    command = [sys.executable, "-c", "raise SystemExit('boom at import')"]
+    service = Service("broken", command, f"http://127.0.0.1:{free_port()}/", {}, restartable=True)
+    procs.spawn(service)
+    why = procs.supervise()
+    assert why is not None
+    assert why.startswith("broken crashed 3 times in a row")
+    assert f"see {service.log_path}" in why and "boom at import" in why
+    assert service.restarts == 2
+
+
+def test_an_emulator_death_ends_supervision(procs: Supervisor):
+    emulator = _http_server("firestore")
+    emulator.restartable = False
+    procs.spawn(emulator)
+    procs.wait_healthy([emulator], time.monotonic() + 20)
+    procs.kill("firestore")
+    why = procs.supervise()
+    assert why is not None and why.startswith("firestore exited with -9")
+    with pytest.raises(StackError, match="emulator"):
+        procs.restart("firestore")
