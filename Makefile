@@ -9,7 +9,7 @@ PROJECT ?=
 REGION ?= us-central1
 TF := terraform -chdir=terraform
 
-.PHONY: install dev test test-unit test-integration lint lint-infra fmt bench deploy deploy-secrets tf-init clean
+.PHONY: install dev test test-unit test-integration lint lint-infra fmt bench chaos fuzz deploy deploy-secrets tf-init clean
 
 $(STAMP): functions/requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -70,6 +70,15 @@ fmt: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# A longer schemathesis campaign than `make test` runs; its summary goes into bench/RESULTS.md.
+fuzz: install
+	$(BIN)/python -m bench.fuzz
+
+# Kills, an api death after commits, forced duplicate deliveries; then every promise is checked
+# (a few minutes). Writes its section of bench/RESULTS.md; tests/integration/test_chaos.py is the small one.
+chaos: install
+	$(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) $(INFRA) .lote .mypy_cache .ruff_cache .pytest_cache

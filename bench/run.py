@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from bench import batch_bench, generation_bench, machine, stack_bench, webhook_bench
+from bench import batch_bench, chaos, chaos_report, generation_bench, machine, stack_bench, webhook_bench
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SUITES = {
@@ -14,22 +14,33 @@ SUITES = {
     "generation": generation_bench.run,
     "batch": batch_bench.run,
     "webhooks": webhook_bench.run,
+    "chaos": lambda: chaos_report.section(chaos.run(chaos.FULL)),
 }
+# `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
+DEFAULT = ["stack", "generation", "batch", "webhooks"]
 
 
 def main() -> None:
-    """`make bench` (all) or `python -m bench.run stack`."""
-    chosen = sys.argv[1:] or list(SUITES)
+    """`make bench` (the default suites) or `python -m bench.run stack chaos`."""
+    chosen = sys.argv[1:] or DEFAULT
     sections = []
     for name in chosen:
         print(f"bench: {name} ...", flush=True)
         sections.append(SUITES[name]())
+    write(sections, subset=bool(sys.argv[1:]))
+    print(RESULTS.read_text())
+
+
+def write(sections: list[str], subset: bool) -> None:
+    """Rewrite RESULTS.md; for a subset, the other suites' sections and the header (the date and
+    machine of the last full run) stay in place."""
     header = (
         "# Benchmark results\n\n"
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `make bench` on: {machine.describe()}.\n"
         "Medians unless noted; ratios are measured within one run.\n\n"
     )
-    if sys.argv[1:]:  # a subset: keep the other suites' sections from the last full run, in place
+    if subset:
+        header = RESULTS.read_text().split("\n## ", 1)[0].rstrip() + "\n\n"
         fresh = dict(zip(_titles(sections), sections, strict=True))
         merged = []
         for old in _sections(RESULTS.read_text()):
@@ -37,7 +48,6 @@ def main() -> None:
             merged.append(fresh.pop(title) if title else old)
         sections = merged + list(fresh.values())
     RESULTS.write_text(header + "\n".join(sections))
-    print(RESULTS.read_text())
 
 
 def _sections(text: str) -> list[str]:

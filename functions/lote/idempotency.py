@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lote import ids, timeutil, transactions
+from lote.answers import Answer
 from lote.errors import Conflict, InvalidRequest
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ class Replay:
     status: int
     body: dict[str, Any]
     headers: dict[str, str]
+
+    def answer(self) -> Answer:
+        """The first answer again, marked as a replay (`Idempotency-Replayed: true`)."""
+        return Answer(self.status, self.body, {**self.headers, "Idempotency-Replayed": "true"})
 
 
 def check_header(header: str | None) -> str | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from lote import timeutil
@@ -24,6 +26,7 @@ from lote.jobs import recovery
 from lote.jobs import service as jobs
 from lote.jobs import store as job_store
 from lote.services import Services
+from lote.transactions import Contention
 from lote.webhooks import service as webhooks
 from lote.webhooks import store as webhook_store
 
@@ -51,8 +54,32 @@ def sweep(services: Services, limit: int | None = None) -> dict[str, int]:
 
 REPORTED = (
     "enqueued", "requeued", "lost_tasks", "abandoned", "tasks_alive", "batches_settled",
-    "fanouts_resumed", "webhooks_enqueued", "webhooks_requeued", "webhooks_failed", "audit_violations",
+    "fanouts_resumed", "webhooks_enqueued", "webhooks_requeued", "webhooks_failed", "skipped_busy",
+    "audit_violations",
 )  # fmt: skip
+
+
+@contextmanager
+def _one(done: Counter[str], subject: str) -> Iterator[None]:
+    """One document's repair: one that is too busy right now (locked, contended) is skipped and
+    left to the next sweep, never the rest of the pass."""
+    from google.api_core.exceptions import Aborted, DeadlineExceeded, ServiceUnavailable
+
+    try:
+        yield
+    except (Contention, Aborted, DeadlineExceeded, ServiceUnavailable) as exc:
+        done["skipped_busy"] += 1
+        log.warning("repair sweep: %s skipped this time (%s: %s)", subject, type(exc).__name__, exc)
+
+
+def _with_task(services: Services, queue: str, due: list[Any]) -> list[tuple[Any, bool]]:
+    """Each document with whether its current task (`{id}-{task_gen}`) still exists, asked in parallel."""
+
+    def alive(snapshot: Any) -> bool:
+        return services.tasks.exists(queue, f"{snapshot.id}-{int(snapshot.get('task_gen') or 0)}")
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
+        return list(zip(due, pool.map(alive, due), strict=True))
 
 
 def _cutoff(services: Services) -> dt.datetime:
@@ -63,10 +90,13 @@ def _unenqueued_jobs(services: Services, limit: int, done: Counter[str]) -> None
     db = services.firestore.db
     for snapshot in recovery.unenqueued_before(db, _cutoff(services), limit):
         job = snapshot.to_dict() or {}
-        if job.get("status") != "queued":
-            db.collection(job_store.JOBS).document(snapshot.id).update({"enqueued": True})  # nothing to run
-        elif jobs.enqueue(services, snapshot.id, int(job.get("task_gen", 0))):
-            done["enqueued"] += 1
+        with _one(done, snapshot.id):
+            if job.get("status") != "queued":
+                db.collection(job_store.JOBS).document(snapshot.id).update(
+                    {"enqueued": True}
+                )  # nothing to run
+            elif jobs.enqueue(services, snapshot.id, int(job.get("task_gen", 0))):
+                done["enqueued"] += 1
 
 
 def _restart(services: Services, snapshot: Any, status: str, reason: str, done: Counter[str]) -> None:
@@ -95,21 +125,16 @@ def _lost_job_tasks(services: Services, limit: int, done: Counter[str]) -> None:
     db = services.firestore.db
     now = timeutil.now()
     for snapshot in recovery.expired_leases(db, now, limit):
-        _restart(services, snapshot, "running", "its worker stopped answering", done)
+        with _one(done, snapshot.id):
+            _restart(services, snapshot, "running", "its worker stopped answering", done)
     due = recovery.task_checks_due(db, now, limit)
-    queue = services.settings.generation_queue
-
-    def alive(snapshot: Any) -> bool:
-        return services.tasks.exists(queue, f"{snapshot.id}-{int(snapshot.get('task_gen') or 0)}")
-
-    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
-        found = list(pool.map(alive, due))
-    for snapshot, exists in zip(due, found, strict=True):
-        if exists:
-            recovery.push_check(db, snapshot.id, jobs.task_check_at(services))
-            done["tasks_alive"] += 1
-        else:
-            _restart(services, snapshot, "queued", "its task ran out of attempts", done)
+    for snapshot, exists in _with_task(services, services.settings.generation_queue, due):
+        with _one(done, snapshot.id):
+            if exists:
+                recovery.push_check(db, snapshot.id, jobs.task_check_at(services))
+                done["tasks_alive"] += 1
+            else:
+                _restart(services, snapshot, "queued", "its task ran out of attempts", done)
 
 
 def _batches(services: Services, limit: int, done: Counter[str]) -> None:
@@ -117,18 +142,20 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
     db = services.firestore.db
     cutoff = _cutoff(services)
     for snapshot in batch_store.unplanned_before(db, cutoff, limit):
-        if batches.enqueue_plan(services, snapshot.id):
-            done["enqueued"] += 1
+        with _one(done, snapshot.id):
+            if batches.enqueue_plan(services, snapshot.id):
+                done["enqueued"] += 1
     for snapshot in batch_store.unfinished_before(db, cutoff, limit):
         batch = snapshot.to_dict() or {}
         if not batch.get("fanout_enqueued"):
             continue
-        if fanout.resume(services, snapshot.id, batch):
-            done["fanouts_resumed"] += 1
-        # Settling never depends on the checker chain surviving: the sweep polls like a client.
-        _, _, settled = fanout.progress(services, snapshot.id, batch)
-        if settled.get("finished_at") is not None:
-            done["batches_settled"] += 1
+        with _one(done, snapshot.id):
+            if fanout.resume(services, snapshot.id, batch):
+                done["fanouts_resumed"] += 1
+            # Settling never depends on the checker chain surviving: the sweep polls like a client.
+            _, _, settled = fanout.progress(services, snapshot.id, batch)
+            if settled.get("finished_at") is not None:
+                done["batches_settled"] += 1
     for snapshot in batch_store.item_events_pending_before(db, cutoff, limit):
         batch = snapshot.to_dict() or {}
         tag = f"-s{int(timeutil.now().timestamp()) // 60}"  # a fresh chain: the handler is idempotent
@@ -139,20 +166,15 @@ def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:
     """Deliveries never enqueued, and pending ones whose task ran out of attempts."""
     db = services.firestore.db
     for snapshot in webhook_store.unenqueued_before(db, _cutoff(services), limit):
-        webhooks.enqueue(services, [snapshot.id], int(snapshot.get("task_gen") or 0))
-        done["webhooks_enqueued"] += 1
+        with _one(done, snapshot.id):
+            webhooks.enqueue(services, [snapshot.id], int(snapshot.get("task_gen") or 0))
+            done["webhooks_enqueued"] += 1
     due = webhook_store.task_checks_due(db, timeutil.now(), limit)
-    queue = services.settings.webhook_queue
-
-    def alive(snapshot: Any) -> bool:
-        return services.tasks.exists(queue, f"{snapshot.id}-{int(snapshot.get('task_gen') or 0)}")
-
-    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
-        found = list(pool.map(alive, due))
-    for snapshot, exists in zip(due, found, strict=True):
-        if exists:
-            webhook_store.push_check(db, snapshot.id, webhooks.task_check_at(services))
-            continue
-        outcome = webhooks.restart_lost(services, snapshot.id, int(snapshot.get("task_gen") or 0))
-        if outcome is not None:
-            done["webhooks_failed" if outcome == "failed" else "webhooks_requeued"] += 1
+    for snapshot, exists in _with_task(services, services.settings.webhook_queue, due):
+        with _one(done, snapshot.id):
+            if exists:
+                webhook_store.push_check(db, snapshot.id, webhooks.task_check_at(services))
+                continue
+            outcome = webhooks.restart_lost(services, snapshot.id, int(snapshot.get("task_gen") or 0))
+            if outcome is not None:
+                done["webhooks_failed" if outcome == "failed" else "webhooks_requeued"] += 1

@@ -49,7 +49,7 @@ def optimistic(
     import random
     import time
 
-    from google.api_core.exceptions import AlreadyExists, FailedPrecondition
+    from google.api_core.exceptions import Aborted, AlreadyExists, FailedPrecondition
 
     for attempt in range(attempts):
         batch = db.batch()
@@ -58,7 +58,9 @@ def optimistic(
             return result
         try:
             batch.commit()
-        except (AlreadyExists, FailedPrecondition):
+        except (AlreadyExists, FailedPrecondition, Aborted):
+            # Aborted: the commit waited for a document a transaction held (a lock timeout); the
+            # same as a lost race, read again.
             time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
             continue
         return result

@@ -159,6 +159,7 @@ def test_idempotency_key_replays_and_conflicts(tenant, services: Services):
     again = tenant.post("/v1/generations", body, headers={"Idempotency-Key": "order-1"})
     assert first.status_code == again.status_code == 202 and first.json() == again.json()
     assert again.headers["Location"] == first.headers["Location"]
+    assert "Idempotency-Replayed" not in first.headers and again.headers["Idempotency-Replayed"] == "true"
     other = tenant.post("/v1/generations", {"prompt": "different"}, headers={"Idempotency-Key": "order-1"})
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
     jobs = (

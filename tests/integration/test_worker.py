@@ -72,22 +72,3 @@ def test_inputs_on_private_addresses_are_refused(tenant):
         job = tenant.wait(job_id)
         assert job["status"] == "failed" and job["error"]["code"] == "input_forbidden", job
         assert job["attempts"] == 1
-
-
-def test_openapi_covers_every_route_and_error(tenant, stack: Stack):
-    from lote.web import api_app
-
-    document = requests.get(tenant.base + "/v1/openapi.json", timeout=10).json()
-    assert document["openapi"].startswith("3.1")
-    documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
-    routes = {
-        (method, rule.rule.replace("<", "{").replace(">", "}"))
-        for rule in api_app().url_map.iter_rules()
-        for method in rule.methods - {"HEAD", "OPTIONS"}
-        if rule.rule.startswith("/v1/") and rule.rule != "/v1/openapi.json"
-    }
-    assert routes <= documented
-    for ops in document["paths"].values():
-        for op in ops.values():
-            assert {"400", "401", "404", "429", "500", "503"} <= set(op["responses"])
-    assert "GenerationRequest" in document["components"]["schemas"]

@@ -124,3 +124,22 @@ def test_debits_need_their_cause():
     )
     assert found.invariant == "debit_has_its_job_or_batch"
     assert rules.debit_has_its_cause("grant-1", {"reason": "grant"}, "ten_a", False) == []
+
+
+def test_a_busy_document_is_skipped_by_the_sweep_not_the_rest_of_the_pass():
+    # One job still locked by a transaction a killed worker never finished used to end the pass.
+    from collections import Counter
+
+    import pytest
+    from google.api_core.exceptions import Aborted, NotFound
+
+    from lote import repair
+    from lote.transactions import Contention
+
+    done: Counter[str] = Counter()
+    for error in (Aborted("lock timeout"), Contention("busy")):
+        with repair._one(done, "gen_locked"):
+            raise error
+    assert done["skipped_busy"] == 2
+    with pytest.raises(NotFound), repair._one(done, "gen_gone"):
+        raise NotFound("a real fault is not hidden")

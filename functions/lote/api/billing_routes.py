@@ -7,6 +7,7 @@ import flask
 from lote.api.http import authenticated, json_body, parse, respond
 from lote.billing import checkout, stripe_events
 from lote.billing.schemas import CheckoutRequest
+from lote.idempotency import check_header
 from lote.services import get_services
 
 
@@ -22,7 +23,9 @@ def register(app: flask.Flask) -> None:
     def billing_checkout() -> flask.Response:
         services, caller = authenticated()
         req = parse(CheckoutRequest, json_body(flask.request))
-        answer = checkout.start(services, caller, req, flask.request.headers.get("Idempotency-Key"))
+        answer = checkout.start(
+            services, caller, req, check_header(flask.request.headers.get("Idempotency-Key"))
+        )
         return respond(201, answer)
 
 

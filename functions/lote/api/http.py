@@ -51,7 +51,11 @@ def parse(model: type[M], payload: Any) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        raise InvalidRequest("request is invalid", {"errors": field_errors(exc)}) from None
+        # `field` names the first problem, as every other 400 does; `errors` lists them all.
+        found = field_errors(exc)
+        raise InvalidRequest(
+            f"{found[0]['field']}: {found[0]['message']}", {"field": found[0]["field"], "errors": found}
+        ) from None
 
 
 def respond(

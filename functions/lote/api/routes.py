@@ -7,6 +7,7 @@ import flask
 from lote import openapi
 from lote.api.http import authenticated, json_body, parse, respond, respond_cached
 from lote.jobs import service as jobs
+from lote.jobs import views
 from lote.jobs.schemas import GenerationRequest
 from lote.services import get_services
 
@@ -40,6 +41,11 @@ def register(app: flask.Flask) -> None:
         services, caller = authenticated()
         return respond(200, jobs.cancel(services, caller, job_id))
 
+    @app.get("/v1/presets")
+    def list_presets() -> flask.Response:
+        services, _ = authenticated()
+        return respond(200, views.preset_list(services.settings.default_model))
+
     @app.get("/v1/openapi.json")
     def openapi_document() -> flask.Response:
-        return respond(200, openapi.document(get_services().settings.api_url))
+        return respond(200, openapi.document(get_services().settings))

@@ -88,16 +88,31 @@ def db_job(services: Services, job_id: str) -> dict[str, Any]:
     return services.firestore.db.collection(JOBS).document(job_id).get().to_dict() or {}
 
 
+def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> tuple[dict[str, Any] | None, Any]:
+    """The tenant and its ledger (every entry, or the sum of its deltas) at one instant: read
+    apart, a debit committed in between would look like a broken balance."""
+    from google.cloud import firestore as fs
+
+    db = services.firestore.db
+    tenant_ref = db.collection(TENANTS).document(tenant_id)
+    ledger = tenant_ref.collection(LEDGER)
+
+    def read(tx: Any) -> tuple[dict[str, Any] | None, Any]:
+        tenant = tenant_ref.get(transaction=tx).to_dict()
+        if whole_ledger:
+            return tenant, {s.id: s.to_dict() or {} for s in ledger.stream(transaction=tx)}
+        return tenant, int(ledger.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
+
+    found: tuple[dict[str, Any] | None, Any] = fs.transactional(read)(db.transaction(read_only=True))
+    return found
+
+
 def _tenant(services: Services, tenant_id: str, report: Report) -> None:
     db = services.firestore.db
-    tenant = db.collection(TENANTS).document(tenant_id).get().to_dict()
+    tenant, entries = _snapshot(services, tenant_id, whole_ledger=True)
     if tenant is None:
         return
     now = timeutil.now()
-    entries = {
-        s.id: s.to_dict() or {}
-        for s in db.collection(TENANTS).document(tenant_id).collection(LEDGER).stream()
-    }
     report.checked["tenants"] += 1
     report.checked["ledger_entries"] += len(entries)
     report.violations += rules.ledger_balance(
@@ -161,13 +176,9 @@ def sample(services: Services, size: int) -> Report:
     jobs = {s.id: s.to_dict() or {} for s in query.stream()}
     tenants = {str(doc.get("tenant_id")) for doc in jobs.values()}
     for tenant_id in tenants:
-        tenant = db.collection(TENANTS).document(tenant_id).get().to_dict() or {}
-        ledger = db.collection(TENANTS).document(tenant_id).collection(LEDGER)
-        total = ledger.sum("delta", alias="s").get()
+        tenant, total = _snapshot(services, tenant_id, whole_ledger=False)
         report.checked["tenants"] += 1
-        report.violations += rules.ledger_balance(
-            tenant_id, int(tenant.get("credits", 0)), int(total[0][0].value or 0)
-        )
+        report.violations += rules.ledger_balance(tenant_id, int((tenant or {}).get("credits", 0)), total)
     refunds = {
         s.reference.parent.parent.id + ":" + s.id: s.to_dict() or {}
         for s in db.get_all(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from lote.jobs.schemas import (
     AspectRatio,
@@ -13,10 +13,15 @@ from lote.jobs.schemas import (
     ModelId,
     OutputFormat,
     PresetName,
+    Prompt,
     Status,
 )
-from lote.validation import Metadata, Params, RequestModel
+from lote.validation import ImageRef, Metadata, Params, RequestModel, WebhookUrl, whole
 
+if TYPE_CHECKING:
+    UploadSize = int
+else:
+    UploadSize = whole(1, 512 * 1024 * 1024)
 BatchStatus = Literal["queued", "running", "completed", "canceled"]
 MAX_INLINE_ITEMS = 10_000
 MAX_MANIFEST_ITEMS = 100_000
@@ -24,7 +29,15 @@ CHUNK_SIZE = 500
 
 
 class BatchItem(GenerationRequest):
-    """One item: the generation fields plus the partner's own reference (unique in the batch)."""
+    """One item: the generation fields plus the partner's own reference (unique in the batch).
+
+    After the batch's `defaults` are merged in, an item needs exactly one of `prompt` or `preset`
+    (an item's own prompt replaces a default preset and its params, and the other way round), and
+    a preset's params and image count follow GET /v1/presets; this schema cannot say which fields
+    the defaults provide, so it lists every field as optional.
+    """
+
+    model_config = ConfigDict(json_schema_extra=None)
 
     reference: str = Field(
         min_length=1, max_length=128, description="Your id for the item, e.g. a property code."
@@ -34,10 +47,10 @@ class BatchItem(GenerationRequest):
 class BatchDefaults(RequestModel):
     """Fields merged into every item (the item wins; params and metadata merge key by key)."""
 
-    prompt: str | None = Field(None, min_length=1, max_length=4000)
+    prompt: Prompt | None = None
     preset: PresetName | None = None
     params: Params = Field(default_factory=dict)
-    images: list[str] | None = Field(None, max_length=4)
+    images: list[ImageRef] | None = Field(None, max_length=4)
     model: ModelId | None = None
     aspect_ratio: AspectRatio | None = None
     output_format: OutputFormat | None = None
@@ -47,21 +60,50 @@ class BatchDefaults(RequestModel):
 ItemEvent = Literal["generation.succeeded", "generation.failed", "generation.canceled"]
 
 
+def _one_source(schema: dict[str, Any]) -> None:
+    """`items` or `items_url`, exactly one; item events need a receiver."""
+    schema["oneOf"] = [
+        {"required": ["items"], "properties": {"items": {"type": "array"}, "items_url": {"type": "null"}}},
+        {
+            "required": ["items_url"],
+            "properties": {"items_url": {"type": "string"}, "items": {"type": "null"}},
+        },
+    ]
+    schema["if"] = {"required": ["webhook_events"], "properties": {"webhook_events": {"minItems": 1}}}
+    schema["then"] = {"required": ["webhook_url"], "properties": {"webhook_url": {"type": "string"}}}
+
+
 class BatchRequest(RequestModel):
     """POST /v1/batches: inline `items` (≤ 10,000) or a JSONL manifest at `items_url` (≤ 100,000)."""
 
-    items: list[Any] | None = Field(
-        None, min_length=1, max_length=MAX_INLINE_ITEMS, description="Items (validated one by one)."
-    )
+    model_config = ConfigDict(json_schema_extra=_one_source)
+
+    items: Annotated[
+        list[Any] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": MAX_INLINE_ITEMS,
+                        "items": {"$ref": "#/components/schemas/BatchItem"},
+                    },
+                    {"type": "null"},
+                ],
+                "description": "Items, each checked after merging `defaults`; every invalid one is reported.",
+            }
+        ),
+    ] = Field(None, min_length=1, max_length=MAX_INLINE_ITEMS)  # items: one by one, in manifest.py
     items_url: str | None = Field(
-        None, max_length=2048, description="gs:// JSONL manifest in the input bucket, one item per line."
+        None,
+        max_length=2048,
+        pattern=r"^gs://[a-z0-9][a-z0-9._-]{1,221}/[!-~]{1,1024}$",
+        description="gs:// JSONL manifest under uploads/{your tenant}/ in the input bucket, one item a line.",
     )
     defaults: BatchDefaults = Field(default_factory=BatchDefaults)
-    webhook_url: str | None = Field(
-        None,
-        min_length=1,
-        max_length=2048,
-        description="Receives batch.completed / batch.canceled (and item events).",
+    webhook_url: WebhookUrl | None = Field(
+        None, description="Receives batch.completed / batch.canceled (and item events)."
     )
     webhook_events: list[ItemEvent] = Field(
         default_factory=list, max_length=3, description="Per-item events to send too (needs webhook_url)."
@@ -74,8 +116,6 @@ class BatchRequest(RequestModel):
             raise ValueError("give exactly one of `items` or `items_url`")
         if self.webhook_events and self.webhook_url is None:
             raise ValueError("webhook_events needs a webhook_url")
-        if self.items_url is not None and not self.items_url.startswith("gs://"):
-            raise ValueError("items_url must be a gs:// URL in the input bucket")
         return self
 
 
@@ -212,7 +252,7 @@ class UploadRequest(RequestModel):
     content_type: Literal[
         "image/png", "image/jpeg", "image/webp", "application/x-ndjson", "application/jsonl"
     ]
-    max_bytes: int = Field(10 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
+    max_bytes: UploadSize = 10 * 1024 * 1024
     filename: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
 
 

@@ -65,7 +65,7 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     if key is not None:
         replay = key.check(key.ref(db).get())
         if replay is not None:
-            return Answer(replay.status, replay.body, replay.headers)
+            return replay.answer()
     urls.check(services.settings, req.webhook_url, "webhook_url")
     specs = manifest.validate(
         _raw_items(services, caller, req),
@@ -117,7 +117,7 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         replay = create_once(db, store.ref(db, batch_id), doc, key, (202, body, headers), charge=charge)
         upload.result()
     if replay is not None:
-        return Answer(replay.status, replay.body, replay.headers)
+        return replay.answer()
     enqueue_plan(services, batch_id)
     return Answer(202, body, headers)
 
@@ -234,7 +234,7 @@ def list_batches(
     if status is not None and status not in ("queued", "running", "completed", "canceled"):
         raise InvalidRequest("status must be queued, running, completed or canceled", {"field": "status"})
     after = None
-    if token:
+    if token is not None:
         try:
             decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             after = (dt.datetime.fromisoformat(decoded["t"]), str(decoded["id"]))

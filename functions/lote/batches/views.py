@@ -63,11 +63,11 @@ def _token(index: int) -> str:
 
 
 def _after(token: str | None) -> int | None:
-    if not token:
+    if token is None:
         return None
     try:
         return int(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["i"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         raise InvalidRequest("page_token is not valid", {"field": "page_token"}) from None
 
 

@@ -24,7 +24,10 @@ def _return_url(services: Services, given: str | None, configured: str | None, f
     url = given or configured
     if url is None:
         raise InvalidRequest(f"{field} is required (this deployment has no default)", {"field": field})
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. a bracketed host that is not an IPv6 address
+        raise InvalidRequest(f"{field} is not a valid URL", {"field": field}) from None
     allowed = {"https", "http"} if services.settings.is_local else {"https"}
     if parts.scheme not in allowed or not parts.hostname:
         raise InvalidRequest(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from lote.validation import RequestModel
+from lote.validation import RequestModel, ReturnUrl
 
 
 class CheckoutRequest(RequestModel):
     """POST /v1/billing/checkout."""
 
     pack: str = Field(min_length=1, max_length=200, description="A credit pack id (GET /v1/billing/packs).")
-    success_url: str | None = Field(None, max_length=2000, description="Where Checkout returns after paying.")
-    cancel_url: str | None = Field(None, max_length=2000, description="Where Checkout returns if abandoned.")
+    success_url: ReturnUrl | None = Field(None, description="Where Checkout returns after paying.")
+    cancel_url: ReturnUrl | None = Field(None, description="Where Checkout returns if abandoned.")
 
 
 class CheckoutAnswer(BaseModel):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from lote.billing.pricing import models as priced_models
+from lote.jobs import presets
 from lote.jobs.presets import names as preset_names
-from lote.validation import Metadata, Params, RequestModel, literal_host_refusal
+from lote.validation import MAX_PARAM_VALUE, NOT_BLANK, ImageRef, Metadata, Params, RequestModel, WebhookUrl
 
 AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -24,48 +25,61 @@ else:  # enums in the OpenAPI document, generated from pricing.json and presets.
     PresetName = Literal[preset_names()]
 
 
+def _one_of_prompt_or_preset(schema: dict[str, Any]) -> None:
+    """The cross-field rules as JSON Schema, generated from presets.json: a prompt (no preset, no
+    params), or one preset with its own parameters and choices and enough input images."""
+    variants: list[dict[str, Any]] = [
+        {
+            "required": ["prompt"],
+            "properties": {
+                "prompt": {"type": "string"},
+                "preset": {"type": "null"},
+                "params": {"maxProperties": 0},
+            },
+        }
+    ]
+    for name, spec in presets.catalogue().items():
+        params = {
+            param: {"type": "string", "enum": rule["choices"]}
+            if "choices" in rule
+            else {"type": "string", "minLength": 1, "maxLength": MAX_PARAM_VALUE}
+            for param, rule in spec["params"].items()
+        }
+        needed = sorted(param for param, rule in spec["params"].items() if rule.get("default") is None)
+        variants.append({
+            "required": ["preset", *(["images"] if spec.get("min_images") else [])],
+            "properties": {
+                "preset": {"const": name},
+                "prompt": {"type": "null"},
+                "params": {"type": "object", "properties": params, "additionalProperties": False,
+                           **({"required": needed} if needed else {})},
+                "images": {"type": "array", "minItems": int(spec.get("min_images", 0))},
+            },
+        })  # fmt: skip
+    schema["oneOf"] = variants
+
+
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=NOT_BLANK)]
+
+
 class GenerationRequest(RequestModel):
     """POST /v1/generations: a prompt, or a preset with params; up to four input images."""
 
-    model_config = ConfigDict(str_strip_whitespace=True)
+    model_config = ConfigDict(json_schema_extra=_one_of_prompt_or_preset)
 
-    prompt: str | None = Field(None, min_length=1, max_length=4000, description="What to generate.")
+    prompt: Prompt | None = Field(None, description="What to generate (not only whitespace).")
     preset: PresetName | None = Field(None, description="A named prompt template (GET /v1/presets).")
     params: Params = Field(default_factory=dict)
-    images: list[str] = Field(
-        default_factory=list,
-        max_length=MAX_IMAGES,
-        description="Inputs: https:// URLs, gs:// URLs in the input bucket, or data: URIs (≤ 10 MB).",
-    )
+    images: list[ImageRef] = Field(default_factory=list, max_length=MAX_IMAGES, description="Input images.")
     model: ModelId | None = Field(None, description="Model id; the default model when absent.")
     aspect_ratio: AspectRatio | None = Field(
         None, description="Output aspect ratio; when absent the model keeps the first input image's."
     )
     output_format: OutputFormat = "png"
     metadata: Metadata = Field(default_factory=dict)
-    webhook_url: str | None = Field(
-        None, min_length=1, max_length=2048, description="Where events are POSTed (https, public)."
+    webhook_url: WebhookUrl | None = Field(
+        None, description="Where events are POSTed: https and a public address (http and loopback locally)."
     )
-
-    @field_validator("images")
-    @classmethod
-    def _image_schemes(cls, images: list[str]) -> list[str]:
-        for image in images:
-            if not image.startswith(("https://", "gs://", "data:")):
-                raise ValueError("each image must be an https:// URL, a gs:// URL or a data: URI")
-            if not image.startswith("data:") and len(image) > 2048:
-                raise ValueError("image URLs are limited to 2048 characters")
-            refusal = literal_host_refusal(image) if image.startswith("https://") else None
-            if refusal is not None:
-                raise ValueError(f"image URL {refusal}")
-        return images
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _webhook_scheme(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("https://", "http://")):
-            raise ValueError("webhook_url must be an https URL")
-        return url
 
     @model_validator(mode="after")
     def _prompt_or_preset(self) -> GenerationRequest:
@@ -150,3 +164,28 @@ class ErrorResponse(BaseModel):
     """{"error": {...}} for every non-2xx answer."""
 
     error: ErrorBody
+
+
+class PresetParam(BaseModel):
+    """One parameter of a preset."""
+
+    name: str
+    choices: list[str] | None = Field(None, description="The allowed values, when the preset limits them.")
+    default: str | None = Field(None, description="Used when the request leaves the parameter out.")
+    required: bool
+
+
+class Preset(BaseModel):
+    """A named prompt template."""
+
+    name: str
+    description: str
+    min_images: int = Field(description="Input images the preset needs.")
+    price: int = Field(description="Credits per image.")
+    params: list[PresetParam]
+
+
+class PresetList(BaseModel):
+    """GET /v1/presets."""
+
+    presets: list[Preset]

@@ -159,7 +159,7 @@ def submit(
     if key is not None:
         replay = key.check(key.ref(db).get())
         if replay is not None:
-            return Answer(replay.status, replay.body, replay.headers)
+            return replay.answer()
     urls.check(services.settings, req.webhook_url, "webhook_url")
     job_id = ids.new_id("gen")
     if any(uri.startswith("data:") for uri in req.images):
@@ -179,7 +179,7 @@ def submit(
     headers = {"Location": accepted.links.self}
     replay = store.create(db, job_id, doc, key, (202, body, headers), caller.max_in_flight)
     if replay is not None:
-        return Answer(replay.status, replay.body, replay.headers)
+        return replay.answer()
     enqueue(services, job_id)
     return Answer(202, body, headers)
 

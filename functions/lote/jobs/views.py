@@ -6,7 +6,9 @@ import datetime as dt
 from typing import Any
 
 from lote import ids, timeutil
-from lote.jobs.schemas import TERMINAL, Generation, JobError, Links, Output
+from lote.billing import pricing
+from lote.jobs import presets
+from lote.jobs.schemas import TERMINAL, Generation, JobError, Links, Output, Preset, PresetList, PresetParam
 from lote.services import Services
 
 
@@ -82,3 +84,23 @@ def poll_after(job: dict[str, Any]) -> int | None:
         if age < limit:
             return seconds
     return 15
+
+
+def preset_list(default_model: str) -> PresetList:
+    """Every preset with its parameters, choices, defaults and price, from presets.json."""
+    return PresetList(
+        presets=[
+            Preset(
+                name=name,
+                description=spec.get("description", ""),
+                min_images=int(spec.get("min_images", 0)),
+                price=pricing.price(default_model, name),
+                params=[
+                    PresetParam(name=param, choices=rule.get("choices"), default=rule.get("default"),
+                                required=rule.get("default") is None)
+                    for param, rule in spec["params"].items()
+                ],
+            )
+            for name, spec in sorted(presets.catalogue().items())
+        ]
+    )  # fmt: skip

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
-from lote.validation import RequestModel
+from lote.validation import NOT_BLANK, RequestModel, whole
+
+# Constraints inside the optional type, so the JSON Schema carries them (minimum, maximum).
+if TYPE_CHECKING:
+    InFlight = int
+    PerMinute = int
+    Credits = int
+    GrantSize = int
+else:
+    InFlight, PerMinute = whole(1, 100_000), whole(1, 1_000_000)
+    Credits, GrantSize = whole(0, 10_000_000), whole(1, 10_000_000)
 
 
 class Limits(BaseModel):
@@ -19,9 +31,9 @@ class Limits(BaseModel):
 class PlanUpdate(RequestModel):
     """PATCH /v1/admin/tenants/{id}: only the fields given change."""
 
-    plan: str | None = Field(None, min_length=1, max_length=50)
-    max_in_flight: int | None = Field(None, ge=1, le=100_000)
-    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    plan: str | None = Field(None, min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_-]*$")
+    max_in_flight: InFlight | None = None
+    requests_per_minute: PerMinute | None = None
 
 
 class Account(BaseModel):
@@ -86,10 +98,10 @@ class Tenant(BaseModel):
 class TenantCreate(RequestModel):
     """POST /v1/admin/tenants."""
 
-    name: str = Field(min_length=1, max_length=200)
-    credits: int = Field(0, ge=0)
-    max_in_flight: int | None = Field(None, ge=1, le=100_000)
-    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK, description="Not only whitespace.")
+    credits: Credits = 0
+    max_in_flight: InFlight | None = None
+    requests_per_minute: PerMinute | None = None
 
     def limits(self) -> dict[str, int]:
         """The limits given (the plan's defaults apply to the others)."""
@@ -99,11 +111,24 @@ class TenantCreate(RequestModel):
 class CreditGrant(RequestModel):
     """POST /v1/admin/tenants/{id}/credits."""
 
-    credits: int = Field(gt=0, le=10_000_000)
-    reason: str = Field(min_length=1, max_length=500)
+    credits: GrantSize
+    reason: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK)
 
 
 class KeyCreate(RequestModel):
     """POST /v1/admin/tenants/{id}/keys."""
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=NOT_BLANK)
+
+
+class CreatedTenant(BaseModel):
+    """A tenant just created, with its first API key (shown this once)."""
+
+    tenant_id: str
+    api_key: str
+
+
+class KeyList(BaseModel):
+    """A tenant's keys (never their secrets)."""
+
+    keys: list[ApiKey]

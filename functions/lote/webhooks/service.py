@@ -102,6 +102,8 @@ def page(
     if token is not None and not ids.looks_like(token, "msg"):
         raise InvalidRequest("page_token is not valid", {"field": "page_token"})
     found = store.page(services.firestore.db, caller.tenant_id, status, size, token)
+    if found is None:
+        raise InvalidRequest("page_token is not valid: no such delivery", {"field": "page_token"})
     deliveries = [_view(s.id, s.to_dict() or {}) for s in found]
     return DeliveryPage(deliveries=deliveries, next_page_token=found[-1].id if len(found) == size else None)
 

@@ -184,8 +184,8 @@ def redeliver(db: firestore.Client, delivery_id: str, tenant_id: str) -> dict[st
 
 def page(
     db: firestore.Client, tenant_id: str, status: str | None, size: int, after: str | None
-) -> list[firestore.DocumentSnapshot]:
-    """A tenant's deliveries, newest first, after the delivery id `after`."""
+) -> list[firestore.DocumentSnapshot] | None:
+    """A tenant's deliveries, newest first, after the delivery id `after` (None: no such delivery)."""
     from google.cloud import firestore as fs
 
     collection = db.collection(DELIVERIES)
@@ -197,8 +197,9 @@ def page(
     )
     if after:
         last = collection.document(after).get()
-        if last.exists and (last.to_dict() or {}).get("tenant_id") == tenant_id:
-            query = query.start_after(last)
+        if not last.exists or (last.to_dict() or {}).get("tenant_id") != tenant_id:
+            return None
+        query = query.start_after(last)
     return list(query.limit(size).stream())
 
 

@@ -30,7 +30,10 @@ def _allowed(settings: Settings, ip: IP) -> bool:
 
 def resolve(settings: Settings, url: str) -> tuple[str, str]:
     """(scheme, one checked address) for a URL; UrlRefused says why not."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. a bracketed host that is not an IPv6 address
+        raise UrlRefused(f"is not a valid URL ({exc})") from None
     schemes = {"https", "http"} if settings.is_local else {"https"}
     if parts.scheme not in schemes or not parts.hostname:
         raise UrlRefused(f"must be an absolute {' or '.join(sorted(schemes))} URL")

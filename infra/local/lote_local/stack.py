@@ -52,8 +52,11 @@ def _fake_gcs_binary() -> Path:
 class Stack:
     """The local stack as child processes; `start()` returns when every service is healthy."""
 
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, extra_env: dict[str, str] | None = None) -> None:
         self.config = config
+        # More app settings for the functions and the env file (a chaos run shortens the lease and
+        # the repair window: LOTE_TASK_DISPATCH_DEADLINE_S, LOTE_REPAIR_AFTER_S).
+        self.extra_env = dict(extra_env or {})
         self.procs = Supervisor(config.state_dir / "logs", health_timeout_s=config.start_timeout_s)
         # Why background supervision stopped the stack, for a test to report.
         self.failure: str | None = None
@@ -102,6 +105,7 @@ class Stack:
             "LOTE_CHECKOUT_SUCCESS_URL": self.url(c.api_port) + "/healthz?checkout=success",
             "LOTE_CHECKOUT_CANCEL_URL": self.url(c.api_port) + "/healthz?checkout=canceled",
         })  # fmt: skip
+        env.update(self.extra_env)
         return env
 
     def _emulators(self) -> list[Service]:

@@ -54,6 +54,9 @@ class Delivery:
                 **headers,
                 "Authorization": f"Bearer {self._minter.mint(task.oidc_email, audience)}",
             }
+        # A fresh connection per attempt: a pooled keep-alive connection the target has already
+        # closed fails the attempt before the request is even sent (seen as a lost final attempt).
+        headers = {**headers, "Connection": "close"}
         started = time.monotonic()
         deadline = task.dispatch_deadline
         try:

@@ -1,0 +1,191 @@
+"""The HTTP operations as the OpenAPI document states them: parameters, statuses, headers, links.
+
+Each operation lists only the statuses it can answer; openapi.py turns the table into the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from lote.batches.schemas import (
+    Batch,
+    BatchAccepted,
+    BatchPage,
+    BatchRequest,
+    CancelAnswer,
+    ItemsPage,
+    RetryAnswer,
+    RetryRequest,
+    UploadAnswer,
+    UploadRequest,
+)  # fmt: skip
+from lote.billing.schemas import CheckoutAnswer, CheckoutRequest, PackList
+from lote.jobs.schemas import Accepted, Generation, GenerationRequest, PresetList
+from lote.tenants.schemas import (
+    Account,
+    ApiKey,
+    CreatedTenant,
+    CreditGrant,
+    KeyCreate,
+    KeyList,
+    LedgerEntry,
+    LedgerPage,
+    NewApiKey,
+    PlanUpdate,
+    Tenant,
+    TenantCreate,
+)  # fmt: skip
+from lote.webhooks.schemas import Delivery, DeliveryPage, WebhookSecret
+
+
+def _id(name: str, prefix: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": f"^{prefix}_[0-9a-hjkmnp-tv-z]{{8,64}}$"}}  # fmt: skip
+
+
+JOB, BATCH, DELIVERY, TENANT = (
+    _id("job_id", "gen"),
+    _id("batch_id", "bat"),
+    _id("delivery_id", "msg"),
+    _id("tenant_id", "ten"),
+)
+KEY = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+TOKEN = {"name": "page_token", "in": "query", "required": False,
+         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+         "description": "`next_page_token` of the previous page; other values are refused."}  # fmt: skip
+PAGE_SIZE = {"name": "page_size", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}  # fmt: skip
+
+
+def status_param(values: tuple[str, ...]) -> dict[str, Any]:
+    """The `status` filter of a listing."""
+    return {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": list(values)},
+    }
+
+
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+    "description": "Same key and body within 24 h returns the first answer and creates nothing.",
+}
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "An ETag from an earlier answer: 304 while nothing changed."}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    ok: str
+    response: type[BaseModel] | None = None
+    request: type[BaseModel] | None = None
+    params: list[dict[str, Any]] = field(default_factory=list)
+    errors: tuple[int, ...] = ()
+    admin: bool = False
+    headers: tuple[str, ...] = ()  # success headers beyond the rate-limit ones
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    media: str = "application/json"
+
+
+def _link(operation_id: str, **params: str) -> dict[str, Any]:
+    return {"operationId": operation_id, "parameters": params}
+
+
+JOB_LINKS = {
+    "GetGeneration": _link("getGeneration", job_id="$response.body#/id"),
+    "CancelGeneration": _link("cancelGeneration", job_id="$response.body#/id"),
+    "GetGenerationOutput": _link("getGenerationOutput", job_id="$response.body#/id"),
+}
+BATCH_LINKS = {
+    "GetBatch": _link("getBatch", batch_id="$response.body#/id"),
+    "ListBatchItems": _link("listBatchItems", batch_id="$response.body#/id"),
+    "GetBatchResults": _link("getBatchResults", batch_id="$response.body#/id"),
+    "RetryBatch": _link("retryBatch", batch_id="$response.body#/id"),
+    "CancelBatch": _link("cancelBatch", batch_id="$response.body#/id"),
+}
+TENANT_LINKS = {
+    name: _link(operation, tenant_id="$response.body#/tenant_id")
+    for name, operation in (("GetTenant", "adminGetTenant"), ("SetPlan", "adminSetPlan"),
+                            ("GrantCredits", "adminGrantCredits"), ("CreateKey", "adminCreateKey"),
+                            ("ListKeys", "adminListKeys"))
+}  # fmt: skip
+KEY_LINKS = {
+    "RevokeKey": _link("adminRevokeKey", tenant_id="$request.path.tenant_id", key_id="$response.body#/key_id")
+}
+BODY = (400, 413, 415)
+CACHED = ("ETag", "Cache-Control", "Retry-After")
+REPLAYABLE = ("Location", "Idempotency-Replayed")
+BATCH_STATUSES = ("queued", "running", "completed", "canceled")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")  # every operation that reads a JSON body
+ITEM_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+
+OPERATIONS: list[Operation] = [
+    Operation("post", "/v1/generations", "createGeneration", "Submit one generation", "202", Accepted,
+              GenerationRequest, [IDEMPOTENCY], (*BODY, 402, 409), headers=REPLAYABLE, links=JOB_LINKS),
+    Operation("get", "/v1/generations/{job_id}", "getGeneration", "Read a generation", "200", Generation,
+              params=[JOB, IF_NONE_MATCH], errors=(304, 404), headers=CACHED),
+    Operation("get", "/v1/generations/{job_id}/output", "getGenerationOutput", "Redirect to the image", "302",
+              params=[JOB], errors=(404, 409), headers=("Location",)),
+    Operation("post", "/v1/generations/{job_id}/cancel", "cancelGeneration", "Cancel a generation", "200",
+              Generation, params=[JOB], errors=(404, 409)),
+    Operation("get", "/v1/presets", "listPresets", "List presets and their parameters", "200", PresetList),
+    Operation("post", "/v1/batches", "createBatch", "Submit a batch", "202", BatchAccepted, BatchRequest,
+              [IDEMPOTENCY], (*BODY, 402, 409), headers=REPLAYABLE, links=BATCH_LINKS),
+    Operation("get", "/v1/batches", "listBatches", "List batches (newest first)", "200", BatchPage,
+              params=[status_param(BATCH_STATUSES), TOKEN], errors=(400,)),
+    Operation("get", "/v1/batches/{batch_id}", "getBatch", "Read a batch with live counts", "200", Batch,
+              params=[BATCH, IF_NONE_MATCH], errors=(304, 404), headers=CACHED),
+    Operation("get", "/v1/batches/{batch_id}/items", "listBatchItems", "List a batch's items", "200",
+              ItemsPage, params=[BATCH, status_param(ITEM_STATUSES), TOKEN, PAGE_SIZE], errors=(400, 404)),
+    Operation("get", "/v1/batches/{batch_id}/results.jsonl", "getBatchResults", "Every item as JSON lines",
+              "200", params=[BATCH], errors=(404,), media="application/jsonl"),
+    Operation("post", "/v1/batches/{batch_id}/retry", "retryBatch", "Retry failed items", "200", RetryAnswer,
+              RetryRequest, [BATCH], (*BODY, 402, 404, 409)),
+    Operation("post", "/v1/batches/{batch_id}/cancel", "cancelBatch", "Cancel a batch", "200", CancelAnswer,
+              params=[BATCH], errors=(404, 409)),
+    Operation("post", "/v1/uploads", "createUpload", "Get a signed upload URL", "201", UploadAnswer,
+              UploadRequest, errors=BODY),
+    Operation("get", "/v1/account", "getAccount", "Read your account", "200", Account),
+    Operation("get", "/v1/account/ledger", "listLedger", "List your ledger (newest first)", "200",
+              LedgerPage, params=[TOKEN], errors=(400,)),
+    Operation("get", "/v1/webhooks/deliveries", "listDeliveries", "List webhook deliveries", "200",
+              DeliveryPage, params=[status_param(DELIVERY_STATUSES), TOKEN], errors=(400,)),
+    Operation("get", "/v1/webhooks/deliveries/{delivery_id}", "getDelivery", "Read a delivery and its event",
+              "200", Delivery, params=[DELIVERY], errors=(404,)),
+    Operation("post", "/v1/webhooks/deliveries/{delivery_id}/redeliver", "redeliverDelivery",
+              "Redeliver an event", "202", Delivery, params=[DELIVERY], errors=(404, 409)),
+    Operation("get", "/v1/account/webhook-secret", "getWebhookSecret", "Read your webhook signing secret",
+              "200", WebhookSecret, headers=("Cache-Control",)),
+    Operation("post", "/v1/account/webhook-secret/rotate", "rotateWebhookSecret", "Rotate the signing secret",
+              "200", WebhookSecret, headers=("Cache-Control",)),
+    Operation("get", "/v1/billing/packs", "listPacks", "List credit packs", "200", PackList),
+    Operation("post", "/v1/billing/checkout", "createCheckout", "Buy a credit pack (Stripe Checkout)", "201",
+              CheckoutAnswer, CheckoutRequest, [IDEMPOTENCY], (*BODY, 404, 409)),
+    Operation("post", "/v1/admin/tenants", "adminCreateTenant", "Admin: create a tenant", "201",
+              CreatedTenant, TenantCreate, errors=(*BODY, 403), admin=True, links=TENANT_LINKS),
+    Operation("patch", "/v1/admin/tenants/{tenant_id}", "adminSetPlan", "Admin: change plan or limits",
+              "200", Tenant, PlanUpdate, [TENANT], (*BODY, 403, 404), admin=True),
+    Operation("get", "/v1/admin/tenants/{tenant_id}", "adminGetTenant", "Admin: show a tenant", "200",
+              Tenant, params=[TENANT], errors=(403, 404), admin=True),
+    Operation("post", "/v1/admin/tenants/{tenant_id}/credits", "adminGrantCredits", "Admin: grant credits",
+              "201", LedgerEntry, CreditGrant, [TENANT, IDEMPOTENCY], (*BODY, 403, 404), admin=True),
+    Operation("post", "/v1/admin/tenants/{tenant_id}/keys", "adminCreateKey", "Admin: create a key", "201",
+              NewApiKey, KeyCreate, [TENANT], (*BODY, 403, 404), admin=True, links=KEY_LINKS),
+    Operation("get", "/v1/admin/tenants/{tenant_id}/keys", "adminListKeys", "Admin: list keys", "200",
+              KeyList, params=[TENANT], errors=(403, 404), admin=True),
+    Operation("post", "/v1/admin/tenants/{tenant_id}/keys/{key_id}/revoke", "adminRevokeKey",
+              "Admin: revoke a key", "200", ApiKey, params=[TENANT, KEY], errors=(403, 404), admin=True),
+]  # fmt: skip
