@@ -57,7 +57,7 @@ resource "google_logging_metric" "webhooks_failed" {
 # sweep one line per job it had to abandon: either means an image or a credit needs a human.
 resource "google_logging_metric" "audit_violations" {
   name   = "${local.p}_audit_violations"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.audit invariant violated \\{\""
+  filter = "${local.worker_logs} AND textPayload=~\"lote.audit invariant violated \""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -66,7 +66,7 @@ resource "google_logging_metric" "audit_violations" {
 
 resource "google_logging_metric" "abandoned" {
   name   = "${local.p}_jobs_abandoned"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.repair job \\S+ abandoned: \""
+  filter = "${local.worker_logs} AND textPayload=~\"lote.repair job [^ ]+ abandoned: \""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"

@@ -38,7 +38,10 @@ def run(db: firestore.Client, body: Callable[[firestore.Transaction], T], attemp
 
 
 def optimistic(
-    db: firestore.Client, build: Callable[[firestore.WriteBatch], tuple[T, bool]], attempts: int = 60
+    db: firestore.Client,
+    build: Callable[[firestore.WriteBatch], tuple[T, bool]],
+    attempts: int = 60,
+    deadline_s: float = 10.0,
 ) -> T:
     """Read, decide, commit one atomic batch; a lost race (precondition or create-if-absent) reads again.
 
@@ -51,7 +54,12 @@ def optimistic(
 
     from google.api_core.exceptions import Aborted, AlreadyExists, FailedPrecondition
 
+    # A commit that waits on a lock (Aborted) already took seconds: past this, answer 503 rather
+    # than hold the client beyond its timeout.
+    deadline = time.monotonic() + deadline_s
     for attempt in range(attempts):
+        if attempt and time.monotonic() > deadline:
+            break
         batch = db.batch()
         result, commit = build(batch)
         if not commit:

@@ -94,7 +94,9 @@ def whole(ge: int, le: int) -> Any:
 # Inputs: an https URL naming a host (its last label has a letter, so it is never an IP literal:
 # those are refused at submission), a gs:// object, or a base64 data URI of an image.
 HOST = r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{0,62}[A-Za-z][A-Za-z0-9-]{0,62}"
-HTTPS_IMAGE = rf"^https://{HOST}(?::[0-9]{{1,5}})?(?:[/?#][!-~]*)?$"
+# A TCP port, 1-65535: urllib refuses anything else when the URL is used.
+PORT = r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+HTTPS_IMAGE = rf"^https://{HOST}{PORT}(?:[/?#][!-~]*)?$"
 GS_IMAGE = r"^gs://[a-z0-9][a-z0-9._-]{1,221}/[!-~]{1,1024}$"
 DATA_IMAGE = r"^data:image/(?:png|jpeg|webp|gif);base64,[A-Za-z0-9+/]+={0,2}$"
 _IMAGE_PATTERNS = [re.compile(p) for p in (HTTPS_IMAGE, GS_IMAGE, DATA_IMAGE)]
@@ -128,7 +130,7 @@ ImageRef = Annotated[
 
 # Webhook receivers: the scheme and the address are checked against the deployment (https only,
 # public addresses only, outside a local stack) by webhooks/urls.py; this is the shape.
-WEBHOOK_URL = r"^https?://(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+WEBHOOK_URL = rf"^https?://(?:[A-Za-z0-9-]{{1,63}}\.)*[A-Za-z0-9-]{{1,63}}{PORT}(?:[/?#][!-~]*)?$"
 WebhookUrl = Annotated[str, StringConstraints(pattern=WEBHOOK_URL, min_length=1, max_length=MAX_URL)]
 # Where a browser goes back to (Stripe Checkout): the same shape, checked the same way.
 ReturnUrl = Annotated[str, StringConstraints(pattern=WEBHOOK_URL, min_length=1, max_length=2000)]

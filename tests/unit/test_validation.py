@@ -73,3 +73,20 @@ def test_a_url_urllib_cannot_split_is_a_refusal_not_a_fault():
 
     with pytest.raises(urls.UrlRefused):
         urls.resolve(Settings(_env_file=None, mode="local"), "https://[::::]/hook")
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_ports_urllib_would_refuse_are_refused_at_submission(port):
+    # A port out of range passed the old shape and crashed the worker's fetch (a 500 on every attempt).
+    with pytest.raises(ValidationError):
+        GenerationRequest(prompt="x", images=[f"https://example.com:{port}/a.png"])
+    with pytest.raises(ValidationError):
+        GenerationRequest(prompt="x", webhook_url=f"https://example.com:{port}/hook")
+
+
+def test_a_url_the_fetcher_cannot_split_fails_the_input_not_the_worker():
+    from lote.jobs import inputs
+
+    with pytest.raises(inputs.InputError) as refused:
+        inputs.fetch("https://example.com:99999/a.png", inputs.FetchPolicy())
+    assert refused.value.code == "input_invalid_uri" and not refused.value.retryable

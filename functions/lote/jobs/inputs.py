@@ -55,10 +55,13 @@ def fetch(url: str, policy: FetchPolicy) -> bytes:
 
     deadline = time.monotonic() + policy.timeout_s
     for _ in range(policy.max_redirects + 1):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:  # a port out of range, a bracketed host that is no address
+            raise InputError("input_invalid_uri", f"{url[:200]} is not a valid URL: {exc}") from None
         if parts.scheme not in policy.schemes or not parts.hostname:
             raise InputError("input_forbidden", f"only {'/'.join(sorted(policy.schemes))} URLs are fetched")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         ip = _resolve(parts.hostname, port, policy)
         pool = pinned_pool(url, ip, max(0.1, deadline - time.monotonic()))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
