@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 TITLE = "## Fuzz (schemathesis)"
 EXAMPLES = int(os.environ.get("LOTE_FUZZ_EXAMPLES", "150"))
 STEPS = int(os.environ.get("LOTE_FUZZ_STATEFUL_STEPS", "40"))
+SEED = int(os.environ.get("LOTE_FUZZ_SEED") or secrets.randbelow(2**32))  # a new campaign each time
 
 
 def campaign() -> tuple[str, int]:
@@ -30,7 +32,7 @@ def campaign() -> tuple[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         summary, report = Path(tmp) / "summary.json", Path(tmp) / "junit.xml"
         env = {**os.environ, "LOTE_FUZZ_EXAMPLES": str(EXAMPLES), "LOTE_FUZZ_STATEFUL_STEPS": str(STEPS),
-               "LOTE_FUZZ_SUMMARY": str(summary)}  # fmt: skip
+               "LOTE_FUZZ_SUMMARY": str(summary), "LOTE_FUZZ_SEED": str(SEED)}  # fmt: skip
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/integration/test_fuzz.py",
@@ -54,7 +56,7 @@ def campaign() -> tuple[str, int]:
         "accepted, ignored auth, use after free, resource availability, unsupported methods), the "
         "stateful links, then the invariant audit of the fuzzed tenant.\n\n"
         "| figure | value |\n|---|---|\n"
-        f"| examples per operation | {EXAMPLES} (stateful: {STEPS} steps) |\n"
+        f"| examples per operation | {EXAMPLES} (stateful: {STEPS} steps), seed {SEED} |\n"
         f"| requests sent | {seen['requests']} |\n"
         f"| answers by status | {statuses} |\n"
         f"| tests (operations + workflows + audit) | {tests} |\n"
