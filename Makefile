@@ -37,6 +37,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	terraform fmt -check -recursive terraform
+	$(BIN)/python infra/check_wheel.py
 
 $(INFRA)/.installed: requirements-infra.txt
 	@test -x $(INFRA)/bin/python || $(PY) -m venv $(INFRA)

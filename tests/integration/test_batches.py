@@ -235,3 +235,20 @@ def test_running_a_fanout_chunk_again_changes_nothing(tenant, services: Services
     after = {s.id: s.update_time for s in batch_store.items(db, batch_id).stream()}
     assert after == before and len(after) == 5
     assert tenant.get(f"/v1/batches/{batch_id}").json()["counts"]["succeeded"] == 5
+
+
+def test_conflicts_are_named(tenant):
+    done = tenant.post("/v1/batches", {"items": [{"reference": "a", "prompt": "x"}]}).json()["id"]
+    wait_batch(tenant, done)
+    late = tenant.post(f"/v1/batches/{done}/cancel")
+    assert late.status_code == 409 and late.json()["error"]["code"] == "batch_completed"
+    items = [
+        {"reference": "fails", "prompt": "x [[fault=invalid]]"},
+        {"reference": "slow", "prompt": "y [[latency=2000]]"},
+    ]
+    batch_id = tenant.post("/v1/batches", {"items": items}).json()["id"]
+    wait_batch(tenant, batch_id, until=lambda b: b["counts"]["failed"] == 1)
+    assert tenant.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
+    retried = tenant.post(f"/v1/batches/{batch_id}/retry", {"include_permanent": True})
+    assert retried.status_code == 409 and retried.json()["error"]["code"] == "batch_canceled"
+    wait_batch(tenant, batch_id)

@@ -211,7 +211,7 @@ def test_cancel_a_finished_job_is_a_conflict(tenant):
     job_id = tenant.post("/v1/generations", {"prompt": "done"}).json()["id"]
     tenant.wait(job_id)
     response = tenant.post(f"/v1/generations/{job_id}/cancel")
-    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "generation_finished"
 
 
 def test_malformed_answers_fail_the_job_after_three_in_a_row(tenant):

@@ -23,7 +23,7 @@ from lote.batches.schemas import (
     RetryRequest,
 )
 from lote.billing import pricing
-from lote.errors import Conflict, InvalidRequest, NotFound
+from lote.errors import InvalidRequest, NotFound
 from lote.idempotency import Charge, Key, create_once
 from lote.jobs import store as job_store
 from lote.jobs.service import task_check_at, tenant_upload_prefix
@@ -160,10 +160,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     if not failed:
         return RetryAnswer(retried=0)
     retry_price = sum(int(s.get("price") or 0) for s in failed)
-    try:
-        batch = store.reopen(db, batch_id, retry_price)
-    except ValueError:
-        raise Conflict("a canceled batch cannot be retried", {"id": batch_id}) from None
+    batch = store.reopen(db, batch_id, retry_price)  # BatchCanceled: 409
     updates = [
         (
             s.reference,
@@ -215,10 +212,7 @@ def cancel(services: Services, caller: Caller, batch_id: str) -> CancelAnswer:
     """Queued items become canceled (their tasks no-op); running ones finish."""
     owned(services, caller, batch_id)
     db = services.firestore.db
-    try:
-        batch = store.request_cancel(db, batch_id)
-    except ValueError:
-        raise Conflict("the batch has already completed", {"id": batch_id}) from None
+    batch = store.request_cancel(db, batch_id)  # BatchCompleted: 409
     canceled = fanout.cancel_queued(
         services, list(store.items(db, batch_id).where(filter=_status_filter("queued")).stream())
     )

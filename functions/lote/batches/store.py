@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lote import bulk, retention, timeutil, transactions
 from lote.batches import events
+from lote.errors import Conflict
 from lote.jobs.schemas import TERMINAL
 from lote.jobs.store import JOBS
 
@@ -25,6 +26,20 @@ if TYPE_CHECKING:
     from lote.webhooks.events import Outbox
 
 BATCHES = "batches"
+
+
+class BatchCompleted(Conflict):
+    """The batch has completed: it can no longer be canceled."""
+
+    code = "batch_completed"
+
+
+class BatchCanceled(Conflict):
+    """The batch was canceled: its items cannot be retried."""
+
+    code = "batch_canceled"
+
+
 CHUNKS = "chunks"
 STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 # Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
@@ -206,23 +221,23 @@ def settle(
 
 
 def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
-    """Mark the batch canceled; ValueError("completed") once it has finished."""
+    """Mark the batch canceled; BatchCompleted (409) once it has completed."""
 
     def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         if batch.get("status") == "completed":
-            raise ValueError("completed")
+            raise BatchCompleted("the batch has already completed", {"id": batch_id})
         return {"status": "canceled", "cancel_requested": True}
 
     return _transact(db, batch_id, change)
 
 
 def reopen(db: firestore.Client, batch_id: str, price: int) -> dict[str, Any]:
-    """Before a retry: charge the retried items, run again with a new checker; canceled → ValueError."""
+    """Before a retry: charge the retried items, run again with a new checker; BatchCanceled (409)."""
     from lote.billing import ledger, pricing
 
     def change(tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         if batch.get("cancel_requested"):
-            raise ValueError("canceled")
+            raise BatchCanceled("a canceled batch cannot be retried", {"id": batch_id})
         gen = int(batch.get("check_gen", 0)) + 1
         update: dict[str, Any] = {"check_gen": gen, "charged": int(batch.get("charged", 0)) + price}
         if price:

@@ -219,12 +219,9 @@ def output_url(services: Services, caller: Caller, job_id: str) -> str:
 def cancel(services: Services, caller: Caller, job_id: str) -> Generation:
     """Cancel a queued job, or ask a running one to stop; 409 once terminal."""
     _check_id(job_id)
-    try:
-        outbox = webhooks.outbox(services)
-        job = store.cancel(services.firestore.db, job_id, caller.tenant_id, outbox)
-        webhooks.enqueue(services, outbox.staged)
-    except ValueError:
-        raise Conflict(f"generation {job_id} has already finished", {"id": job_id}) from None
+    outbox = webhooks.outbox(services)
+    job = store.cancel(services.firestore.db, job_id, caller.tenant_id, outbox)  # JobFinished: 409
+    webhooks.enqueue(services, outbox.staged)
     if job is None:
         raise NotFound(f"no generation {job_id!r}", {"id": job_id})
     return views.generation(services, job_id, job)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lote import retention, timeutil, transactions
+from lote.errors import Conflict
 from lote.idempotency import Charge, Key, Replay, create_once
 from lote.jobs import events
 from lote.jobs.schemas import TERMINAL
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
     from lote.webhooks.events import Outbox
 
 JOBS = "jobs"
+
+
+class JobFinished(Conflict):
+    """The job is terminal: nothing can change it any more."""
+
+    code = "generation_finished"
+
+
 TX_ATTEMPTS = 20  # the emulator serializes contended transactions; give them room
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
 INDEXES: list[tuple[str, tuple[str, ...]]] = []  # its queries are in jobs/recovery.py
@@ -169,7 +178,7 @@ def cancel(
 ) -> dict[str, Any] | None:
     """Cancel: queued → canceled; running → cancel_requested. None when not the tenant's job.
 
-    Raises ValueError("terminal") for a finished job.
+    Raises JobFinished (409) for a finished job.
     """
 
     def run(tx: Transaction) -> dict[str, Any] | None:
@@ -178,7 +187,9 @@ def cancel(
         if job is None or job.get("tenant_id") != tenant_id:
             return None
         if job["status"] in TERMINAL:
-            raise ValueError("terminal")
+            raise JobFinished(
+                f"generation {job_id} has already finished", {"id": job_id, "status": job["status"]}
+            )
         if job["status"] == "queued":
             update = end(tx, db, job_id, job, {"status": "canceled", "cancel_requested": True}, outbox)
         else:

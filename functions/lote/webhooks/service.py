@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from lote import ids, timeutil
-from lote.errors import Conflict, InvalidRequest, NotFound
+from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
 from lote.tenants.service import Caller
 from lote.webhooks import store
@@ -116,10 +116,7 @@ def get(services: Services, caller: Caller, delivery_id: str) -> Delivery:
 def redeliver(services: Services, caller: Caller, delivery_id: str) -> Delivery:
     """Send a delivered or failed event again (same webhook-id, so receivers can deduplicate)."""
     _owned(services, caller, delivery_id)
-    try:
-        doc = store.redeliver(services.firestore.db, delivery_id, caller.tenant_id)
-    except ValueError:
-        raise Conflict(f"delivery {delivery_id} is still being attempted", {"id": delivery_id}) from None
+    doc = store.redeliver(services.firestore.db, delivery_id, caller.tenant_id)  # DeliveryPending: 409
     if doc is None:
         raise NotFound(f"no delivery {delivery_id!r}", {"id": delivery_id})
     enqueue(services, [delivery_id], int(doc["task_gen"]))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lote import bulk, retention, timeutil, transactions
+from lote.errors import Conflict
 from lote.tenants.store import TENANTS
 from lote.webhooks import signing
 
@@ -19,6 +20,14 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
 DELIVERIES = "webhook_deliveries"
+
+
+class DeliveryPending(Conflict):
+    """The delivery is still being attempted: it cannot be redelivered yet."""
+
+    code = "delivery_pending"
+
+
 MAX_ATTEMPTS_KEPT = 100
 ROTATION_OVERLAP = dt.timedelta(hours=24)
 # Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
@@ -163,7 +172,7 @@ def record(db: firestore.Client, delivery: dict[str, Any], attempt: dict[str, An
 def redeliver(db: firestore.Client, delivery_id: str, tenant_id: str) -> dict[str, Any] | None:
     """Start a new delivery cycle of a finished delivery; None when not the tenant's.
 
-    Raises ValueError("pending") while a cycle is still running.
+    Raises DeliveryPending (409) while a cycle is still running.
     """
 
     def run(tx: firestore.Transaction) -> dict[str, Any] | None:
@@ -172,7 +181,7 @@ def redeliver(db: firestore.Client, delivery_id: str, tenant_id: str) -> dict[st
         if doc is None or doc.get("tenant_id") != tenant_id:
             return None
         if doc["status"] == "pending":
-            raise ValueError("pending")
+            raise DeliveryPending(f"delivery {delivery_id} is still being attempted", {"id": delivery_id})
         update = {"status": "pending", "task_gen": int(doc.get("task_gen", 0)) + 1, "enqueued": False,
                   "cycle_started_at": timeutil.now(), "failed_at": None, "lease_until": None,
                   "expires_at": retention.expires_at(timeutil.now())}  # fmt: skip
