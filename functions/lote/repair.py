@@ -153,7 +153,7 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
             if fanout.resume(services, snapshot.id, batch):
                 done["fanouts_resumed"] += 1
             # Settling never depends on the checker chain surviving: the sweep polls like a client.
-            _, _, settled = fanout.progress(services, snapshot.id, batch)
+            _, _, settled = fanout.observe(services, snapshot.id, batch)
             if settled.get("finished_at") is not None:
                 done["batches_settled"] += 1
     for snapshot in batch_store.item_events_pending_before(db, cutoff, limit):

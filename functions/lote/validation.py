@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -21,11 +21,14 @@ from pydantic import (
     Field,
     Strict,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
 )
 
+from lote.errors import InvalidRequest
 from lote.netguard import is_public
 
+M = TypeVar("M", bound=BaseModel)
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 PARAM_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 MAX_METADATA_PAIRS = 16
@@ -174,3 +177,27 @@ def has_lone_surrogate(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """pydantic errors as [{field, message, type}] with dotted field paths."""
+    found = []
+    for item in error.errors(include_url=False):
+        path = ".".join(str(part) for part in item["loc"])
+        found.append({"field": prefix + path if path else prefix.rstrip(".") or "body",
+                      "message": item["msg"], "type": item["type"]})  # fmt: skip
+    return found
+
+
+def parse(model: type[M], payload: Any) -> M:
+    """Validate a payload against a model; 400 listing every invalid field."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("body must be a JSON object", {"field": "body"})
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        # `field` names the first problem, as every other 400 does; `errors` lists them all.
+        found = field_errors(exc)
+        raise InvalidRequest(
+            f"{found[0]['field']}: {found[0]['message']}", {"field": found[0]["field"], "errors": found}
+        ) from None

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lote.api.http import parse
 from lote.audit import scan
 from lote.errors import LoteError
 from lote.services import Services
@@ -16,6 +15,7 @@ from lote.settings import Settings
 from lote.tenants import accounts
 from lote.tenants import service as tenants
 from lote.tenants.schemas import CreditGrant, KeyCreate, PlanUpdate, TenantCreate
+from lote.validation import parse
 
 ENV_FILE = Path(".lote") / "local.env"
 

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import flask
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from lote.errors import InvalidRequest, UnsupportedMediaType
 from lote.services import Services, get_services
 from lote.tenants import limits
 from lote.tenants.service import Caller, caller_for, key_hash
 from lote.validation import has_lone_surrogate
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
-    """pydantic errors as [{field, message, type}] with dotted field paths."""
-    found = []
-    for item in error.errors(include_url=False):
-        path = ".".join(str(part) for part in item["loc"])
-        found.append({"field": prefix + path if path else prefix.rstrip(".") or "body",
-                      "message": item["msg"], "type": item["type"]})  # fmt: skip
-    return found
+from lote.validation import parse as parse  # re-exported: the routes' one import
 
 
 def json_body(request: flask.Request) -> Any:
@@ -42,20 +31,6 @@ def json_body(request: flask.Request) -> Any:
             "body holds a string that is not valid Unicode (a lone surrogate)", {"field": "body"}
         )
     return payload
-
-
-def parse(model: type[M], payload: Any) -> M:
-    """Validate a payload against a model; 400 listing every invalid field."""
-    if not isinstance(payload, dict):
-        raise InvalidRequest("body must be a JSON object", {"field": "body"})
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        # `field` names the first problem, as every other 400 does; `errors` lists them all.
-        found = field_errors(exc)
-        raise InvalidRequest(
-            f"{found[0]['field']}: {found[0]['message']}", {"field": found[0]["field"], "errors": found}
-        ) from None
 
 
 def respond(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lote import timeutil
-from lote.batches.schemas import Batch, BatchLinks, Counts, Fanout
+from lote.batches import progress
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -33,20 +32,6 @@ def stage(
 
 def view(api_url: str, batch_id: str, batch: dict[str, Any], tally: dict[str, int]) -> dict[str, Any]:
     """The Batch resource as it stood when it finished (counts from the settling transaction)."""
-    total = int(batch["total"])
-    terminal = tally["succeeded"] + tally["failed"] + tally["canceled"]
-    base = f"{api_url}/v1/batches/{batch_id}"
-    chunks = len(batch.get("chunks", []))
-    resource = Batch(
-        id=batch_id,
-        status=batch["status"],
-        counts=Counts(total=total, **tally),
-        progress=round(100.0 * terminal / total, 2) if total else 100.0,
-        fanout=Fanout(chunks_done=chunks, chunks_total=chunks, complete=True),
-        created_at=timeutil.iso(batch["created_at"]) or "",
-        started_at=timeutil.iso(batch.get("started_at")),
-        finished_at=timeutil.iso(batch.get("finished_at")),
-        metadata=batch.get("metadata") or {},
-        links=BatchLinks(self=base, items=f"{base}/items", results=f"{base}/results.jsonl"),
-    )
+    chunks = len(batch.get("chunks") or [])
+    resource = progress.render(api_url, batch_id, batch, tally, chunks)
     return resource.model_dump(mode="json", exclude_none=True)

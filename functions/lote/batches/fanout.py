@@ -12,7 +12,7 @@ from typing import Any
 
 from lote import bulk, ids, retention, timeutil
 from lote.answers import Answer
-from lote.batches import manifest, store, tasks
+from lote.batches import manifest, progress, store, tasks
 from lote.jobs import store as job_store
 from lote.jobs.service import check_inputs, job_document, stage_inputs, task_check_at
 from lote.services import Services
@@ -129,17 +129,16 @@ def cancel_queued(services: Services, snapshots: list[Any]) -> int:
     return len(bulk.write(db, updates=updates).written)
 
 
-def progress(
+def observe(
     services: Services, batch_id: str, batch: dict[str, Any]
 ) -> tuple[dict[str, int], int, dict[str, Any]]:
     """(counts, chunks done, batch) with any due transition recorded."""
     db = services.firestore.db
     tally = store.counts(db, batch_id)
     done_chunks = store.chunks_done(db, batch_id)
-    terminal = tally["succeeded"] + tally["failed"] + tally["canceled"]
-    started = tally["running"] + tally["succeeded"] + tally["failed"] > 0
-    finishing = done_chunks >= len(batch["chunks"]) and terminal >= batch["total"]
-    if (finishing and batch.get("finished_at") is None) or (started and batch.get("started_at") is None):
+    finishing = progress.finished(tally, batch["total"], done_chunks >= len(batch["chunks"]))
+    begun = progress.started(tally)
+    if (finishing and batch.get("finished_at") is None) or (begun and batch.get("started_at") is None):
         succeeded_price = store.price_sum(db, batch_id, "succeeded") if finishing else 0
         outbox = webhooks.outbox(services)
         batch = store.settle(
@@ -167,10 +166,10 @@ def check(services: Services, batch_id: str, gen: int, seq: int) -> Answer:
     batch = store.ref(services.firestore.db, batch_id).get().to_dict()
     if batch is None or int(batch.get("check_gen", 0)) != gen:
         return Answer(200, {"result": "noop", "reason": "no such batch or a newer checker"})
-    tally, _, batch = progress(services, batch_id, batch)
+    tally, _, batch = observe(services, batch_id, batch)
     if batch.get("finished_at") is not None:
         return Answer(200, {"result": "settled", "status": batch["status"]})
-    remaining = batch["total"] - (tally["succeeded"] + tally["failed"] + tally["canceled"])
+    remaining = progress.remaining(tally, batch["total"])
     rate = throughput_per_s(services, batch_id, batch) or 0.0
     delay = CHECK_IDLE_S if rate <= 0 else min(CHECK_MAX_S, max(CHECK_MIN_S, remaining / rate / 4))
     tasks.check(services, batch_id, gen, seq + 1, delay)

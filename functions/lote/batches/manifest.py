@@ -13,12 +13,12 @@ from typing import Any
 import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 
-from lote.api.http import field_errors
 from lote.batches.schemas import CHUNK_SIZE, BatchDefaults, BatchItem
 from lote.billing import pricing
 from lote.errors import InvalidRequest, LoteError
 from lote.jobs import presets
 from lote.jobs.service import check_inputs
+from lote.validation import field_errors
 
 MAX_REPORTED = 100
 _ITEMS = TypeAdapter(list[BatchItem])

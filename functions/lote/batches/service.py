@@ -10,7 +10,7 @@ from typing import Any
 
 from lote import bulk, ids, timeutil
 from lote.answers import Answer
-from lote.batches import fanout, manifest, store, tasks
+from lote.batches import fanout, manifest, progress, store, tasks
 from lote.batches.schemas import (
     MAX_MANIFEST_ITEMS,
     BatchAccepted,
@@ -37,8 +37,7 @@ MANIFEST_MAX_BYTES = 256 * 1024 * 1024
 
 def links(services: Services, batch_id: str) -> BatchLinks:
     """URLs of a batch."""
-    base = f"{services.settings.api_url}/v1/batches/{batch_id}"
-    return BatchLinks(self=base, items=f"{base}/items", results=f"{base}/results.jsonl")
+    return progress.links(services.settings.api_url, batch_id)
 
 
 def _raw_items(services: Services, caller: Caller, req: BatchRequest) -> list[Any]:
@@ -217,7 +216,7 @@ def cancel(services: Services, caller: Caller, batch_id: str) -> CancelAnswer:
         services, list(store.items(db, batch_id).where(filter=_status_filter("queued")).stream())
     )
     running = bulk.count(store.items(db, batch_id).where(filter=_status_filter("running")))
-    fanout.progress(services, batch_id, batch)
+    fanout.observe(services, batch_id, batch)
     return CancelAnswer(status="canceled", canceled=canceled, running=running)
 
 

@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from lote import bulk, retention, timeutil, transactions
-from lote.batches import events
+from lote.batches import events, progress
 from lote.errors import Conflict
-from lote.jobs.schemas import TERMINAL
 from lote.jobs.store import JOBS
 
 if TYPE_CHECKING:
@@ -185,12 +184,12 @@ def settle(
     def change(tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         now = timeutil.now()
         update: dict[str, Any] = {}
-        started = tally["running"] + tally["succeeded"] + tally["failed"] > 0
+        started = progress.started(tally)
         if started and batch.get("started_at") is None:
             update["started_at"] = now
         if batch.get("status") == "queued" and started:
             update["status"] = "running"
-        done = fanout_complete and sum(tally[s] for s in TERMINAL) >= batch.get("total", 0)
+        done = progress.finished(tally, int(batch.get("total", 0)), fanout_complete)
         if done and batch.get("finished_at") is None:
             completion = int(batch.get("completions", 0)) + 1
             owed = int(batch.get("charged", 0)) - int(batch.get("refunded", 0)) - succeeded_price

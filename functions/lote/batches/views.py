@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
 
-from lote import ids, timeutil
-from lote.batches import fanout, store
-from lote.batches.schemas import Batch, Counts, Fanout, Item, ItemOutput, ItemsPage
-from lote.batches.service import links, owned
+from lote import ids
+from lote.batches import fanout, progress, store
+from lote.batches.schemas import Batch, Item, ItemOutput, ItemsPage
+from lote.batches.service import owned
 from lote.errors import InvalidRequest
 from lote.jobs.schemas import JobError
 from lote.jobs.views import poll_after
@@ -22,33 +21,9 @@ from lote.tenants.service import Caller
 def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, int | None]:
     """The batch with live counts (count() queries, never reading items), an ETag and a poll hint."""
     batch, _ = owned(services, caller, batch_id)
-    tally, chunks_done, batch = fanout.progress(services, batch_id, batch)
-    total = batch["total"]
-    created = sum(tally.values())
-    counts = Counts(total=total, **{**tally, "queued": tally["queued"] + max(0, total - created)})
-    terminal = counts.succeeded + counts.failed + counts.canceled
+    tally, chunks_done, batch = fanout.observe(services, batch_id, batch)
     rate = fanout.throughput_per_s(services, batch_id, batch)
-    eta = None
-    if rate and batch.get("finished_at") is None:
-        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=(total - terminal) / rate))
-    view = Batch(
-        id=batch_id,
-        status=batch["status"],
-        counts=counts,
-        progress=round(100.0 * terminal / total, 2),
-        fanout=Fanout(
-            chunks_done=chunks_done,
-            chunks_total=len(batch["chunks"]),
-            complete=chunks_done >= len(batch["chunks"]),
-        ),
-        created_at=timeutil.iso(batch["created_at"]) or "",
-        started_at=timeutil.iso(batch.get("started_at")),
-        finished_at=timeutil.iso(batch.get("finished_at")),
-        throughput_per_min=None if rate is None else round(rate * 60, 1),
-        eta=eta,
-        metadata=batch.get("metadata") or {},
-        links=links(services, batch_id),
-    )
+    view = progress.render(services.settings.api_url, batch_id, batch, tally, chunks_done, rate)
     etag = ids.sha256_hex(view.model_dump_json(exclude={"eta", "throughput_per_min"}))[:24]
     hint = (
         None

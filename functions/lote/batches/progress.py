@@ -1,0 +1,80 @@
+"""A batch's progress, in one place: the tally of its items' states and the Batch resource built
+from it. The status route, the checker, the settling transaction and the webhook event all read
+these, so they cannot disagree (e.g. on an empty tally or on items not yet fanned out)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from lote import timeutil
+from lote.batches.schemas import Batch, BatchLinks, Counts, Fanout
+from lote.jobs.schemas import TERMINAL
+
+
+def terminal(tally: dict[str, int]) -> int:
+    """Items that have finished (succeeded, failed or canceled)."""
+    return sum(tally.get(status, 0) for status in TERMINAL)
+
+
+def started(tally: dict[str, int]) -> bool:
+    """Whether any item has begun (a canceled-before-running item does not count)."""
+    return tally.get("running", 0) + tally.get("succeeded", 0) + tally.get("failed", 0) > 0
+
+
+def finished(tally: dict[str, int], total: int, fanned_out: bool) -> bool:
+    """Every item exists and is terminal."""
+    return fanned_out and terminal(tally) >= total
+
+
+def remaining(tally: dict[str, int], total: int) -> int:
+    """Items not yet terminal, counting those not yet fanned out."""
+    return max(0, total - terminal(tally))
+
+
+def counts(tally: dict[str, int], total: int) -> Counts:
+    """Items per state; items not yet fanned out count as queued."""
+    created = sum(tally.values())
+    return Counts(total=total, **{**tally, "queued": tally.get("queued", 0) + max(0, total - created)})
+
+
+def percent(tally: dict[str, int], total: int) -> float:
+    """Share of items in a terminal state; an empty batch is done."""
+    return round(100.0 * terminal(tally) / total, 2) if total else 100.0
+
+
+def links(api_url: str, batch_id: str) -> BatchLinks:
+    """URLs of a batch."""
+    base = f"{api_url}/v1/batches/{batch_id}"
+    return BatchLinks(self=base, items=f"{base}/items", results=f"{base}/results.jsonl")
+
+
+def render(
+    api_url: str,
+    batch_id: str,
+    batch: dict[str, Any],
+    tally: dict[str, int],
+    chunks_done: int,
+    rate_per_s: float | None = None,
+) -> Batch:
+    """The Batch resource: what GET /v1/batches/{id} answers and what batch events carry."""
+    total, chunks = int(batch["total"]), len(batch.get("chunks") or [])
+    eta = None
+    if rate_per_s and batch.get("finished_at") is None:
+        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=remaining(tally, total) / rate_per_s))
+    return Batch(
+        id=batch_id,
+        status=batch["status"],
+        counts=counts(tally, total),
+        progress=percent(tally, total),
+        fanout=Fanout(
+            chunks_done=min(chunks_done, chunks), chunks_total=chunks, complete=chunks_done >= chunks
+        ),
+        created_at=timeutil.iso(batch["created_at"]) or "",
+        started_at=timeutil.iso(batch.get("started_at")),
+        finished_at=timeutil.iso(batch.get("finished_at")),
+        throughput_per_min=None if rate_per_s is None else round(rate_per_s * 60, 1),
+        eta=eta,
+        metadata=batch.get("metadata") or {},
+        links=links(api_url, batch_id),
+    )

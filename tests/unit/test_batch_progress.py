@@ -1,0 +1,47 @@
+"""A batch's progress from its tally: one set of formulas for the route, the checker, the settle and
+the webhook event."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lote.batches import progress
+
+STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+BATCH = {"status": "running", "total": 10, "chunks": [{"r": [0, 1, 0]}],
+         "created_at": dt.datetime(2026, 11, 23, tzinfo=dt.UTC)}  # fmt: skip
+
+
+def test_items_not_yet_fanned_out_count_as_queued():
+    tally = {"queued": 1, "running": 1, "succeeded": 2, "failed": 0, "canceled": 0}
+    counts = progress.counts(tally, 10)
+    assert (counts.queued, counts.total) == (7, 10)
+    assert progress.percent(tally, 10) == 20.0 and progress.remaining(tally, 10) == 8
+
+
+def test_an_empty_batch_is_done_and_a_cancel_before_running_is_not_a_start():
+    empty = dict.fromkeys(STATUSES, 0)
+    assert progress.percent(empty, 0) == 100.0 and progress.finished(empty, 0, fanned_out=True)
+    assert not progress.started({**empty, "canceled": 3})
+    assert progress.started({**empty, "failed": 1})
+
+
+def test_finished_needs_the_fan_out_too():
+    tally = {**dict.fromkeys(STATUSES, 0), "succeeded": 10}
+    assert progress.finished(tally, 10, fanned_out=True) and not progress.finished(
+        tally, 10, fanned_out=False
+    )
+
+
+@given(st.lists(st.integers(min_value=0, max_value=50), min_size=5, max_size=5), st.integers(0, 300))
+def test_the_rendered_counts_always_add_up(numbers, extra):
+    tally = dict(zip(STATUSES, numbers, strict=True))
+    total = sum(numbers) + extra
+    view = progress.render("https://api", "bat_x", {**BATCH, "total": total}, tally, 1, rate_per_s=2.0)
+    counts = view.counts
+    assert counts.queued + counts.running + counts.succeeded + counts.failed + counts.canceled == total
+    assert 0.0 <= view.progress <= 100.0
+    assert view.links.results == "https://api/v1/batches/bat_x/results.jsonl"
