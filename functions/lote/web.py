@@ -91,12 +91,12 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
 
 
 def _api_routes(app: flask.Flask) -> None:
-    from lote.api import account_routes, batch_routes, billing_routes, routes, webhook_routes
+    from lote.api import account_routes, batch_routes, billing_routes, generation_routes, webhook_routes
     from lote.api.http import add_rate_headers
 
     app.after_request(add_rate_headers)
 
-    routes.register(app)
+    generation_routes.register(app)
     batch_routes.register(app)
     account_routes.register(app)
     billing_routes.register(app)
@@ -104,9 +104,9 @@ def _api_routes(app: flask.Flask) -> None:
 
 
 def _worker_routes(app: flask.Flask) -> None:
-    from lote.api import tasks
+    from lote.api import task_routes
 
-    tasks.register(app)
+    task_routes.register(app)
 
 
 def _stripe_routes(app: flask.Flask) -> None:

@@ -1,1 +1,2 @@
-"""HTTP routes of the two functions: `routes` (public API) and `tasks` (worker)."""
+"""HTTP routes of the three functions: the public API (`*_routes` by domain, `http` for parsing,
+rendering and authentication), the worker's task handlers (`task_routes`), the Stripe endpoint."""

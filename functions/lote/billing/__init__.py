@@ -1,1 +1,1 @@
-"""Credits: the ledger every balance change goes through (debits, refunds and Stripe come next)."""
+"""Credits: the ledger every balance change goes through, prices, Stripe checkout and its events."""

@@ -65,9 +65,9 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
     lease = dt.timedelta(seconds=s.webhook_timeout_s + LEASE_MARGIN_S)
     claim = store.claim(db, delivery_id, gen, lease)
     if claim.kind == "noop":
-        return Answer(200, {"outcome": "noop", "reason": claim.reason})
+        return Answer(200, {"result": "noop", "reason": claim.reason})
     if claim.kind == "busy":
-        return Answer(409, {"outcome": "busy", "reason": claim.reason})
+        return Answer(409, {"result": "busy", "reason": claim.reason})
     delivery = claim.delivery or {}
     now = timeutil.now()
     permanent = False
@@ -101,8 +101,8 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
             delivery["url"],
             outcome.error,
         )
-        return Answer(500, {"outcome": "retry", "error": outcome.error})
+        return Answer(500, {"result": "retry", "error": outcome.error})
     if status == "failed":
         log.warning("webhook %s failed for good after %d attempts: %s", delivery_id,
                     int(delivery.get("attempt_count", 0)) + 1, outcome.error)  # fmt: skip
-    return Answer(200, {"outcome": status})
+    return Answer(200, {"result": status})

@@ -1,4 +1,5 @@
-"""The public API's routes: each authenticates, parses, calls one service function, renders."""
+"""The public API's generation routes (and the presets and the OpenAPI document): each
+authenticates, parses, calls one service function, renders."""
 
 from __future__ import annotations
 
