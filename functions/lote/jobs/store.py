@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import retention, timeutil, transactions
+from lote import leases, retention, timeutil, transactions
 from lote.errors import Conflict
 from lote.idempotency import Charge, Key, Replay, create_once
 from lote.jobs import events
@@ -67,47 +66,27 @@ def mark_enqueued(db: firestore.Client, job_id: str, check_at: dt.datetime) -> N
     ref(db, job_id).update({"enqueued": True, "task_check_at": check_at})
 
 
-@dataclass(frozen=True)
-class Claim:
-    """Outcome of trying to start an attempt."""
-
-    kind: str  # "claimed" | "noop" | "busy"
-    job: dict[str, Any] | None = None
-    attempt: int = 0
-    retry_after: int = 0
-    reason: str = ""
-
-
-def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> Claim:
+def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> leases.Claim:
     """Start an attempt: terminal or missing → noop; live lease → busy; else running, attempts + 1."""
 
-    def run(tx: Transaction) -> Claim:
-        snapshot = ref(db, job_id).get(transaction=tx)
-        if not snapshot.exists:
-            return Claim("noop", reason="no such job")
-        job = snapshot.to_dict() or {}
-        now = timeutil.now()
+    def judge(job: dict[str, Any] | None, now: dt.datetime) -> leases.Claim | dict[str, Any]:
+        if job is None:
+            return leases.noop("no such job")
         if job["status"] in TERMINAL:
-            return Claim("noop", job=job, reason=f"job is {job['status']}")
-        if job["status"] == "running" and job.get("lease_until") and job["lease_until"] > now:
+            return leases.noop(f"job is {job['status']}", job)
+        if job["status"] == "running" and leases.held(job, now):
             # Short on purpose: Retry-After holds the whole queue, and the attempt holding the lease
             # settles this very task when it answers.
             seconds = max(1, min(BUSY_RETRY_AFTER_S, int((job["lease_until"] - now).total_seconds()) + 1))
-            return Claim("busy", job=job, retry_after=seconds, reason="another attempt holds the lease")
-        attempt = int(job.get("attempts", 0)) + 1
+            return leases.busy("another attempt holds the lease", job, seconds)
         # A delivery proves the task exists: the repair sweep can skip this job.
-        update: dict[str, Any] = {
-            "status": "running",
-            "attempts": attempt,
-            "lease_until": now + lease,
-            "enqueued": True,
-        }
+        attempt = int(job.get("attempts", 0)) + 1
+        update = {"status": "running", "attempts": attempt, "lease_until": now + lease, "enqueued": True}
         if job.get("started_at") is None:
             update["started_at"] = now
-        tx.update(snapshot.reference, update)
-        return Claim("claimed", job={**job, **update}, attempt=attempt)
+        return update
 
-    return transactions.run(db, run, TX_ATTEMPTS)
+    return leases.take(db, ref(db, job_id), judge, TX_ATTEMPTS)
 
 
 def finish(

@@ -11,6 +11,7 @@ from lote.answers import Answer
 from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, ModelTransient, generate_image
 from lote.clients.storage import ObjectTooLarge
 from lote.jobs import inputs, store
+from lote.leases import ClaimKind
 from lote.services import Services
 from lote.webhooks import service as webhooks
 
@@ -91,13 +92,14 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
     db = services.firestore.db
     lease = dt.timedelta(seconds=services.settings.task_dispatch_deadline_s)
     claim = store.claim(db, job_id, lease)
-    if claim.kind == "noop":
+    if claim.kind is ClaimKind.NOOP:
         return Answer(200, {"result": "noop", "reason": claim.reason})
-    if claim.kind == "busy":
+    if claim.kind is ClaimKind.BUSY:
         return Answer(
             429, {"result": "busy", "reason": claim.reason}, {"Retry-After": str(claim.retry_after)}
         )
-    job = claim.job or {}
+    job = claim.doc
+    attempt = int(job["attempts"])
     from google.api_core.exceptions import GoogleAPICallError
     from requests import RequestException
 
@@ -106,29 +108,25 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
         result = generate_image(services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio"))
         output, created = _store_output(services, job_id, job, result.data)
     except inputs.InputError as exc:
-        return _failed(
-            services, job_id, claim.attempt, retry_count, job, exc.code, exc.message, exc.retryable
-        )
+        return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, exc.retryable)
     except ModelThrottled as exc:
-        return _failed(services, job_id, claim.attempt, retry_count, job, exc.code, exc.message, True,
+        return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, True,
                        retry_after=exc.retry_after_s)  # fmt: skip
     except ModelFailure as exc:
         retryable = not isinstance(exc, ModelPermanent)
-        return _failed(services, job_id, claim.attempt, retry_count, job, exc.code, exc.message, retryable)
+        return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, retryable)
     except (GoogleAPICallError, RequestException) as exc:
         # Cloud Storage trouble: release the lease so the retry is not refused as busy.
         message = f"{type(exc).__name__}: {exc}"
-        return _failed(
-            services, job_id, claim.attempt, retry_count, job, "storage_unavailable", message, True
-        )
+        return _failed(services, job_id, attempt, retry_count, job, "storage_unavailable", message, True)
     update = {"status": "succeeded", "output": output, "error": None, "model_ms": result.elapsed_ms,
               "usage": result.usage}  # fmt: skip
     outbox = webhooks.outbox(services)
-    outcome = store.finish(db, job_id, claim.attempt, update, outbox)
+    outcome = store.finish(db, job_id, attempt, update, outbox)
     webhooks.enqueue(services, outbox.staged)
     if outcome == "canceled" and created:
         services.storage.delete(output["bucket"], output["object"])
-    log.info("job %s attempt %d: %s (%d ms model)", job_id, claim.attempt, outcome, result.elapsed_ms)
+    log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, outcome, result.elapsed_ms)
     return Answer(200, {"result": outcome})
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from lote import retries, timeutil
 from lote.answers import Answer
+from lote.leases import ClaimKind
 from lote.netguard import pinned_pool
 from lote.services import Services
 from lote.webhooks import signing, store, urls
@@ -64,11 +65,11 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
     db = services.firestore.db
     lease = dt.timedelta(seconds=s.webhook_timeout_s + LEASE_MARGIN_S)
     claim = store.claim(db, delivery_id, gen, lease)
-    if claim.kind == "noop":
+    if claim.kind is ClaimKind.NOOP:
         return Answer(200, {"result": "noop", "reason": claim.reason})
-    if claim.kind == "busy":
+    if claim.kind is ClaimKind.BUSY:
         return Answer(409, {"result": "busy", "reason": claim.reason})
-    delivery = claim.delivery or {}
+    delivery = {**claim.doc, "id": delivery_id}
     now = timeutil.now()
     permanent = False
     try:

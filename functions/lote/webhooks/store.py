@@ -8,10 +8,9 @@ so a task delivered twice POSTs once.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lote import bulk, retention, timeutil, transactions
+from lote import bulk, leases, retention, timeutil, transactions
 from lote.errors import Conflict
 from lote.tenants.store import TENANTS
 from lote.webhooks import signing
@@ -122,34 +121,21 @@ def restart_lost(
     return result
 
 
-@dataclass(frozen=True)
-class Claim:
-    """Outcome of trying to start a delivery attempt."""
-
-    kind: str  # "claimed" | "noop" | "busy"
-    delivery: dict[str, Any] | None = None
-    reason: str = ""
-
-
-def claim(db: firestore.Client, delivery_id: str, gen: int, lease: dt.timedelta) -> Claim:
+def claim(db: firestore.Client, delivery_id: str, gen: int, lease: dt.timedelta) -> leases.Claim:
     """Start an attempt: missing, finished or superseded → noop; another attempt live → busy."""
 
-    def run(tx: firestore.Transaction) -> Claim:
-        snapshot = ref(db, delivery_id).get(transaction=tx)
-        if not snapshot.exists:
-            return Claim("noop", reason="no such delivery")
-        doc = snapshot.to_dict() or {}
+    def judge(doc: dict[str, Any] | None, now: dt.datetime) -> leases.Claim | dict[str, Any]:
+        if doc is None:
+            return leases.noop("no such delivery")
         if doc["status"] != "pending":
-            return Claim("noop", reason=f"delivery is {doc['status']}")
+            return leases.noop(f"delivery is {doc['status']}", doc)
         if gen != doc.get("task_gen", 0):
-            return Claim("noop", reason="a redelivery superseded this task")
-        now = timeutil.now()
-        if doc.get("lease_until") is not None and doc["lease_until"] > now:
-            return Claim("busy", reason="another attempt is delivering it")
-        tx.update(snapshot.reference, {"lease_until": now + lease, "enqueued": True})
-        return Claim("claimed", delivery={**doc, "id": delivery_id})
+            return leases.noop("a redelivery superseded this task", doc)
+        if leases.held(doc, now):
+            return leases.busy("another attempt is delivering it", doc)
+        return {"lease_until": now + lease, "enqueued": True}
 
-    return transactions.run(db, run)
+    return leases.take(db, ref(db, delivery_id), judge)
 
 
 def record(db: firestore.Client, delivery: dict[str, Any], attempt: dict[str, Any], status: str) -> None:
