@@ -102,17 +102,11 @@ def _unenqueued_jobs(services: Services, limit: int, done: Counter[str]) -> None
 def _restart(services: Services, snapshot: Any, status: str, reason: str, done: Counter[str]) -> None:
     job = snapshot.to_dict() or {}
     abandon_before = timeutil.now() - dt.timedelta(seconds=services.settings.abandon_after_s)
-    outbox = webhooks.outbox(services)
-    result = recovery.restart(
-        services.firestore.db,
-        snapshot.id,
-        status,
-        int(job.get("task_gen") or 0),
-        abandon_before,
-        reason,
-        outbox,
-    )
-    webhooks.enqueue(services, outbox.staged)
+    generation = int(job.get("task_gen") or 0)
+    with webhooks.events(services) as outbox:
+        result = recovery.restart(
+            services.firestore.db, snapshot.id, status, generation, abandon_before, reason, outbox
+        )
     if result == recovery.ABANDONED:
         done["abandoned"] += 1
         log.error("job %s abandoned: %s", snapshot.id, reason)

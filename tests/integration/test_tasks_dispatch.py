@@ -38,7 +38,9 @@ def test_bucket_size_is_the_burst(tasks_client, parent, target):
         add_task(tasks_client, queue, target.url)
     hits = target.wait_for(7, timeout=10)
     assert all(hit.at - started < 0.4 for hit in hits[:5])  # the full bucket goes at once
-    assert hits[5].at - hits[4].at == pytest.approx(0.5, abs=0.1)  # then the rate: 2/s
+    # Then the rate, 2/s, counted from when the bucket started to empty (the first dispatch): the
+    # seven CreateTask calls themselves take a while, so hit 4 may come late on a busy machine.
+    assert hits[5].at - hits[0].at == pytest.approx(0.5, abs=0.1)
     assert hits[6].at - hits[5].at == pytest.approx(0.5, abs=0.1)
 
 

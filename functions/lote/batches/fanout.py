@@ -140,11 +140,10 @@ def observe(
     begun = progress.started(tally)
     if (finishing and batch.get("finished_at") is None) or (begun and batch.get("started_at") is None):
         succeeded_price = store.price_sum(db, batch_id, "succeeded") if finishing else 0
-        outbox = webhooks.outbox(services)
-        batch = store.settle(
-            db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price, outbox
-        )
-        webhooks.enqueue(services, outbox.staged)
+        with webhooks.events(services) as outbox:
+            batch = store.settle(
+                db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price, outbox
+            )
         if batch.get("item_events_pending"):
             tasks.item_events(services, batch_id, int(batch["completions"]), 0)
     return tally, done_chunks, batch

@@ -219,9 +219,8 @@ def output_url(services: Services, caller: Caller, job_id: str) -> str:
 def cancel(services: Services, caller: Caller, job_id: str) -> Generation:
     """Cancel a queued job, or ask a running one to stop; 409 once terminal."""
     _check_id(job_id)
-    outbox = webhooks.outbox(services)
-    job = store.cancel(services.firestore.db, job_id, caller.tenant_id, outbox)  # JobFinished: 409
-    webhooks.enqueue(services, outbox.staged)
+    with webhooks.events(services) as outbox:
+        job = store.cancel(services.firestore.db, job_id, caller.tenant_id, outbox)  # JobFinished: 409
     if job is None:
         raise NotFound(f"no generation {job_id!r}", {"id": job_id})
     return views.generation(services, job_id, job)

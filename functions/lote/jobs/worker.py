@@ -121,9 +121,8 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
         return _failed(services, job_id, attempt, retry_count, job, "storage_unavailable", message, True)
     update = {"status": "succeeded", "output": output, "error": None, "model_ms": result.elapsed_ms,
               "usage": result.usage}  # fmt: skip
-    outbox = webhooks.outbox(services)
-    outcome = store.finish(db, job_id, attempt, update, outbox)
-    webhooks.enqueue(services, outbox.staged)
+    with webhooks.events(services) as outbox:
+        outcome = store.finish(db, job_id, attempt, update, outbox)
     if outcome == "canceled" and created:
         services.storage.delete(output["bucket"], output["object"])
     log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, outcome, result.elapsed_ms)
@@ -147,17 +146,15 @@ def _failed(
     error = {"code": code, "message": message[:1000], "retryable": retryable}
     db = services.firestore.db
     if not retryable or is_last_attempt(services, retry_count, job["created_at"]):
-        outbox = webhooks.outbox(services)
-        outcome = store.finish(db, job_id, attempt, {"status": "failed", "error": error}, outbox)
-        webhooks.enqueue(services, outbox.staged)
+        with webhooks.events(services) as outbox:
+            outcome = store.finish(db, job_id, attempt, {"status": "failed", "error": error}, outbox)
         log.warning("job %s attempt %d failed for good: %s (%s)", job_id, attempt, code, outcome)
         return Answer(200, {"result": outcome, "error": error})
-    outbox = webhooks.outbox(services)  # a cancel requested meanwhile ends the job here
     streak = error_streak(job, code)
-    store.finish(
-        db, job_id, attempt, {"status": "queued", "last_error": error, "error_streak": streak}, outbox
-    )
-    webhooks.enqueue(services, outbox.staged)
+    with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
+        store.finish(
+            db, job_id, attempt, {"status": "queued", "last_error": error, "error_streak": streak}, outbox
+        )
     log.info("job %s attempt %d will be retried: %s", job_id, attempt, code)
     if retry_after is not None:
         return Answer(429, {"result": "retry", "error": error}, {"Retry-After": str(retry_after)})

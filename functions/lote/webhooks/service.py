@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from lote import ids, timeutil
@@ -22,6 +24,15 @@ STATUSES = ("pending", "delivered", "failed")
 def outbox(services: Services) -> Outbox:
     """An empty outbox for one state change's transaction."""
     return Outbox(services.settings.api_url)
+
+
+@contextmanager
+def events(services: Services) -> Iterator[Outbox]:
+    """An outbox for the block's transaction; what it staged is enqueued when the block ends, so
+    after the commit (a block that raises committed nothing, and enqueues nothing)."""
+    box = outbox(services)
+    yield box
+    enqueue(services, box.staged)
 
 
 def enqueue(services: Services, delivery_ids: list[str], gen: int = 0) -> None:
