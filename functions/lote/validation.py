@@ -8,10 +8,8 @@ from these same types, so what the contract promises is what is enforced.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -26,7 +24,6 @@ from pydantic import (
 )
 
 from lote.errors import InvalidRequest
-from lote.netguard import is_public
 
 M = TypeVar("M", bound=BaseModel)
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -84,12 +81,9 @@ def _whole(value: Any) -> Any:
     return value
 
 
-# JSON Schema calls 3.0 an integer, so the server must too; `true` and "3" stay refused.
-WholeNumber = Annotated[int, Strict(False), BeforeValidator(_whole)]
-
-
 def whole(ge: int, le: int) -> Any:
-    """A WholeNumber within [ge, le]; the bounds sit on the integer itself, so the JSON Schema
+    """A whole number within [ge, le]: JSON Schema calls 3.0 an integer, so the server does too, while
+    `true` and "3" stay refused. The bounds sit on the integer itself, so the JSON Schema
     carries them as minimum and maximum (outside the validator they would be lost)."""
     return Annotated[int, Field(ge=ge, le=le), Strict(False), BeforeValidator(_whole)]
 
@@ -137,27 +131,6 @@ WEBHOOK_URL = rf"^https?://(?:[A-Za-z0-9-]{{1,63}}\.)*[A-Za-z0-9-]{{1,63}}{PORT}
 WebhookUrl = Annotated[str, StringConstraints(pattern=WEBHOOK_URL, min_length=1, max_length=MAX_URL)]
 # Where a browser goes back to (Stripe Checkout): the same shape, checked the same way.
 ReturnUrl = Annotated[str, StringConstraints(pattern=WEBHOOK_URL, min_length=1, max_length=2000)]
-
-
-def literal_host_refusal(url: str) -> str | None:
-    """Why an http(s) URL whose host is a literal IP may never be fetched (None when it may be).
-
-    Host names are resolved, and refused, when they are fetched; a literal private, loopback,
-    link-local or metadata address can be refused at submission already.
-    """
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return "is not a valid URL"
-    if not host:
-        return "has no host"
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not is_public(ip):
-        return f"points at a non-public address ({ip})"
-    return None
 
 
 def has_lone_surrogate(value: Any) -> bool:

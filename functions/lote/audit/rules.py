@@ -105,22 +105,24 @@ def job(
     return found
 
 
-def _job_event(job_id: str, doc: dict[str, Any], deliveries: set[str]) -> list[Violation]:
+def expected_event(job_id: str, doc: dict[str, Any]) -> str | None:
+    """The id of the delivery the job's current terminal state must have produced (None: none asked)."""
     status = doc.get("status")
     if status not in TERMINAL or not doc.get("webhook_url"):
-        return []
+        return None
     kind = f"generation.{status}"
     wanted = doc.get("webhook_events")
     if wanted is not None and kind not in wanted:
+        return None
+    return delivery_id(job_id, kind, int(doc.get("task_gen") or 0))
+
+
+def _job_event(job_id: str, doc: dict[str, Any], deliveries: set[str]) -> list[Violation]:
+    expected = expected_event(job_id, doc)
+    if expected is None or expected in deliveries:
         return []
-    expected = delivery_id(job_id, kind, int(doc.get("task_gen") or 0))
-    if expected in deliveries:
-        return []
-    return [
-        Violation(
-            "one_event_per_change", job_id, str(doc.get("tenant_id")), {"type": kind, "missing": expected}
-        )
-    ]
+    detail = {"type": f"generation.{doc.get('status')}", "missing": expected}
+    return [Violation("one_event_per_change", job_id, str(doc.get("tenant_id")), detail)]
 
 
 def batch(

@@ -79,11 +79,11 @@ def _task_exists(services: Services, job_id: str, job: dict[str, Any]) -> bool |
     if services.tasks.exists(queue, f"{job_id}-{int(job.get('task_gen') or 0)}"):
         return True
     # The task may have just run: only a job still queued at the same generation has lost it.
-    again = db_job(services, job_id)
+    again = _job_now(services, job_id)
     return not (again.get("status") == "queued" and again.get("task_gen") == job.get("task_gen"))
 
 
-def db_job(services: Services, job_id: str) -> dict[str, Any]:
+def _job_now(services: Services, job_id: str) -> dict[str, Any]:
     """A job's document now ({} when gone)."""
     return services.firestore.db.collection(JOBS).document(job_id).get().to_dict() or {}
 
@@ -179,23 +179,30 @@ def sample(services: Services, size: int) -> Report:
         tenant, total = _snapshot(services, tenant_id, whole_ledger=False)
         report.checked["tenants"] += 1
         report.violations += rules.ledger_balance(tenant_id, int((tenant or {}).get("credits", 0)), total)
+    ledger_refs = [
+        db.collection(TENANTS).document(str(d["tenant_id"])).collection(LEDGER).document(f"refund-{j}")
+        for j, d in jobs.items()
+    ]
     refunds = {
-        s.reference.parent.parent.id + ":" + s.id: s.to_dict() or {}
-        for s in db.get_all(
-            [db.collection(TENANTS).document(str(d["tenant_id"])).collection(LEDGER).document(f"refund-{j}")
-             for j, d in jobs.items()]
-        )
-        if s.exists
-    }  # fmt: skip
+        f"{s.reference.parent.parent.id}:{s.id}": s.to_dict() or {} for s in _existing(db, ledger_refs)
+    }
+    # One batched read for the deliveries the sampled jobs must have produced (not a query per job).
+    expected = [e for e in (rules.expected_event(j, d) for j, d in jobs.items()) if e]
+    delivered = {s.id for s in _existing(db, [db.collection(DELIVERIES).document(e) for e in expected])}
     windows = _windows(services)
     for job_id, doc in jobs.items():
         report.checked["jobs"] += 1
         name = (doc.get("output") or {}).get("object")
         outputs = [name] if name and services.storage.exists(services.settings.output_bucket, name) else []
-        ids = {s.id for s in _where(db.collection(DELIVERIES), "subject", job_id).select([]).stream()}
+        ids = delivered & {rules.expected_event(job_id, doc)}
         refund = refunds.get(f"{doc.get('tenant_id')}:refund-{job_id}")
         report.violations += rules.job(job_id, doc, now, windows, refund, outputs, ids, None)
     return report
+
+
+def _existing(db: Any, refs: list[Any]) -> list[Any]:
+    """The documents among `refs` that exist, in one batched read (none for no refs)."""
+    return [s for s in db.get_all(refs) if s.exists] if refs else []
 
 
 def log_violations(report: Report) -> None:
