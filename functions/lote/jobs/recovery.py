@@ -104,8 +104,9 @@ def restart(
         job = snapshot.to_dict() or {}
         if job.get("status") != status or int(job.get("task_gen") or 0) != generation:
             return None
-        if status == "running" and (job.get("lease_until") or timeutil.now()) >= timeutil.now():
-            return None
+        lease = job.get("lease_until")
+        if status == "running" and (lease is None or lease >= timeutil.now()):
+            return None  # the lease is live (or was never taken): its attempt is still the owner
         if cycle_start(job) < abandon_before:
             final = {"status": "failed", "error": abandon_error(reason), "lease_until": None}
             tx.update(snapshot.reference, end(tx, db, job_id, job, final, outbox))
