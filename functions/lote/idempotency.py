@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,17 +98,6 @@ class Key:
         }
 
 
-@dataclass(frozen=True)
-class Charge:
-    """A debit entered in the same transaction as what it pays for."""
-
-    tenant_id: str
-    entry_id: str
-    credits: int
-    reference: str
-    max_in_flight: int | None = None  # single generations: also check the in-flight limit
-
-
 def create_once(
     db: firestore.Client,
     ref: firestore.DocumentReference,
@@ -115,19 +105,16 @@ def create_once(
     key: Key | None,
     answer: tuple[int, dict[str, Any], dict[str, str]],
     attempts: int = 60,
-    charge: Charge | None = None,
+    also: Callable[[firestore.WriteBatch], None] | None = None,
 ) -> Replay | None:
-    """Create `doc`, the key's record and the debit in one atomic commit; the stored answer if the
-    key was seen; 402 (nothing written) when the balance does not cover the charge.
+    """Create `doc`, the key's record and what `also` stages (the debit: billing.credits.admit) in
+    one atomic commit; the stored answer if the key was seen. An error `also` raises (402, 429)
+    leaves nothing written.
 
-    Optimistic, not a locking transaction: the balance is written with a precondition on the update
-    time that was read, the key record with create-if-absent, and a lost race reads again. Dozens
-    of requests racing for one tenant's balance then cost retries, not lock waits. A single
-    generation over the in-flight limit gets 429, also with nothing written.
+    Optimistic, not a locking transaction: what `also` writes carries update-time preconditions,
+    the key record is created if absent, and a lost race reads again. Dozens of requests racing for
+    one tenant's balance then cost retries, not lock waits.
     """
-    from lote.billing import ledger, pricing
-    from lote.tenants import limits
-    from lote.tenants.store import TENANTS
 
     def build(batch: firestore.WriteBatch) -> tuple[Replay | None, bool]:
         if key is not None:
@@ -142,20 +129,8 @@ def create_once(
                 )
             else:
                 batch.create(key.ref(db), record)
-        if charge is not None:
-            tenant = db.collection(TENANTS).document(charge.tenant_id).get()
-            balance = int((tenant.to_dict() or {}).get("credits", 0))
-            pricing.require(balance, charge.credits)
-            if charge.max_in_flight is not None:
-                # Read after the tenant: a submission that commits in between changes the tenant's
-                # update time, so this commit fails its precondition and counts again.
-                limits.require_room(limits.singles_in_flight(db, charge.tenant_id), charge.max_in_flight)
-            # Written even when free: the precondition is what serializes racing submissions.
-            batch.update(tenant.reference, {"credits": balance - charge.credits},
-                         option=db.write_option(last_update_time=tenant.update_time))  # fmt: skip
-            if charge.credits:
-                entry = ledger.entry(-charge.credits, "debit", charge.reference, balance - charge.credits)
-                batch.create(ledger.entry_ref(db, charge.tenant_id, charge.entry_id), entry)
+        if also is not None:
+            also(batch)
         batch.create(ref, doc)
         return None, True
 

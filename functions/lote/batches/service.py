@@ -22,13 +22,12 @@ from lote.batches.schemas import (
     RetryAnswer,
     RetryRequest,
 )
-from lote.billing import pricing
+from lote.billing import credits
 from lote.errors import InvalidRequest, NotFound
-from lote.idempotency import Charge, Key, create_once
+from lote.idempotency import Key, create_once
 from lote.jobs import store as job_store
 from lote.jobs.service import task_check_at, tenant_upload_prefix
 from lote.services import Services
-from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller
 from lote.webhooks import urls
 
@@ -74,9 +73,9 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         services.settings.default_model,
     )
     total_price = sum(spec["price"] for spec in specs)
-    balance = int((tenant_store.get_tenant(db, caller.tenant_id) or {}).get("credits", 0))
-    pricing.require(balance, total_price)  # again, atomically, in the transaction below
     batch_id = ids.new_id("bat")
+    admission = credits.Admission(caller.tenant_id, credits.batch_debit(batch_id, total_price))
+    credits.precheck(db, admission)
     data, chunks = manifest.encode(specs)
     bucket, name = services.settings.manifest_bucket, f"batches/{caller.tenant_id}/{batch_id}/items.jsonl"
     now = timeutil.now()
@@ -112,8 +111,10 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     # whose transaction fails leaves an unreferenced manifest, which the bucket's lifecycle deletes.
     with ThreadPoolExecutor(max_workers=1) as pool:
         upload = pool.submit(services.storage.put_once, bucket, name, data, "application/x-ndjson")
-        charge = Charge(caller.tenant_id, f"debit-{batch_id}", total_price, batch_id)
-        replay = create_once(db, store.ref(db, batch_id), doc, key, (202, body, headers), charge=charge)
+        replay = create_once(
+            db, store.ref(db, batch_id), doc, key, (202, body, headers),
+            also=lambda batch: credits.admit(batch, db, admission),
+        )  # fmt: skip
         upload.result()
     if replay is not None:
         return replay.answer()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lote import bulk, retention, timeutil, transactions
 from lote.batches import events, progress
+from lote.billing import credits
 from lote.errors import Conflict
 from lote.jobs.store import JOBS
 
@@ -151,14 +152,6 @@ def _transact(
     return transactions.run(db, run, 20)
 
 
-def _tenant(
-    tx: firestore.Transaction, db: firestore.Client, batch: dict[str, Any]
-) -> firestore.DocumentSnapshot:
-    from lote.tenants.store import TENANTS
-
-    return db.collection(TENANTS).document(batch["tenant_id"]).get(transaction=tx)
-
-
 def price_sum(db: firestore.Client, batch_id: str, status: str) -> int:
     """Credits of the batch's items in a status (one sum() aggregation)."""
     query: Any = items(db, batch_id).where(filter=_fs().FieldFilter("status", "==", status))
@@ -179,7 +172,6 @@ def settle(
     The batch keeps what it was charged and what it got back; on finishing it refunds everything
     beyond the price of the items that succeeded, in one ledger entry (no per-item tenant writes).
     """
-    from lote.billing import ledger
 
     def change(tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         now = timeutil.now()
@@ -192,18 +184,7 @@ def settle(
         done = progress.finished(tally, int(batch.get("total", 0)), fanout_complete)
         if done and batch.get("finished_at") is None:
             completion = int(batch.get("completions", 0)) + 1
-            owed = int(batch.get("charged", 0)) - int(batch.get("refunded", 0)) - succeeded_price
-            if owed > 0:
-                ledger.stage(
-                    tx,
-                    db,
-                    _tenant(tx, db, batch),
-                    f"refund-{batch_id}-{completion}",
-                    owed,
-                    "refund",
-                    batch_id,
-                )
-                update["refunded"] = int(batch.get("refunded", 0)) + owed
+            update.update(credits.refund_batch(tx, db, batch_id, batch, succeeded_price, completion))
             update["finished_at"] = now
             update["expires_at"] = retention.expires_at(now)
             update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
@@ -232,17 +213,12 @@ def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
 
 def reopen(db: firestore.Client, batch_id: str, price: int) -> dict[str, Any]:
     """Before a retry: charge the retried items, run again with a new checker; BatchCanceled (409)."""
-    from lote.billing import ledger, pricing
 
     def change(tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         if batch.get("cancel_requested"):
             raise BatchCanceled("a canceled batch cannot be retried", {"id": batch_id})
         gen = int(batch.get("check_gen", 0)) + 1
-        update: dict[str, Any] = {"check_gen": gen, "charged": int(batch.get("charged", 0)) + price}
-        if price:
-            tenant = _tenant(tx, db, batch)
-            pricing.require(int((tenant.to_dict() or {}).get("credits", 0)), price)
-            ledger.stage(tx, db, tenant, f"debit-{batch_id}-r{gen}", -price, "debit", batch_id)
+        update = {"check_gen": gen, **credits.charge_retry(tx, db, batch_id, batch, price, gen)}
         if batch.get("finished_at") is not None:
             update.update({"status": "running", "finished_at": None, "expires_at": None})
         return update

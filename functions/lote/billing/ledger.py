@@ -6,6 +6,7 @@ cause can never be entered twice: applying an entry that exists returns it uncha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from lote import timeutil, transactions
@@ -18,102 +19,105 @@ LEDGER = "ledger"
 Reason = Literal["purchase", "debit", "refund", "grant", "clawback"]
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One change of a balance: its id (derived from its cause), signed whole credits, why, and
+    the id of what caused it (a job, a batch, a Stripe event, a tenant)."""
+
+    id: str
+    delta: int
+    reason: Reason
+    reference: str
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.delta, bool) or not isinstance(self.delta, int):
+            raise TypeError("ledger deltas are whole credits")
+
+    def document(self, balance_after: int) -> dict[str, Any]:
+        """What is stored for the entry, given the balance it leaves."""
+        return {
+            "delta": self.delta,
+            "reason": self.reason,
+            "reference": self.reference,
+            "note": self.note,
+            "balance_after": balance_after,
+            "created_at": timeutil.now(),
+        }
+
+
+def tenant_ref(db: firestore.Client, tenant_id: str) -> firestore.DocumentReference:
+    """The document holding a tenant's balance."""
+    return db.collection(TENANTS).document(tenant_id)
+
+
+def balance(tenant: firestore.DocumentSnapshot) -> int:
+    """The balance a tenant snapshot holds (0 for a tenant without one)."""
+    return int((tenant.to_dict() or {}).get("credits", 0))
+
+
 def entry_ref(db: firestore.Client, tenant_id: str, entry_id: str) -> firestore.DocumentReference:
     """Where a ledger entry lives."""
-    return db.collection(TENANTS).document(tenant_id).collection(LEDGER).document(entry_id)
-
-
-def entry(delta: int, reason: Reason, reference: str, balance_after: int, note: str = "") -> dict[str, Any]:
-    """The document of a ledger entry."""
-    if isinstance(delta, bool) or not isinstance(delta, int):
-        raise TypeError("ledger deltas are whole credits")
-    return {
-        "delta": delta,
-        "reason": reason,
-        "reference": reference,
-        "note": note,
-        "balance_after": balance_after,
-        "created_at": timeutil.now(),
-    }
+    return tenant_ref(db, tenant_id).collection(LEDGER).document(entry_id)
 
 
 def stage(
-    tx: firestore.Transaction,
-    db: firestore.Client,
-    tenant: firestore.DocumentSnapshot,
-    entry_id: str,
-    delta: int,
-    reason: Reason,
-    reference: str,
-    note: str = "",
+    tx: firestore.Transaction, db: firestore.Client, tenant: firestore.DocumentSnapshot, entry: Entry
 ) -> dict[str, Any]:
     """Inside a transaction that already read `tenant`: write the entry and the new balance.
 
-    Returns the entry; an entry that already exists is returned as it is and nothing is written.
+    Returns the stored entry; an entry that already exists is returned as it is and nothing is written.
     """
-    existing = entry_ref(db, tenant.id, entry_id).get(transaction=tx)
+    existing = entry_ref(db, tenant.id, entry.id).get(transaction=tx)
     if existing.exists:
         return existing.to_dict() or {}
     # The transaction's own read of the tenant guards the balance: no precondition needed.
-    return _write(tx, db, tenant, entry_id, delta, reason, reference, note, None)
+    return _write(tx, db, tenant, entry, None)
 
 
-def apply(
-    db: firestore.Client,
-    tenant_id: str,
-    entry_id: str,
-    delta: int,
-    reason: Reason,
-    reference: str,
-    note: str = "",
-) -> dict[str, Any] | None:
+def apply(db: firestore.Client, tenant_id: str, entry: Entry) -> dict[str, Any] | None:
     """One entry on its own, optimistically: the balance is written with a precondition on the update
     time that was read, and a lost race reads again. None when the tenant does not exist."""
-    ref = entry_ref(db, tenant_id, entry_id)
+    ref = entry_ref(db, tenant_id, entry.id)
 
     def build(batch: firestore.WriteBatch) -> tuple[dict[str, Any] | None, bool]:
         existing = ref.get()
         if existing.exists:
             return existing.to_dict() or {}, False
-        tenant = db.collection(TENANTS).document(tenant_id).get()
+        tenant = tenant_ref(db, tenant_id).get()
         if not tenant.exists:
             return None, False
-        return add(batch, db, tenant, entry_id, delta, reason, reference, note), True
+        return add(batch, db, tenant, entry), True
 
     return transactions.optimistic(db, build)
 
 
 def add(
-    batch: firestore.WriteBatch,
-    db: firestore.Client,
-    tenant: firestore.DocumentSnapshot,
-    entry_id: str,
-    delta: int,
-    reason: Reason,
-    reference: str,
-    note: str = "",
+    batch: firestore.WriteBatch, db: firestore.Client, tenant: firestore.DocumentSnapshot, entry: Entry
 ) -> dict[str, Any]:
     """Into an optimistic batch (transactions.optimistic): the entry, created only if absent, and
     the new balance, guarded by the update time of the `tenant` snapshot that was read."""
-    option = db.write_option(last_update_time=tenant.update_time)
-    return _write(batch, db, tenant, entry_id, delta, reason, reference, note, option)
+    return _write(batch, db, tenant, entry, db.write_option(last_update_time=tenant.update_time))
+
+
+def touch(batch: firestore.WriteBatch, db: firestore.Client, tenant: firestore.DocumentSnapshot) -> None:
+    """Into an optimistic batch: rewrite the balance unchanged, so the commit fails if the tenant
+    changed since `tenant` was read (serializes racing admissions of free work)."""
+    batch.update(tenant.reference, {"credits": balance(tenant)},
+                 option=db.write_option(last_update_time=tenant.update_time))  # fmt: skip
 
 
 def _write(
     writer: firestore.Transaction | firestore.WriteBatch,
     db: firestore.Client,
     tenant: firestore.DocumentSnapshot,
-    entry_id: str,
-    delta: int,
-    reason: Reason,
-    reference: str,
-    note: str,
+    entry: Entry,
     option: Any,
 ) -> dict[str, Any]:
-    balance = int((tenant.to_dict() or {}).get("credits", 0)) + delta
-    record = entry(delta, reason, reference, balance, note)
-    writer.update(tenant.reference, {"credits": balance}, option=option)
-    writer.create(entry_ref(db, tenant.id, entry_id), record)
+    after = balance(tenant) + entry.delta
+    record = entry.document(after)
+    writer.update(tenant.reference, {"credits": after}, option=option)
+    writer.create(entry_ref(db, tenant.id, entry.id), record)
     return record
 
 
@@ -123,7 +127,7 @@ def page(
     """Entries newest first, after the entry id `after`; None when there is no such entry."""
     from google.cloud import firestore as fs
 
-    collection = db.collection(TENANTS).document(tenant_id).collection(LEDGER)
+    collection = tenant_ref(db, tenant_id).collection(LEDGER)
     query = collection.order_by("created_at", direction=fs.Query.DESCENDING).order_by(
         "__name__", direction=fs.Query.DESCENDING
     )

@@ -7,15 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lote.errors import LoteError
-
 PRICING_FILE = Path(__file__).with_name("pricing.json")
-
-
-class InsufficientCredits(LoteError):
-    """The balance does not cover the request; nothing was written."""
-
-    status, code = 402, "insufficient_credits"
 
 
 @lru_cache(maxsize=1)
@@ -31,15 +23,6 @@ def price(model: str, preset: str | None) -> int:
     if preset is not None and preset in prices["presets"]:
         return int(prices["presets"][preset])
     return int(prices["models"].get(model, prices["default_credits"]))
-
-
-def require(available: int, required: int) -> None:
-    """402 unless `available` covers `required` (a negative balance covers nothing)."""
-    if available < required or available < 0:
-        raise InsufficientCredits(
-            f"this needs {required} credits; the balance is {available}",
-            {"required": required, "available": available},
-        )
 
 
 def models() -> tuple[str, ...]:

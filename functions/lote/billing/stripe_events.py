@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from lote import timeutil, transactions
-from lote.billing import ledger
+from lote.billing import credits, ledger
+from lote.billing.ledger import Entry
 from lote.errors import InvalidRequest, Unavailable
 from lote.services import Services
 from lote.settings import Settings
@@ -90,8 +91,8 @@ def _purchase(services: Services, event: dict[str, Any]) -> str:
     if session.get("payment_status") not in ("paid", "no_payment_required"):
         return "awaiting_payment"  # async methods: checkout.session.async_payment_succeeded follows
     metadata = session.get("metadata") or {}
-    tenant_id, credits = metadata.get("tenant_id"), str(metadata.get("credits", ""))
-    if not tenant_id or not credits.isdigit():
+    tenant_id, bought = metadata.get("tenant_id"), str(metadata.get("credits", ""))
+    if not tenant_id or not bought.isdigit():
         return "not_ours"
     db = services.firestore.db
     entry_id = f"purchase-{session['id']}"
@@ -104,9 +105,9 @@ def _purchase(services: Services, event: dict[str, Any]) -> str:
             return "unknown_tenant", False
         if ledger.entry_ref(db, tenant_id, entry_id).get().exists:
             return "already_granted", False
-        ledger.add(batch, db, tenant, entry_id, int(credits), "purchase", event["id"], note)
+        ledger.add(batch, db, tenant, Entry(entry_id, int(bought), "purchase", event["id"], note))
         if session.get("payment_intent"):
-            payment = {"tenant_id": tenant_id, "credits": int(credits), "session_id": session["id"],
+            payment = {"tenant_id": tenant_id, "credits": int(bought), "session_id": session["id"],
                        "amount_total": session.get("amount_total"), "currency": session.get("currency"),
                        "clawed_back": 0, "created_at": timeutil.now()}  # fmt: skip
             batch.create(db.collection(PAYMENTS).document(str(session["payment_intent"])), payment)
@@ -135,15 +136,15 @@ def _clawback(services: Services, event: dict[str, Any]) -> str:
     def build(batch: Any) -> tuple[str, bool]:
         payment = payment_ref.get()
         paid = payment.to_dict() or {}
-        # Proportional to the amount refunded so far (cumulative in Stripe), rounded against the buyer.
-        target = min(paid["credits"], -(-paid["credits"] * refunded // amount))
+        # Stripe's amount_refunded is cumulative: the target covers every refund so far.
+        target = credits.clawback_target(int(paid["credits"]), amount, refunded)
         delta = target - int(paid.get("clawed_back", 0))
         if delta <= 0:
             return "nothing_to_claw_back", False
         tenant = db.collection(TENANTS).document(paid["tenant_id"]).get()
         note = f"refund of {refunded}/{amount} on Stripe charge {charge.get('id')}"
         entry_id = f"clawback-{charge.get('id')}-{refunded}"
-        ledger.add(batch, db, tenant, entry_id, -delta, "clawback", event["id"], note)
+        ledger.add(batch, db, tenant, Entry(entry_id, -delta, "clawback", event["id"], note))
         batch.update(payment_ref, {"clawed_back": target},
                      option=db.write_option(last_update_time=payment.update_time))  # fmt: skip
         return "clawed_back", True

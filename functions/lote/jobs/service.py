@@ -9,14 +9,12 @@ from typing import Any
 
 from lote import ids, images, timeutil
 from lote.answers import Answer
-from lote.billing import pricing
+from lote.billing import credits, pricing
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key
 from lote.jobs import presets, store, views
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest
 from lote.services import Services
-from lote.tenants import limits
-from lote.tenants import store as tenant_store
 from lote.tenants.service import Caller
 from lote.webhooks import service as webhooks
 from lote.webhooks import urls
@@ -164,10 +162,10 @@ def submit(
     job_id = ids.new_id("gen")
     if any(uri.startswith("data:") for uri in req.images):
         # data: inputs are stored before the commit: refuse first what the commit would refuse
-        # (it checks both again, atomically, and debits). Without them the commit alone decides.
-        balance = int((tenant_store.get_tenant(db, caller.tenant_id) or {}).get("credits", 0))
-        pricing.require(balance, pricing.price(req.model or services.settings.default_model, req.preset))
-        limits.require_room(limits.singles_in_flight(db, caller.tenant_id), caller.max_in_flight)
+        # (it checks again, atomically, and debits). Without them the commit alone decides.
+        price = pricing.price(req.model or services.settings.default_model, req.preset)
+        debit = credits.job_debit(job_id, price)
+        credits.precheck(db, credits.Admission(caller.tenant_id, debit, caller.max_in_flight))
     doc = new_job(services, caller.tenant_id, job_id, req)
     accepted = Accepted(
         id=job_id,

@@ -6,8 +6,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from lote import leases, retention, timeutil, transactions
+from lote.billing import credits
 from lote.errors import Conflict
-from lote.idempotency import Charge, Key, Replay, create_once
+from lote.idempotency import Key, Replay, create_once
 from lote.jobs import events
 from lote.jobs.schemas import TERMINAL
 
@@ -56,8 +57,9 @@ def create(
 ) -> Replay | None:
     """Create the job, its idempotency record and its debit atomically; a replay when the key was
     seen; 402 or 429 (nothing written) when the balance or the in-flight limit does not allow it."""
-    charge = Charge(doc["tenant_id"], f"debit-{job_id}", int(doc.get("price", 0)), job_id, max_in_flight)
-    return create_once(db, ref(db, job_id), doc, key, answer, charge=charge)
+    debit = credits.job_debit(job_id, int(doc["price"]))
+    admission = credits.Admission(doc["tenant_id"], debit, max_in_flight)
+    return create_once(db, ref(db, job_id), doc, key, answer, also=lambda b: credits.admit(b, db, admission))
 
 
 def mark_enqueued(db: firestore.Client, job_id: str, check_at: dt.datetime) -> None:
@@ -128,28 +130,12 @@ def end(
     """Inside a job's transaction, before its write: what every terminal transition also does (the
     refund of a failed or canceled single, the finish time and TTL, the webhook event)."""
     if final["status"] in ("failed", "canceled"):
-        _refund(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
+        credits.refund_job(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
     now = timeutil.now()
     final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now)}
     if outbox is not None:
         events.stage(outbox, tx, db, job_id, {**job, **final})
     return final
-
-
-def _refund(tx: Transaction, db: firestore.Client, job_id: str, job: dict[str, Any]) -> None:
-    """Inside a job's transaction, before its write: give a single generation's price back, once.
-
-    Batch items are refunded by their batch when it settles (one entry, not one write per item to
-    the tenant document).
-    """
-    from lote.billing import ledger
-    from lote.tenants.store import TENANTS
-
-    price = int(job.get("price") or 0)
-    if price <= 0 or job.get("batch_id"):
-        return
-    tenant = db.collection(TENANTS).document(job["tenant_id"]).get(transaction=tx)
-    ledger.stage(tx, db, tenant, f"refund-{job_id}", price, "refund", job_id)
 
 
 def cancel(

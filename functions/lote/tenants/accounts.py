@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from lote import bulk, ids, timeutil
-from lote.billing import ledger
+from lote.billing import credits, ledger
 from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
 from lote.tenants import limits, store
@@ -98,15 +98,16 @@ def set_plan(services: Services, tenant_id: str, update: PlanUpdate) -> Tenant:
 
 
 def grant(
-    services: Services, tenant_id: str, credits: int, reason: str, grant_id: str | None = None
+    services: Services, tenant_id: str, amount: int, reason: str, grant_id: str | None = None
 ) -> LedgerEntry:
     """Add credits through the ledger; the same grant id is entered once."""
     _tenant(services, tenant_id)
-    entry_id = f"grant-{grant_id or ids.new_id('grt')}"
-    entry = ledger.apply(services.firestore.db, tenant_id, entry_id, credits, "grant", tenant_id, reason)
+    grant_id = grant_id or ids.new_id("grt")
+    entry = credits.grant(services.firestore.db, tenant_id, grant_id, amount, reason)
     if entry is None:
         raise NotFound(f"no tenant {tenant_id!r}", {"id": tenant_id})
-    return LedgerEntry(id=entry_id, **{**entry, "created_at": timeutil.iso(entry["created_at"]) or ""})
+    created_at = timeutil.iso(entry["created_at"]) or ""
+    return LedgerEntry(id=f"grant-{grant_id}", **{**entry, "created_at": created_at})
 
 
 def create_key(services: Services, tenant_id: str, name: str) -> NewApiKey:

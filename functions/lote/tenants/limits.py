@@ -7,7 +7,7 @@ overshoot the limit by at most the requests in flight at that instant; the count
 otherwise.
 
 Images in flight: single generations queued or running, counted inside the optimistic commit
-that debits the tenant (see idempotency.create_once), so racing submissions serialize on the
+that debits the tenant (see billing/credits.py, admit), so racing submissions serialize on the
 tenant document's update time and the limit is exact.
 """
 
