@@ -11,17 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from lote import timeutil
+from lote import tasks, timeutil
 from lote.audit import scan
 from lote.batches import fanout
 from lote.batches import service as batches
 from lote.batches import store as batch_store
-from lote.batches import tasks as batch_tasks
 from lote.jobs import recovery
 from lote.jobs import service as jobs
 from lote.jobs import store as job_store
@@ -72,14 +71,24 @@ def _one(done: Counter[str], subject: str) -> Iterator[None]:
         log.warning("repair sweep: %s skipped this time (%s: %s)", subject, type(exc).__name__, exc)
 
 
-def _with_task(services: Services, queue: str, due: list[Any]) -> list[tuple[Any, bool]]:
-    """Each document with whether its current task (`{id}-{task_gen}`) still exists, asked in parallel."""
+def _with_task(
+    services: Services, current: Callable[[Any], tasks.Task], due: list[Any]
+) -> list[tuple[Any, bool]]:
+    """Each document with whether its current task still exists, asked in parallel."""
 
     def alive(snapshot: Any) -> bool:
-        return services.tasks.exists(queue, f"{snapshot.id}-{int(snapshot.get('task_gen') or 0)}")
+        return tasks.exists(services, current(snapshot))
 
     with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
         return list(zip(due, pool.map(alive, due), strict=True))
+
+
+def _generation_task(snapshot: Any) -> tasks.Task:
+    return tasks.Generate(job_id=snapshot.id, gen=int(snapshot.get("task_gen") or 0))
+
+
+def _delivery_task(snapshot: Any) -> tasks.Task:
+    return tasks.DeliverWebhook(delivery_id=snapshot.id, gen=int(snapshot.get("task_gen") or 0))
 
 
 def _cutoff(services: Services) -> dt.datetime:
@@ -122,7 +131,7 @@ def _lost_job_tasks(services: Services, limit: int, done: Counter[str]) -> None:
         with _one(done, snapshot.id):
             _restart(services, snapshot, "running", "its worker stopped answering", done)
     due = recovery.task_checks_due(db, now, limit)
-    for snapshot, exists in _with_task(services, services.settings.generation_queue, due):
+    for snapshot, exists in _with_task(services, _generation_task, due):
         with _one(done, snapshot.id):
             if exists:
                 recovery.push_check(db, snapshot.id, jobs.task_check_at(services))
@@ -153,7 +162,10 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
     for snapshot in batch_store.item_events_pending_before(db, cutoff, limit):
         batch = snapshot.to_dict() or {}
         tag = f"-s{int(timeutil.now().timestamp()) // 60}"  # a fresh chain: the handler is idempotent
-        batch_tasks.item_events(services, snapshot.id, int(batch.get("completions", 1)), 0, tag)
+        fresh = tasks.EmitItemEvents(
+            batch_id=snapshot.id, completion=int(batch.get("completions", 1)), tag=tag
+        )
+        tasks.create(services, fresh)
 
 
 def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:
@@ -164,7 +176,7 @@ def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:
             webhooks.enqueue(services, [snapshot.id], int(snapshot.get("task_gen") or 0))
             done["webhooks_enqueued"] += 1
     due = webhook_store.task_checks_due(db, timeutil.now(), limit)
-    for snapshot, exists in _with_task(services, services.settings.webhook_queue, due):
+    for snapshot, exists in _with_task(services, _delivery_task, due):
         with _one(done, snapshot.id):
             if exists:
                 webhook_store.push_check(db, snapshot.id, webhooks.task_check_at(services))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from lote.clients.cloud_tasks import TasksClient
 from lote.clients.firestore import FirestoreClient
 from lote.clients.model import ModelClient
 from lote.clients.storage import StorageClient
 from lote.clients.stripe import StripeClient
-from lote.clients.tasks import TasksClient
 from lote.settings import Settings, get_settings
 
 

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import flask
-from pydantic import BaseModel, ConfigDict
 
 from lote import oidc, repair
 from lote.answers import Answer
@@ -14,64 +13,19 @@ from lote.api.http import json_body, parse, respond
 from lote.batches import fanout, item_events
 from lote.jobs import worker
 from lote.services import Services, get_services
+from lote.tasks import (
+    CheckBatch,
+    DeliverWebhook,
+    EmitItemEvents,
+    FanoutChunk,
+    Generate,
+    Payload,
+    PlanFanout,
+    Sweep,
+)
 from lote.webhooks import delivery
 
-T = TypeVar("T", bound=BaseModel)
-
-
-class GenerationTask(BaseModel):
-    """Body of a generation task."""
-
-    model_config = ConfigDict(extra="forbid")
-    job_id: str
-
-
-class PlanTask(BaseModel):
-    """Body of a batch's fan-out plan task."""
-
-    model_config = ConfigDict(extra="forbid")
-    batch_id: str
-    gen: int = 0
-
-
-class ChunkTask(BaseModel):
-    """Body of a fan-out chunk task."""
-
-    model_config = ConfigDict(extra="forbid")
-    batch_id: str
-    chunk: int
-
-
-class SweepTask(BaseModel):
-    """Body of a repair sweep call (Cloud Scheduler sends `{}`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class CheckTask(BaseModel):
-    """Body of a batch checker task."""
-
-    model_config = ConfigDict(extra="forbid")
-    batch_id: str
-    gen: int
-    seq: int
-
-
-class ItemEventsTask(BaseModel):
-    """Body of a canceled batch's item-events task."""
-
-    model_config = ConfigDict(extra="forbid")
-    batch_id: str
-    completion: int
-    start: int = 0
-
-
-class WebhookTask(BaseModel):
-    """Body of a webhook delivery task."""
-
-    model_config = ConfigDict(extra="forbid")
-    delivery_id: str
-    gen: int = 0
+T = TypeVar("T", bound=Payload)
 
 
 def _handle(model: type[T], run: Callable[[Services, T], Answer]) -> flask.Response:
@@ -85,40 +39,40 @@ def _handle(model: type[T], run: Callable[[Services, T], Answer]) -> flask.Respo
 def register(app: flask.Flask) -> None:
     """Attach the task handlers to the `worker` app."""
 
-    @app.post("/tasks/generate")
+    @app.post(Generate.route)
     def generate() -> flask.Response:
         retry_count = int(flask.request.headers.get("X-CloudTasks-TaskRetryCount") or 0)
-        return _handle(GenerationTask, lambda services, task: worker.run(services, task.job_id, retry_count))
+        return _handle(Generate, lambda services, task: worker.run(services, task.job_id, retry_count))
 
-    @app.post("/tasks/fanout-plan")
+    @app.post(PlanFanout.route)
     def fanout_plan() -> flask.Response:
-        return _handle(PlanTask, lambda services, task: fanout.plan(services, task.batch_id, task.gen))
+        return _handle(PlanFanout, lambda services, task: fanout.plan(services, task.batch_id, task.gen))
 
-    @app.post("/tasks/fanout-chunk")
+    @app.post(FanoutChunk.route)
     def fanout_chunk() -> flask.Response:
-        return _handle(ChunkTask, lambda services, task: fanout.chunk(services, task.batch_id, task.chunk))
+        return _handle(FanoutChunk, lambda services, task: fanout.chunk(services, task.batch_id, task.chunk))
 
-    @app.post("/tasks/batch-check")
+    @app.post(CheckBatch.route)
     def batch_check() -> flask.Response:
         return _handle(
-            CheckTask, lambda services, task: fanout.check(services, task.batch_id, task.gen, task.seq)
+            CheckBatch, lambda services, task: fanout.check(services, task.batch_id, task.gen, task.seq)
         )
 
-    @app.post("/tasks/batch-item-events")
+    @app.post(EmitItemEvents.route)
     def batch_item_events() -> flask.Response:
         return _handle(
-            ItemEventsTask,
+            EmitItemEvents,
             lambda services, task: item_events.emit(services, task.batch_id, task.completion, task.start),
         )
 
-    @app.post("/tasks/webhook")
+    @app.post(DeliverWebhook.route)
     def webhook() -> flask.Response:
         retry_count = int(flask.request.headers.get("X-CloudTasks-TaskRetryCount") or 0)
         return _handle(
-            WebhookTask,
+            DeliverWebhook,
             lambda services, task: delivery.deliver(services, task.delivery_id, task.gen, retry_count),
         )
 
     @app.post("/tasks/sweep")
     def sweep() -> flask.Response:
-        return _handle(SweepTask, lambda services, _task: Answer(200, repair.sweep(services)))
+        return _handle(Sweep, lambda services, _task: Answer(200, repair.sweep(services)))

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from lote import timeutil
+from lote import tasks, timeutil
 from lote.audit import rules
 from lote.audit.rules import Violation, Windows
 from lote.batches import store as batch_store
@@ -75,8 +75,7 @@ def audit(services: Services, tenant_id: str | None = None) -> Report:
 def _task_exists(services: Services, job_id: str, job: dict[str, Any]) -> bool | None:
     if job.get("status") != "queued" or not job.get("enqueued"):
         return None
-    queue = services.settings.generation_queue
-    if services.tasks.exists(queue, f"{job_id}-{int(job.get('task_gen') or 0)}"):
+    if tasks.exists(services, tasks.Generate(job_id=job_id, gen=int(job.get("task_gen") or 0))):
         return True
     # The task may have just run: only a job still queued at the same generation has lost it.
     again = _job_now(services, job_id)

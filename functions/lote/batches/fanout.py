@@ -10,9 +10,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from lote import bulk, ids, retention, timeutil
+from lote import bulk, ids, retention, tasks, timeutil
 from lote.answers import Answer
-from lote.batches import manifest, progress, store, tasks
+from lote.batches import manifest, progress, store
 from lote.jobs import store as job_store
 from lote.jobs.service import check_inputs, job_document, stage_inputs, task_check_at
 from lote.services import Services
@@ -35,12 +35,7 @@ def plan(services: Services, batch_id: str, gen: int) -> Answer:
         return Answer(200, {"result": "noop", "reason": "no such batch"})
     done = store.done_chunks(db, batch_id) if gen else set()  # a resumed fan-out skips finished chunks
     chunk_tasks = [
-        (
-            services.settings.fanout_queue,
-            f"{batch_id}-c{n}-{gen}",
-            "/tasks/fanout-chunk",
-            {"batch_id": batch_id, "chunk": n},
-        )
+        tasks.FanoutChunk(batch_id=batch_id, chunk=n, gen=gen)
         for n in range(len(batch["chunks"]))
         if n not in done
     ]
@@ -89,9 +84,9 @@ def chunk(services: Services, batch_id: str, number: int) -> Answer:
         if (store.ref(db, batch_id).get().to_dict() or {}).get("cancel_requested"):
             cancel_queued(services, list(db.get_all([job_store.ref(db, job_id) for job_id, _ in docs])))
         else:
-            tasks.create_many(services, [tasks.generation(job_id, 0, services) for job_id, _ in docs])
+            tasks.create_many(services, [tasks.Generate(job_id=job_id) for job_id, _ in docs])
     store.mark_chunk_done(db, batch_id, number, len(docs))
-    tasks.check(services, batch_id, int(batch.get("check_gen", 0)), 0, CHECK_MIN_S)
+    start_checker(services, batch_id, int(batch.get("check_gen", 0)))
     return Answer(200, {"result": "created", "items": len(docs)})
 
 
@@ -102,15 +97,18 @@ def resume(services: Services, batch_id: str, batch: dict[str, Any]) -> bool:
     missing = [n for n in range(len(batch["chunks"])) if n not in store.done_chunks(db, batch_id)]
     if not missing:
         return False
-    gen, queue = int(batch.get("fanout_gen") or 0), services.settings.fanout_queue
-    names = [f"{batch_id}-plan-{gen}", *(f"{batch_id}-c{n}-{gen}" for n in missing)]
-    if any(services.tasks.exists(queue, name) for name in names):
+    gen = int(batch.get("fanout_gen") or 0)
+    fanout = [
+        tasks.PlanFanout(batch_id=batch_id, gen=gen),
+        *(tasks.FanoutChunk(batch_id=batch_id, chunk=n, gen=gen) for n in missing),
+    ]
+    if any(tasks.exists(services, task) for task in fanout):
         return False
     claimed = store.next_fanout_gen(db, batch_id, gen)
     if claimed is None:
         return False
     log.warning("fan-out of %s resumed as generation %d (%d chunks left)", batch_id, claimed, len(missing))
-    return tasks.plan(services, batch_id, claimed)
+    return tasks.create(services, tasks.PlanFanout(batch_id=batch_id, gen=claimed))
 
 
 def cancel_queued(services: Services, snapshots: list[Any]) -> int:
@@ -145,7 +143,9 @@ def observe(
                 db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price, outbox
             )
         if batch.get("item_events_pending"):
-            tasks.item_events(services, batch_id, int(batch["completions"]), 0)
+            tasks.create(
+                services, tasks.EmitItemEvents(batch_id=batch_id, completion=int(batch["completions"]))
+            )
     return tally, done_chunks, batch
 
 
@@ -160,6 +160,11 @@ def throughput_per_s(services: Services, batch_id: str, batch: dict[str, Any]) -
     return store.finished_since(services.firestore.db, batch_id, since) / seconds
 
 
+def start_checker(services: Services, batch_id: str, gen: int) -> None:
+    """The first link of the checker chain of one run of the batch (its first run, or a retry)."""
+    tasks.create(services, tasks.CheckBatch(batch_id=batch_id, gen=gen, seq=0), CHECK_MIN_S)
+
+
 def check(services: Services, batch_id: str, gen: int, seq: int) -> Answer:
     """One link of the checker chain: settle if done, else schedule the next look."""
     batch = store.ref(services.firestore.db, batch_id).get().to_dict()
@@ -171,5 +176,5 @@ def check(services: Services, batch_id: str, gen: int, seq: int) -> Answer:
     remaining = progress.remaining(tally, batch["total"])
     rate = throughput_per_s(services, batch_id, batch) or 0.0
     delay = CHECK_IDLE_S if rate <= 0 else min(CHECK_MAX_S, max(CHECK_MIN_S, remaining / rate / 4))
-    tasks.check(services, batch_id, gen, seq + 1, delay)
+    tasks.create(services, tasks.CheckBatch(batch_id=batch_id, gen=gen, seq=seq + 1), delay)
     return Answer(200, {"result": "waiting", "remaining": remaining, "next_in_s": round(delay, 1)})

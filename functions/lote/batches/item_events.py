@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lote import bulk
+from lote import bulk, tasks
 from lote.answers import Answer
-from lote.batches import store, tasks
+from lote.batches import store
 from lote.jobs import events as job_events
 from lote.services import Services
 from lote.webhooks import events as webhook_events
@@ -58,7 +58,10 @@ def emit(services: Services, batch_id: str, completion: int, start: int) -> Answ
     written = bulk.write(db, creates=creates).written  # existing ones (sent in a transaction) are skipped
     webhooks.enqueue(services, sorted(written))
     if len(found) == PAGE:
-        tasks.item_events(services, batch_id, completion, int(found[-1].get("index")) + 1)
+        following = tasks.EmitItemEvents(
+            batch_id=batch_id, completion=completion, start=int(found[-1].get("index")) + 1
+        )
+        tasks.create(services, following)
         return Answer(200, {"result": "page", "created": len(written)})
     store.ref(db, batch_id).update({"item_events_pending": False})
     return Answer(200, {"result": "done", "created": len(written)})

@@ -8,9 +8,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lote import bulk, ids, timeutil
+from lote import bulk, ids, tasks, timeutil
 from lote.answers import Answer
-from lote.batches import fanout, manifest, progress, store, tasks
+from lote.batches import fanout, manifest, progress, store
 from lote.batches.schemas import (
     MAX_MANIFEST_ITEMS,
     BatchAccepted,
@@ -123,16 +123,12 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
 
 
 def enqueue_plan(services: Services, batch_id: str) -> bool:
-    """Create the batch's fan-out task and record it; False leaves it to the repair sweep."""
-    from google.api_core.exceptions import GoogleAPICallError, RetryError
-
-    try:
-        tasks.plan(services, batch_id, 0)
-        store.ref(services.firestore.db, batch_id).update({"fanout_enqueued": True})
-    except (GoogleAPICallError, RetryError) as exc:
-        tasks.log.warning("fan-out of %s not enqueued, left to the repair sweep: %s", batch_id, exc)
-        return False
-    return True
+    """After the batch's commit: its fan-out task, flagged on the batch; False leaves it to the sweep."""
+    return tasks.enqueue(
+        services,
+        tasks.PlanFanout(batch_id=batch_id),
+        lambda: store.ref(services.firestore.db, batch_id).update({"fanout_enqueued": True}),
+    )
 
 
 def owned(services: Services, caller: Caller, batch_id: str) -> tuple[dict[str, Any], dt.datetime | None]:
@@ -183,12 +179,12 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     written = bulk.write(db, updates=updates).written
     generations = {s.id: int(s.get("task_gen") or 0) + 1 for s in failed}
     tasks.create_many(
-        services, [tasks.generation(job_id, generations[job_id], services) for job_id in written]
+        services, [tasks.Generate(job_id=job_id, gen=generations[job_id]) for job_id in written]
     )
     check_at = task_check_at(services)
     enqueued = {"enqueued": True, "task_check_at": check_at}
     bulk.write(db, updates=[(job_store.ref(db, job_id), enqueued, None) for job_id in written])
-    tasks.check(services, batch_id, int(batch["check_gen"]), 0, fanout.CHECK_MIN_S)
+    fanout.start_checker(services, batch_id, int(batch["check_gen"]))
     return RetryAnswer(retried=len(written))
 
 

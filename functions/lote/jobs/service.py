@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import Any
 
-from lote import ids, images, timeutil
+from lote import ids, images, tasks, timeutil
 from lote.answers import Answer
 from lote.billing import credits, pricing
 from lote.errors import Conflict, InvalidRequest, NotFound
@@ -126,26 +125,13 @@ def task_check_at(services: Services) -> dt.datetime:
 
 
 def enqueue(services: Services, job_id: str, generation: int = 0) -> bool:
-    """Create the job's task (deterministic name) and record it; False leaves it to the sweep."""
-    from google.api_core.exceptions import GoogleAPICallError, RetryError
-
-    s = services.settings
-    try:
-        services.tasks.create_http_task(
-            s.generation_queue,
-            f"{job_id}-{generation}",
-            f"{s.worker_url}/tasks/generate",
-            json.dumps({"job_id": job_id}).encode(),
-            audience=s.worker_url,
-            invoker=s.tasks_invoker_email,
-            deadline_s=s.task_dispatch_deadline_s,
-        )
-        store.mark_enqueued(services.firestore.db, job_id, task_check_at(services))
-    except (GoogleAPICallError, RetryError) as exc:
-        # The job is committed; the repair sweep creates its task later. Nothing is lost.
-        log.warning("enqueue of %s failed, left to the repair sweep: %s", job_id, exc)
-        return False
-    return True
+    """After the job's commit: its task, flagged on the job; False leaves it to the repair sweep."""
+    check_at = task_check_at(services)
+    return tasks.enqueue(
+        services,
+        tasks.Generate(job_id=job_id, gen=generation),
+        lambda: store.mark_enqueued(services.firestore.db, job_id, check_at),
+    )
 
 
 def submit(

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from lote import ids, timeutil
+from lote import ids, tasks, timeutil
 from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
 from lote.tenants.service import Caller
@@ -36,26 +36,14 @@ def events(services: Services) -> Iterator[Outbox]:
 
 
 def enqueue(services: Services, delivery_ids: list[str], gen: int = 0) -> None:
-    """Create each delivery's task after its commit (deterministic names); failures go to the sweep."""
-    from google.api_core.exceptions import GoogleAPICallError, NotFound, RetryError
-
-    s = services.settings
+    """After their commit: each delivery's task, flagged on the delivery; failures go to the sweep."""
+    db, check_at = services.firestore.db, task_check_at(services)
     for delivery_id in delivery_ids:
-        try:
-            services.tasks.create_http_task(
-                s.webhook_queue,
-                f"{delivery_id}-{gen}",
-                f"{s.worker_url}/tasks/webhook",
-                json.dumps({"delivery_id": delivery_id, "gen": gen}).encode(),
-                audience=s.worker_url,
-                invoker=s.tasks_invoker_email,
-                deadline_s=int(s.webhook_timeout_s) + 30,
-            )
-            store.mark_enqueued(services.firestore.db, delivery_id, task_check_at(services))
-        except NotFound:
-            continue  # staged by a transaction attempt that did not commit: nothing to deliver
-        except (GoogleAPICallError, RetryError) as exc:
-            log.warning("enqueue of webhook %s failed, left to the repair sweep: %s", delivery_id, exc)
+        tasks.enqueue(
+            services,
+            tasks.DeliverWebhook(delivery_id=delivery_id, gen=gen),
+            lambda delivery_id=delivery_id: store.mark_enqueued(db, delivery_id, check_at),  # type: ignore[misc]
+        )
 
 
 def task_check_at(services: Services) -> dt.datetime:

@@ -1,0 +1,195 @@
+"""Every kind of task lote puts on a Cloud Tasks queue, defined once.
+
+A task kind is a pydantic model: its fields are the body the worker receives (the code that
+enqueues and the route that handles parse the same class), and it knows its queue, its route and
+its deterministic name, so a task created twice is the same task (`ALREADY_EXISTS`) and the repair
+sweep can ask Cloud Tasks whether it still exists. Two ways to create one:
+
+- `create`: from a task handler, for its successor; a failure raises, so the handler's own task
+  is retried and creates it then.
+- `enqueue`: after the commit of the document the task works on; on success the document is
+  flagged (`enqueued`), on failure it is left unflagged for the repair sweep, which creates the
+  same task later. The request that committed it answers either way: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lote.services import Services
+from lote.settings import Settings
+
+log = logging.getLogger("lote.tasks")
+PARALLEL_CREATES = 16
+
+
+class Payload(BaseModel):
+    """The body of a call to a worker route; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Task(Payload):
+    """A task kind: subclasses name their route and queue, and derive their task id."""
+
+    route: ClassVar[str]
+
+    def queue(self, settings: Settings) -> str:
+        """The queue this kind goes to (queue.yaml sets its rate and retries)."""
+        return settings.fanout_queue
+
+    def task_id(self) -> str:
+        """The deterministic name: everything that makes this occurrence unique."""
+        raise NotImplementedError
+
+    def deadline_s(self, settings: Settings) -> int:
+        """How long Cloud Tasks waits for the handler's answer."""
+        return settings.task_dispatch_deadline_s
+
+
+class Generate(Task):
+    """Generate one image: a job's attempt. `gen` changes only when the repair sweep replaces a
+    task that Cloud Tasks gave up on, or a batch retry reruns the item."""
+
+    route: ClassVar[str] = "/tasks/generate"
+    job_id: str
+    gen: int = 0
+
+    def queue(self, settings: Settings) -> str:
+        """The generation queue, whose rate is the model's quota."""
+        return settings.generation_queue
+
+    def task_id(self) -> str:
+        """`{job}-{gen}`."""
+        return f"{self.job_id}-{self.gen}"
+
+
+class DeliverWebhook(Task):
+    """Deliver one webhook event; `gen` changes on a redelivery or a replaced task."""
+
+    route: ClassVar[str] = "/tasks/webhook"
+    delivery_id: str
+    gen: int = 0
+
+    def queue(self, settings: Settings) -> str:
+        """The webhook queue."""
+        return settings.webhook_queue
+
+    def task_id(self) -> str:
+        """`{delivery}-{gen}`."""
+        return f"{self.delivery_id}-{self.gen}"
+
+    def deadline_s(self, settings: Settings) -> int:
+        """The receiver's timeout and room to record the attempt."""
+        return int(settings.webhook_timeout_s) + 30
+
+
+class PlanFanout(Task):
+    """Enqueue a batch's chunk tasks; `gen` changes when the sweep resumes a lost fan-out."""
+
+    route: ClassVar[str] = "/tasks/fanout-plan"
+    batch_id: str
+    gen: int = 0
+
+    def task_id(self) -> str:
+        """`{batch}-plan-{gen}`."""
+        return f"{self.batch_id}-plan-{self.gen}"
+
+
+class FanoutChunk(Task):
+    """Create one chunk's item jobs and their generation tasks."""
+
+    route: ClassVar[str] = "/tasks/fanout-chunk"
+    batch_id: str
+    chunk: int
+    gen: int = 0
+
+    def task_id(self) -> str:
+        """`{batch}-c{chunk}-{gen}`."""
+        return f"{self.batch_id}-c{self.chunk}-{self.gen}"
+
+
+class CheckBatch(Task):
+    """One link of a batch's checker chain (`gen` per run of the batch, `seq` per link), which
+    settles the batch when its items are done. Names make a forked chain collapse into one."""
+
+    route: ClassVar[str] = "/tasks/batch-check"
+    batch_id: str
+    gen: int
+    seq: int
+
+    def task_id(self) -> str:
+        """`{batch}-check-{gen}-{seq}`."""
+        return f"{self.batch_id}-check-{self.gen}-{self.seq}"
+
+
+class EmitItemEvents(Task):
+    """A page of the item events of a canceled batch (items canceled in bulk, without a task)."""
+
+    route: ClassVar[str] = "/tasks/batch-item-events"
+    batch_id: str
+    completion: int
+    start: int = 0
+    # Not sent: lets the repair sweep start a fresh chain (the handler is idempotent).
+    tag: str = Field(default="", exclude=True)
+
+    def task_id(self) -> str:
+        """`{batch}-items-{completion}-{start}{tag}`."""
+        return f"{self.batch_id}-items-{self.completion}-{self.start}{self.tag}"
+
+
+class Sweep(Payload):
+    """The repair sweep; Cloud Scheduler calls it with `{}` (Terraform), no task is created."""
+
+
+def create(services: Services, task: Task, delay_s: float = 0.0) -> bool:
+    """Create the task; False when its name is taken (it exists or existed: the same task). Any
+    other failure raises, so the caller's own task is retried."""
+    s = services.settings
+    return services.tasks.create_http_task(
+        task.queue(s),
+        task.task_id(),
+        f"{s.worker_url}{task.route}",
+        task.model_dump_json().encode(),
+        audience=s.worker_url,
+        invoker=s.tasks_invoker_email,
+        deadline_s=task.deadline_s(s),
+        delay_s=delay_s,
+    )
+
+
+def create_many(services: Services, tasks: Sequence[Task]) -> None:
+    """Create tasks in parallel; any failure other than ALREADY_EXISTS is raised (retry the step)."""
+    with ThreadPoolExecutor(max_workers=PARALLEL_CREATES) as pool:
+        list(pool.map(lambda task: create(services, task), tasks))
+
+
+def enqueue(services: Services, task: Task, record: Callable[[], object]) -> bool:
+    """After the commit: create the task, then `record` that it exists. False, logged, when either
+    failed: the document stays unflagged and the repair sweep creates the same task later."""
+    from google.api_core.exceptions import GoogleAPICallError, NotFound, RetryError
+
+    try:
+        create(services, task)
+    except (GoogleAPICallError, RetryError) as exc:
+        log.warning("task %s not created, left to the repair sweep: %s", task.task_id(), exc)
+        return False
+    try:
+        record()
+    except NotFound:
+        # Staged by a transaction attempt that did not commit: the task will find nothing to do.
+        return False
+    except (GoogleAPICallError, RetryError) as exc:
+        log.warning("task %s created but not recorded, left to the repair sweep: %s", task.task_id(), exc)
+        return False
+    return True
+
+
+def exists(services: Services, task: Task) -> bool:
+    """Whether Cloud Tasks still holds the task (GetTask): False means nothing will run it again."""
+    return services.tasks.exists(task.queue(services.settings), task.task_id())

@@ -1,0 +1,68 @@
+"""Task kinds (lote/tasks.py): one definition serves the enqueuer and the handler."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from lote import tasks
+from lote.settings import Settings
+from lote.web import worker_app
+
+KINDS = [
+    tasks.Generate(job_id="gen_1", gen=2),
+    tasks.DeliverWebhook(delivery_id="msg_1", gen=1),
+    tasks.PlanFanout(batch_id="bat_1", gen=1),
+    tasks.FanoutChunk(batch_id="bat_1", chunk=3, gen=1),
+    tasks.CheckBatch(batch_id="bat_1", gen=0, seq=4),
+    tasks.EmitItemEvents(batch_id="bat_1", completion=1, start=100),
+]
+
+
+@pytest.mark.parametrize("task", KINDS, ids=lambda t: type(t).__name__)
+def test_the_body_sent_is_the_body_the_handler_parses(task):
+    assert type(task).model_validate_json(task.model_dump_json()) == task
+
+
+@pytest.mark.parametrize("task", KINDS, ids=lambda t: type(t).__name__)
+def test_every_task_kind_has_a_worker_route(task):
+    routes = {rule.rule for rule in worker_app().url_map.iter_rules() if "POST" in (rule.methods or ())}
+    assert type(task).route in routes
+
+
+def test_every_worker_task_route_has_a_task_kind():
+    routes = {r.rule for r in worker_app().url_map.iter_rules() if r.rule.startswith("/tasks/")}
+    assert routes == {type(t).route for t in KINDS} | {"/tasks/sweep"}
+
+
+@pytest.mark.parametrize("task", KINDS, ids=lambda t: type(t).__name__)
+def test_names_are_deterministic_and_differ_by_every_field(task):
+    assert type(task)(**task.model_dump()).task_id() == task.task_id()
+    for field, value in task.model_dump().items():
+        changed = value + 1 if isinstance(value, int) else value + "x"
+        assert task.model_copy(update={field: changed}).task_id() != task.task_id(), field
+
+
+def test_task_names_are_unique_across_kinds_of_one_batch():
+    names = [t.task_id() for t in KINDS if hasattr(t, "batch_id")]
+    assert len(names) == len(set(names))
+
+
+def test_the_sweep_tag_names_a_fresh_chain_but_is_not_sent():
+    tagged = tasks.EmitItemEvents(batch_id="bat_1", completion=1, tag="-s42")
+    assert tagged.task_id() == "bat_1-items-1-0-s42"
+    assert "tag" not in tagged.model_dump_json()
+
+
+def test_queues_and_deadlines_come_from_settings():
+    s = Settings(generation_queue="g", webhook_queue="w", fanout_queue="f", webhook_timeout_s=7)
+    assert tasks.Generate(job_id="gen_1").queue(s) == "g"
+    assert tasks.DeliverWebhook(delivery_id="msg_1").queue(s) == "w"
+    assert {t.queue(s) for t in KINDS[2:]} == {"f"}
+    assert tasks.DeliverWebhook(delivery_id="msg_1").deadline_s(s) == 37
+    assert tasks.Generate(job_id="gen_1").deadline_s(s) == s.task_dispatch_deadline_s
+
+
+def test_a_body_with_an_unknown_field_is_refused():
+    with pytest.raises(pydantic.ValidationError):
+        tasks.Generate.model_validate({"job_id": "gen_1", "jobid": "gen_2"})
