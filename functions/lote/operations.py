@@ -24,6 +24,7 @@ from lote.batches.schemas import (
 )  # fmt: skip
 from lote.billing.schemas import CheckoutAnswer, CheckoutRequest, PackList
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest, PresetList
+from lote.statuses import BatchStatus, DeliveryStatus, JobStatus
 from lote.tenants.schemas import (
     Account,
     ApiKey,
@@ -125,12 +126,12 @@ TENANT_LINKS = {
 KEY_LINKS = {
     "RevokeKey": _link("adminRevokeKey", tenant_id="$request.path.tenant_id", key_id="$response.body#/key_id")
 }
-BODY = (400, 413, 415)
+BODY = (400, 413, 415)  # every operation that reads a JSON body
 CACHED = ("ETag", "Cache-Control", "Retry-After")
 REPLAYABLE = ("Location", "Idempotency-Replayed")
-BATCH_STATUSES = ("queued", "running", "completed", "canceled")
-DELIVERY_STATUSES = ("pending", "delivered", "failed")  # every operation that reads a JSON body
-ITEM_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+BATCH_STATUSES = tuple(s.value for s in BatchStatus)
+DELIVERY_STATUSES = tuple(s.value for s in DeliveryStatus)
+ITEM_STATUSES = tuple(s.value for s in JobStatus)
 
 OPERATIONS: list[Operation] = [
     Operation("post", "/v1/generations", "createGeneration", "Submit one generation", "202", Accepted,

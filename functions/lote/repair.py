@@ -25,6 +25,7 @@ from lote.jobs import recovery
 from lote.jobs import service as jobs
 from lote.jobs import store as job_store
 from lote.services import Services
+from lote.statuses import DeliveryStatus, JobStatus
 from lote.transactions import Contention
 from lote.webhooks import service as webhooks
 from lote.webhooks import store as webhook_store
@@ -100,7 +101,7 @@ def _unenqueued_jobs(services: Services, limit: int, done: Counter[str]) -> None
     for snapshot in recovery.unenqueued_before(db, _cutoff(services), limit):
         job = snapshot.to_dict() or {}
         with _one(done, snapshot.id):
-            if job.get("status") != "queued":
+            if job.get("status") != JobStatus.QUEUED:
                 db.collection(job_store.JOBS).document(snapshot.id).update(
                     {"enqueued": True}
                 )  # nothing to run
@@ -120,7 +121,7 @@ def _restart(services: Services, snapshot: Any, status: str, reason: str, done: 
         done["abandoned"] += 1
         log.error("job %s abandoned: %s", snapshot.id, reason)
     elif isinstance(result, int) and jobs.enqueue(services, snapshot.id, result):
-        done["requeued" if status == "running" else "lost_tasks"] += 1
+        done["requeued" if status == JobStatus.RUNNING else "lost_tasks"] += 1
 
 
 def _lost_job_tasks(services: Services, limit: int, done: Counter[str]) -> None:
@@ -129,7 +130,7 @@ def _lost_job_tasks(services: Services, limit: int, done: Counter[str]) -> None:
     now = timeutil.now()
     for snapshot in recovery.expired_leases(db, now, limit):
         with _one(done, snapshot.id):
-            _restart(services, snapshot, "running", "its worker stopped answering", done)
+            _restart(services, snapshot, JobStatus.RUNNING, "its worker stopped answering", done)
     due = recovery.task_checks_due(db, now, limit)
     for snapshot, exists in _with_task(services, _generation_task, due):
         with _one(done, snapshot.id):
@@ -137,7 +138,7 @@ def _lost_job_tasks(services: Services, limit: int, done: Counter[str]) -> None:
                 recovery.push_check(db, snapshot.id, jobs.task_check_at(services))
                 done["tasks_alive"] += 1
             else:
-                _restart(services, snapshot, "queued", "its task ran out of attempts", done)
+                _restart(services, snapshot, JobStatus.QUEUED, "its task ran out of attempts", done)
 
 
 def _batches(services: Services, limit: int, done: Counter[str]) -> None:
@@ -183,4 +184,4 @@ def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:
                 continue
             outcome = webhooks.restart_lost(services, snapshot.id, int(snapshot.get("task_gen") or 0))
             if outcome is not None:
-                done["webhooks_failed" if outcome == "failed" else "webhooks_requeued"] += 1
+                done["webhooks_failed" if outcome == DeliveryStatus.FAILED else "webhooks_requeued"] += 1

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lote.jobs.schemas import TERMINAL
+from lote.statuses import TERMINAL, UNPAID, JobStatus
 from lote.webhooks.events import delivery_id
 
 GENERATION_EVENTS = ("generation.succeeded", "generation.failed", "generation.canceled")
@@ -82,21 +82,22 @@ def job(
     if status not in TERMINAL:
         if now - created > windows.abandon_after + windows.repair_after:
             add("job_terminal_in_time", created_at=created.isoformat())
-        if status == "queued" and not doc.get("enqueued") and now - created > 2 * windows.repair_after:
+        queued = status == JobStatus.QUEUED
+        if queued and not doc.get("enqueued") and now - created > 2 * windows.repair_after:
             add("job_has_a_task", reason="never enqueued")
-        if status == "queued" and doc.get("enqueued") and task_exists is False:
+        if queued and doc.get("enqueued") and task_exists is False:
             add("job_has_a_task", reason="its task no longer exists", task_gen=doc.get("task_gen"))
         lease = doc.get("lease_until")
-        if status == "running" and lease is not None and now - lease > windows.repair_after:
+        if status == JobStatus.RUNNING and lease is not None and now - lease > windows.repair_after:
             add("job_has_a_task", reason="lease expired", lease_until=lease.isoformat())
     price = int(doc.get("price") or 0)
     if not doc.get("batch_id") and price > 0:
-        owed = status in ("failed", "canceled")
+        owed = status in UNPAID
         if owed and (refund is None or int(refund.get("delta", 0)) != price):
             add("refunded_exactly_once", price=price, refund=None if refund is None else refund.get("delta"))
         if not owed and refund is not None:
             add("refunded_exactly_once", price=price, refund=refund.get("delta"), reason="not owed")
-    expected = (doc.get("output") or {}).get("object") if status == "succeeded" else None
+    expected = (doc.get("output") or {}).get("object") if status == JobStatus.SUCCEEDED else None
     if expected is not None and outputs != [expected]:
         add("one_output_per_success", expected=expected, found=outputs)
     if expected is None and outputs and status in TERMINAL:
@@ -147,7 +148,7 @@ def batch(
     fanned_out = chunks_done >= len(doc.get("chunks") or [])
     if fanned_out and items != total:
         add("batch_items_exist", total=total, items=items)
-    open_items = tally.get("queued", 0) + tally.get("running", 0)
+    open_items = tally.get(JobStatus.QUEUED, 0) + tally.get(JobStatus.RUNNING, 0)
     finished = doc.get("finished_at") is not None
     if finished and open_items:
         add("batch_counts_match_items", reason="finished with open items", open=open_items)

@@ -16,6 +16,7 @@ from lote.batches import store as batch_store
 from lote.billing.ledger import LEDGER
 from lote.jobs.store import JOBS
 from lote.services import Services
+from lote.statuses import JobStatus
 from lote.tenants.store import TENANTS
 from lote.webhooks.store import DELIVERIES
 
@@ -73,13 +74,13 @@ def audit(services: Services, tenant_id: str | None = None) -> Report:
 
 
 def _task_exists(services: Services, job_id: str, job: dict[str, Any]) -> bool | None:
-    if job.get("status") != "queued" or not job.get("enqueued"):
+    if job.get("status") != JobStatus.QUEUED or not job.get("enqueued"):
         return None
     if tasks.exists(services, tasks.Generate(job_id=job_id, gen=int(job.get("task_gen") or 0))):
         return True
     # The task may have just run: only a job still queued at the same generation has lost it.
     again = _job_now(services, job_id)
-    return not (again.get("status") == "queued" and again.get("task_gen") == job.get("task_gen"))
+    return not (again.get("status") == JobStatus.QUEUED and again.get("task_gen") == job.get("task_gen"))
 
 
 def _job_now(services: Services, job_id: str) -> dict[str, Any]:
@@ -158,7 +159,7 @@ def _batch(
 ) -> None:
     db = services.firestore.db
     tally = batch_store.counts(db, batch_id)
-    succeeded_price = batch_store.price_sum(db, batch_id, "succeeded")
+    succeeded_price = batch_store.price_sum(db, batch_id, JobStatus.SUCCEEDED)
     report.violations += rules.batch(
         batch_id, doc, tally, batch_store.chunks_done(db, batch_id), entries, succeeded_price, deliveries
     )

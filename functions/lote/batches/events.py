@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lote.batches import progress
+from lote.statuses import BatchStatus
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -24,7 +25,7 @@ def stage(
     url = batch.get("webhook_url")
     if not url:
         return
-    kind = "batch.canceled" if batch["status"] == "canceled" else "batch.completed"
+    kind = "batch.canceled" if batch["status"] == BatchStatus.CANCELED else "batch.completed"
     data = view(outbox.api_url, batch_id, batch, tally)
     outbox.stage(tx, db, tenant_id=batch["tenant_id"], url=url, kind=kind, subject=batch_id, data=data,
                  occurrence=int(batch.get("completions", 1)))  # fmt: skip

@@ -16,6 +16,7 @@ from lote.batches import manifest, progress, store
 from lote.jobs import store as job_store
 from lote.jobs.service import check_inputs, job_document, stage_inputs, task_check_at
 from lote.services import Services
+from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.batches")
@@ -62,7 +63,7 @@ def _documents(
         wanted = batch.get("webhook_events") or []
         doc.update(webhook_url=batch.get("webhook_url") if wanted else None, webhook_events=wanted)
         if batch.get("cancel_requested"):
-            doc.update(status="canceled", cancel_requested=True, finished_at=now,
+            doc.update(status=JobStatus.CANCELED, cancel_requested=True, finished_at=now,
                        expires_at=retention.expires_at(now))  # fmt: skip
         docs.append((job_id, doc))
     return docs
@@ -118,11 +119,11 @@ def cancel_queued(services: Services, snapshots: list[Any]) -> int:
     db = services.firestore.db
     now = timeutil.now()
     updates = [
-        (s.reference, {"status": "canceled", "cancel_requested": True, "finished_at": now,
+        (s.reference, {"status": JobStatus.CANCELED, "cancel_requested": True, "finished_at": now,
                        "expires_at": retention.expires_at(now)},
          Client.write_option(last_update_time=s.update_time))
         for s in snapshots
-        if s.exists and (s.to_dict() or {}).get("status") == "queued"
+        if s.exists and (s.to_dict() or {}).get("status") == JobStatus.QUEUED
     ]  # fmt: skip
     return len(bulk.write(db, updates=updates).written)
 
@@ -137,7 +138,7 @@ def observe(
     finishing = progress.finished(tally, batch["total"], done_chunks >= len(batch["chunks"]))
     begun = progress.started(tally)
     if (finishing and batch.get("finished_at") is None) or (begun and batch.get("started_at") is None):
-        succeeded_price = store.price_sum(db, batch_id, "succeeded") if finishing else 0
+        succeeded_price = store.price_sum(db, batch_id, JobStatus.SUCCEEDED) if finishing else 0
         with webhooks.events(services) as outbox:
             batch = store.settle(
                 db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price, outbox

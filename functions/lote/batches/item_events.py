@@ -16,6 +16,7 @@ from lote.answers import Answer
 from lote.batches import store
 from lote.jobs import events as job_events
 from lote.services import Services
+from lote.statuses import JobStatus
 from lote.webhooks import events as webhook_events
 from lote.webhooks import service as webhooks
 from lote.webhooks import store as webhook_store
@@ -38,7 +39,7 @@ def emit(services: Services, batch_id: str, completion: int, start: int) -> Answ
         return Answer(200, {"result": "noop", "reason": "no item events pending"})
     query = (
         store.items(db, batch_id)
-        .where(filter=FieldFilter("status", "==", "canceled"))
+        .where(filter=FieldFilter("status", "==", JobStatus.CANCELED))
         .order_by("index")
         .start_at({"index": start})
         .limit(PAGE)

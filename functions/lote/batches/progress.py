@@ -9,7 +9,7 @@ from typing import Any
 
 from lote import timeutil
 from lote.batches.schemas import Batch, BatchLinks, Counts, Fanout
-from lote.jobs.schemas import TERMINAL
+from lote.statuses import TERMINAL, JobStatus
 
 
 def terminal(tally: dict[str, int]) -> int:
@@ -19,7 +19,7 @@ def terminal(tally: dict[str, int]) -> int:
 
 def started(tally: dict[str, int]) -> bool:
     """Whether any item has begun (a canceled-before-running item does not count)."""
-    return tally.get("running", 0) + tally.get("succeeded", 0) + tally.get("failed", 0) > 0
+    return any(tally.get(s, 0) for s in (JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED))
 
 
 def finished(tally: dict[str, int], total: int, fanned_out: bool) -> bool:
@@ -35,7 +35,8 @@ def remaining(tally: dict[str, int], total: int) -> int:
 def counts(tally: dict[str, int], total: int) -> Counts:
     """Items per state; items not yet fanned out count as queued."""
     created = sum(tally.values())
-    return Counts(total=total, **{**tally, "queued": tally.get("queued", 0) + max(0, total - created)})
+    queued = tally.get(JobStatus.QUEUED, 0) + max(0, total - created)
+    return Counts(total=total, **{**tally, JobStatus.QUEUED: queued})
 
 
 def percent(tally: dict[str, int], total: int) -> float:

@@ -28,6 +28,7 @@ from lote.idempotency import Key, create_once
 from lote.jobs import store as job_store
 from lote.jobs.service import task_check_at, tenant_upload_prefix
 from lote.services import Services
+from lote.statuses import BatchStatus, JobStatus
 from lote.tenants.service import Caller
 from lote.webhooks import urls
 
@@ -81,7 +82,7 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     now = timeutil.now()
     doc = {
         "tenant_id": caller.tenant_id,
-        "status": "queued",
+        "status": BatchStatus.QUEUED,
         "total": len(specs),
         "chunks": [{"r": c} for c in chunks],
         "manifest": {"bucket": bucket, "object": name},
@@ -101,7 +102,7 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     }
     accepted = BatchAccepted(
         id=batch_id,
-        status="queued",
+        status=BatchStatus.QUEUED,
         total=len(specs),
         created_at=timeutil.iso(now) or "",
         links=links(services, batch_id),
@@ -150,7 +151,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     db = services.firestore.db
     failed = [
         s
-        for s in store.items(db, batch_id).where(filter=_status_filter("failed")).stream()
+        for s in store.items(db, batch_id).where(filter=_status_filter(JobStatus.FAILED)).stream()
         if _wanted(req, s.get("error") or {})
     ]
     if not failed:
@@ -161,7 +162,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
         (
             s.reference,
             {
-                "status": "queued",
+                "status": JobStatus.QUEUED,
                 "error": None,
                 "last_error": s.get("error"),
                 "finished_at": None,
@@ -210,18 +211,18 @@ def cancel(services: Services, caller: Caller, batch_id: str) -> CancelAnswer:
     db = services.firestore.db
     batch = store.request_cancel(db, batch_id)  # BatchCompleted: 409
     canceled = fanout.cancel_queued(
-        services, list(store.items(db, batch_id).where(filter=_status_filter("queued")).stream())
+        services, list(store.items(db, batch_id).where(filter=_status_filter(JobStatus.QUEUED)).stream())
     )
-    running = bulk.count(store.items(db, batch_id).where(filter=_status_filter("running")))
+    running = bulk.count(store.items(db, batch_id).where(filter=_status_filter(JobStatus.RUNNING)))
     fanout.observe(services, batch_id, batch)
-    return CancelAnswer(status="canceled", canceled=canceled, running=running)
+    return CancelAnswer(status=BatchStatus.CANCELED, canceled=canceled, running=running)
 
 
 def list_batches(
     services: Services, caller: Caller, status: str | None, token: str | None, page_size: int = 50
 ) -> BatchPage:
     """The tenant's batches, newest first."""
-    if status is not None and status not in ("queued", "running", "completed", "canceled"):
+    if status is not None and status not in tuple(BatchStatus):
         raise InvalidRequest("status must be queued, running, completed or canceled", {"field": "status"})
     after = None
     if token is not None:

@@ -17,6 +17,7 @@ from lote.batches import events, progress
 from lote.billing import credits
 from lote.errors import Conflict
 from lote.jobs.store import JOBS
+from lote.statuses import BatchStatus, JobStatus
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -41,7 +42,7 @@ class BatchCanceled(Conflict):
 
 
 CHUNKS = "chunks"
-STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+STATUSES = tuple(s.value for s in JobStatus)
 # Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
 INDEXES = [
     (JOBS, ("batch_id", "status")),
@@ -179,17 +180,18 @@ def settle(
         started = progress.started(tally)
         if started and batch.get("started_at") is None:
             update["started_at"] = now
-        if batch.get("status") == "queued" and started:
-            update["status"] = "running"
+        if batch.get("status") == BatchStatus.QUEUED and started:
+            update["status"] = BatchStatus.RUNNING
         done = progress.finished(tally, int(batch.get("total", 0)), fanout_complete)
         if done and batch.get("finished_at") is None:
             completion = int(batch.get("completions", 0)) + 1
             update.update(credits.refund_batch(tx, db, batch_id, batch, succeeded_price, completion))
             update["finished_at"] = now
             update["expires_at"] = retention.expires_at(now)
-            update["status"] = "canceled" if batch.get("cancel_requested") else "completed"
+            canceled = bool(batch.get("cancel_requested"))
+            update["status"] = BatchStatus.CANCELED if canceled else BatchStatus.COMPLETED
             update["completions"] = completion
-            if update["status"] == "canceled" and "generation.canceled" in (
+            if update["status"] == BatchStatus.CANCELED and "generation.canceled" in (
                 batch.get("webhook_events") or []
             ):
                 update["item_events_pending"] = True  # bulk-canceled items: see batches/item_events.py
@@ -204,9 +206,9 @@ def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
     """Mark the batch canceled; BatchCompleted (409) once it has completed."""
 
     def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
-        if batch.get("status") == "completed":
+        if batch.get("status") == BatchStatus.COMPLETED:
             raise BatchCompleted("the batch has already completed", {"id": batch_id})
-        return {"status": "canceled", "cancel_requested": True}
+        return {"status": BatchStatus.CANCELED, "cancel_requested": True}
 
     return _transact(db, batch_id, change)
 
@@ -220,7 +222,7 @@ def reopen(db: firestore.Client, batch_id: str, price: int) -> dict[str, Any]:
         gen = int(batch.get("check_gen", 0)) + 1
         update = {"check_gen": gen, **credits.charge_retry(tx, db, batch_id, batch, price, gen)}
         if batch.get("finished_at") is not None:
-            update.update({"status": "running", "finished_at": None, "expires_at": None})
+            update.update({"status": BatchStatus.RUNNING, "finished_at": None, "expires_at": None})
         return update
 
     return _transact(db, batch_id, change)

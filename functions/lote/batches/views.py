@@ -15,6 +15,7 @@ from lote.errors import InvalidRequest
 from lote.jobs.schemas import JobError
 from lote.jobs.views import poll_after
 from lote.services import Services
+from lote.statuses import JobStatus
 from lote.tenants.service import Caller
 
 
@@ -28,7 +29,7 @@ def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, 
     hint = (
         None
         if batch.get("finished_at")
-        else poll_after({"status": "running", "created_at": batch["created_at"]})
+        else poll_after({"status": JobStatus.RUNNING, "created_at": batch["created_at"]})
     )
     return view, etag, hint
 
@@ -49,13 +50,13 @@ def _after(token: str | None) -> int | None:
 def _item(services: Services, snapshot: Any) -> Item:
     job = snapshot.to_dict()
     output = None
-    if job["status"] == "succeeded" and job.get("output"):
+    if job["status"] == JobStatus.SUCCEEDED and job.get("output"):
         stored = job["output"]
         url = f"{services.settings.api_url}/v1/generations/{snapshot.id}/output"
         output = ItemOutput(
             url=url, **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")}
         )
-    error = JobError(**job["error"]) if job["status"] == "failed" and job.get("error") else None
+    error = JobError(**job["error"]) if job["status"] == JobStatus.FAILED and job.get("error") else None
     return Item(
         id=snapshot.id,
         index=job["index"],

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lote import bulk, timeutil, transactions
 from lote.jobs.store import JOBS, TX_ATTEMPTS, end, ref
+from lote.statuses import JobStatus
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -48,12 +49,12 @@ def unenqueued_before(
 
 def expired_leases(db: firestore.Client, now: dt.datetime, limit: int) -> list[firestore.DocumentSnapshot]:
     """Running jobs whose lease ran out (their worker died mid-attempt, or their task is gone)."""
-    return _due(db, "running", "lease_until", now, limit)
+    return _due(db, JobStatus.RUNNING, "lease_until", now, limit)
 
 
 def task_checks_due(db: firestore.Client, now: dt.datetime, limit: int) -> list[firestore.DocumentSnapshot]:
     """Queued jobs whose task may have run out of attempts by now."""
-    return _due(db, "queued", "task_check_at", now, limit)
+    return _due(db, JobStatus.QUEUED, "task_check_at", now, limit)
 
 
 def _due(
@@ -105,14 +106,14 @@ def restart(
         if job.get("status") != status or int(job.get("task_gen") or 0) != generation:
             return None
         lease = job.get("lease_until")
-        if status == "running" and (lease is None or lease >= timeutil.now()):
+        if status == JobStatus.RUNNING and (lease is None or lease >= timeutil.now()):
             return None  # the lease is live (or was never taken): its attempt is still the owner
         if cycle_start(job) < abandon_before:
-            final = {"status": "failed", "error": abandon_error(reason), "lease_until": None}
+            final = {"status": JobStatus.FAILED, "error": abandon_error(reason), "lease_until": None}
             tx.update(snapshot.reference, end(tx, db, job_id, job, final, outbox))
             return ABANDONED
-        update = {"status": "queued", "lease_until": None, "task_gen": generation + 1, "enqueued": False}
-        tx.update(snapshot.reference, update)
+        update = {"status": JobStatus.QUEUED, "lease_until": None, "task_gen": generation + 1}
+        tx.update(snapshot.reference, {**update, "enqueued": False})
         return generation + 1
 
     result: int | str | None = transactions.run(db, run, TX_ATTEMPTS)

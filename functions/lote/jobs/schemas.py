@@ -14,7 +14,6 @@ from lote.validation import MAX_PARAM_VALUE, NOT_BLANK, ImageRef, Metadata, Para
 AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 MAX_IMAGES = 4
 # The models lote has a price for, and the presets it knows: anything else is refused up front.
 if TYPE_CHECKING:

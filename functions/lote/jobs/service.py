@@ -14,6 +14,7 @@ from lote.idempotency import Key
 from lote.jobs import presets, store, views
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest
 from lote.services import Services
+from lote.statuses import JobStatus
 from lote.tenants.service import Caller
 from lote.webhooks import service as webhooks
 from lote.webhooks import urls
@@ -76,7 +77,7 @@ def job_document(
     """The document of a new queued job from a normalized spec (prompt already resolved)."""
     return {
         "tenant_id": tenant_id,
-        "status": "queued",
+        "status": JobStatus.QUEUED,
         "prompt": spec["prompt"],
         "preset": spec.get("preset"),
         "params": spec.get("params") or {},
@@ -155,7 +156,7 @@ def submit(
     doc = new_job(services, caller.tenant_id, job_id, req)
     accepted = Accepted(
         id=job_id,
-        status="queued",
+        status=JobStatus.QUEUED,
         created_at=timeutil.iso(doc["created_at"]) or "",
         links=views.links(services, job_id),
     )

@@ -10,7 +10,7 @@ from lote.billing import credits
 from lote.errors import Conflict
 from lote.idempotency import Key, Replay, create_once
 from lote.jobs import events
-from lote.jobs.schemas import TERMINAL
+from lote.statuses import TERMINAL, UNPAID, JobStatus
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -76,14 +76,15 @@ def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> leases.Clai
             return leases.noop("no such job")
         if job["status"] in TERMINAL:
             return leases.noop(f"job is {job['status']}", job)
-        if job["status"] == "running" and leases.held(job, now):
+        if job["status"] == JobStatus.RUNNING and leases.held(job, now):
             # Short on purpose: Retry-After holds the whole queue, and the attempt holding the lease
             # settles this very task when it answers.
             seconds = max(1, min(BUSY_RETRY_AFTER_S, int((job["lease_until"] - now).total_seconds()) + 1))
             return leases.busy("another attempt holds the lease", job, seconds)
         # A delivery proves the task exists: the repair sweep can skip this job.
         attempt = int(job.get("attempts", 0)) + 1
-        update = {"status": "running", "attempts": attempt, "lease_until": now + lease, "enqueued": True}
+        update = {"status": JobStatus.RUNNING, "attempts": attempt, "lease_until": now + lease}
+        update["enqueued"] = True
         if job.get("started_at") is None:
             update["started_at"] = now
         return update
@@ -104,11 +105,11 @@ def finish(
     def run(tx: Transaction) -> str:
         snapshot = ref(db, job_id).get(transaction=tx)
         job = snapshot.to_dict() or {}
-        if job.get("status") != "running" or job.get("attempts") != attempt:
+        if job.get("status") != JobStatus.RUNNING or job.get("attempts") != attempt:
             return "stale"
         now = timeutil.now()
         if job.get("cancel_requested"):
-            final = {"status": "canceled", "finished_at": now, "lease_until": None}
+            final = {"status": JobStatus.CANCELED, "finished_at": now, "lease_until": None}
         else:
             final = {**update, "lease_until": None}
         if final["status"] in TERMINAL:
@@ -129,7 +130,7 @@ def end(
 ) -> dict[str, Any]:
     """Inside a job's transaction, before its write: what every terminal transition also does (the
     refund of a failed or canceled single, the finish time and TTL, the webhook event)."""
-    if final["status"] in ("failed", "canceled"):
+    if final["status"] in UNPAID:
         credits.refund_job(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
     now = timeutil.now()
     final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now)}
@@ -155,8 +156,9 @@ def cancel(
             raise JobFinished(
                 f"generation {job_id} has already finished", {"id": job_id, "status": job["status"]}
             )
-        if job["status"] == "queued":
-            update = end(tx, db, job_id, job, {"status": "canceled", "cancel_requested": True}, outbox)
+        if job["status"] == JobStatus.QUEUED:
+            canceled = {"status": JobStatus.CANCELED, "cancel_requested": True}
+            update = end(tx, db, job_id, job, canceled, outbox)
         else:
             update = {"cancel_requested": True}
         tx.update(snapshot.reference, update)

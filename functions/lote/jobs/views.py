@@ -8,8 +8,9 @@ from typing import Any
 from lote import ids, timeutil
 from lote.billing import pricing
 from lote.jobs import presets
-from lote.jobs.schemas import TERMINAL, Generation, JobError, Links, Output, Preset, PresetList, PresetParam
+from lote.jobs.schemas import Generation, JobError, Links, Output, Preset, PresetList, PresetParam
 from lote.services import Services
+from lote.statuses import TERMINAL, JobStatus
 
 
 def links(services: Services, job_id: str, succeeded: bool = False) -> Links:
@@ -27,7 +28,7 @@ def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generati
     """The resource GET /v1/generations/{id} answers (the output as a fresh signed URL)."""
     url = None
     stored = job.get("output")
-    if job["status"] == "succeeded" and stored:
+    if job["status"] == JobStatus.SUCCEEDED and stored:
         ttl = dt.timedelta(seconds=services.settings.signed_url_ttl_s)
         url = services.storage.cached_signed_url(stored["bucket"], stored["object"], ttl)
     return render(services.settings.api_url, job_id, job, url)
@@ -36,15 +37,15 @@ def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generati
 def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | None = None) -> Generation:
     """The Generation resource of a job document; without `output_url` the output is the API's
     redirect link (stable, for webhook payloads that may be delivered hours later)."""
-    job_links = links_at(api_url, job_id, job["status"] == "succeeded")
+    job_links = links_at(api_url, job_id, job["status"] == JobStatus.SUCCEEDED)
     output = None
     stored = job.get("output")
-    if job["status"] == "succeeded" and stored:
+    if job["status"] == JobStatus.SUCCEEDED and stored:
         output = Output(
             url=output_url or job_links.output or "",
             **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")},
         )
-    error = JobError(**job["error"]) if job["status"] == "failed" and job.get("error") else None
+    error = JobError(**job["error"]) if job["status"] == JobStatus.FAILED and job.get("error") else None
     return Generation(
         id=job_id,
         status=job["status"],

@@ -13,6 +13,7 @@ from lote.clients.storage import ObjectTooLarge
 from lote.jobs import inputs, store
 from lote.leases import ClaimKind
 from lote.services import Services
+from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.worker")
@@ -119,11 +120,11 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
         # Cloud Storage trouble: release the lease so the retry is not refused as busy.
         message = f"{type(exc).__name__}: {exc}"
         return _failed(services, job_id, attempt, retry_count, job, "storage_unavailable", message, True)
-    update = {"status": "succeeded", "output": output, "error": None, "model_ms": result.elapsed_ms,
+    update = {"status": JobStatus.SUCCEEDED, "output": output, "error": None, "model_ms": result.elapsed_ms,
               "usage": result.usage}  # fmt: skip
     with webhooks.events(services) as outbox:
         outcome = store.finish(db, job_id, attempt, update, outbox)
-    if outcome == "canceled" and created:
+    if outcome == JobStatus.CANCELED and created:
         services.storage.delete(output["bucket"], output["object"])
     log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, outcome, result.elapsed_ms)
     return Answer(200, {"result": outcome})
@@ -147,14 +148,13 @@ def _failed(
     db = services.firestore.db
     if not retryable or is_last_attempt(services, retry_count, job["created_at"]):
         with webhooks.events(services) as outbox:
-            outcome = store.finish(db, job_id, attempt, {"status": "failed", "error": error}, outbox)
+            outcome = store.finish(db, job_id, attempt, {"status": JobStatus.FAILED, "error": error}, outbox)
         log.warning("job %s attempt %d failed for good: %s (%s)", job_id, attempt, code, outcome)
         return Answer(200, {"result": outcome, "error": error})
     streak = error_streak(job, code)
     with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
-        store.finish(
-            db, job_id, attempt, {"status": "queued", "last_error": error, "error_streak": streak}, outbox
-        )
+        again = {"status": JobStatus.QUEUED, "last_error": error, "error_streak": streak}
+        store.finish(db, job_id, attempt, again, outbox)
     log.info("job %s attempt %d will be retried: %s", job_id, attempt, code)
     if retry_after is not None:
         return Answer(429, {"result": "retry", "error": error}, {"Retry-After": str(retry_after)})

@@ -9,6 +9,7 @@ from lote import bulk, ids, timeutil
 from lote.billing import credits, ledger
 from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
+from lote.statuses import IN_FLIGHT
 from lote.tenants import limits, store
 from lote.tenants.schemas import (
     Account,
@@ -49,9 +50,7 @@ def account(services: Services, caller: Caller) -> Account:
     jobs = services.firestore.db.collection("jobs").where(
         filter=FieldFilter("tenant_id", "==", caller.tenant_id)
     )
-    in_flight = sum(
-        bulk.count(jobs.where(filter=FieldFilter("status", "==", s))) for s in ("queued", "running")
-    )
+    in_flight = sum(bulk.count(jobs.where(filter=FieldFilter("status", "==", s))) for s in IN_FLIGHT)
     this_month = bulk.count(jobs.where(filter=FieldFilter("created_at", ">=", month_start(timeutil.now()))))
     return Account(
         tenant_id=caller.tenant_id, name=tenant["name"], plan=tenant.get("plan", store.DEFAULT_PLAN),

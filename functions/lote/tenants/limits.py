@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from lote import bulk, timeutil
 from lote.errors import TooManyRequests
+from lote.statuses import IN_FLIGHT
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -114,7 +115,7 @@ def singles_in_flight(db: firestore.Client, tenant_id: str) -> int:
         db.collection("jobs")
         .where(filter=FieldFilter("tenant_id", "==", tenant_id))
         .where(filter=FieldFilter("batch_id", "==", None))
-        .where(filter=FieldFilter("status", "in", ["queued", "running"]))
+        .where(filter=FieldFilter("status", "in", list(IN_FLIGHT)))
     )
     return bulk.count(query)
 

@@ -18,6 +18,7 @@ from lote.answers import Answer
 from lote.leases import ClaimKind
 from lote.netguard import pinned_pool
 from lote.services import Services
+from lote.statuses import DeliveryStatus
 from lote.webhooks import signing, store, urls
 
 log = logging.getLogger("lote.webhooks")
@@ -91,11 +92,14 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
     last = permanent or retries.is_last_attempt(
         s.webhook_max_attempts, s.webhook_max_retry_s, retry_count, delivery["cycle_started_at"]
     )
-    status = "delivered" if outcome.acknowledged else "failed" if last else "pending"
+    if outcome.acknowledged:
+        status = DeliveryStatus.DELIVERED
+    else:
+        status = DeliveryStatus.FAILED if last else DeliveryStatus.PENDING
     attempt = {"at": now, "status_code": outcome.status_code, "latency_ms": outcome.latency_ms,
                "error": outcome.error, "retry_count": retry_count}  # fmt: skip
     store.record(db, delivery, attempt, status)
-    if status == "pending":
+    if status == DeliveryStatus.PENDING:
         log.info(
             "webhook %s to %s not acknowledged (%s); the queue retries",
             delivery_id,
@@ -103,7 +107,7 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
             outcome.error,
         )
         return Answer(500, {"result": "retry", "error": outcome.error})
-    if status == "failed":
+    if status == DeliveryStatus.FAILED:
         log.warning("webhook %s failed for good after %d attempts: %s", delivery_id,
                     int(delivery.get("attempt_count", 0)) + 1, outcome.error)  # fmt: skip
     return Answer(200, {"result": status})

@@ -12,13 +12,14 @@ from typing import Any
 from lote import ids, tasks, timeutil
 from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
+from lote.statuses import DeliveryStatus
 from lote.tenants.service import Caller
 from lote.webhooks import store
 from lote.webhooks.events import Outbox
 from lote.webhooks.schemas import Attempt, Delivery, DeliveryPage, WebhookSecret
 
 log = logging.getLogger("lote.webhooks")
-STATUSES = ("pending", "delivered", "failed")
+STATUSES = tuple(s.value for s in DeliveryStatus)
 
 
 def outbox(services: Services) -> Outbox:

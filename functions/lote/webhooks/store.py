@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lote import bulk, leases, retention, timeutil, transactions
 from lote.errors import Conflict
+from lote.statuses import DeliveryStatus
 from lote.tenants.store import TENANTS
 from lote.webhooks import signing
 
@@ -48,7 +49,7 @@ def document(tenant_id: str, url: str, kind: str, subject: str, body: str) -> di
     now = timeutil.now()
     return {
         "tenant_id": tenant_id, "type": kind, "subject": subject, "url": url, "body": body,
-        "status": "pending", "attempts": [], "attempt_count": 0, "created_at": now,
+        "status": DeliveryStatus.PENDING, "attempts": [], "attempt_count": 0, "created_at": now,
         "cycle_started_at": now, "delivered_at": None, "failed_at": None, "enqueued": False,
         "task_gen": 0, "lease_until": None, "expires_at": retention.expires_at(now),
     }  # fmt: skip
@@ -84,7 +85,7 @@ def task_checks_due(db: firestore.Client, now: dt.datetime, limit: int) -> list[
 
     query = (
         db.collection(DELIVERIES)
-        .where(filter=fs.FieldFilter("status", "==", "pending"))
+        .where(filter=fs.FieldFilter("status", "==", DeliveryStatus.PENDING))
         .where(filter=fs.FieldFilter("task_check_at", "<", now))
         .order_by("task_check_at")
         .limit(limit)
@@ -103,7 +104,7 @@ def restart_lost(
         snapshot = ref(db, delivery_id).get(transaction=tx)
         doc = snapshot.to_dict() or {}
         now = timeutil.now()
-        if doc.get("status") != "pending" or int(doc.get("task_gen") or 0) != gen:
+        if doc.get("status") != DeliveryStatus.PENDING or int(doc.get("task_gen") or 0) != gen:
             return None
         if doc.get("lease_until") is not None and doc["lease_until"] > now:
             return None
@@ -111,9 +112,9 @@ def restart_lost(
             attempt = {"at": now, "status_code": None, "latency_ms": 0, "retry_count": None,
                        "error": "gave up: the delivery task ran out of attempts"}  # fmt: skip
             attempts = [*doc.get("attempts", []), attempt][-MAX_ATTEMPTS_KEPT:]
-            tx.update(snapshot.reference, {"status": "failed", "failed_at": now, "attempts": attempts,
-                                           "lease_until": None})  # fmt: skip
-            return "failed"
+            failed = {"status": DeliveryStatus.FAILED, "failed_at": now, "lease_until": None}
+            tx.update(snapshot.reference, {**failed, "attempts": attempts})
+            return DeliveryStatus.FAILED
         tx.update(snapshot.reference, {"task_gen": gen + 1, "enqueued": False, "lease_until": None})
         return gen + 1
 
@@ -127,7 +128,7 @@ def claim(db: firestore.Client, delivery_id: str, gen: int, lease: dt.timedelta)
     def judge(doc: dict[str, Any] | None, now: dt.datetime) -> leases.Claim | dict[str, Any]:
         if doc is None:
             return leases.noop("no such delivery")
-        if doc["status"] != "pending":
+        if doc["status"] != DeliveryStatus.PENDING:
             return leases.noop(f"delivery is {doc['status']}", doc)
         if gen != doc.get("task_gen", 0):
             return leases.noop("a redelivery superseded this task", doc)
@@ -148,9 +149,9 @@ def record(db: firestore.Client, delivery: dict[str, Any], attempt: dict[str, An
         "status": status,
         "lease_until": None,
     }
-    if status == "delivered":
+    if status == DeliveryStatus.DELIVERED:
         update["delivered_at"] = attempt["at"]
-    if status == "failed":
+    if status == DeliveryStatus.FAILED:
         update["failed_at"] = attempt["at"]
     ref(db, delivery["id"]).update(update)
 
@@ -166,9 +167,10 @@ def redeliver(db: firestore.Client, delivery_id: str, tenant_id: str) -> dict[st
         doc = snapshot.to_dict() if snapshot.exists else None
         if doc is None or doc.get("tenant_id") != tenant_id:
             return None
-        if doc["status"] == "pending":
+        if doc["status"] == DeliveryStatus.PENDING:
             raise DeliveryPending(f"delivery {delivery_id} is still being attempted", {"id": delivery_id})
-        update = {"status": "pending", "task_gen": int(doc.get("task_gen", 0)) + 1, "enqueued": False,
+        update = {"status": DeliveryStatus.PENDING, "task_gen": int(doc.get("task_gen", 0)) + 1,
+                  "enqueued": False,
                   "cycle_started_at": timeutil.now(), "failed_at": None, "lease_until": None,
                   "expires_at": retention.expires_at(timeutil.now())}  # fmt: skip
         tx.update(snapshot.reference, update)
