@@ -11,9 +11,9 @@ from bench.chaos_actors import Single
 from lote import bulk
 from lote.batches.store import BATCHES
 from lote.billing.ledger import LEDGER
-from lote.jobs.schemas import TERMINAL
 from lote.jobs.store import JOBS
 from lote.services import Services
+from lote.statuses import TERMINAL
 from lote.tenants.store import TENANTS
 from lote.webhooks.events import delivery_id
 from lote.webhooks.store import DELIVERIES

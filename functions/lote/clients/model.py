@@ -130,6 +130,19 @@ def _retry_delay(details: object) -> int:
     return _DEFAULT_RETRY_AFTER_S
 
 
+def classify(status: int, text: str, details: object) -> ModelFailure:
+    """The failure an HTTP error of the model API is: 429 throttled (with the RetryInfo delay), 400
+    and 404 permanent, anything else transient (5xx, and 401/403: a key or IAM mistake an operator
+    can fix while the task keeps retrying)."""
+    if status == 429:
+        return ModelThrottled(text, _retry_delay(details))
+    if status == 404:
+        return ModelPermanent("model_not_found", text)
+    if status == 400:
+        return ModelPermanent("model_invalid_argument", text)
+    return ModelTransient("model_unavailable", text)
+
+
 def generate_image(
     client: ModelClient, model: str, prompt: str, images: list[tuple[bytes, str]], aspect_ratio: str | None
 ) -> ModelImage:
@@ -146,15 +159,7 @@ def generate_image(
         response = client.client.models.generate_content(model=model, contents=contents, config=config)
     except errors.APIError as exc:
         status = exc.code or 0
-        text = f"{status} {exc.status}: {exc.message}"
-        if status == 429:
-            raise ModelThrottled(text, _retry_delay(exc.details)) from None
-        if status == 404:
-            raise ModelPermanent("model_not_found", text) from None
-        if status == 400:
-            raise ModelPermanent("model_invalid_argument", text) from None
-        # 5xx, and 401/403 (a key or IAM mistake an operator can fix while the task keeps retrying).
-        raise ModelTransient("model_unavailable", text) from None
+        raise classify(status, f"{status} {exc.status}: {exc.message}", exc.details) from None
     except _transport_errors() as exc:
         kind = "model_timeout" if "timeout" in type(exc).__name__.lower() else "model_unreachable"
         raise ModelTransient(kind, f"{type(exc).__name__}: {exc}") from None

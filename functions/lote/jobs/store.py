@@ -68,8 +68,9 @@ def mark_enqueued(db: firestore.Client, job_id: str, check_at: dt.datetime) -> N
     ref(db, job_id).update({"enqueued": True, "task_check_at": check_at})
 
 
-def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> leases.Claim:
-    """Start an attempt: terminal or missing → noop; live lease → busy; else running, attempts + 1."""
+def attempt_rule(lease: dt.timedelta) -> leases.Judge:
+    """Whether an attempt may start: terminal or missing → noop; live lease → busy; else running,
+    attempts + 1, under a lease of `lease`."""
 
     def judge(job: dict[str, Any] | None, now: dt.datetime) -> leases.Claim | dict[str, Any]:
         if job is None:
@@ -81,15 +82,19 @@ def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> leases.Clai
             # settles this very task when it answers.
             seconds = max(1, min(BUSY_RETRY_AFTER_S, int((job["lease_until"] - now).total_seconds()) + 1))
             return leases.busy("another attempt holds the lease", job, seconds)
-        # A delivery proves the task exists: the repair sweep can skip this job.
         attempt = int(job.get("attempts", 0)) + 1
         update = {"status": JobStatus.RUNNING, "attempts": attempt, "lease_until": now + lease}
-        update["enqueued"] = True
+        update["enqueued"] = True  # a delivery proves the task exists: the repair sweep can skip it
         if job.get("started_at") is None:
             update["started_at"] = now
         return update
 
-    return leases.take(db, ref(db, job_id), judge, TX_ATTEMPTS)
+    return judge
+
+
+def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> leases.Claim:
+    """Start an attempt as attempt_rule() decides, in one transaction."""
+    return leases.take(db, ref(db, job_id), attempt_rule(lease), TX_ATTEMPTS)
 
 
 def finish(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from lote import ids, images, retries
@@ -32,6 +33,47 @@ def error_streak(job: dict[str, Any], code: str) -> int:
 def gives_up(job: dict[str, Any], code: str) -> bool:
     """Whether a retryable failure has repeated enough to be treated as permanent."""
     return code in MALFORMED_CODES and error_streak(job, code) >= MALFORMED_LIMIT
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a failed attempt leads to: the job's update, and the answer that tells Cloud Tasks
+    whether to retry (200 ends the task; 429 with Retry-After, 500 and 503 retry it)."""
+
+    update: dict[str, Any]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        """Whether the job fails for good (refunded, its webhook sent)."""
+        return bool(self.update["status"] == JobStatus.FAILED)
+
+
+def judge(
+    job: dict[str, Any],
+    code: str,
+    message: str,
+    retryable: bool,
+    last_attempt: bool,
+    retry_after: int | None = None,
+) -> Verdict:
+    """The retry rule: a permanent error, the queue's last attempt, or the same malformed answer
+    MALFORMED_LIMIT times in a row fail the job; anything else puts it back in the queue.
+
+    A throttled model (429) answers 429 with its Retry-After, which holds the whole generation
+    queue back, as the quota needs; an input that failed to load answers a plain 500, so one
+    partner's host does not slow every tenant; other transient errors answer 503.
+    """
+    if retryable and gives_up(job, code):
+        retryable, message = False, f"{message} ({MALFORMED_LIMIT} malformed answers in a row)"
+    error = {"code": code, "message": message[:1000], "retryable": retryable}
+    if not retryable or last_attempt:
+        return Verdict({"status": JobStatus.FAILED, "error": error})
+    again = {"status": JobStatus.QUEUED, "last_error": error, "error_streak": error_streak(job, code)}
+    if retry_after is not None:
+        return Verdict(again, 429, {"Retry-After": str(retry_after)})
+    return Verdict(again, 500 if code.startswith("input_") else 503)
 
 
 def is_last_attempt(services: Services, retry_count: int, created_at: dt.datetime) -> bool:
@@ -141,24 +183,14 @@ def _failed(
     retryable: bool,
     retry_after: int | None = None,
 ) -> Answer:
-    """Record a failed attempt: permanent or last → failed (200); else back to queued (429/503)."""
-    if retryable and gives_up(job, code):
-        retryable, message = False, f"{message} ({MALFORMED_LIMIT} malformed answers in a row)"
-    error = {"code": code, "message": message[:1000], "retryable": retryable}
-    db = services.firestore.db
-    if not retryable or is_last_attempt(services, retry_count, job["created_at"]):
-        with webhooks.events(services) as outbox:
-            outcome = store.finish(db, job_id, attempt, {"status": JobStatus.FAILED, "error": error}, outbox)
+    """Record a failed attempt as judge() rules: failed for good (200), or back to queued."""
+    last = is_last_attempt(services, retry_count, job["created_at"])
+    verdict = judge(job, code, message, retryable, last, retry_after)
+    error = verdict.update.get("error") or verdict.update["last_error"]
+    with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
+        outcome = store.finish(services.firestore.db, job_id, attempt, verdict.update, outbox)
+    if verdict.final:
         log.warning("job %s attempt %d failed for good: %s (%s)", job_id, attempt, code, outcome)
         return Answer(200, {"result": outcome, "error": error})
-    streak = error_streak(job, code)
-    with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
-        again = {"status": JobStatus.QUEUED, "last_error": error, "error_streak": streak}
-        store.finish(db, job_id, attempt, again, outbox)
     log.info("job %s attempt %d will be retried: %s", job_id, attempt, code)
-    if retry_after is not None:
-        return Answer(429, {"result": "retry", "error": error}, {"Retry-After": str(retry_after)})
-    if code.startswith("input_"):
-        # One partner host failing must not slow every tenant's queue: a plain error, no 503.
-        return Answer(500, {"result": "retry", "error": error})
-    return Answer(503, {"result": "retry", "error": error})
+    return Answer(verdict.status, {"result": "retry", "error": error}, verdict.headers)
