@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from lote import timeutil
 from lote.clients.cloud_tasks import TasksClient
 from lote.clients.firestore import FirestoreClient
 from lote.clients.model import ModelClient
@@ -23,6 +26,8 @@ class Services:
     tasks: TasksClient
     model: ModelClient
     stripe: StripeClient
+    # What time it is for windows that must be tested without waiting for them (the rate limit).
+    clock: Callable[[], dt.datetime] = timeutil.now
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

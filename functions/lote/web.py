@@ -10,11 +10,20 @@ import flask
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from lote import errors, health
-from lote.services import get_services
+from lote.services import Services, get_services
 
 log = logging.getLogger("lote")
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # Cloud Functions' own request limit
+SERVICES = "lote.services"
+
+
+def current_services() -> Services:
+    """The services of the app handling this request: its own when it was built with them (a
+    test's second instance, a test clock), else the process's."""
+    bound: Services | None = flask.current_app.extensions.get(SERVICES)
+    return bound if bound is not None else get_services()
+
 
 _HTTP_ERRORS: dict[int, type[errors.LoteError]] = {
     400: errors.InvalidRequest,
@@ -33,12 +42,16 @@ def render_error(error: errors.LoteError) -> flask.Response:
     return response
 
 
-def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
+def _create(
+    name: str, register: Callable[[flask.Flask], None], services: Services | None = None
+) -> flask.Flask:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     app = flask.Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    if services is not None:
+        app.extensions[SERVICES] = services
 
     @app.before_request
     def refuse_oversized_bodies() -> None:
@@ -51,7 +64,7 @@ def _create(name: str, register: Callable[[flask.Flask], None]) -> flask.Flask:
 
     @app.get("/healthz")
     def healthz() -> flask.Response:
-        return flask.jsonify(health.report(name, get_services()))
+        return flask.jsonify(health.report(name, current_services()))
 
     @app.errorhandler(errors.LoteError)
     def on_domain_error(error: errors.LoteError) -> flask.Response:
@@ -119,6 +132,11 @@ def _stripe_routes(app: flask.Flask) -> None:
 def api_app() -> flask.Flask:
     """The `api` function's Flask app, built once per process."""
     return _create("api", _api_routes)
+
+
+def build_api_app(services: Services) -> flask.Flask:
+    """An `api` app bound to `services` instead of the process's (another instance in a test)."""
+    return _create("api", _api_routes, services)
 
 
 @lru_cache(maxsize=1)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+from flask.testing import FlaskClient
 
+from lote.services import Services
+from lote.settings import Settings
+from lote.web import build_api_app
 from lote_local.config import REPO_ROOT, free_port
 from lote_local.processes import Service, Supervisor
 from lote_local.stack import Stack
@@ -36,31 +42,46 @@ def second_api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     procs.stop_all()
 
 
-def _start_of_a_window() -> None:
-    """Wait for a fresh one-minute window when this one is nearly over (the limit counts per minute)."""
-    left = 60 - time.time() % 60
-    if left < 15:
-        time.sleep(left + 0.05)
+@pytest.fixture
+def two_instances(stack: Stack) -> Callable[[dt.datetime], list[FlaskClient]]:
+    """Two `api` apps with their own Firestore clients (two instances sharing the database) whose
+    clock reads the given instant, so a test controls the rate window instead of waiting for one."""
+
+    def build(instant: dt.datetime) -> list[FlaskClient]:
+        settings = Settings(_env_file=stack.config.state_dir / "local.env")
+        return [
+            build_api_app(dataclasses.replace(Services.build(settings), clock=lambda: instant)).test_client()
+            for _ in range(2)
+        ]
+
+    return build
 
 
-def test_the_rate_limit_is_per_key_and_shared_by_instances(new_tenant, stack: Stack, second_api: str):
+def test_the_rate_limit_is_per_key_and_shared_by_instances(new_tenant, two_instances):
     tenant = new_tenant(limits={"requests_per_minute": 10})
-    bases = [tenant.base, second_api]
-    _start_of_a_window()
-    answers = [tenant.http.get(bases[i % 2] + "/v1/account", timeout=30) for i in range(16)]
+    # The first instant of the current minute: every request lands in one window, 60 s from its end.
+    start = dt.datetime.fromtimestamp(time.time() // 60 * 60, dt.UTC)
+    instances = two_instances(start)
+    auth = {"Authorization": f"Bearer {tenant.api_key}"}
+    answers = [instances[i % 2].get("/v1/account", headers=auth) for i in range(16)]
     assert [a.status_code for a in answers] == [200] * 10 + [429] * 6
     assert [int(a.headers["RateLimit-Remaining"]) for a in answers[:10]] == list(range(9, -1, -1))
     assert {a.headers["RateLimit-Limit"] for a in answers} == {"10"}
+    assert {a.headers["RateLimit-Reset"] for a in answers} == {"60"}
     refused = answers[-1]
-    assert refused.json()["error"]["code"] == "rate_limited"
-    assert refused.headers["RateLimit-Remaining"] == "0"
-    assert 1 <= int(refused.headers["Retry-After"]) == int(refused.headers["RateLimit-Reset"]) <= 60
+    assert refused.json["error"]["code"] == "rate_limited"
+    assert refused.json["error"]["details"] == {"limit": 10, "reset_seconds": 60}
+    assert refused.headers["RateLimit-Remaining"] == "0" and refused.headers["Retry-After"] == "60"
     # Another key of the same tenant has its own budget.
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     key = requests.post(f"{tenant.base}/v1/admin/tenants/{tenant.tenant_id}/keys", json={"name": "second"},
                         headers=admin, timeout=30).json()["api_key"]  # fmt: skip
-    other = requests.get(second_api + "/v1/account", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    other = instances[1].get("/v1/account", headers={"Authorization": f"Bearer {key}"})
     assert other.status_code == 200 and other.headers["RateLimit-Remaining"] == "9"
+    # The next minute is a new window for the first key.
+    later = two_instances(start + dt.timedelta(seconds=61))[0].get("/v1/account", headers=auth)
+    assert later.status_code == 200 and later.headers["RateLimit-Remaining"] == "9"
+    assert later.headers["RateLimit-Reset"] == "59"
 
 
 def test_limits_can_be_changed_by_an_operator(new_tenant, stack: Stack):

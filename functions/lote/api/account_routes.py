@@ -8,14 +8,15 @@ from lote import ids
 from lote.admin.auth import require_admin
 from lote.api.http import authenticated, json_body, parse, respond
 from lote.idempotency import check_header
-from lote.services import Services, get_services
+from lote.services import Services
 from lote.tenants import accounts
 from lote.tenants import service as tenants
 from lote.tenants.schemas import CreditGrant, KeyCreate, PlanUpdate, TenantCreate
+from lote.web import current_services
 
 
 def _admin() -> Services:
-    services = get_services()
+    services = current_services()
     require_admin(services.settings, flask.request.headers.get("Authorization"))
     return services
 

@@ -8,7 +8,7 @@ from lote.api.http import authenticated, json_body, parse, respond
 from lote.billing import checkout, stripe_events
 from lote.billing.schemas import CheckoutRequest
 from lote.idempotency import check_header
-from lote.services import get_services
+from lote.web import current_services
 
 
 def register(app: flask.Flask) -> None:
@@ -34,7 +34,7 @@ def register_webhook(app: flask.Flask) -> None:
 
     @app.post("/")
     def stripe_event() -> flask.Response:
-        services = get_services()
+        services = current_services()
         # The signature covers the exact bytes: read them raw, before anything parses them.
         payload = flask.request.get_data(cache=True)
         event = stripe_events.verify(

@@ -10,7 +10,7 @@ from lote.api.http import authenticated, json_body, parse, respond, respond_cach
 from lote.jobs import service as jobs
 from lote.jobs import views
 from lote.jobs.schemas import GenerationRequest
-from lote.services import get_services
+from lote.web import current_services
 
 
 def register(app: flask.Flask) -> None:
@@ -49,4 +49,4 @@ def register(app: flask.Flask) -> None:
 
     @app.get("/v1/openapi.json")
     def openapi_document() -> flask.Response:
-        return respond(200, openapi.document(get_services().settings))
+        return respond(200, openapi.document(current_services().settings))

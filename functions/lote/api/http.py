@@ -10,11 +10,12 @@ import flask
 from pydantic import BaseModel
 
 from lote.errors import InvalidRequest, UnsupportedMediaType
-from lote.services import Services, get_services
+from lote.services import Services
 from lote.tenants import limits
 from lote.tenants.service import Caller, caller_for, key_hash
 from lote.validation import has_lone_surrogate
 from lote.validation import parse as parse  # re-exported: the routes' one import
+from lote.web import current_services
 
 
 def json_body(request: flask.Request) -> Any:
@@ -65,10 +66,10 @@ def authenticated() -> tuple[Services, Caller]:
     The key's window is counted while the key is looked up (one round trip fewer); the key's
     RateLimit-* headers go on whatever response the route renders, errors included.
     """
-    services = get_services()
+    services = current_services()
     hashed = key_hash(flask.request.headers.get("Authorization"))  # 401 before any connection
     db = services.firestore.db
-    rate_key, window = hashed[:32], limits.Window.at()
+    rate_key, window = hashed[:32], limits.Window.at(services.clock())
     counting = _LOOKUPS.submit(limits.used, db, rate_key, window)
     caller = caller_for(services, hashed)
     state = limits.admit(db, rate_key, caller.requests_per_minute, window, counting.result())

@@ -12,7 +12,7 @@ from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
 from lote.batches import fanout, item_events
 from lote.jobs import worker
-from lote.services import Services, get_services
+from lote.services import Services
 from lote.tasks import (
     CheckBatch,
     DeliverWebhook,
@@ -23,6 +23,7 @@ from lote.tasks import (
     PlanFanout,
     Sweep,
 )
+from lote.web import current_services
 from lote.webhooks import delivery
 
 T = TypeVar("T", bound=Payload)
@@ -30,7 +31,7 @@ T = TypeVar("T", bound=Payload)
 
 def _handle(model: type[T], run: Callable[[Services, T], Answer]) -> flask.Response:
     """Verify the OIDC token, parse the task body, run the handler, answer the queue."""
-    services = get_services()
+    services = current_services()
     oidc.verify(services.settings, flask.request.headers.get("Authorization"))
     answer = run(services, parse(model, json_body(flask.request)))
     return respond(answer.status, answer.body, answer.headers)

@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lote import bulk, timeutil
+from lote import bulk
 from lote.errors import TooManyRequests
 from lote.statuses import IN_FLIGHT
 
@@ -71,9 +71,9 @@ class Window:
     reset_s: int
 
     @classmethod
-    def at(cls, now: dt.datetime | None = None) -> Window:
-        """The window `now` falls in."""
-        epoch = (now or timeutil.now()).timestamp()
+    def at(cls, now: dt.datetime) -> Window:
+        """The window `now` falls in, and whole seconds until it ends (at least 1)."""
+        epoch = now.timestamp()
         number = int(epoch // WINDOW_S)
         return cls(number, max(1, int((number + 1) * WINDOW_S - epoch + 0.999)))
 
