@@ -57,6 +57,37 @@ def _raw_items(services: Services, caller: Caller, req: BatchRequest) -> list[An
     return manifest.parse_jsonl(data, MAX_MANIFEST_ITEMS)
 
 
+def batch_document(
+    tenant_id: str,
+    req: BatchRequest,
+    total: int,
+    chunks: list[Any],
+    manifest_at: dict[str, str],
+    charged: int,
+) -> dict[str, Any]:
+    """The document of a new queued batch, charged `charged` credits (the debit in its commit)."""
+    return {
+        "tenant_id": tenant_id,
+        "status": BatchStatus.QUEUED,
+        "total": total,
+        "chunks": [{"r": c} for c in chunks],
+        "manifest": manifest_at,
+        "webhook_url": req.webhook_url,
+        "webhook_events": list(req.webhook_events),
+        "metadata": req.metadata,
+        "created_at": timeutil.now(),
+        "started_at": None,
+        "finished_at": None,
+        "fanout_enqueued": False,
+        "check_gen": 0,
+        "cancel_requested": False,
+        "charged": charged,
+        "refunded": 0,
+        "completions": 0,
+        "source": "inline" if req.items is not None else "manifest",
+    }
+
+
 def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, idem: str | None) -> Answer:
     """Accept a batch in O(1) writes: manifest object, batch document, one fan-out task."""
     db = services.firestore.db
@@ -79,32 +110,13 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     credits.precheck(db, admission)
     data, chunks = manifest.encode(specs)
     bucket, name = services.settings.manifest_bucket, f"batches/{caller.tenant_id}/{batch_id}/items.jsonl"
-    now = timeutil.now()
-    doc = {
-        "tenant_id": caller.tenant_id,
-        "status": BatchStatus.QUEUED,
-        "total": len(specs),
-        "chunks": [{"r": c} for c in chunks],
-        "manifest": {"bucket": bucket, "object": name},
-        "webhook_url": req.webhook_url,
-        "webhook_events": list(req.webhook_events),
-        "metadata": req.metadata,
-        "created_at": now,
-        "started_at": None,
-        "finished_at": None,
-        "fanout_enqueued": False,
-        "check_gen": 0,
-        "cancel_requested": False,
-        "charged": total_price,
-        "refunded": 0,
-        "completions": 0,
-        "source": "inline" if req.items is not None else "manifest",
-    }
+    at = {"bucket": bucket, "object": name}
+    doc = batch_document(caller.tenant_id, req, len(specs), chunks, at, charged=total_price)
     accepted = BatchAccepted(
         id=batch_id,
         status=BatchStatus.QUEUED,
         total=len(specs),
-        created_at=timeutil.iso(now) or "",
+        created_at=timeutil.iso(doc["created_at"]) or "",
         links=links(services, batch_id),
     )
     body, headers = accepted.model_dump(), {"Location": accepted.links.self}

@@ -159,6 +159,14 @@ def charge_retry(
     return charged
 
 
+def opening_grant(batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, credits: int) -> None:
+    """Into the batch that creates a tenant holding `credits`: the grant that explains them."""
+    if credits:
+        ledger.opening(
+            batch, db, tenant_id, Entry("grant-initial", credits, "grant", tenant_id, "starting credits")
+        )
+
+
 def grant(
     db: firestore.Client, tenant_id: str, grant_id: str, credits: int, reason: str
 ) -> dict[str, Any] | None:

@@ -61,6 +61,11 @@ def entry_ref(db: firestore.Client, tenant_id: str, entry_id: str) -> firestore.
     return tenant_ref(db, tenant_id).collection(LEDGER).document(entry_id)
 
 
+def opening(batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, entry: Entry) -> None:
+    """Into the batch that creates a tenant whose balance is `entry.delta`: its first entry."""
+    batch.create(entry_ref(db, tenant_id, entry.id), entry.document(entry.delta))
+
+
 def stage(
     tx: firestore.Transaction, db: firestore.Client, tenant: firestore.DocumentSnapshot, entry: Entry
 ) -> dict[str, Any]:

@@ -53,10 +53,9 @@ def create_tenant(
         "created_at": now,
     }
     batch.create(tenant_ref, tenant)
-    if credits:
-        entry = {"delta": credits, "reason": "grant", "reference": tenant_id, "note": "starting credits",
-                 "balance_after": credits, "created_at": now}  # fmt: skip
-        batch.create(tenant_ref.collection("ledger").document("grant-initial"), entry)
+    from lote.billing import credits as billing  # billing's ledger imports this module
+
+    billing.opening_grant(batch, db, tenant_id, credits)
     batch.create(db.collection(API_KEYS).document(key_hash), key_doc)
     batch.commit()
     return tenant_id, secret
