@@ -12,7 +12,7 @@ PACKAGE = REPO_ROOT / "functions" / "lote"
 def _layout() -> str:
     text = (REPO_ROOT / "ARCHITECTURE.md").read_text()
     section = text[text.index("## Code layout") :]
-    return section[section.index("functions/") : section.index("infra/local/")]
+    return section[section.index("```\nfunctions/") : section.index("infra/local/")]
 
 
 def _sections(layout: str) -> dict[str, str]:
