@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
+from lote.clients.lazy import Lazy
 from lote.settings import Settings
 
 if TYPE_CHECKING:
@@ -16,29 +16,24 @@ class TasksClient:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
-        self._client: tasks_v2.CloudTasksClient | None = None
+        self._client: Lazy[tasks_v2.CloudTasksClient] = Lazy(self._build)
 
     @property
     def client(self) -> tasks_v2.CloudTasksClient:
         """The Cloud Tasks client, created on first access."""
-        with self._lock:
-            if self._client is None:
-                from google.cloud import tasks_v2
+        return self._client.get()
 
-                host = self._settings.cloud_tasks_emulator_host
-                if host:
-                    import grpc
-                    from google.cloud.tasks_v2.services.cloud_tasks.transports import (
-                        CloudTasksGrpcTransport,
-                    )
+    def _build(self) -> tasks_v2.CloudTasksClient:
+        from google.cloud import tasks_v2
 
-                    channel = grpc.insecure_channel(host)
-                    transport = CloudTasksGrpcTransport(channel=channel)
-                    self._client = tasks_v2.CloudTasksClient(transport=transport)
-                else:
-                    self._client = tasks_v2.CloudTasksClient()
-            return self._client
+        host = self._settings.cloud_tasks_emulator_host
+        if not host:
+            return tasks_v2.CloudTasksClient()
+        import grpc
+        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+        transport = CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
+        return tasks_v2.CloudTasksClient(transport=transport)
 
     def queue_path(self, queue: str) -> str:
         """Full name of a queue in this project and location."""

@@ -6,6 +6,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from lote.clients.lazy import Lazy
 from lote.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,27 +21,26 @@ class FirestoreClient:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
-        self._client: firestore.Client | None = None
+        self._client: Lazy[firestore.Client] = Lazy(self._build)
 
     @property
     def db(self) -> firestore.Client:
         """The Firestore client, created on first access."""
-        with self._lock:
-            if self._client is None:
-                from google.cloud import firestore
+        return self._client.get()
 
-                # The library reads the emulator address from this variable, once, in the
-                # constructor: set it from settings for that moment only, then put it back.
-                host = self._settings.firestore_emulator_host
-                with _ENV_LOCK:
-                    saved = os.environ.pop(_EMULATOR_VAR, None)
-                    try:
-                        if host:
-                            os.environ[_EMULATOR_VAR] = host
-                        self._client = firestore.Client(project=self._settings.project_id)
-                    finally:
-                        os.environ.pop(_EMULATOR_VAR, None)
-                        if saved is not None:
-                            os.environ[_EMULATOR_VAR] = saved
-            return self._client
+    def _build(self) -> firestore.Client:
+        from google.cloud import firestore
+
+        # The library reads the emulator address from this variable, once, in the constructor:
+        # set it from settings for that moment only, then put it back.
+        host = self._settings.firestore_emulator_host
+        with _ENV_LOCK:
+            saved = os.environ.pop(_EMULATOR_VAR, None)
+            try:
+                if host:
+                    os.environ[_EMULATOR_VAR] = host
+                return firestore.Client(project=self._settings.project_id)
+            finally:
+                os.environ.pop(_EMULATOR_VAR, None)
+                if saved is not None:
+                    os.environ[_EMULATOR_VAR] = saved

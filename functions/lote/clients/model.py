@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lote.clients.lazy import Lazy
 from lote.errors import Unavailable
 from lote.settings import Settings
 
@@ -22,8 +22,7 @@ class ModelClient:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
-        self._client: genai.Client | None = None
+        self._client: Lazy[genai.Client] = Lazy(self._build)
 
     @property
     def backend(self) -> str:
@@ -34,10 +33,7 @@ class ModelClient:
     @property
     def client(self) -> genai.Client:
         """The genai client, created on first access."""
-        with self._lock:
-            if self._client is None:
-                self._client = self._build()
-            return self._client
+        return self._client.get()
 
     def _build(self) -> genai.Client:
         from google import genai

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from lote.clients.lazy import Lazy
 from lote.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,29 +24,28 @@ class StorageClient:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
-        self._client: storage.Client | None = None
+        self._lock = threading.Lock()  # the signer and the URL cache
+        self._client: Lazy[storage.Client] = Lazy(self._build)
         self._local_signer: Credentials | None = None
         self._urls: dict[tuple[str, str], tuple[float, str]] = {}
 
     @property
     def client(self) -> storage.Client:
         """The storage client, created on first access."""
-        with self._lock:
-            if self._client is None:
-                from google.auth.credentials import AnonymousCredentials
-                from google.cloud import storage  # type: ignore[attr-defined]
+        return self._client.get()
 
-                endpoint = self._settings.storage_emulator_host
-                if endpoint:
-                    self._client = storage.Client(
-                        project=self._settings.project_id,
-                        credentials=AnonymousCredentials(),
-                        client_options={"api_endpoint": endpoint},
-                    )
-                else:
-                    self._client = storage.Client(project=self._settings.project_id)
-            return self._client
+    def _build(self) -> storage.Client:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage  # type: ignore[attr-defined]
+
+        endpoint = self._settings.storage_emulator_host
+        if endpoint:
+            return storage.Client(
+                project=self._settings.project_id,
+                credentials=AnonymousCredentials(),
+                client_options={"api_endpoint": endpoint},
+            )
+        return storage.Client(project=self._settings.project_id)
 
     def put_once(self, bucket: str, name: str, data: bytes, content_type: str) -> bool:
         """Write an object unless it exists (generation precondition 0); True when this call wrote it."""

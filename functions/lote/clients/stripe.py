@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lote.clients.lazy import Lazy
 from lote.errors import LoteError, Unavailable
 from lote.settings import Settings
 
@@ -63,27 +63,26 @@ class StripeClient:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
-        self._client: stripe.StripeClient | None = None
+        self._client: Lazy[stripe.StripeClient] = Lazy(self._build)
         self._prices: dict[str, tuple[float, str | None]] = {}
 
     @property
     def client(self) -> stripe.StripeClient:
         """The Stripe client; 503 `billing_unavailable` when no secret key is configured."""
-        with self._lock:
-            if self._client is None:
-                key = self._settings.stripe_secret_key
-                if key is None or not key.get_secret_value():
-                    raise BillingUnavailable("billing is not configured on this deployment")
-                import stripe
+        return self._client.get()
 
-                base = self._settings.stripe_api_base
-                self._client = stripe.StripeClient(
-                    key.get_secret_value(),
-                    base_addresses={"api": base} if base else None,
-                    max_network_retries=2,  # Stripe's retries reuse idempotency keys: safe
-                )
-            return self._client
+    def _build(self) -> stripe.StripeClient:
+        key = self._settings.stripe_secret_key
+        if key is None or not key.get_secret_value():
+            raise BillingUnavailable("billing is not configured on this deployment")
+        import stripe
+
+        base = self._settings.stripe_api_base
+        return stripe.StripeClient(
+            key.get_secret_value(),
+            base_addresses={"api": base} if base else None,
+            max_network_retries=2,  # Stripe's retries reuse idempotency keys: safe
+        )
 
     def _call(self, fn: Callable[[], T]) -> T:
         with _translated():
