@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,10 @@ from lote.settings import Settings
 
 log = logging.getLogger("lote.tasks")
 PARALLEL_CREATES = 16
+# A field that only makes the task's name unique is not sent: the handler does not need it, and a
+# body stays what a worker of the previous release (which refuses unknown fields) accepts while a
+# deploy rolls out the api and the worker one after the other.
+NAME_ONLY: Any = Field(default=0, exclude=True)
 
 
 class Payload(BaseModel):
@@ -58,7 +62,7 @@ class Generate(Task):
 
     route: ClassVar[str] = "/tasks/generate"
     job_id: str
-    gen: int = 0
+    gen: int = NAME_ONLY
 
     def queue(self, settings: Settings) -> str:
         """The generation queue, whose rate is the model's quota."""
@@ -107,7 +111,7 @@ class FanoutChunk(Task):
     route: ClassVar[str] = "/tasks/fanout-chunk"
     batch_id: str
     chunk: int
-    gen: int = 0
+    gen: int = NAME_ONLY
 
     def task_id(self) -> str:
         """`{batch}-c{chunk}-{gen}`."""
@@ -135,7 +139,7 @@ class EmitItemEvents(Task):
     batch_id: str
     completion: int
     start: int = 0
-    # Not sent: lets the repair sweep start a fresh chain (the handler is idempotent).
+    # Lets the repair sweep start a fresh chain (the handler is idempotent).
     tag: str = Field(default="", exclude=True)
 
     def task_id(self) -> str:

@@ -127,11 +127,10 @@ def task_check_at(services: Services) -> dt.datetime:
 
 def enqueue(services: Services, job_id: str, generation: int = 0) -> bool:
     """After the job's commit: its task, flagged on the job; False leaves it to the repair sweep."""
-    check_at = task_check_at(services)
     return tasks.enqueue(
         services,
         tasks.Generate(job_id=job_id, gen=generation),
-        lambda: store.mark_enqueued(services.firestore.db, job_id, check_at),
+        lambda: store.mark_enqueued(services.firestore.db, job_id, task_check_at(services)),
     )
 
 

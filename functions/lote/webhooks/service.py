@@ -38,13 +38,13 @@ def events(services: Services) -> Iterator[Outbox]:
 
 def enqueue(services: Services, delivery_ids: list[str], gen: int = 0) -> None:
     """After their commit: each delivery's task, flagged on the delivery; failures go to the sweep."""
-    db, check_at = services.firestore.db, task_check_at(services)
+    db = services.firestore.db
     for delivery_id in delivery_ids:
-        tasks.enqueue(
-            services,
-            tasks.DeliverWebhook(delivery_id=delivery_id, gen=gen),
-            lambda delivery_id=delivery_id: store.mark_enqueued(db, delivery_id, check_at),  # type: ignore[misc]
-        )
+
+        def record(delivery_id: str = delivery_id) -> None:
+            store.mark_enqueued(db, delivery_id, task_check_at(services))
+
+        tasks.enqueue(services, tasks.DeliverWebhook(delivery_id=delivery_id, gen=gen), record)
 
 
 def task_check_at(services: Services) -> dt.datetime:
