@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from google import genai
 from google.genai import errors, types
 from PIL import Image
@@ -133,3 +135,29 @@ def test_times_knob_fails_the_first_n_identical_requests(stack: Stack):
         with pytest.raises(errors.ServerError):
             generate(client, prompt)
     assert image_of(generate(client, prompt)).format == "PNG"
+
+
+def test_a_quota_refuses_what_is_over_it_as_gemini_does_and_can_change_while_running(stack: Stack):
+    quota_url = stack.url(stack.config.model_port) + "/quota"
+    client = client_for(stack)
+    assert requests.post(quota_url, json={"rps": 2}, timeout=5).json() == {"rps": 2.0}
+    try:
+
+        def attempt(i: int) -> errors.ClientError | None:
+            try:
+                generate(client, f"quota {i}")
+            except errors.ClientError as exc:
+                return exc
+            return None
+
+        with ThreadPoolExecutor(5) as pool:  # at once: the bucket holds two, the rest are refused
+            refusals = [r for r in pool.map(attempt, range(5)) if r is not None]
+        assert len(refusals) == 3
+        assert {(r.code, r.status) for r in refusals} == {(429, "RESOURCE_EXHAUSTED")}
+        infos = [r.details["error"]["details"][0] for r in refusals]
+        assert all(i["@type"].endswith("RetryInfo") and i["retryDelay"] == "1s" for i in infos)
+        assert requests.get(quota_url, timeout=5).json() == {"rps": 2.0}
+        assert requests.post(quota_url, json={"rps": -1}, timeout=5).status_code == 400
+    finally:
+        requests.post(quota_url, json={"rps": 0}, timeout=5)
+    generate(client, "no quota any more")

@@ -42,6 +42,7 @@ class StackConfig(BaseSettings):
     model_latency_ms: int = Field(0, ge=0, description="offline model's default latency")
     model_fault: str = Field("", description="offline model's default fault (see model_server.KNOBS)")
     model_long_edge: int = Field(512, ge=16, le=4096, description="pixels of the offline model's long edge")
+    model_quota_rps: float = Field(0.0, ge=0, description="offline model's quota in requests/s (0: none)")
     function_threads: int = Field(16, ge=1, description="THREADS of each local function")
     queue_yaml: Path = Field(REPO_ROOT / "queue.yaml", description="queue settings the emulator loads")
     model_timeout_s: float = Field(120.0, gt=0, description="the functions' model call timeout")

@@ -2,6 +2,8 @@
 
 Faults and latency are chosen by knobs: defaults from the command line, or per request by markers
 in the prompt, e.g. `[[fault=503]]`, `[[fault=429 times=2]]`, `[[latency=1500]]`. See KNOBS.
+A quota (`--quota-rps`, changed while running with `POST /quota {"rps": N}`) answers calls above
+it with 429 RESOURCE_EXHAUSTED and a RetryInfo, as Gemini does (see quota.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import binascii
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import threading
@@ -22,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from lote_local import imaging
+from lote_local.quota import Quota
 
 log = logging.getLogger("lote.model")
 
@@ -75,9 +79,10 @@ class ModelServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], defaults: Defaults) -> None:
+    def __init__(self, address: tuple[str, int], defaults: Defaults, quota_rps: float = 0.0) -> None:
         super().__init__(address, _Handler)
         self.defaults = defaults
+        self.quota = Quota(quota_rps)
         self.lock = threading.Lock()
         self.seen: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
@@ -114,12 +119,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/stats":
             with self.server.lock:
                 self._json(200, dict(self.server.stats))
+        elif self.path == "/quota":
+            self._json(200, {"rps": self.server.quota.rps})
         else:
             self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
 
     def do_POST(self) -> None:
         match = _PATH.match(self.path.split("?", 1)[0])
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/quota":
+            self._set_quota(raw)
+            return
         if not match:
             self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
             return
@@ -137,14 +147,30 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._generate(match.group(2), request, prompt, images, raw)
 
+    def _set_quota(self, raw: bytes) -> None:
+        try:
+            self.server.quota.set(float(json.loads(raw)["rps"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json(400, {"error": {"code": 400, "message": f"body must be {{\"rps\": N}}: {exc}"}})
+            return
+        log.info("quota set to %s requests/s", self.server.quota.rps)
+        self._json(200, {"rps": self.server.quota.rps})
+
     def _generate(
         self, model: str, request: dict[str, Any], prompt: str, images: list[bytes], raw: bytes
     ) -> None:
         defaults = self.server.defaults
         knobs = parse_knobs(prompt)
         fault = knobs.get("fault", defaults.fault)
+        wait = self.server.quota.take()
         with self.server.lock:
             self.server.stats["requests"] += 1
+            if wait is not None:
+                self.server.stats["quota_exhausted"] += 1
+        if wait is not None:  # refused at once, before any work, as a quota is
+            self._error("429", delay=max(1, math.ceil(wait)))
+            return
+        with self.server.lock:
             key = hashlib.sha256(raw).hexdigest()
             self.server.seen[key] += 1
             seen = self.server.seen[key]
@@ -237,10 +263,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", default="", help=KNOBS["fault"])
     parser.add_argument("--hang-s", type=float, default=300.0, help="how long `timeout` hangs")
     parser.add_argument("--long-edge", type=int, default=512, help="pixels of the long edge")
+    parser.add_argument("--quota-rps", type=float, default=0.0, help="requests/s admitted (0: no quota)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     defaults = Defaults(args.latency_ms, args.fault, args.hang_s, args.long_edge)
-    server = ModelServer((args.host, args.port), defaults)
+    server = ModelServer((args.host, args.port), defaults, args.quota_rps)
     log.info("offline model on http://%s:%d (%s)", args.host, args.port, defaults)
     try:
         server.serve_forever()

@@ -133,7 +133,8 @@ class Stack:
         if c.offline_model:
             model = [python, "-m", "lote_local.model_server", "--port", str(c.model_port),
                      "--latency-ms", str(c.model_latency_ms), "--fault", c.model_fault,
-                     "--long-edge", str(c.model_long_edge)]  # fmt: skip
+                     "--long-edge", str(c.model_long_edge),
+                     "--quota-rps", str(c.model_quota_rps)]  # fmt: skip
             services.append(Service("model", model, self.url(c.model_port) + "/healthz", {}))
         return services
 
