@@ -45,6 +45,9 @@ class StackConfig(BaseSettings):
     model_quota_rps: float = Field(0.0, ge=0, description="offline model's quota in requests/s (0: none)")
     function_threads: int = Field(16, ge=1, description="THREADS of each local function")
     queue_yaml: Path = Field(REPO_ROOT / "queue.yaml", description="queue settings the emulator loads")
+    tasks_update_delay_s: float = Field(
+        0.0, ge=0, description="how long the Cloud Tasks emulator takes to apply an UpdateQueue"
+    )
     model_timeout_s: float = Field(120.0, gt=0, description="the functions' model call timeout")
     admin_token: str = Field(
         "", description="LOTE_ADMIN_TOKEN for the functions; `make dev` makes one if empty"

@@ -151,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.server.quota.set(float(json.loads(raw)["rps"]))
         except (ValueError, KeyError, TypeError) as exc:
-            self._json(400, {"error": {"code": 400, "message": f"body must be {{\"rps\": N}}: {exc}"}})
+            self._json(400, {"error": {"code": 400, "message": f'body must be {{"rps": N}}: {exc}'}})
             return
         log.info("quota set to %s requests/s", self.server.quota.rps)
         self._json(200, {"rps": self.server.quota.rps})

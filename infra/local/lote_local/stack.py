@@ -119,7 +119,8 @@ class Stack:
                    "-public-host", f"{HOST}:{c.storage_port}", "-log-level", "warn"]  # fmt: skip
         tasks = [python, "-m", "lote_local.tasks.server", "--port", str(c.tasks_port),
                  "--http-port", str(c.tasks_http_port), "--queue-yaml", str(c.queue_yaml),
-                 "--project", c.project_id, "--location", c.location]  # fmt: skip
+                 "--project", c.project_id, "--location", c.location,
+                 "--update-delay-s", str(c.tasks_update_delay_s)]  # fmt: skip
         stripe_fake = [python, "-m", "lote_local.stripe_fake", "--port", str(c.stripe_port),
                        "--api-key", c.stripe_api_key, "--webhook-url", self.url(c.stripe_webhook_port),
                        "--webhook-secret", self.stripe_webhook_secret,

@@ -8,7 +8,7 @@ import threading
 import time
 
 from lote_local.tasks.delivery import Delivery, Outcome
-from lote_local.tasks.store import RUNNING, Attempt, QueueRecord, TaskRecord
+from lote_local.tasks.store import RUNNING, Attempt, QueueConfig, QueueRecord, TaskRecord
 
 log = logging.getLogger("lote.tasks")
 
@@ -40,6 +40,12 @@ class Dispatcher:
                         wake = min(wake, at)
                 self._cond.wait(max(0.0, wake - time.time()))
 
+    def apply_config(self, queue: QueueRecord, config: QueueConfig) -> None:
+        """Make `config` the one dispatch obeys (the lock is held); wakes whoever waits on it."""
+        queue.config, queue.pending = config, None
+        queue.tokens = min(queue.tokens, config.burst)
+        self._cond.notify_all()
+
     def _refill(self, queue: QueueRecord, now: float) -> None:
         answers = queue.answers
         while answers and answers[0][0] < now - THROTTLE_WINDOW_S:
@@ -54,9 +60,17 @@ class Dispatcher:
 
     def _pump(self, queue: QueueRecord, now: float) -> float | None:
         """Dispatch what the bucket allows; return when to look again (None: on notify)."""
+        if queue.pending is not None and now >= queue.pending[0]:
+            self.apply_config(queue, queue.pending[1])
         if queue.state != RUNNING:
-            return None
+            return queue.pending[0] if queue.pending is not None else None
         self._refill(queue, now)
+        at = self._dispatch(queue, now)
+        if queue.pending is None:
+            return at
+        return queue.pending[0] if at is None else min(at, queue.pending[0])
+
+    def _dispatch(self, queue: QueueRecord, now: float) -> float | None:
         while queue.heap:
             schedule, _, version, name = queue.heap[0]
             task = queue.tasks.get(name)

@@ -34,8 +34,10 @@ def _not_found(what: str) -> RpcError:
 class Emulator(Dispatcher):
     """Every queue and task of every project, and the thread that dispatches them."""
 
-    def __init__(self, minter: TokenMinter | None = None) -> None:
+    def __init__(self, minter: TokenMinter | None = None, update_delay_s: float = 0.0) -> None:
         self.minter = minter or TokenMinter()
+        # Cloud Tasks documents that a queue configuration change can take minutes to take effect.
+        self.update_delay_s = update_delay_s
         self._cond = threading.Condition()
         self._queues: dict[str, QueueRecord] = {}
         self._deleted_queues: set[str] = set()
@@ -91,8 +93,12 @@ class Emulator(Dispatcher):
             record = self._queues.get(queue.name)
             if record is None:
                 return self.create_queue(parent, queue)
-            record.config = config_from_queue(queue, record.config, set(paths) if paths else None)
-            record.tokens = min(record.tokens, record.config.burst)
+            declared = record.pending[1] if record.pending is not None else record.config
+            config = config_from_queue(queue, declared, set(paths) if paths else None)
+            if self.update_delay_s > 0:
+                record.pending = (time.time() + self.update_delay_s, config)
+            else:
+                self.apply_config(record, config)
             self._cond.notify_all()
             return record
 

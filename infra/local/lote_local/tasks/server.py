@@ -70,10 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue-yaml", type=Path)
     parser.add_argument("--project", default="lote-local")
     parser.add_argument("--location", default="us-central1")
+    parser.add_argument(
+        "--update-delay-s", type=float, default=0.0, help="how long an UpdateQueue takes to take effect"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    engine = Emulator()
+    engine = Emulator(update_delay_s=args.update_delay_s)
     if args.queue_yaml:
         for name in load_queue_yaml(engine, args.queue_yaml, args.project, args.location):
             log.info("queue %s created from %s", name, args.queue_yaml)

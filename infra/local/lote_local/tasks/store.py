@@ -83,8 +83,11 @@ class QueueRecord:
     """A queue, its tasks and its live dispatch state (token bucket, throttling)."""
 
     name: str
-    config: QueueConfig
+    config: QueueConfig  # what dispatch obeys now
     state: int = RUNNING
+    # An UpdateQueue not in effect yet: (when it takes effect, the config it declared). The API
+    # answers with the declared config at once; dispatch keeps the old one until then.
+    pending: tuple[float, QueueConfig] | None = None
     purge_time: float | None = None
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     used_names: set[str] = field(default_factory=set)
@@ -191,8 +194,8 @@ def config_from_queue(queue: tasks_v2.Queue, base: QueueConfig, paths: set[str] 
 
 
 def queue_message(record: QueueRecord, now: float) -> tasks_v2.Queue:
-    """The v2 Queue message for a record."""
-    cfg = record.config
+    """The v2 Queue message for a record: its configuration as last declared."""
+    cfg = record.pending[1] if record.pending is not None else record.config
     queue = tasks_v2.Queue(
         name=record.name,
         rate_limits=tasks_v2.RateLimits(
