@@ -43,6 +43,7 @@ def modules(folder: str) -> list[Path]:
         ("admin", ("lote.api", "lote.web")),
         ("batches", ("lote.api", "lote.web", "lote.repair", "lote.audit")),
         ("webhooks", ("lote.repair", "lote.audit", "lote.billing")),
+        ("dispatch", ("lote.api", "lote.web", "lote.repair", "lote.audit", "lote.billing")),
         ("", ("lote_local", "tests", "bench")),
     ],
 )

@@ -1,0 +1,97 @@
+"""The pace of model calls: the controller's rule, a pure function of what the last window saw.
+
+The model's real capacity is unknown and moves (Gemini's per-project limits, Vertex AI's Dynamic
+Shared Quota), so it is measured, not configured. A quota error (429 RESOURCE_EXHAUSTED) means the
+pace is above capacity; the calls the model admitted in that window are a measurement of the
+capacity itself, so the pace drops multiplicatively but never below what was just admitted. With
+a backlog and no quota errors the pace rises by a fixed step, probing for more. The pace stays
+between a floor and the ceiling (queue.yaml's rate, which is also where it starts).
+
+When most calls fail outright (5xx, timeouts: the model is down, not busy), the breaker opens:
+the pace becomes a trickle of probes, and it closes (resuming at half the pace it had) once a
+window's probes succeed. Work that waits meanwhile is not released, so it spends no attempts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class Breaker(StrEnum):
+    """Whether the model is answering."""
+
+    CLOSED = "closed"  # calls go out at the pace
+    OPEN = "open"  # the model fails broadly: only probes go out
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the model answered to the calls of one control window."""
+
+    seconds: float
+    successes: int = 0  # answered, image or not: the model worked
+    quota_errors: int = 0  # 429 RESOURCE_EXHAUSTED
+    failures: int = 0  # 5xx, timeouts, unreachable: the model did not work
+    backlog: int = 0  # jobs waiting for the model: released and not finished, or not released yet
+
+    @property
+    def calls(self) -> int:
+        """Every call that got an answer or gave up."""
+        return self.successes + self.quota_errors + self.failures
+
+    @property
+    def admitted_per_s(self) -> float:
+        """Calls the model did not refuse for quota, per second: what its capacity let through."""
+        return (self.successes + self.failures) / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The controller's settings: bounds from queue.yaml, steps from measurement (see bench)."""
+
+    start: float  # calls/s at first, and after a restart with no state
+    ceiling: float  # never above (the queue's own rate is set here too)
+    floor: float = 0.2
+    step: float = 0.5  # additive increase per window, calls/s
+    decrease: float = 0.7  # multiplicative decrease on quota errors
+    breaker_share: float = 0.5  # open when this share of a window's calls failed ...
+    breaker_min_calls: int = 5  # ... out of at least this many
+    probe_per_s: float = 0.2  # pace while open: one probe every 5 s
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The controller's state: calls per second to release, the breaker, the pace to resume at."""
+
+    rate: float
+    breaker: Breaker = Breaker.CLOSED
+    resume_rate: float = 0.0
+
+
+def first(limits: Limits) -> Pace:
+    """The pace before any window has been seen."""
+    return Pace(rate=min(limits.start, limits.ceiling))
+
+
+def next_pace(pace: Pace, window: Window, limits: Limits) -> Pace:
+    """The pace for the next window, from the current one and what its window saw."""
+    if pace.breaker is Breaker.OPEN:
+        if window.successes > 0 and window.failures <= window.successes:
+            resumed = max(limits.floor, min(limits.ceiling, pace.resume_rate / 2))
+            return Pace(rate=resumed)
+        return pace
+    if window.calls >= limits.breaker_min_calls and window.failures >= limits.breaker_share * window.calls:
+        return Pace(rate=limits.probe_per_s, breaker=Breaker.OPEN, resume_rate=pace.rate)
+    if window.quota_errors > 0:
+        lowered = max(pace.rate * limits.decrease, window.admitted_per_s)
+        return replace(pace, rate=_bounded(min(pace.rate, lowered), limits))
+    if window.backlog > 0 and window.admitted_per_s >= pace.rate / 2:
+        # Only while the pace is what holds the work back: a pace far above what runs (too few
+        # workers, slow calls) would otherwise grow without meaning anything.
+        return replace(pace, rate=_bounded(pace.rate + limits.step, limits))
+    return pace
+
+
+def _bounded(rate: float, limits: Limits) -> float:
+    return max(limits.floor, min(limits.ceiling, rate))

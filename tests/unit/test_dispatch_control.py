@@ -1,0 +1,94 @@
+"""The controller's rule (dispatch/control.py): examples, and simulated runs against a quota."""
+
+from __future__ import annotations
+
+import pytest
+
+from lote.dispatch.control import Breaker, Limits, Pace, Window, first, next_pace
+
+LIMITS = Limits(start=8, ceiling=20)
+WINDOW_S = 2.0
+
+
+def test_it_starts_at_the_starting_rate_never_above_the_ceiling():
+    assert first(LIMITS).rate == 8
+    assert first(Limits(start=50, ceiling=20)).rate == 20
+
+
+def test_quota_errors_lower_the_pace_but_not_below_what_the_model_admitted():
+    pace = Pace(rate=20)
+    # 40 calls in 2 s, 16 admitted (8/s): the capacity is 8/s, so the pace goes down to it in steps
+    lowered = next_pace(pace, Window(WINDOW_S, successes=16, quota_errors=24, backlog=100), LIMITS)
+    assert lowered.rate == 14  # 20 × 0.7, still above the 8/s admitted
+    again = next_pace(lowered, Window(WINDOW_S, successes=16, quota_errors=12, backlog=100), LIMITS)
+    assert again.rate == pytest.approx(9.8)
+    settled = next_pace(again, Window(WINDOW_S, successes=16, quota_errors=4, backlog=100), LIMITS)
+    assert settled.rate == 8  # max(6.86, 8 admitted)
+
+
+def test_with_a_backlog_and_no_quota_errors_the_pace_rises_by_a_step_up_to_the_ceiling():
+    assert next_pace(Pace(rate=4), Window(WINDOW_S, successes=8, backlog=50), LIMITS).rate == 4.5
+    assert next_pace(Pace(rate=19.8), Window(WINDOW_S, successes=40, backlog=50), LIMITS).rate == 20
+
+
+def test_the_pace_holds_without_a_backlog_or_when_it_is_not_what_holds_work_back():
+    assert next_pace(Pace(rate=4), Window(WINDOW_S, successes=8, backlog=0), LIMITS).rate == 4
+    # Only 1/s runs at a pace of 10/s (slow calls, few workers): raising the pace means nothing.
+    assert next_pace(Pace(rate=10), Window(WINDOW_S, successes=2, backlog=500), LIMITS).rate == 10
+
+
+def test_the_breaker_opens_when_most_calls_fail_and_closes_at_half_the_pace_once_probes_succeed():
+    down = Window(WINDOW_S, successes=2, failures=14, backlog=100)
+    opened = next_pace(Pace(rate=12), down, LIMITS)
+    assert (opened.breaker, opened.rate, opened.resume_rate) == (Breaker.OPEN, LIMITS.probe_per_s, 12)
+    assert next_pace(opened, Window(WINDOW_S, failures=1, backlog=100), LIMITS) == opened  # probe failed
+    closed = next_pace(opened, Window(WINDOW_S, successes=1, backlog=100), LIMITS)
+    assert (closed.breaker, closed.rate) == (Breaker.CLOSED, 6)
+
+
+def test_a_few_failures_or_too_few_calls_do_not_open_the_breaker():
+    assert (
+        next_pace(Pace(rate=10), Window(WINDOW_S, successes=15, failures=5, backlog=9), LIMITS).breaker
+        == "closed"
+    )
+    assert next_pace(Pace(rate=1), Window(WINDOW_S, failures=4, backlog=9), LIMITS).breaker == "closed"
+
+
+def test_a_lost_window_is_a_longer_window():
+    # A controller run that was lost makes the next one see twice the time: rates stay per second.
+    assert Window(4.0, successes=32).admitted_per_s == Window(2.0, successes=16).admitted_per_s == 8
+
+
+def _run(quota_at, pace: Pace, seconds: float, backlog: int = 10_000) -> list[tuple[float, float, float]]:
+    """A fluid model of the loop: each window releases pace × seconds calls; the model admits up to
+    its quota and refuses the rest. Returns (time, pace, admitted/s) per window."""
+    out, t = [], 0.0
+    while t < seconds:
+        quota = quota_at(t)
+        calls = pace.rate * WINDOW_S
+        admitted = min(calls, quota * WINDOW_S)
+        window = Window(
+            WINDOW_S, successes=round(admitted), quota_errors=round(calls - admitted), backlog=backlog
+        )
+        out.append((t, pace.rate, admitted / WINDOW_S))
+        pace = next_pace(pace, window, LIMITS)
+        t += WINDOW_S
+    return out
+
+
+@pytest.mark.parametrize("start", [20.0, 4.0])  # 2.5× too high, 2× too low
+def test_the_pace_converges_on_the_quota_and_uses_at_least_95_percent_of_it(start):
+    run = _run(lambda t: 8.0, Pace(rate=start), seconds=300)
+    used = [admitted for t, _, admitted in run if t >= 30]
+    assert sum(used) / len(used) >= 0.95 * 8
+
+
+def test_the_pace_follows_a_quota_that_halves_and_recovers_within_30_seconds():
+    quota = lambda t: 4.0 if 120 <= t < 240 else 8.0  # noqa: E731
+    run = _run(quota, Pace(rate=8), seconds=400)
+    after_drop = [t for t, rate, _ in run if t >= 120 and rate <= 4 * 1.15]
+    assert after_drop and after_drop[0] - 120 <= 30
+    after_rise = [t for t, _, admitted in run if t >= 240 and admitted >= 8 * 0.95]
+    assert after_rise and after_rise[0] - 240 <= 30
+    late = [admitted for t, _, admitted in run if t >= 280]
+    assert sum(late) / len(late) >= 0.95 * 8
