@@ -53,3 +53,12 @@ def test_the_quota_can_change_while_running():
     assert quota.rps == 2 and [quota.take() for _ in range(3)] == [None, None, 0.5]
     with pytest.raises(ValueError, match="finite number"):
         quota.set(-1)
+
+
+def test_a_quota_under_one_request_per_second_admits_one_every_so_often():
+    clock = Clock()
+    quota = Quota(0.5, clock)
+    clock.now += 2
+    assert quota.take() is None and quota.take() == pytest.approx(2.0)
+    clock.now += 2
+    assert quota.take() is None

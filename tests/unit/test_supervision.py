@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -104,3 +105,26 @@ def test_an_emulator_death_ends_supervision(procs: Supervisor):
     assert why is not None and why.startswith("firestore exited with -9")
     with pytest.raises(StackError, match="emulator"):
         procs.restart("firestore")
+
+
+def test_an_instance_that_hangs_at_start_counts_as_a_quick_crash(tmp_path: Path):
+    # The first instance exits at once; every later one hangs without answering its health check
+    # and is killed. Killed after longer than `fast_s`, it must still count as a quick crash (it
+    # never served), or the supervisor restarts it forever.
+    marker = tmp_path / "started-once"
+    script = f"import pathlib, time, sys\nm = pathlib.Path({str(marker)!r})\nif not m.exists():\n" \
+             "    m.touch(); sys.exit(3)\ntime.sleep(60)\n"  # fmt: skip
+    policy = RestartPolicy(fast_s=0.2, max_fast=3, first_backoff_s=0.01, max_backoff_s=0.02)
+    supervisor = Supervisor(tmp_path / "logs", policy=policy, health_timeout_s=0.4, notify=lambda _: None)
+    service = Service("hangs", [sys.executable, "-c", script], f"http://127.0.0.1:{free_port()}/", {},
+                      restartable=True)  # fmt: skip
+    supervisor.spawn(service)
+    result: list[str | None] = []
+    watcher = threading.Thread(target=lambda: result.append(supervisor.supervise()), daemon=True)
+    watcher.start()
+    watcher.join(timeout=20)
+    try:
+        assert result, "still restarting an instance that never became healthy"
+        assert result[0] is not None and result[0].startswith("hangs crashed 3 times in a row")
+    finally:
+        supervisor.stop_all()

@@ -31,7 +31,22 @@ def test_an_update_answers_the_new_settings_at_once_and_dispatch_follows_them_af
         with engine.locked():  # the scheduler applies it when it is due; await that, no fixed sleep
             applied = engine.locked().wait_for(lambda: record.config.rate == 50, timeout=5)
         assert applied and time.monotonic() - updated_at >= 0.5
-        assert record.pending is None
+        assert record.pending == []
+    finally:
+        engine.close()
+
+
+def test_updates_closer_together_than_the_delay_each_take_effect_in_turn():
+    engine = Emulator(update_delay_s=0.3)
+    try:
+        engine.create_queue(PARENT, _rate(1))
+        record = engine.update_queue(_rate(10), [])
+        time.sleep(0.15)  # the second update comes while the first is still on its way
+        engine.update_queue(_rate(20), [])
+        with engine.locked():
+            assert engine.locked().wait_for(lambda: record.config.rate == 10, timeout=5)
+            assert record.config.rate == 10 and len(record.pending) == 1
+            assert engine.locked().wait_for(lambda: record.config.rate == 20, timeout=5)
     finally:
         engine.close()
 

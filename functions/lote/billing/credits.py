@@ -85,31 +85,27 @@ def admit(batch: firestore.WriteBatch, db: firestore.Client, admission: Admissio
     """Into an optimistic batch: 402 or 429 (raised, nothing written), else the debit and balance.
 
     The balance is written even when the work is free: its update-time precondition is what
-    serializes racing submissions, so the in-flight count below is exact.
+    serializes racing submissions, so the in-flight count is exact.
     """
-    from lote.tenants import limits
-
-    tenant = ledger.tenant_ref(db, admission.tenant_id).get()
-    balance = ledger.balance(tenant)
-    require_funds(balance, -admission.debit.delta)
-    if admission.max_in_flight is not None:
-        # Read after the tenant: a submission that commits in between changes the tenant's update
-        # time, so this commit fails its precondition and counts again.
-        limits.require_room(limits.singles_in_flight(db, admission.tenant_id), admission.max_in_flight)
+    tenant = precheck(db, admission)
     if admission.debit.delta:
         ledger.add(batch, db, tenant, admission.debit)
     else:
         ledger.touch(batch, db, tenant)
 
 
-def precheck(db: firestore.Client, admission: Admission) -> None:
-    """The admission rule without writing anything, before work the commit would waste (uploads,
-    manifest validation); admit() checks again, atomically, in the commit."""
+def precheck(db: firestore.Client, admission: Admission) -> firestore.DocumentSnapshot:
+    """The admission rule, writing nothing: 402 or 429, else the tenant as read. Also called alone
+    before work the commit would waste (uploads, manifest validation); admit() checks again."""
     from lote.tenants import limits
 
-    require_funds(ledger.balance(ledger.tenant_ref(db, admission.tenant_id).get()), -admission.debit.delta)
+    tenant = ledger.tenant_ref(db, admission.tenant_id).get()
+    require_funds(ledger.balance(tenant), -admission.debit.delta)
     if admission.max_in_flight is not None:
+        # Counted after the tenant is read: a submission that commits in between changes the
+        # tenant's update time, so admit()'s commit fails its precondition and counts again.
         limits.require_room(limits.singles_in_flight(db, admission.tenant_id), admission.max_in_flight)
+    return tenant
 
 
 def refund_job(tx: firestore.Transaction, db: firestore.Client, job_id: str, job: dict[str, Any]) -> None:

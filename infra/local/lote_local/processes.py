@@ -39,7 +39,9 @@ class Service:
     restartable: bool = False
     restarts: int = 0
     fast_crashes: int = 0
-    started_at: float = 0.0
+    # When this instance first answered its health check; None until then. A crash counts as
+    # quick by the time it served, so one that hangs at start and is killed is a quick crash too.
+    healthy_at: float | None = None
     # The process Supervisor.kill() ended on purpose: its death is not a crash.
     killed: subprocess.Popen[bytes] | None = None
 
@@ -92,7 +94,7 @@ class Supervisor:
                 cwd=REPO_ROOT,
                 start_new_session=True,
             )
-        service.started_at = time.monotonic()
+        service.healthy_at = None
 
     def _healthy(self, service: Service) -> bool:
         try:
@@ -112,6 +114,7 @@ class Supervisor:
                         f"{service.name} exited with {service.process.returncode}; {self.tail(service)}"
                     )
                 if self._healthy(service):
+                    service.healthy_at = time.monotonic()
                     pending.remove(service)
             if pending and time.monotonic() > deadline:
                 names = ", ".join(s.name for s in pending)
@@ -210,6 +213,7 @@ class Supervisor:
         deadline = time.monotonic() + self.health_timeout_s
         while not self.stopped.is_set() and process.poll() is None:
             if self._healthy(service):
+                service.healthy_at = time.monotonic()
                 return
             if time.monotonic() > deadline:
                 self.notify(f"{service.name} not healthy in {self.health_timeout_s:g}s; killing it")
@@ -230,7 +234,8 @@ class Supervisor:
             if service.killed is dead:  # on purpose: come back at once, and it is no crash
                 delay: float | None = 0.0
             else:
-                uptime = time.monotonic() - service.started_at
+                served = service.healthy_at
+                uptime = 0.0 if served is None else time.monotonic() - served
                 service.fast_crashes, delay = self.policy.after_crash(service.fast_crashes, uptime)
             if delay is None:
                 return (
@@ -240,6 +245,9 @@ class Supervisor:
                 )
             if self.stopped.wait(delay):
                 return None
+            with contextlib.suppress(ProcessLookupError):
+                # Its group may outlive it (gunicorn's worker holding the port): end it first.
+                os.killpg(dead.pid, signal.SIGKILL)
             if self._respawn(service, dead, f"exit {dead.returncode}"):
                 assert service.process is not None
                 self._await_healthy(service, service.process)

@@ -1,7 +1,7 @@
 """The offline model's quota: requests per second it admits, as a per-project model quota does.
 
-A token bucket that holds at most one second of requests: a client that keeps to the rate is never
-refused, one that goes over gets 429 RESOURCE_EXHAUSTED with a RetryInfo saying when a request
+A token bucket that holds one second of requests (at least one): a client that keeps to the rate is
+never refused, one that goes over gets 429 RESOURCE_EXHAUSTED with a RetryInfo saying when a request
 would pass again. The rate can be changed while the server runs (`POST /quota`), to act out a shared
 capacity (Vertex AI's Dynamic Shared Quota) that moves with everyone else's load. Our own model of
 Gemini's behaviour: Google documents the 429 and RetryInfo, not the bucket behind them.
@@ -44,7 +44,8 @@ class Quota:
             if self._rps <= 0:
                 return None
             now = self._clock()
-            self._tokens = min(self._rps, self._tokens + (now - self._at) * self._rps)
+            # At least one request fits, or a quota under 1/s would refuse every call.
+            self._tokens = min(max(1.0, self._rps), self._tokens + (now - self._at) * self._rps)
             self._at = now
             if self._tokens >= 1:
                 self._tokens -= 1

@@ -42,7 +42,7 @@ class Dispatcher:
 
     def apply_config(self, queue: QueueRecord, config: QueueConfig) -> None:
         """Make `config` the one dispatch obeys (the lock is held); wakes whoever waits on it."""
-        queue.config, queue.pending = config, None
+        queue.config = config
         queue.tokens = min(queue.tokens, config.burst)
         self._cond.notify_all()
 
@@ -60,15 +60,14 @@ class Dispatcher:
 
     def _pump(self, queue: QueueRecord, now: float) -> float | None:
         """Dispatch what the bucket allows; return when to look again (None: on notify)."""
-        if queue.pending is not None and now >= queue.pending[0]:
-            self.apply_config(queue, queue.pending[1])
+        while queue.pending and now >= queue.pending[0][0]:
+            self.apply_config(queue, queue.pending.pop(0)[1])
+        due = queue.pending[0][0] if queue.pending else None
         if queue.state != RUNNING:
-            return queue.pending[0] if queue.pending is not None else None
+            return due
         self._refill(queue, now)
         at = self._dispatch(queue, now)
-        if queue.pending is None:
-            return at
-        return queue.pending[0] if at is None else min(at, queue.pending[0])
+        return due if at is None else at if due is None else min(at, due)
 
     def _dispatch(self, queue: QueueRecord, now: float) -> float | None:
         while queue.heap:

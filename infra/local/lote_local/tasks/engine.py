@@ -93,11 +93,12 @@ class Emulator(Dispatcher):
             record = self._queues.get(queue.name)
             if record is None:
                 return self.create_queue(parent, queue)
-            declared = record.pending[1] if record.pending is not None else record.config
+            declared = record.pending[-1][1] if record.pending else record.config
             config = config_from_queue(queue, declared, set(paths) if paths else None)
             if self.update_delay_s > 0:
-                record.pending = (time.time() + self.update_delay_s, config)
+                record.pending.append((time.time() + self.update_delay_s, config))
             else:
+                record.pending.clear()
                 self.apply_config(record, config)
             self._cond.notify_all()
             return record

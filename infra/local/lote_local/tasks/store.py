@@ -85,9 +85,9 @@ class QueueRecord:
     name: str
     config: QueueConfig  # what dispatch obeys now
     state: int = RUNNING
-    # An UpdateQueue not in effect yet: (when it takes effect, the config it declared). The API
-    # answers with the declared config at once; dispatch keeps the old one until then.
-    pending: tuple[float, QueueConfig] | None = None
+    # UpdateQueues not in effect yet, oldest first: (when it takes effect, the config it declared).
+    # The API answers with the last declared config at once; dispatch follows each when it is due.
+    pending: list[tuple[float, QueueConfig]] = field(default_factory=list)
     purge_time: float | None = None
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     used_names: set[str] = field(default_factory=set)
@@ -195,7 +195,7 @@ def config_from_queue(queue: tasks_v2.Queue, base: QueueConfig, paths: set[str] 
 
 def queue_message(record: QueueRecord, now: float) -> tasks_v2.Queue:
     """The v2 Queue message for a record: its configuration as last declared."""
-    cfg = record.pending[1] if record.pending is not None else record.config
+    cfg = record.pending[-1][1] if record.pending else record.config
     queue = tasks_v2.Queue(
         name=record.name,
         rate_limits=tasks_v2.RateLimits(
