@@ -6,6 +6,16 @@ locals {
     "resource.type=\"cloud_run_revision\"",
     "resource.labels.service_name=\"${google_cloudfunctions2_function.fn["worker"].name}\"",
   ])
+  # PromQL names of the log-based metrics: "logging.googleapis.com/user/NAME" with the first / as :
+  # and every other special character (the prefix may hold hyphens) as _ (Cloud Monitoring's mapping).
+  promql = {
+    for key, name in {
+      failed           = google_logging_metric.failed.name
+      succeeded        = google_logging_metric.succeeded.name
+      audit_violations = google_logging_metric.audit_violations.name
+      abandoned        = google_logging_metric.abandoned.name
+    } : key => "logging_googleapis_com:user_${replace(name, "/[^A-Za-z0-9_]/", "_")}"
+  }
 }
 
 resource "google_logging_metric" "succeeded" {
@@ -88,10 +98,12 @@ resource "google_monitoring_alert_policy" "failure_ratio" {
   conditions {
     display_name = "failed / finished over 15 min"
     condition_prometheus_query_language {
+      # `or vector(0)`: a log-based metric has no series until its first line, and an empty term
+      # would make the whole expression empty (a total outage has no successes at all).
       query = join("", [
-        "sum(rate(logging_googleapis_com:user_${google_logging_metric.failed.name}[15m])) / ",
-        "(sum(rate(logging_googleapis_com:user_${google_logging_metric.failed.name}[15m])) + ",
-        "sum(rate(logging_googleapis_com:user_${google_logging_metric.succeeded.name}[15m]))) ",
+        "sum(rate(${local.promql.failed}[15m])) / ",
+        "(sum(rate(${local.promql.failed}[15m])) + ",
+        "(sum(rate(${local.promql.succeeded}[15m])) or vector(0))) ",
         "> ${var.failure_ratio_threshold}",
       ])
       duration            = "300s"
@@ -128,12 +140,18 @@ resource "google_monitoring_alert_policy" "invariants" {
   display_name = "lote: an invariant is broken or a job was abandoned"
   combiner     = "OR"
   conditions {
-    display_name = "audit violations or abandoned jobs in 10 min"
+    # One condition each: a sum of the two would be empty while either metric has no series yet.
+    display_name = "audit violations in 10 min"
     condition_prometheus_query_language {
-      query = join("", [
-        "sum(increase(logging_googleapis_com:user_${google_logging_metric.audit_violations.name}[10m])) + ",
-        "sum(increase(logging_googleapis_com:user_${google_logging_metric.abandoned.name}[10m])) > 0",
-      ])
+      query               = "sum(increase(${local.promql.audit_violations}[10m])) > 0"
+      duration            = "0s"
+      evaluation_interval = "60s"
+    }
+  }
+  conditions {
+    display_name = "abandoned jobs in 10 min"
+    condition_prometheus_query_language {
+      query               = "sum(increase(${local.promql.abandoned}[10m])) > 0"
       duration            = "0s"
       evaluation_interval = "60s"
     }

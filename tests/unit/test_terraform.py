@@ -296,3 +296,13 @@ def test_log_based_metrics_match_the_lines_the_code_prints():
     assert latency
     extracted = re.search(_literal(latency.group(1)), succeeded)
     assert extracted and extracted.group(1) == "1234"
+
+
+def test_alert_queries_name_log_metrics_the_way_promql_maps_them_and_survive_empty_series():
+    # Cloud Monitoring maps "logging.googleapis.com/user/NAME" to PromQL with every special
+    # character but the first / replaced by _, and a sum over a metric with no series is empty.
+    text = (Path(__file__).parents[2] / "terraform" / "monitoring.tf").read_text()
+    assert "user_${google_logging_metric" not in text  # a raw name may hold the prefix's hyphens
+    assert 'replace(name, "/[^A-Za-z0-9_]/", "_")' in text
+    queries = re.findall(r'query\s*=\s*"([^"]*)"', text)
+    assert queries and all(q.count("sum(") == 1 for q in queries)  # one metric per condition
