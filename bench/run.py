@@ -32,22 +32,23 @@ def main() -> None:
 
 
 def write(sections: list[str], subset: bool) -> None:
-    """Rewrite RESULTS.md; for a subset, the other suites' sections and the header (the date and
-    machine of the last full run) stay in place."""
+    """Put the fresh sections into RESULTS.md in place of their old ones; sections of suites that
+    did not run (chaos, fuzz: their own targets) stay. A full run also renews the header (the date
+    and machine); a subset keeps it."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
     header = (
         "# Benchmark results\n\n"
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `make bench` on: {machine.describe()}.\n"
         "Medians unless noted; ratios are measured within one run.\n\n"
     )
-    if subset:
-        header = RESULTS.read_text().split("\n## ", 1)[0].rstrip() + "\n\n"
-        fresh = dict(zip(_titles(sections), sections, strict=True))
-        merged = []
-        for old in _sections(RESULTS.read_text()):
-            title = next((t for t in fresh if old.startswith(t)), None)
-            merged.append(fresh.pop(title) if title else old)
-        sections = merged + list(fresh.values())
-    RESULTS.write_text(header + "\n".join(sections))
+    if subset and text:
+        header = text.split("\n## ", 1)[0].rstrip() + "\n\n"
+    fresh = dict(zip(_titles(sections), sections, strict=True))
+    merged = []
+    for old in _sections(text):
+        title = next((t for t in fresh if old.startswith(t)), None)
+        merged.append(fresh.pop(title) if title else old)
+    RESULTS.write_text(header + "\n".join(merged + list(fresh.values())))
 
 
 def _sections(text: str) -> list[str]:

@@ -42,6 +42,8 @@ def run(*command: str | Path) -> None:
 def main() -> None:
     """Build, install clean, import everything, check the console scripts."""
     shutil.rmtree(WORK, ignore_errors=True)
+    # setuptools reuses build/ in the checkout: a module deleted since would still ship.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     dist = WORK / "dist"
     pip = ("-m", "pip", "--disable-pip-version-check")
     run(sys.executable, *pip, "wheel", "--quiet", "--no-deps", "-w", dist, ".")
