@@ -15,6 +15,7 @@ REPAIR_WORDS = {
     "enqueued": "jobs or fan-outs committed without a task given theirs",
     "abandoned": "jobs abandoned",
     "fanouts_resumed": "fan-outs resumed",
+    "item_events_restarted": "item-event chains of canceled batches restarted",
     "webhooks_enqueued": "webhook deliveries committed without a task given theirs",
     "webhooks_requeued": "webhook deliveries whose task ran out of attempts given a new one",
     "webhooks_failed": "webhook deliveries failed",

@@ -36,11 +36,6 @@ class Claim:
     reason: str = ""
     retry_after: int = 0
 
-    @property
-    def claimed(self) -> bool:
-        """Whether this attempt holds the lease."""
-        return self.kind is ClaimKind.CLAIMED
-
 
 def noop(reason: str, doc: dict[str, Any] | None = None) -> Claim:
     """Nothing to do: the work is missing, finished or superseded."""

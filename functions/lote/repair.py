@@ -54,7 +54,8 @@ def sweep(services: Services, limit: int | None = None) -> dict[str, int]:
 
 REPORTED = (
     "enqueued", "requeued", "lost_tasks", "abandoned", "tasks_alive", "batches_settled",
-    "fanouts_resumed", "webhooks_enqueued", "webhooks_requeued", "webhooks_failed", "skipped_busy",
+    "fanouts_resumed", "item_events_restarted", "webhooks_enqueued", "webhooks_requeued",
+    "webhooks_failed", "skipped_busy",
     "audit_violations",
 )  # fmt: skip
 
@@ -135,7 +136,7 @@ def _lost_job_tasks(services: Services, limit: int, done: Counter[str]) -> None:
     for snapshot, exists in _with_task(services, _generation_task, due):
         with _one(done, snapshot.id):
             if exists:
-                recovery.push_check(db, snapshot.id, jobs.task_check_at(services))
+                recovery.push_check(db, snapshot.id, tasks.check_at(services, tasks.Generate))
                 done["tasks_alive"] += 1
             else:
                 _restart(services, snapshot, JobStatus.QUEUED, "its task ran out of attempts", done)
@@ -166,7 +167,9 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
         fresh = tasks.EmitItemEvents(
             batch_id=snapshot.id, completion=int(batch.get("completions", 1)), tag=tag
         )
-        tasks.create(services, fresh)
+        with _one(done, snapshot.id):
+            tasks.create(services, fresh)
+            done["item_events_restarted"] += 1
 
 
 def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:
@@ -180,7 +183,7 @@ def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:
     for snapshot, exists in _with_task(services, _delivery_task, due):
         with _one(done, snapshot.id):
             if exists:
-                webhook_store.push_check(db, snapshot.id, webhooks.task_check_at(services))
+                webhook_store.push_check(db, snapshot.id, tasks.check_at(services, tasks.DeliverWebhook))
                 continue
             outcome = webhooks.restart_lost(services, snapshot.id, int(snapshot.get("task_gen") or 0))
             if outcome is not None:

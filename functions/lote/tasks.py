@@ -14,6 +14,7 @@ sweep can ask Cloud Tasks whether it still exists. Two ways to create one:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lote import timeutil
 from lote.services import Services
 from lote.settings import Settings
 
@@ -55,6 +57,11 @@ class Task(Payload):
         """How long Cloud Tasks waits for the handler's answer."""
         return settings.task_dispatch_deadline_s
 
+    @classmethod
+    def retry_window_s(cls, settings: Settings) -> float:
+        """How long the queue keeps retrying one task (its max_retry_duration)."""
+        raise NotImplementedError(f"{cls.__name__} tasks are not watched by the repair sweep")
+
 
 class Generate(Task):
     """Generate one image: a job's attempt. `gen` changes only when the repair sweep replaces a
@@ -71,6 +78,11 @@ class Generate(Task):
     def task_id(self) -> str:
         """`{job}-{gen}`."""
         return f"{self.job_id}-{self.gen}"
+
+    @classmethod
+    def retry_window_s(cls, settings: Settings) -> float:
+        """The generation queue's max_retry_duration."""
+        return settings.generation_max_retry_s
 
 
 class DeliverWebhook(Task):
@@ -91,6 +103,11 @@ class DeliverWebhook(Task):
     def deadline_s(self, settings: Settings) -> int:
         """The receiver's timeout and room to record the attempt."""
         return int(settings.webhook_timeout_s) + 30
+
+    @classmethod
+    def retry_window_s(cls, settings: Settings) -> float:
+        """The webhook queue's max_retry_duration."""
+        return settings.webhook_max_retry_s
 
 
 class PlanFanout(Task):
@@ -149,6 +166,13 @@ class EmitItemEvents(Task):
 
 class Sweep(Payload):
     """The repair sweep; Cloud Scheduler calls it with `{}` (Terraform), no task is created."""
+
+
+def check_at(services: Services, kind: type[Task]) -> dt.datetime:
+    """When a task of `kind` created now may have run out of attempts (its queue's retry window,
+    plus the sweep's slack): from then on the repair sweep asks Cloud Tasks whether it exists."""
+    s = services.settings
+    return timeutil.now() + dt.timedelta(seconds=kind.retry_window_s(s) + s.repair_after_s)
 
 
 def create(services: Services, task: Task, delay_s: float = 0.0) -> bool:

@@ -15,6 +15,7 @@ WINDOWS = Windows(dt.timedelta(seconds=60), dt.timedelta(days=1))
 def _job(**fields):
     return {"tenant_id": "ten_a", "status": "succeeded", "price": 1, "batch_id": None, "task_gen": 0,
             "created_at": NOW - dt.timedelta(minutes=5), "enqueued": True,
+            "task_check_at": NOW + dt.timedelta(minutes=25),
             "output": {"object": "outputs/ten_a/gen_1.png"}, **fields}  # fmt: skip
 
 
@@ -65,6 +66,8 @@ def test_open_jobs_need_a_task_and_must_end_in_time():
     assert _invariants(_check(old, outputs=(), task=True)) == ["job_terminal_in_time"]
     retried = {**old, "retried_at": NOW - dt.timedelta(minutes=1)}
     assert _check(retried, outputs=(), task=True) == []
+    unwatched = _job(status="queued", output=None, task_check_at=None)
+    assert _invariants(_check(unwatched, outputs=(), task=True)) == ["job_has_a_task"]
 
 
 def test_the_event_of_the_current_terminal_state_must_exist():

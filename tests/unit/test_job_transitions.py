@@ -18,6 +18,7 @@ from lote.webhooks.schemas import Delivery
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(seconds=90)
+CHECK_AT = NOW + dt.timedelta(minutes=31)
 
 
 def test_the_documented_statuses_are_the_stored_ones():
@@ -44,13 +45,13 @@ def test_every_job_status_is_in_flight_or_terminal_and_unpaid_ones_are_terminal(
     ],
 )
 def test_an_attempt_does_not_start_on_a_finished_job_or_under_a_live_lease(job, kind):
-    verdict = store.attempt_rule(LEASE)(job, NOW)
+    verdict = store.attempt_rule(LEASE, CHECK_AT)(job, NOW)
     assert isinstance(verdict, Claim) and verdict.kind is kind
 
 
 def test_a_busy_answer_asks_for_a_short_retry():
     job = {"status": "running", "lease_until": NOW + dt.timedelta(seconds=80), "attempts": 1}
-    verdict = store.attempt_rule(LEASE)(job, NOW)
+    verdict = store.attempt_rule(LEASE, CHECK_AT)(job, NOW)
     assert isinstance(verdict, Claim) and 1 <= verdict.retry_after <= store.BUSY_RETRY_AFTER_S
 
 
@@ -62,12 +63,13 @@ def test_a_busy_answer_asks_for_a_short_retry():
     ],
 )
 def test_a_queued_job_or_an_expired_lease_starts_the_next_attempt(job):
-    update = store.attempt_rule(LEASE)(job, NOW)
+    update = store.attempt_rule(LEASE, CHECK_AT)(job, NOW)
     assert isinstance(update, dict)
     assert update["status"] == JobStatus.RUNNING
     assert update["attempts"] == job["attempts"] + 1
     assert update["lease_until"] == NOW + LEASE
     assert update["enqueued"] is True
+    assert update["task_check_at"] == CHECK_AT  # its enqueue was never recorded: now the sweep watches it
     assert update.get("started_at", job["started_at"]) == (job["started_at"] or NOW)
 
 
@@ -142,3 +144,11 @@ def test_a_429_waits_as_long_as_the_model_asks():
     failure = classify(429, "text", body)
     assert isinstance(failure, ModelThrottled) and failure.retry_after_s == 32
     assert isinstance(plain := classify(429, "text", None), ModelThrottled) and plain.retry_after_s == 10
+
+
+def test_an_attempt_keeps_the_check_time_its_enqueue_recorded():
+    recorded = NOW + dt.timedelta(minutes=5)
+    update = store.attempt_rule(LEASE, CHECK_AT)(
+        {"status": "queued", "attempts": 0, "task_check_at": recorded}, NOW
+    )
+    assert isinstance(update, dict) and "task_check_at" not in update

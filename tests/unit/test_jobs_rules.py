@@ -83,7 +83,14 @@ def _services(**settings: object) -> Services:
 def test_last_attempt_mirrors_the_queue(max_attempts, max_age, retry_count, age_s, last):
     services = _services(generation_max_attempts=max_attempts, generation_max_retry_s=max_age)
     created = timeutil.now() - dt.timedelta(seconds=age_s)
-    assert is_last_attempt(services, retry_count, created) is last
+    assert is_last_attempt(services, retry_count, {"created_at": created}) is last
+
+
+def test_a_batch_retried_item_gets_the_queues_whole_window_again():
+    services = _services(generation_max_attempts=10, generation_max_retry_s=1800)
+    job = {"created_at": timeutil.now() - dt.timedelta(hours=2), "retried_at": timeutil.now()}
+    assert is_last_attempt(services, 9, job) is False  # its new task's window has just begun
+    assert is_last_attempt(services, 9, {"created_at": job["created_at"]}) is True
 
 
 def test_presets_fill_defaults_and_name_bad_fields():

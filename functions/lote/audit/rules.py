@@ -6,10 +6,9 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lote.jobs.recovery import cycle_start
 from lote.statuses import TERMINAL, UNPAID, JobStatus
 from lote.webhooks.events import delivery_id
-
-GENERATION_EVENTS = ("generation.succeeded", "generation.failed", "generation.canceled")
 
 
 @dataclass(frozen=True)
@@ -78,13 +77,15 @@ def job(
         found.append(Violation(invariant, job_id, tenant, {"status": doc.get("status"), **detail}))
 
     status = doc.get("status")
-    created = doc.get("retried_at") or doc.get("created_at") or now
+    created = cycle_start(doc) if doc.get("created_at") else now
     if status not in TERMINAL:
         if now - created > windows.abandon_after + windows.repair_after:
             add("job_terminal_in_time", created_at=created.isoformat())
         queued = status == JobStatus.QUEUED
         if queued and not doc.get("enqueued") and now - created > 2 * windows.repair_after:
             add("job_has_a_task", reason="never enqueued")
+        if doc.get("enqueued") and doc.get("task_check_at") is None:
+            add("job_has_a_task", reason="enqueued without a check time: no sweep would see its task go")
         if queued and doc.get("enqueued") and task_exists is False:
             add("job_has_a_task", reason="its task no longer exists", task_gen=doc.get("task_gen"))
         lease = doc.get("lease_until")

@@ -14,7 +14,7 @@ from lote import bulk, ids, retention, tasks, timeutil
 from lote.answers import Answer
 from lote.batches import manifest, progress, store
 from lote.jobs import store as job_store
-from lote.jobs.service import check_inputs, job_document, stage_inputs, task_check_at
+from lote.jobs.service import check_inputs, job_document, stage_inputs
 from lote.services import Services
 from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
@@ -48,7 +48,7 @@ def _documents(
     services: Services, batch_id: str, batch: dict[str, Any], first: int, specs: list[dict[str, Any]]
 ) -> list[tuple[str, dict[str, Any]]]:
     tenant_id = batch["tenant_id"]
-    now, check_at = timeutil.now(), task_check_at(services)
+    now, check_at = timeutil.now(), tasks.check_at(services, tasks.Generate)
     docs = []
     for offset, spec in enumerate(specs):
         index = first + offset
@@ -95,7 +95,8 @@ def resume(services: Services, batch_id: str, batch: dict[str, Any]) -> bool:
     """Re-plan a fan-out whose tasks are all gone (exhausted while the worker was down) with chunks
     still to do; True when a new plan task was created. Task existence is asked of Cloud Tasks."""
     db = services.firestore.db
-    missing = [n for n in range(len(batch["chunks"])) if n not in store.done_chunks(db, batch_id)]
+    done = store.done_chunks(db, batch_id)
+    missing = [n for n in range(len(batch["chunks"])) if n not in done]
     if not missing:
         return False
     gen = int(batch.get("fanout_gen") or 0)

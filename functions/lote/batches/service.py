@@ -26,7 +26,7 @@ from lote.billing import credits
 from lote.errors import InvalidRequest, NotFound
 from lote.idempotency import Key, create_once
 from lote.jobs import store as job_store
-from lote.jobs.service import task_check_at, tenant_upload_prefix
+from lote.jobs.service import tenant_upload_prefix
 from lote.services import Services
 from lote.statuses import BatchStatus, JobStatus
 from lote.tenants.service import Caller
@@ -194,7 +194,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     tasks.create_many(
         services, [tasks.Generate(job_id=job_id, gen=generations[job_id]) for job_id in written]
     )
-    check_at = task_check_at(services)
+    check_at = tasks.check_at(services, tasks.Generate)
     enqueued = {"enqueued": True, "task_check_at": check_at}
     bulk.write(db, updates=[(job_store.ref(db, job_id), enqueued, None) for job_id in written])
     fanout.start_checker(services, batch_id, int(batch["check_gen"]))

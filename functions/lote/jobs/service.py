@@ -118,19 +118,12 @@ def new_job(
     return job_document(tenant_id, spec, inputs, services.settings.default_model)
 
 
-def task_check_at(services: Services) -> dt.datetime:
-    """When a task created now may have run out of attempts (the queue's retry window, plus the
-    sweep's slack): from then on the repair sweep asks Cloud Tasks whether it still exists."""
-    s = services.settings
-    return timeutil.now() + dt.timedelta(seconds=s.generation_max_retry_s + s.repair_after_s)
-
-
 def enqueue(services: Services, job_id: str, generation: int = 0) -> bool:
     """After the job's commit: its task, flagged on the job; False leaves it to the repair sweep."""
     return tasks.enqueue(
         services,
         tasks.Generate(job_id=job_id, gen=generation),
-        lambda: store.mark_enqueued(services.firestore.db, job_id, task_check_at(services)),
+        lambda: store.mark_enqueued(services.firestore.db, job_id, tasks.check_at(services, tasks.Generate)),
     )
 
 

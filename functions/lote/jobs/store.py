@@ -68,9 +68,9 @@ def mark_enqueued(db: firestore.Client, job_id: str, check_at: dt.datetime) -> N
     ref(db, job_id).update({"enqueued": True, "task_check_at": check_at})
 
 
-def attempt_rule(lease: dt.timedelta) -> leases.Judge:
+def attempt_rule(lease: dt.timedelta, check_at: dt.datetime) -> leases.Judge:
     """Whether an attempt may start: terminal or missing → noop; live lease → busy; else running,
-    attempts + 1, under a lease of `lease`."""
+    attempts + 1, under a lease of `lease`. A job whose task was never recorded gets `check_at`."""
 
     def judge(job: dict[str, Any] | None, now: dt.datetime) -> leases.Claim | dict[str, Any]:
         if job is None:
@@ -85,6 +85,9 @@ def attempt_rule(lease: dt.timedelta) -> leases.Judge:
         attempt = int(job.get("attempts", 0)) + 1
         update = {"status": JobStatus.RUNNING, "attempts": attempt, "lease_until": now + lease}
         update["enqueued"] = True  # a delivery proves the task exists: the repair sweep can skip it
+        if job.get("task_check_at") is None:
+            # Its enqueue was not recorded: without a check time no sweep would ever ask about it.
+            update["task_check_at"] = check_at
         if job.get("started_at") is None:
             update["started_at"] = now
         return update
@@ -92,9 +95,9 @@ def attempt_rule(lease: dt.timedelta) -> leases.Judge:
     return judge
 
 
-def claim(db: firestore.Client, job_id: str, lease: dt.timedelta) -> leases.Claim:
+def claim(db: firestore.Client, job_id: str, lease: dt.timedelta, check_at: dt.datetime) -> leases.Claim:
     """Start an attempt as attempt_rule() decides, in one transaction."""
-    return leases.take(db, ref(db, job_id), attempt_rule(lease), TX_ATTEMPTS)
+    return leases.take(db, ref(db, job_id), attempt_rule(lease, check_at), TX_ATTEMPTS)
 
 
 def finish(

@@ -7,11 +7,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from lote import ids, images, retries
+from lote import ids, images, retries, tasks
 from lote.answers import Answer
 from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, ModelTransient, generate_image
 from lote.clients.storage import ObjectTooLarge
-from lote.jobs import inputs, store
+from lote.jobs import inputs, recovery, store
 from lote.leases import ClaimKind
 from lote.services import Services
 from lote.statuses import JobStatus
@@ -76,11 +76,13 @@ def judge(
     return Verdict(again, 500 if code.startswith("input_") else 503)
 
 
-def is_last_attempt(services: Services, retry_count: int, created_at: dt.datetime) -> bool:
-    """Whether the generation queue will not retry after this attempt fails (age from the job's creation)."""
+def is_last_attempt(services: Services, retry_count: int, job: dict[str, Any]) -> bool:
+    """Whether the generation queue will not retry after this attempt fails. The queue's retry
+    window runs from the current task's start: the job's creation, or the batch retry that gave
+    it a new task (recovery.cycle_start)."""
     s = services.settings
     return retries.is_last_attempt(
-        s.generation_max_attempts, s.generation_max_retry_s, retry_count, created_at
+        s.generation_max_attempts, s.generation_max_retry_s, retry_count, recovery.cycle_start(job)
     )
 
 
@@ -134,7 +136,7 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
     """Handle one delivery of a generation task; the Answer tells Cloud Tasks what to do next."""
     db = services.firestore.db
     lease = dt.timedelta(seconds=services.settings.task_dispatch_deadline_s)
-    claim = store.claim(db, job_id, lease)
+    claim = store.claim(db, job_id, lease, tasks.check_at(services, tasks.Generate))
     if claim.kind is ClaimKind.NOOP:
         return Answer(200, {"result": "noop", "reason": claim.reason})
     if claim.kind is ClaimKind.BUSY:
@@ -184,7 +186,7 @@ def _failed(
     retry_after: int | None = None,
 ) -> Answer:
     """Record a failed attempt as judge() rules: failed for good (200), or back to queued."""
-    last = is_last_attempt(services, retry_count, job["created_at"])
+    last = is_last_attempt(services, retry_count, job)
     verdict = judge(job, code, message, retryable, last, retry_after)
     error = verdict.update.get("error") or verdict.update["last_error"]
     with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here

@@ -48,11 +48,6 @@ def caller_for(services: Services, hashed: str) -> Caller:
     )
 
 
-def authenticate(services: Services, authorization: str | None) -> Caller:
-    """The caller behind `Authorization: Bearer <key>`; 401 when missing, unknown or revoked."""
-    return caller_for(services, key_hash(authorization))
-
-
 def create_tenant(
     services: Services, name: str, credits: int = 0, limits: dict[str, int] | None = None
 ) -> dict[str, str]:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from lote import retries, timeutil
+from lote import retries, tasks, timeutil
 from lote.answers import Answer
 from lote.leases import ClaimKind
 from lote.netguard import pinned_pool
@@ -65,7 +65,7 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
     s = services.settings
     db = services.firestore.db
     lease = dt.timedelta(seconds=s.webhook_timeout_s + LEASE_MARGIN_S)
-    claim = store.claim(db, delivery_id, gen, lease)
+    claim = store.claim(db, delivery_id, gen, lease, tasks.check_at(services, tasks.DeliverWebhook))
     if claim.kind is ClaimKind.NOOP:
         return Answer(200, {"result": "noop", "reason": claim.reason})
     if claim.kind is ClaimKind.BUSY:

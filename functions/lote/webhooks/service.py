@@ -22,16 +22,11 @@ log = logging.getLogger("lote.webhooks")
 STATUSES = tuple(s.value for s in DeliveryStatus)
 
 
-def outbox(services: Services) -> Outbox:
-    """An empty outbox for one state change's transaction."""
-    return Outbox(services.settings.api_url)
-
-
 @contextmanager
 def events(services: Services) -> Iterator[Outbox]:
     """An outbox for the block's transaction; what it staged is enqueued when the block ends, so
     after the commit (a block that raises committed nothing, and enqueues nothing)."""
-    box = outbox(services)
+    box = Outbox(services.settings.api_url)
     yield box
     enqueue(services, box.staged)
 
@@ -42,15 +37,9 @@ def enqueue(services: Services, delivery_ids: list[str], gen: int = 0) -> None:
     for delivery_id in delivery_ids:
 
         def record(delivery_id: str = delivery_id) -> None:
-            store.mark_enqueued(db, delivery_id, task_check_at(services))
+            store.mark_enqueued(db, delivery_id, tasks.check_at(services, tasks.DeliverWebhook))
 
         tasks.enqueue(services, tasks.DeliverWebhook(delivery_id=delivery_id, gen=gen), record)
-
-
-def task_check_at(services: Services) -> dt.datetime:
-    """When a delivery task created now may have run out of attempts (see jobs/recovery.py)."""
-    s = services.settings
-    return timeutil.now() + dt.timedelta(seconds=s.webhook_max_retry_s + s.repair_after_s)
 
 
 def restart_lost(services: Services, delivery_id: str, gen: int) -> str | None:

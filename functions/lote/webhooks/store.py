@@ -122,8 +122,11 @@ def restart_lost(
     return result
 
 
-def claim(db: firestore.Client, delivery_id: str, gen: int, lease: dt.timedelta) -> leases.Claim:
-    """Start an attempt: missing, finished or superseded → noop; another attempt live → busy."""
+def claim(
+    db: firestore.Client, delivery_id: str, gen: int, lease: dt.timedelta, check_at: dt.datetime
+) -> leases.Claim:
+    """Start an attempt: missing, finished or superseded → noop; another attempt live → busy. A
+    delivery whose task was never recorded gets `check_at`, so the sweep watches it."""
 
     def judge(doc: dict[str, Any] | None, now: dt.datetime) -> leases.Claim | dict[str, Any]:
         if doc is None:
@@ -134,7 +137,8 @@ def claim(db: firestore.Client, delivery_id: str, gen: int, lease: dt.timedelta)
             return leases.noop("a redelivery superseded this task", doc)
         if leases.held(doc, now):
             return leases.busy("another attempt is delivering it", doc)
-        return {"lease_until": now + lease, "enqueued": True}
+        update = {"lease_until": now + lease, "enqueued": True}
+        return update if doc.get("task_check_at") else {**update, "task_check_at": check_at}
 
     return leases.take(db, ref(db, delivery_id), judge)
 

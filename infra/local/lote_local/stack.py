@@ -217,10 +217,6 @@ class Stack:
         """Signal a child's process group (supervision brings a function back); returns its pid."""
         return self.procs.kill(name, sig)
 
-    def restart(self, name: str) -> None:
-        """Replace a function's process with a new instance; returns once it is healthy."""
-        self.procs.restart(name)
-
     def create_tenant(self, name: str, credits: int = 0, **limits: int) -> dict[str, str]:
         """A tenant made with `lote-admin` against this stack: {"tenant_id", "api_key"}."""
         admin = str(Path(sys.executable).parent / "lote-admin")
