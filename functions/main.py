@@ -1,4 +1,5 @@
-"""Cloud Functions entry points, nothing else: each hands its request to its Flask app."""
+"""Cloud Functions entry points: each hands its request to its Flask app (and the framework's own
+404 is rendered as lote's JSON error)."""
 
 import flask
 import functions_framework

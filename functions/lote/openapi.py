@@ -93,7 +93,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     }
     if op.request is not None:
         found["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": _ref(op.request)}},
         }
     return found

@@ -98,6 +98,7 @@ class Operation:
     admin: bool = False
     headers: tuple[str, ...] = ()  # success headers beyond the rate-limit ones
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    body_required: bool = True  # False: an empty body means the request model's defaults
     media: str = "application/json"
 
 
@@ -154,7 +155,7 @@ OPERATIONS: list[Operation] = [
     Operation("get", "/v1/batches/{batch_id}/results.jsonl", "getBatchResults", "Every item as JSON lines",
               "200", params=[BATCH], errors=(404,), media="application/jsonl"),
     Operation("post", "/v1/batches/{batch_id}/retry", "retryBatch", "Retry failed items", "200", RetryAnswer,
-              RetryRequest, [BATCH], (*BODY, 402, 404, 409)),
+              RetryRequest, [BATCH], (*BODY, 402, 404, 409), body_required=False),
     Operation("post", "/v1/batches/{batch_id}/cancel", "cancelBatch", "Cancel a batch", "200", CancelAnswer,
               params=[BATCH], errors=(404, 409)),
     Operation("post", "/v1/uploads", "createUpload", "Get a signed upload URL", "201", UploadAnswer,
@@ -174,7 +175,7 @@ OPERATIONS: list[Operation] = [
               "200", WebhookSecret, headers=("Cache-Control",)),
     Operation("get", "/v1/billing/packs", "listPacks", "List credit packs", "200", PackList),
     Operation("post", "/v1/billing/checkout", "createCheckout", "Buy a credit pack (Stripe Checkout)", "201",
-              CheckoutAnswer, CheckoutRequest, [IDEMPOTENCY], (*BODY, 404, 409)),
+              CheckoutAnswer, CheckoutRequest, [IDEMPOTENCY], (*BODY, 404)),
     Operation("post", "/v1/admin/tenants", "adminCreateTenant", "Admin: create a tenant", "201",
               CreatedTenant, TenantCreate, errors=(*BODY, 403), admin=True, links=TENANT_LINKS),
     Operation("patch", "/v1/admin/tenants/{tenant_id}", "adminSetPlan", "Admin: change plan or limits",

@@ -1,4 +1,5 @@
-"""The process-wide container of settings and lazily built clients."""
+"""The container of settings, lazily built clients and the clock: one per process, or one per app
+when a test binds an app to its own (web.build_api_app)."""
 
 from __future__ import annotations
 

@@ -101,7 +101,10 @@ class Settings(BaseSettings):
         300, ge=15, le=1800, description="Dispatch deadline of generation tasks; also the worker's lease."
     )
     repair_after_s: int = Field(
-        60, ge=10, description="Age after which the repair sweep re-enqueues a job that has no task."
+        60,
+        ge=10,
+        description="Age after which the repair sweep creates the task of a job that has none; also the "
+        "slack after a task's retry window before the sweep asks Cloud Tasks whether it still exists.",
     )
     abandon_after_s: int = Field(
         86_400,

@@ -167,6 +167,8 @@ class EmitItemEvents(Task):
 class Sweep(Payload):
     """The repair sweep; Cloud Scheduler calls it with `{}` (Terraform), no task is created."""
 
+    route: ClassVar[str] = "/tasks/sweep"
+
 
 def check_at(services: Services, kind: type[Task]) -> dt.datetime:
     """When a task of `kind` created now may have run out of attempts (its queue's retry window,

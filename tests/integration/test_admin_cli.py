@@ -45,8 +45,9 @@ def test_bad_arguments_fail_with_a_message(stack: Stack):
 
 def _audit(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     admin = Path(sys.executable).parent / "lote-admin"
+    # Run outside the checkout: a developer's .lote/local.env there must not fill in settings.
     return subprocess.run([admin, "audit", *args], env={**os.environ, **stack.env()}, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+                          text=True, timeout=120, check=False, cwd=stack.config.state_dir)  # fmt: skip
 
 
 def test_audit_is_clean_for_healthy_work_and_names_what_is_broken(stack: Stack, tenant, services: Services):

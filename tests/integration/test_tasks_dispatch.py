@@ -164,16 +164,18 @@ def test_a_target_that_does_not_answer_slows_the_whole_queue(tasks_client, tasks
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}/"  # bound, never listening: refused
         retry = {"max_attempts": 100, "min_backoff": dt.timedelta(seconds=0.1)}
         queue = make_queue(tasks_client, parent, rate=20, burst=1, concurrent=1, retry=retry)
-        for _ in range(20):
-            add_task(tasks_client, queue, dead)
-        deadline = time.monotonic() + 10
-        while True:
-            stats = tasks_beta.get_queue(request={"name": queue, "read_mask": {"paths": ["stats"]}}).stats
-            if stats.effective_execution_rate < 20 / 4:
-                break
-            assert time.monotonic() < deadline, f"never slowed down: {stats.effective_execution_rate}"
-            time.sleep(0.05)
-        tasks_client.purge_queue(name=queue)
+        try:
+            for _ in range(20):
+                add_task(tasks_client, queue, dead)
+            deadline = time.monotonic() + 10
+            while True:
+                stats = tasks_beta.get_queue(request={"name": queue, "read_mask": {"paths": ["stats"]}}).stats
+                if stats.effective_execution_rate < 20 / 4:
+                    break
+                assert time.monotonic() < deadline, f"never slowed down: {stats.effective_execution_rate}"
+                time.sleep(0.05)
+        finally:  # else the queue keeps retrying a dead port for the rest of the session
+            tasks_client.purge_queue(name=queue)
 
 
 def test_schedule_time_is_respected_and_reported_as_eta(tasks_client, parent, target):

@@ -42,6 +42,9 @@ def test_each_operation_lists_only_what_it_can_answer(document):
     assert "402" not in paths["/v1/batches/{batch_id}/cancel"]["post"]["responses"]
     assert {"200", "304"} <= set(paths["/v1/generations/{job_id}"]["get"]["responses"])
     assert "429" not in paths["/v1/admin/tenants"]["post"]["responses"]  # admin routes are not rate limited
+    assert "409" not in paths["/v1/billing/checkout"]["post"]["responses"]  # Stripe's key follows the body
+    assert paths["/v1/batches/{batch_id}/retry"]["post"]["requestBody"]["required"] is False  # {} by default
+    assert paths["/v1/generations"]["post"]["requestBody"]["required"] is True
     created = paths["/v1/generations"]["post"]["responses"]["202"]
     assert (
         created["headers"]["Location"]["required"] and created["headers"]["RateLimit-Remaining"]["required"]

@@ -61,7 +61,7 @@ _LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rate-count")
 
 
 def authenticated() -> tuple[Services, Caller]:
-    """The process's services and the API key's caller (401 without a valid key, 429 over its rate).
+    """The app's services and the API key's caller (401 without a valid key, 429 over its rate).
 
     The key's window is counted while the key is looked up (one round trip fewer); the key's
     RateLimit-* headers go on whatever response the route renders, errors included.

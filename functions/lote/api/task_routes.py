@@ -74,6 +74,6 @@ def register(app: flask.Flask) -> None:
             lambda services, task: delivery.deliver(services, task.delivery_id, task.gen, retry_count),
         )
 
-    @app.post("/tasks/sweep")
+    @app.post(Sweep.route)
     def sweep() -> flask.Response:
         return _handle(Sweep, lambda services, _task: Answer(200, repair.sweep(services)))

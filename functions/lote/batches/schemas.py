@@ -16,7 +16,7 @@ from lote.jobs.schemas import (
     Prompt,
     Status,
 )
-from lote.validation import ImageRef, Metadata, Params, RequestModel, WebhookUrl, whole
+from lote.validation import GS_IMAGE, ImageRef, Metadata, Params, RequestModel, WebhookUrl, whole
 
 if TYPE_CHECKING:
     UploadSize = int
@@ -98,7 +98,7 @@ class BatchRequest(RequestModel):
     items_url: str | None = Field(
         None,
         max_length=2048,
-        pattern=r"^gs://[a-z0-9][a-z0-9._-]{1,221}/[!-~]{1,1024}$",
+        pattern=GS_IMAGE,
         description="gs:// JSONL manifest under uploads/{your tenant}/ in the input bucket, one item a line.",
     )
     defaults: BatchDefaults = Field(default_factory=BatchDefaults)

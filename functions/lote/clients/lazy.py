@@ -19,6 +19,9 @@ class Lazy(Generic[T]):
 
     def get(self) -> T:
         """The value, built now if it was not yet."""
+        value = self._value
+        if value is not None:  # built: no lock on the hot path (every Firestore call asks)
+            return value
         with self._lock:
             if self._value is None:
                 self._value = self._build()

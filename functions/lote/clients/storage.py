@@ -24,9 +24,9 @@ class StorageClient:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._lock = threading.Lock()  # the signer and the URL cache
+        self._lock = threading.Lock()  # the URL cache
         self._client: Lazy[storage.Client] = Lazy(self._build)
-        self._local_signer: Credentials | None = None
+        self._local_signer: Lazy[Credentials] = Lazy(self._local_credentials)
         self._urls: dict[tuple[str, str], tuple[float, str]] = {}
 
     @property
@@ -96,7 +96,7 @@ class StorageClient:
         options: dict[str, Any] = {"version": "v4", "expiration": ttl, "method": method, **extra}
         endpoint = self._settings.storage_emulator_host
         if endpoint:
-            options.update(credentials=self._local_credentials(), api_access_endpoint=endpoint)
+            options.update(credentials=self._local_signer.get(), api_access_endpoint=endpoint)
         else:
             options.update(self._iam_signing())
         return str(blob.generate_signed_url(**options))
@@ -125,25 +125,21 @@ class StorageClient:
 
     def _local_credentials(self) -> Credentials:
         """A throwaway service-account key: the emulator serves signed URLs without checking them."""
-        with self._lock:
-            if self._local_signer is None:
-                from cryptography.hazmat.primitives import serialization
-                from cryptography.hazmat.primitives.asymmetric import rsa
-                from google.oauth2 import service_account
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from google.oauth2 import service_account
 
-                key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-                pem = key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                ).decode()
-                self._local_signer = service_account.Credentials.from_service_account_info(
-                    {
-                        "type": "service_account",
-                        "client_email": f"lote-local@{self._settings.project_id}.iam.gserviceaccount.com",
-                        "private_key": pem,
-                        "private_key_id": "local",
-                        "token_uri": "https://oauth2.googleapis.com/token",
-                    }
-                )
-            return self._local_signer
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        credentials: Credentials = service_account.Credentials.from_service_account_info(
+            {
+                "type": "service_account",
+                "client_email": f"lote-local@{self._settings.project_id}.iam.gserviceaccount.com",
+                "private_key": pem,
+                "private_key_id": "local",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+        return credentials
