@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,3 +145,12 @@ def add_task(client: object, queue: str, url: str, name: str | None = None, **fi
     if name:
         task.name = f"{queue}/tasks/{name}"
     return client.create_task(parent=queue, task=task)  # type: ignore[attr-defined]
+
+
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 now (a health check)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError):
+        return False

@@ -19,6 +19,7 @@ import pytest
 from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack, StackError
 from tests.integration.conftest import Tenant
+from tests.support import answers
 
 REQUIRED_ENV = {
     "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "LOTE_API_URL",
@@ -50,14 +51,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError):
-        return False
 
 
 def _function_leader(launcher_pid: int, target: str) -> int:
@@ -120,7 +113,7 @@ def test_launcher_reports_ready_writes_env_restarts_functions_and_leaves_no_orph
         os.killpg(worker, signal.SIGKILL)
         log = tmp_path / "logs" / "worker.log"
         health = f"http://127.0.0.1:{config.worker_port}/healthz"
-        _await(lambda: "restarted worker (exit -9), restart #1" in log.read_text() and _answers(health),
+        _await(lambda: "restarted worker (exit -9), restart #1" in log.read_text() and answers(health),
                60, lambda: log.read_text()[-3000:])  # fmt: skip
         assert _function_leader(launcher.pid, "worker") != worker and launcher.poll() is None
         assert "restarted worker (exit -9), restart #1" in errors.read_text()
@@ -178,7 +171,7 @@ def test_a_killed_worker_comes_back_and_takes_new_work(stack: Stack, tenant: Ten
     before = worker.restarts
     old_pid = stack.kill("worker", signal.SIGKILL)
     health = stack.url(stack.config.worker_port) + "/healthz"
-    _await(lambda: worker.restarts > before and _answers(health), 60,
+    _await(lambda: worker.restarts > before and answers(health), 60,
            lambda: f"{stack.failure}\n{stack.procs.tail(worker)}")  # fmt: skip
     assert worker.process is not None and worker.process.pid != old_pid
     assert worker.log_path is not None

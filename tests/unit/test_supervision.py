@@ -6,8 +6,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from lote_local.config import free_port
 from lote_local.processes import Service, StackError, Supervisor
 from lote_local.restarts import RestartPolicy
+from tests.support import answers
 
 QUICK = RestartPolicy(fast_s=10, max_fast=3, first_backoff_s=0.01, max_backoff_s=0.02)
 
@@ -32,14 +31,6 @@ def test_quick_crashes_back_off_doubling_then_give_up():
         delays.append(delay)
     assert delays == [0.5, 1.0, 2.0, 3.0]
     assert policy.after_crash(fast, uptime_s=1) == (5, None)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError):
-        return False
 
 
 @pytest.fixture
@@ -70,7 +61,7 @@ def test_a_killed_function_is_restarted_in_the_background_and_logged(procs: Supe
     procs.supervise_in_background(failures.append)
     old_pid = procs.kill("web", signal.SIGKILL)
     deadline = time.monotonic() + 20
-    while not (service.restarts == 1 and _healthy(service.health_url)):
+    while not (service.restarts == 1 and answers(service.health_url)):
         assert time.monotonic() < deadline, procs.tail(service)
         time.sleep(0.02)
     assert service.process is not None and service.process.pid != old_pid
@@ -79,7 +70,7 @@ def test_a_killed_function_is_restarted_in_the_background_and_logged(procs: Supe
     assert "restarted web (exit -9), restart #1" in service.log_path.read_text()
     assert service.fast_crashes == 0  # killed on purpose: no crash
     procs.restart("web")
-    assert service.restarts == 2 and _healthy(service.health_url)
+    assert service.restarts == 2 and answers(service.health_url)
     procs.stop_all()
     assert failures == [] and service.process.poll() is not None
 
