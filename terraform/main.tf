@@ -44,6 +44,8 @@ locals {
     LOTE_GENERATION_QUEUE         = google_cloud_tasks_queue.q["generation"].name
     LOTE_FANOUT_QUEUE             = google_cloud_tasks_queue.q["fanout"].name
     LOTE_WEBHOOK_QUEUE            = google_cloud_tasks_queue.q["webhooks"].name
+    LOTE_DISPATCH_QUEUE           = google_cloud_tasks_queue.q["dispatch"].name
+    LOTE_DISPATCH_CEILING_RPS     = tostring(local.queues.generation.max_dispatches_per_second)
     LOTE_TASKS_INVOKER_EMAIL      = google_service_account.fn["invoker"].email
     LOTE_GENERATION_MAX_ATTEMPTS  = tostring(local.queues.generation.max_attempts)
     LOTE_GENERATION_MAX_RETRY_S   = tostring(local.queues.generation.max_retry_duration_s)

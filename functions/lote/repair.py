@@ -21,6 +21,9 @@ from lote.audit import scan
 from lote.batches import fanout
 from lote.batches import service as batches
 from lote.batches import store as batch_store
+from lote.dispatch import lanes
+from lote.dispatch import service as dispatch
+from lote.dispatch import state as dispatch_state
 from lote.jobs import recovery
 from lote.jobs import service as jobs
 from lote.jobs import store as job_store
@@ -41,6 +44,7 @@ def sweep(services: Services, limit: int | None = None) -> dict[str, int]:
     _unenqueued_jobs(services, limit, done)
     _lost_job_tasks(services, limit, done)
     _batches(services, limit, done)
+    _dispatcher(services, done)
     _webhooks(services, limit, done)
     # What the sweep cannot repair it reports: one log line per violation, which Terraform's
     # `audit_violations` metric counts and alerts on.
@@ -54,8 +58,8 @@ def sweep(services: Services, limit: int | None = None) -> dict[str, int]:
 
 REPORTED = (
     "enqueued", "requeued", "lost_tasks", "abandoned", "tasks_alive", "batches_settled",
-    "fanouts_resumed", "item_events_restarted", "webhooks_enqueued", "webhooks_requeued",
-    "webhooks_failed", "skipped_busy",
+    "fanouts_resumed", "item_events_restarted", "dispatch_restarted", "webhooks_enqueued",
+    "webhooks_requeued", "webhooks_failed", "skipped_busy",
     "audit_violations",
 )  # fmt: skip
 
@@ -170,6 +174,19 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
         with _one(done, snapshot.id):
             tasks.create(services, fresh)
             done["item_events_restarted"] += 1
+
+
+def _dispatcher(services: Services, done: Counter[str]) -> None:
+    """Held work with no dispatcher tick for a while (a chain lost with its last task): restart it."""
+    db = services.firestore.db
+    pool = dispatch.pool(services.settings)
+    if not lanes.active(db, pool, limit=1):
+        return
+    last_run = (dispatch_state.load(db, pool) or {}).get("run_at")
+    stale = dt.timedelta(seconds=max(10.0, 5 * services.settings.dispatch_window_s))
+    if last_run is None or timeutil.now() - last_run > stale:
+        dispatch.ensure_running(services, pool)
+        done["dispatch_restarted"] += 1
 
 
 def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:

@@ -85,6 +85,36 @@ class Settings(BaseSettings):
         description="Where the worker fetches the keys that sign OIDC tokens (the emulator's locally).",
     )
 
+    dispatch_queue: str = Field("dispatch", description="Queue of the dispatcher's self-rescheduling ticks.")
+    dispatch_window_s: float = Field(
+        2.0, ge=0.5, le=60, description="Seconds between dispatcher ticks: one control window of the pace."
+    )
+    dispatch_start_rps: float | None = Field(
+        None,
+        gt=0,
+        description="Model calls/s the pace starts at (no state yet); unset starts at the ceiling.",
+    )
+    dispatch_ceiling_rps: float = Field(
+        10.0,
+        gt=0,
+        description="Model calls/s the pace never exceeds: the generation queue's rate in queue.yaml.",
+        json_schema_extra=DEPLOY,
+    )
+    dispatch_depth_s: float = Field(
+        1.0, ge=0, le=30, description="Seconds of work at the current pace kept released ahead of the model."
+    )
+    tier_weights: dict[str, float] = Field(
+        {"express": 4.0, "standard": 1.0, "economy": 0.0},
+        description="JSON: each batch priority's share weight of the model's pace between tenants "
+        "(0: only capacity no other tier uses).",
+    )
+    dispatch_interactive_share: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Share of the pace reserved for single generations while any arrive (batches borrow it "
+        "when none do).",
+    )
     generation_max_attempts: int = Field(
         10,
         ge=-1,
@@ -213,6 +243,11 @@ class Settings(BaseSettings):
                 raise ValueError("LOTE_OIDC_CERTS_URL may differ from Google's only in local mode")
             if self.stripe_api_base:
                 raise ValueError("LOTE_STRIPE_API_BASE may be set only in local mode")
+        if (
+            set(self.tier_weights) != {"express", "standard", "economy"}
+            or min(self.tier_weights.values()) < 0
+        ):
+            raise ValueError("LOTE_TIER_WEIGHTS must give express, standard and economy weights ≥ 0")
         if any(isinstance(n, bool) or n <= 0 for n in self.credit_packs.values()):
             raise ValueError("LOTE_CREDIT_PACKS must map lookup keys to positive whole credits")
         return self

@@ -164,6 +164,24 @@ class EmitItemEvents(Task):
         return f"{self.batch_id}-items-{self.completion}-{self.start}{self.tag}"
 
 
+class Dispatch(Task):
+    """One tick of the dispatcher of a model pool: the pace for the window, then the release of
+    held work. One name per pool and window, so a tick created twice (its own successor and a
+    restart by the sweep or a new lane) is one tick."""
+
+    route: ClassVar[str] = "/tasks/dispatch"
+    pool: str
+    window: int
+
+    def queue(self, settings: Settings) -> str:
+        """The dispatch queue (nothing else waits in it)."""
+        return settings.dispatch_queue
+
+    def task_id(self) -> str:
+        """`dispatch-{pool}-{window}`."""
+        return f"dispatch-{self.pool}-{self.window}"
+
+
 class Sweep(Payload):
     """The repair sweep; Cloud Scheduler calls it with `{}` (Terraform), no task is created."""
 
@@ -193,10 +211,12 @@ def create(services: Services, task: Task, delay_s: float = 0.0) -> bool:
     )
 
 
-def create_many(services: Services, tasks: Sequence[Task]) -> None:
-    """Create tasks in parallel; any failure other than ALREADY_EXISTS is raised (retry the step)."""
+def create_many(services: Services, tasks: Sequence[Task], delays_s: Sequence[float] = ()) -> None:
+    """Create tasks in parallel (each `delays_s[i]` seconds from now, if given); any failure other
+    than ALREADY_EXISTS is raised (retry the step)."""
+    delays = list(delays_s) or [0.0] * len(tasks)
     with ThreadPoolExecutor(max_workers=PARALLEL_CREATES) as pool:
-        list(pool.map(lambda task: create(services, task), tasks))
+        list(pool.map(lambda pair: create(services, *pair), zip(tasks, delays, strict=True)))
 
 
 def enqueue(services: Services, task: Task, record: Callable[[], object]) -> bool:

@@ -92,3 +92,11 @@ def test_the_pace_follows_a_quota_that_halves_and_recovers_within_30_seconds():
     assert after_rise and after_rise[0] - 240 <= 30
     late = [admitted for t, _, admitted in run if t >= 280]
     assert sum(late) / len(late) >= 0.95 * 8
+
+
+def test_failing_retries_alone_do_not_open_the_breaker():
+    # The tail of a batch: only items that fail on their own are left, retried by the queue.
+    tail = Window(WINDOW_S, successes=1, failures=20, retries=21, retry_failures=20, backlog=20)
+    assert next_pace(Pace(rate=10), tail, LIMITS).breaker == "closed"
+    outage = Window(WINDOW_S, successes=1, failures=20, retries=10, retry_failures=10, backlog=20)
+    assert next_pace(Pace(rate=10), outage, LIMITS).breaker == "open"  # fresh calls fail too

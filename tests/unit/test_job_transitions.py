@@ -73,14 +73,8 @@ def test_a_queued_job_or_an_expired_lease_starts_the_next_attempt(job):
     assert update.get("started_at", job["started_at"]) == (job["started_at"] or NOW)
 
 
-def _judge(code="model_unavailable", retryable=True, last=False, retry_after=None, job=None):
-    return worker.judge(job or {}, code, "message", retryable, last, retry_after)
-
-
-def test_a_throttled_model_holds_the_queue_for_its_retry_delay():
-    verdict = _judge("model_rate_limited", retry_after=17)
-    assert not verdict.final and verdict.update["status"] == JobStatus.QUEUED
-    assert (verdict.status, verdict.headers) == (429, {"Retry-After": "17"})
+def _judge(code="model_unavailable", retryable=True, last=False, job=None):
+    return worker.judge(job or {}, code, "message", retryable, last)
 
 
 def test_transient_errors_retry_with_503_and_input_errors_with_a_plain_500():

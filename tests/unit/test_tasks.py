@@ -18,6 +18,7 @@ KINDS = [
     tasks.FanoutChunk(batch_id="bat_1", chunk=3, gen=1),
     tasks.CheckBatch(batch_id="bat_1", gen=0, seq=4),
     tasks.EmitItemEvents(batch_id="bat_1", completion=1, start=100),
+    tasks.Dispatch(pool="generation", window=123),
 ]
 
 
@@ -36,6 +37,7 @@ PREVIOUS_BODIES = {
     "FanoutChunk": {"batch_id", "chunk"},
     "CheckBatch": {"batch_id", "gen", "seq"},
     "EmitItemEvents": {"batch_id", "completion", "start"},
+    "Dispatch": {"pool", "window"},  # new with issue 13: no earlier worker receives it
 }
 
 
@@ -76,10 +78,13 @@ def test_the_sweep_tag_names_a_fresh_chain_but_is_not_sent():
 
 
 def test_queues_and_deadlines_come_from_settings():
-    s = Settings(generation_queue="g", webhook_queue="w", fanout_queue="f", webhook_timeout_s=7)
+    s = Settings(
+        generation_queue="g", webhook_queue="w", fanout_queue="f", dispatch_queue="d", webhook_timeout_s=7
+    )
     assert tasks.Generate(job_id="gen_1").queue(s) == "g"
     assert tasks.DeliverWebhook(delivery_id="msg_1").queue(s) == "w"
-    assert {t.queue(s) for t in KINDS[2:]} == {"f"}
+    assert {t.queue(s) for t in KINDS[2:-1]} == {"f"}
+    assert tasks.Dispatch(pool="g", window=1).queue(s) == "d"
     assert tasks.DeliverWebhook(delivery_id="msg_1").deadline_s(s) == 37
     assert tasks.Generate(job_id="gen_1").deadline_s(s) == s.task_dispatch_deadline_s
 

@@ -11,11 +11,13 @@ from lote import oidc, repair
 from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
 from lote.batches import fanout, item_events
+from lote.dispatch import service as dispatch
 from lote.jobs import worker
 from lote.services import Services
 from lote.tasks import (
     CheckBatch,
     DeliverWebhook,
+    Dispatch,
     EmitItemEvents,
     FanoutChunk,
     Generate,
@@ -73,6 +75,10 @@ def register(app: flask.Flask) -> None:
             DeliverWebhook,
             lambda services, task: delivery.deliver(services, task.delivery_id, task.gen, retry_count),
         )
+
+    @app.post(Dispatch.route)
+    def dispatch_tick() -> flask.Response:
+        return _handle(Dispatch, lambda services, task: dispatch.tick(services, task.pool, task.window))
 
     @app.post(Sweep.route)
     def sweep() -> flask.Response:

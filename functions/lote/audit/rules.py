@@ -68,7 +68,7 @@ def job(
 
     `refund` is the ledger entry `refund-{job}` (singles only), `outputs` the objects named after the
     job, `deliveries` the ids of the deliveries whose subject is the job, `task_exists` whether its
-    current task exists (None when not looked up).
+    current task exists, or for a held job whether its lane is active (None when not looked up).
     """
     found: list[Violation] = []
     tenant = str(doc.get("tenant_id"))
@@ -82,7 +82,10 @@ def job(
         if now - created > windows.abandon_after + windows.repair_after:
             add("job_terminal_in_time", created_at=created.isoformat())
         queued = status == JobStatus.QUEUED
-        if queued and not doc.get("enqueued") and now - created > 2 * windows.repair_after:
+        held = bool(doc.get("hold"))
+        if queued and held and task_exists is False:
+            add("job_has_a_task", reason="held in a lane the dispatcher does not read", lane=doc.get("hold"))
+        if queued and not held and not doc.get("enqueued") and now - created > 2 * windows.repair_after:
             add("job_has_a_task", reason="never enqueued")
         if doc.get("enqueued") and doc.get("task_check_at") is None:
             add("job_has_a_task", reason="enqueued without a check time: no sweep would see its task go")
@@ -172,3 +175,13 @@ def batch(
             if len(ids & deliveries) != 1:
                 add("one_event_per_change", completion=completion, found=sorted(ids & deliveries))
     return found
+
+
+def dispatcher_alive(
+    pool: str, active_lanes: int, last_run: dt.datetime | None, now: dt.datetime, windows: Windows
+) -> list[Violation]:
+    """Held work has a dispatcher: with any lane active, a tick ran within the repair window."""
+    if active_lanes == 0 or (last_run is not None and now - last_run <= 2 * windows.repair_after):
+        return []
+    detail = {"active_lanes": active_lanes, "last_run": last_run.isoformat() if last_run else None}
+    return [Violation("held_work_is_dispatched", pool, "", detail)]

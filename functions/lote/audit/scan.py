@@ -14,6 +14,9 @@ from lote.audit import rules
 from lote.audit.rules import Violation, Windows
 from lote.batches import store as batch_store
 from lote.billing.ledger import LEDGER
+from lote.dispatch import lanes
+from lote.dispatch import service as dispatch
+from lote.dispatch import state as dispatch_state
 from lote.jobs.store import JOBS
 from lote.services import Services
 from lote.statuses import JobStatus
@@ -70,10 +73,19 @@ def audit(services: Services, tenant_id: str | None = None) -> Report:
         tenant_ids = [s.id for s in db.collection(TENANTS).select([]).stream()]
     for one in tenant_ids:
         _tenant(services, one, report)
+    pool = dispatch.pool(services.settings)
+    last_run = (dispatch_state.load(db, pool) or {}).get("run_at")
+    active = len(lanes.active(db, pool))
+    report.violations += rules.dispatcher_alive(pool, active, last_run, timeutil.now(), _windows(services))
     return report
 
 
 def _task_exists(services: Services, job_id: str, job: dict[str, Any]) -> bool | None:
+    if job.get("status") == JobStatus.QUEUED and job.get("hold"):
+        if lanes.lane_states(services.firestore.db, {job["hold"]}).get(job["hold"]):
+            return True
+        # Released meanwhile (and its lane retired): only a job still held there is stranded.
+        return _job_now(services, job_id).get("hold") != job["hold"]
     if job.get("status") != JobStatus.QUEUED or not job.get("enqueued"):
         return None
     if tasks.exists(services, tasks.Generate(job_id=job_id, gen=int(job.get("task_gen") or 0))):

@@ -13,6 +13,9 @@ from typing import Any
 from lote import bulk, ids, retention, tasks, timeutil
 from lote.answers import Answer
 from lote.batches import manifest, progress, store
+from lote.dispatch import lanes
+from lote.dispatch import service as dispatch
+from lote.dispatch.share import Tier
 from lote.jobs import store as job_store
 from lote.jobs.service import check_inputs, job_document, stage_inputs
 from lote.services import Services
@@ -48,23 +51,24 @@ def _documents(
     services: Services, batch_id: str, batch: dict[str, Any], first: int, specs: list[dict[str, Any]]
 ) -> list[tuple[str, dict[str, Any]]]:
     tenant_id = batch["tenant_id"]
-    now, check_at = timeutil.now(), tasks.check_at(services, tasks.Generate)
+    now, tier = timeutil.now(), priority(batch)
     docs = []
     for offset, spec in enumerate(specs):
         index = first + offset
         job_id = item_id(batch_id, index)
         decoded = check_inputs(None, tenant_id, services.settings.input_bucket, spec["inputs"])
         inputs = stage_inputs(services, tenant_id, job_id, spec["inputs"], decoded)
-        doc = job_document(tenant_id, spec, inputs, services.settings.default_model)
-        # The chunk task is retried until every task exists, so the sweep need not watch these.
-        doc.update(batch_id=batch_id, index=index, reference=spec["reference"], enqueued=True, created_at=now,
-                   task_check_at=check_at)  # fmt: skip
+        doc = job_document(tenant_id, {**spec, "tier": tier}, inputs, services.settings.default_model)
+        # Held in the batch's lane: the dispatcher creates its task when the pace and the fair share
+        # let it go (dispatch/service.py), so a big batch never fills the queue ahead of others.
+        doc.update(batch_id=batch_id, index=index, reference=spec["reference"], created_at=now,
+                   **lanes.hold_fields(lanes.batch_lane(batch_id), index))  # fmt: skip
         # Items report to the batch's URL only the events the batch asked for.
         wanted = batch.get("webhook_events") or []
         doc.update(webhook_url=batch.get("webhook_url") if wanted else None, webhook_events=wanted)
         if batch.get("cancel_requested"):
             doc.update(status=JobStatus.CANCELED, cancel_requested=True, finished_at=now,
-                       expires_at=retention.expires_at(now))  # fmt: skip
+                       expires_at=retention.expires_at(now), hold=None)  # fmt: skip
         docs.append((job_id, doc))
     return docs
 
@@ -85,10 +89,23 @@ def chunk(services: Services, batch_id: str, number: int) -> Answer:
         if (store.ref(db, batch_id).get().to_dict() or {}).get("cancel_requested"):
             cancel_queued(services, list(db.get_all([job_store.ref(db, job_id) for job_id, _ in docs])))
         else:
-            tasks.create_many(services, [tasks.Generate(job_id=job_id) for job_id, _ in docs])
+            hold(services, batch_id, batch)
     store.mark_chunk_done(db, batch_id, number, len(docs))
     start_checker(services, batch_id, int(batch.get("check_gen", 0)))
     return Answer(200, {"result": "created", "items": len(docs)})
+
+
+def priority(batch: dict[str, Any]) -> str:
+    """The batch's tier (batches from before tiers are standard)."""
+    return str(batch.get("priority") or Tier.STANDARD)
+
+
+def hold(services: Services, batch_id: str, batch: dict[str, Any]) -> None:
+    """After items were held in the batch's lane: the lane is active and a dispatcher tick comes."""
+    pool = dispatch.pool(services.settings)
+    doc = lanes.document(pool, batch["tenant_id"], Tier(priority(batch)), batch_id)
+    lanes.activate(services.firestore.db, lanes.batch_lane(batch_id), doc)
+    dispatch.ensure_running(services, pool)
 
 
 def resume(services: Services, batch_id: str, batch: dict[str, Any]) -> bool:
@@ -121,7 +138,7 @@ def cancel_queued(services: Services, snapshots: list[Any]) -> int:
     now = timeutil.now()
     updates = [
         (s.reference, {"status": JobStatus.CANCELED, "cancel_requested": True, "finished_at": now,
-                       "expires_at": retention.expires_at(now)},
+                       "expires_at": retention.expires_at(now), "hold": None},
          Client.write_option(last_update_time=s.update_time))
         for s in snapshots
         if s.exists and (s.to_dict() or {}).get("status") == JobStatus.QUEUED

@@ -57,12 +57,15 @@ def render(
     tally: dict[str, int],
     chunks_done: int,
     rate_per_s: float | None = None,
+    waiting_on_model: bool = False,
+    share_per_s: float | None = None,
 ) -> Batch:
     """The Batch resource: what GET /v1/batches/{id} answers and what batch events carry."""
     total, chunks = int(batch["total"]), len(batch.get("chunks") or [])
     eta = None
-    if rate_per_s and batch.get("finished_at") is None:
-        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=remaining(tally, total) / rate_per_s))
+    pace = share_per_s or rate_per_s  # the batch's share of the model while it has held items
+    if pace and batch.get("finished_at") is None:
+        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=remaining(tally, total) / pace))
     return Batch(
         id=batch_id,
         status=batch["status"],
@@ -76,6 +79,8 @@ def render(
         finished_at=timeutil.iso(batch.get("finished_at")),
         throughput_per_min=None if rate_per_s is None else round(rate_per_s * 60, 1),
         eta=eta,
+        priority=batch.get("priority") or "standard",
+        waiting_on_model=waiting_on_model and batch.get("finished_at") is None,
         metadata=batch.get("metadata") or {},
         links=links(api_url, batch_id),
     )

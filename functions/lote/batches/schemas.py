@@ -109,6 +109,11 @@ class BatchRequest(RequestModel):
         default_factory=list, max_length=3, description="Per-item events to send too (needs webhook_url)."
     )
     metadata: Metadata = Field(default_factory=dict)
+    priority: Literal["express", "standard", "economy"] = Field(
+        "standard",
+        description="Scheduling tier: express drains first (+50% price), economy uses only spare capacity "
+        "(−30%); prices in pricing.json.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> BatchRequest:
@@ -168,7 +173,15 @@ class Batch(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     throughput_per_min: float | None = Field(None, description="Items finished per minute, last 5 minutes.")
-    eta: str | None = Field(None, description="Estimated finish time at the current throughput.")
+    eta: str | None = Field(
+        None,
+        description="Estimated finish time at the batch's current share of the model (else its throughput).",
+    )
+    priority: Literal["express", "standard", "economy"] = "standard"
+    waiting_on_model: bool = Field(
+        False,
+        description="True while the model fails broadly and only probes are sent (the breaker is open).",
+    )
     metadata: dict[str, str] = Field(default_factory=dict)
     links: BatchLinks
 

@@ -22,10 +22,10 @@ from lote.batches.schemas import (
     RetryAnswer,
     RetryRequest,
 )
-from lote.billing import credits
+from lote.billing import credits, pricing
+from lote.dispatch import lanes
 from lote.errors import InvalidRequest, NotFound
 from lote.idempotency import Key, create_once
-from lote.jobs import store as job_store
 from lote.jobs.service import tenant_upload_prefix
 from lote.services import Services
 from lote.statuses import BatchStatus, JobStatus
@@ -85,6 +85,7 @@ def batch_document(
         "refunded": 0,
         "completions": 0,
         "source": "inline" if req.items is not None else "manifest",
+        "priority": req.priority,
     }
 
 
@@ -104,6 +105,8 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         services.settings.input_bucket,
         services.settings.default_model,
     )
+    for spec in specs:  # the tier's price: express costs more, economy less (pricing.json)
+        spec["price"] = pricing.tiered(spec["price"], req.priority)
     total_price = sum(spec["price"] for spec in specs)
     batch_id = ids.new_id("bat")
     admission = credits.Admission(caller.tenant_id, credits.batch_debit(batch_id, total_price))
@@ -170,6 +173,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
         return RetryAnswer(retried=0)
     retry_price = sum(int(s.get("price") or 0) for s in failed)
     batch = store.reopen(db, batch_id, retry_price)  # BatchCanceled: 409
+    lane = lanes.batch_lane(batch_id)
     updates = [
         (
             s.reference,
@@ -180,8 +184,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
                 "finished_at": None,
                 "expires_at": None,
                 "task_gen": int(s.get("task_gen") or 0) + 1,
-                "enqueued": False,
-                "lease_until": None,
+                **lanes.hold_fields(lane, int(s.get("index") or 0)),
                 "error_streak": 0,
                 "retried_at": timeutil.now(),
             },
@@ -190,13 +193,8 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
         for s in failed
     ]
     written = bulk.write(db, updates=updates).written
-    generations = {s.id: int(s.get("task_gen") or 0) + 1 for s in failed}
-    tasks.create_many(
-        services, [tasks.Generate(job_id=job_id, gen=generations[job_id]) for job_id in written]
-    )
-    check_at = tasks.check_at(services, tasks.Generate)
-    enqueued = {"enqueued": True, "task_check_at": check_at}
-    bulk.write(db, updates=[(job_store.ref(db, job_id), enqueued, None) for job_id in written])
+    if written:  # held again in the batch's lane: the dispatcher releases them at the batch's share
+        fanout.hold(services, batch_id, batch)
     fanout.start_checker(services, batch_id, int(batch["check_gen"]))
     return RetryAnswer(retried=len(written))
 

@@ -11,6 +11,8 @@ from lote import ids
 from lote.batches import fanout, progress, store
 from lote.batches.schemas import Batch, Item, ItemOutput, ItemsPage
 from lote.batches.service import owned
+from lote.dispatch import lanes
+from lote.dispatch import views as dispatch_views
 from lote.errors import InvalidRequest
 from lote.jobs.schemas import JobError
 from lote.jobs.views import poll_after
@@ -24,7 +26,9 @@ def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, 
     batch, _ = owned(services, caller, batch_id)
     tally, chunks_done, batch = fanout.observe(services, batch_id, batch)
     rate = fanout.throughput_per_s(services, batch_id, batch)
-    view = progress.render(services.settings.api_url, batch_id, batch, tally, chunks_done, rate)
+    share = dispatch_views.lane_share(services, lanes.batch_lane(batch_id))
+    view = progress.render(services.settings.api_url, batch_id, batch, tally, chunks_done, rate,
+                           share.waiting_on_model, share.rate_per_s)  # fmt: skip
     etag = ids.sha256_hex(view.model_dump_json(exclude={"eta", "throughput_per_min"}))[:24]
     hint = (
         None

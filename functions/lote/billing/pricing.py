@@ -28,3 +28,10 @@ def price(model: str, preset: str | None) -> int:
 def models() -> tuple[str, ...]:
     """The model ids lote has a price for (a request naming another model is refused)."""
     return tuple(sorted(table()["models"]))
+
+
+def tiered(base: int, tier: str) -> int:
+    """A batch item's price in `tier`: base × the tier's price_percent / 100, rounded half up,
+    never below 1 credit (standard is the base price)."""
+    percent = int(table()["tiers"][tier]["price_percent"])
+    return max(1, (base * percent * 2 + 100) // 200)

@@ -7,7 +7,7 @@ capacity itself, so the pace drops multiplicatively but never below what was jus
 a backlog and no quota errors the pace rises by a fixed step, probing for more. The pace stays
 between a floor and the ceiling (queue.yaml's rate, which is also where it starts).
 
-When most calls fail outright (5xx, timeouts: the model is down, not busy), the breaker opens:
+When most first calls fail outright (5xx, timeouts: the model is down, not busy), the breaker opens:
 the pace becomes a trickle of probes, and it closes (resuming at half the pace it had) once a
 window's probes succeed. Work that waits meanwhile is not released, so it spends no attempts.
 """
@@ -34,6 +34,11 @@ class Window:
     quota_errors: int = 0  # 429 RESOURCE_EXHAUSTED
     failures: int = 0  # 5xx, timeouts, unreachable: the model did not work
     backlog: int = 0  # jobs waiting for the model: released and not finished, or not released yet
+    # Of the calls above, those that retried a task's failed call, and how many of them failed. The
+    # breaker judges first calls only: retries of items that fail on their own (a prompt the model
+    # chokes on) fill the tail of a batch with failures that are no outage.
+    retries: int = 0
+    retry_failures: int = 0
 
     @property
     def calls(self) -> int:
@@ -81,7 +86,8 @@ def next_pace(pace: Pace, window: Window, limits: Limits) -> Pace:
             resumed = max(limits.floor, min(limits.ceiling, pace.resume_rate / 2))
             return Pace(rate=resumed)
         return pace
-    if window.calls >= limits.breaker_min_calls and window.failures >= limits.breaker_share * window.calls:
+    first_calls, first_failures = window.calls - window.retries, window.failures - window.retry_failures
+    if first_calls >= limits.breaker_min_calls and first_failures >= limits.breaker_share * first_calls:
         return Pace(rate=limits.probe_per_s, breaker=Breaker.OPEN, resume_rate=pace.rate)
     if window.quota_errors > 0:
         lowered = max(pace.rate * limits.decrease, window.admitted_per_s)

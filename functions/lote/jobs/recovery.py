@@ -77,8 +77,10 @@ def push_check(db: firestore.Client, job_id: str, check_at: dt.datetime) -> None
 
 
 def cycle_start(job: dict[str, Any]) -> dt.datetime:
-    """When the job's current try began: its creation, or the batch retry that queued it again."""
-    started: dt.datetime = job.get("retried_at") or job["created_at"]
+    """When the job's current try began: its creation, the batch retry that queued it again, or
+    the dispatcher's release of its current task (time spent held uses no retry window)."""
+    starts = [job.get("retried_at"), job.get("released_at"), job["created_at"]]
+    started: dt.datetime = max(t for t in starts if t is not None)
     return started
 
 

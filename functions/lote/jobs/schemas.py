@@ -148,6 +148,14 @@ class Generation(BaseModel):
     output_format: OutputFormat
     metadata: dict[str, str] = Field(default_factory=dict)
     webhook_url: str | None = None
+    priority: Literal["interactive", "express", "standard", "economy"] = Field(
+        "interactive",
+        description="Scheduling tier: single generations are interactive; items take their batch's.",
+    )
+    waiting_on_model: bool = Field(
+        False,
+        description="True while the model fails broadly and only probes are sent (the breaker is open).",
+    )
     links: Links
 
 

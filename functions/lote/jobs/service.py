@@ -97,6 +97,8 @@ def job_document(
         "cancel_requested": False,
         "enqueued": False,
         "task_gen": 0,
+        "hold": None,  # the lane while held (dispatch/lanes.py); None once its task exists
+        "tier": spec.get("tier") or "interactive",
         "output": None,
         "error": None,
     }
@@ -179,7 +181,8 @@ def _owned(services: Services, caller: Caller, job_id: str) -> tuple[dict[str, A
 def get(services: Services, caller: Caller, job_id: str) -> tuple[Generation, str, int | None]:
     """The generation, its ETag and a polling hint (None once terminal)."""
     job, updated = _owned(services, caller, job_id)
-    return views.generation(services, job_id, job), views.etag(job_id, updated), views.poll_after(job)
+    view = views.generation(services, job_id, job)
+    return view, views.etag(job_id, updated, view.waiting_on_model), views.poll_after(job)
 
 
 def output_url(services: Services, caller: Caller, job_id: str) -> str:

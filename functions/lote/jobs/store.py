@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lote import leases, retention, timeutil, transactions
@@ -85,6 +86,9 @@ def attempt_rule(lease: dt.timedelta, check_at: dt.datetime) -> leases.Judge:
         attempt = int(job.get("attempts", 0)) + 1
         update = {"status": JobStatus.RUNNING, "attempts": attempt, "lease_until": now + lease}
         update["enqueued"] = True  # a delivery proves the task exists: the repair sweep can skip it
+        if job.get("hold"):
+            # Released by a dispatcher that stopped before marking it: its task is this one.
+            update.update(hold=None, released_at=now)
         if job.get("task_check_at") is None:
             # Its enqueue was not recorded: without a check time no sweep would ever ask about it.
             update["task_check_at"] = check_at
@@ -101,10 +105,16 @@ def claim(db: firestore.Client, job_id: str, lease: dt.timedelta, check_at: dt.d
 
 
 def finish(
-    db: firestore.Client, job_id: str, attempt: int, update: dict[str, Any], outbox: Outbox | None = None
+    db: firestore.Client,
+    job_id: str,
+    attempt: int,
+    update: dict[str, Any],
+    outbox: Outbox | None = None,
+    also: Callable[[Transaction, dict[str, Any]], None] | None = None,
 ) -> str:
     """Apply a terminal (or back-to-queued) update if this attempt still owns the job; a terminal
-    state stages its webhook event in `outbox`, in the same transaction.
+    state stages its webhook event in `outbox`, in the same transaction, and `also(tx, written)`
+    stages whatever else the outcome writes (the model call's record, a held job's lane).
 
     Returns the status written, `canceled` when a cancel was requested meanwhile (then `update` is
     not applied), or `stale` when another attempt took over.
@@ -122,6 +132,8 @@ def finish(
             final = {**update, "lease_until": None}
         if final["status"] in TERMINAL:
             final = end(tx, db, job_id, job, final, outbox)
+        if also is not None:
+            also(tx, final)
         tx.update(snapshot.reference, final)
         return str(final["status"])
 
@@ -141,7 +153,8 @@ def end(
     if final["status"] in UNPAID:
         credits.refund_job(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
     now = timeutil.now()
-    final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now)}
+    final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now),
+             "hold": None}  # fmt: skip
     if outbox is not None:
         events.stage(outbox, tx, db, job_id, {**job, **final})
     return final

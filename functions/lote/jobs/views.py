@@ -7,6 +7,7 @@ from typing import Any
 
 from lote import ids, timeutil
 from lote.billing import pricing
+from lote.dispatch import views as dispatch_views
 from lote.jobs import presets
 from lote.jobs.schemas import Generation, JobError, Links, Output, Preset, PresetList, PresetParam
 from lote.services import Services
@@ -31,7 +32,10 @@ def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generati
     if job["status"] == JobStatus.SUCCEEDED and stored:
         ttl = dt.timedelta(seconds=services.settings.signed_url_ttl_s)
         url = services.storage.cached_signed_url(stored["bucket"], stored["object"], ttl)
-    return render(services.settings.api_url, job_id, job, url)
+    view = render(services.settings.api_url, job_id, job, url)
+    if job["status"] not in TERMINAL and dispatch_views.model_down(services):
+        view = view.model_copy(update={"waiting_on_model": True})
+    return view
 
 
 def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | None = None) -> Generation:
@@ -66,14 +70,16 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
         output_format=job.get("output_format") or "png",
         metadata=job.get("metadata") or {},
         webhook_url=job.get("webhook_url") if not job.get("batch_id") else None,
+        priority=job.get("tier") or ("standard" if job.get("batch_id") else "interactive"),
         links=job_links,
     )
 
 
-def etag(job_id: str, update_time: dt.datetime | None) -> str:
-    """A strong validator (unquoted) that changes with every write to the job."""
+def etag(job_id: str, update_time: dt.datetime | None, waiting_on_model: bool = False) -> str:
+    """A strong validator (unquoted) that changes with every write to the job, and when the model
+    starts or stops failing for everyone (waiting_on_model is not on the job)."""
     stamp = update_time.isoformat() if update_time else ""
-    return ids.sha256_hex(f"{job_id}@{stamp}")[:24]
+    return ids.sha256_hex(f"{job_id}@{stamp}{'!' if waiting_on_model else ''}")[:24]
 
 
 def poll_after(job: dict[str, Any]) -> int | None:

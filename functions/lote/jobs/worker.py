@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lote import ids, images, retries, tasks
+from lote import ids, images, retries, tasks, timeutil
 from lote.answers import Answer
 from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, ModelTransient, generate_image
 from lote.clients.storage import ObjectTooLarge
+from lote.dispatch import lanes, share, state
+from lote.dispatch import service as dispatch
+from lote.dispatch.state import Outcome
 from lote.jobs import inputs, recovery, store
 from lote.leases import ClaimKind
 from lote.services import Services
@@ -38,7 +42,7 @@ def gives_up(job: dict[str, Any], code: str) -> bool:
 @dataclass(frozen=True)
 class Verdict:
     """What a failed attempt leads to: the job's update, and the answer that tells Cloud Tasks
-    whether to retry (200 ends the task; 429 with Retry-After, 500 and 503 retry it)."""
+    whether to retry (200 ends the task; 500 and 503 retry it)."""
 
     update: dict[str, Any]
     status: int = 200
@@ -50,20 +54,12 @@ class Verdict:
         return bool(self.update["status"] == JobStatus.FAILED)
 
 
-def judge(
-    job: dict[str, Any],
-    code: str,
-    message: str,
-    retryable: bool,
-    last_attempt: bool,
-    retry_after: int | None = None,
-) -> Verdict:
+def judge(job: dict[str, Any], code: str, message: str, retryable: bool, last_attempt: bool) -> Verdict:
     """The retry rule: a permanent error, the queue's last attempt, or the same malformed answer
     MALFORMED_LIMIT times in a row fail the job; anything else puts it back in the queue.
 
-    A throttled model (429) answers 429 with its Retry-After, which holds the whole generation
-    queue back, as the quota needs; an input that failed to load answers a plain 500, so one
-    partner's host does not slow every tenant; other transient errors answer 503.
+    An input that failed to load answers a plain 500, so one partner's host does not slow every
+    tenant; other transient errors answer 503. (A quota error is no failed attempt: see _hold.)
     """
     if retryable and gives_up(job, code):
         retryable, message = False, f"{message} ({MALFORMED_LIMIT} malformed answers in a row)"
@@ -71,8 +67,6 @@ def judge(
     if not retryable or last_attempt:
         return Verdict({"status": JobStatus.FAILED, "error": error})
     again = {"status": JobStatus.QUEUED, "last_error": error, "error_streak": error_streak(job, code)}
-    if retry_after is not None:
-        return Verdict(again, 429, {"Retry-After": str(retry_after)})
     return Verdict(again, 500 if code.startswith("input_") else 503)
 
 
@@ -150,28 +144,115 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
 
     try:
         loaded = _load_inputs(services, job)
-        result = generate_image(services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio"))
-        output, created = _store_output(services, job_id, job, result.data)
     except inputs.InputError as exc:
         return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, exc.retryable)
+    except (GoogleAPICallError, RequestException) as exc:
+        return _storage_failed(services, job_id, attempt, retry_count, job, exc)
+    call = ModelCall(services, job_id, job, attempt, retry_count > 0)
+    try:
+        result = generate_image(services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio"))
+        output, created = _store_output(services, job_id, job, result.data)
     except ModelThrottled as exc:
-        return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, True,
-                       retry_after=exc.retry_after_s)  # fmt: skip
+        return _hold(services, job_id, attempt, job, call.staged(Outcome.QUOTA), exc.code, exc.message)
     except ModelFailure as exc:
         retryable = not isinstance(exc, ModelPermanent)
-        return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, retryable)
+        outcome = Outcome.FAILURE if retryable else Outcome.SUCCESS  # a refusal is the model working
+        opened = state.breaker_opened_at(db, call.pool) if retryable else None
+        if opened is not None and recovery.cycle_start(job) < opened:
+            # Released before the model went down for everyone: wait held, spending neither attempts
+            # nor retry window. Work released since is a probe, and its failures count as usual.
+            return _hold(services, job_id, attempt, job, call.staged(outcome), exc.code, exc.message)
+        return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, retryable,
+                       also=call.staged(outcome))  # fmt: skip
     except (GoogleAPICallError, RequestException) as exc:
-        # Cloud Storage trouble: release the lease so the retry is not refused as busy.
-        message = f"{type(exc).__name__}: {exc}"
-        return _failed(services, job_id, attempt, retry_count, job, "storage_unavailable", message, True)
+        return _storage_failed(services, job_id, attempt, retry_count, job, exc, call.staged(Outcome.SUCCESS))
     update = {"status": JobStatus.SUCCEEDED, "output": output, "error": None, "model_ms": result.elapsed_ms,
               "usage": result.usage}  # fmt: skip
     with webhooks.events(services) as outbox:
-        outcome = store.finish(db, job_id, attempt, update, outbox)
-    if outcome == JobStatus.CANCELED and created:
+        written = store.finish(db, job_id, attempt, update, outbox, call.staged(Outcome.SUCCESS))
+    if written == JobStatus.CANCELED and created:
         services.storage.delete(output["bucket"], output["object"])
-    log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, outcome, result.elapsed_ms)
-    return Answer(200, {"result": outcome})
+    log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, written, result.elapsed_ms)
+    return Answer(200, {"result": written})
+
+
+Also = Callable[[Any, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One model call of an attempt, recorded with the attempt's outcome for the dispatcher."""
+
+    services: Services
+    job_id: str
+    job: dict[str, Any]
+    attempt: int
+    retry: bool  # the queue is retrying this task after a failed call
+
+    @property
+    def pool(self) -> str:
+        """The quota this call drew on."""
+        return dispatch.pool(self.services.settings)
+
+    def staged(self, outcome: Outcome) -> Also:
+        """What store.finish stages along with the attempt's end: the call's record."""
+        db = self.services.firestore.db
+        call_id = f"{self.job_id}-{int(self.job.get('task_gen') or 0)}-{self.attempt}"
+        reference, doc = state.call_record(
+            db, call_id, self.pool, outcome, _tier(self.job), self.retry, timeutil.now()
+        )
+        return lambda tx, _written: tx.set(reference, doc)
+
+
+def _tier(job: dict[str, Any]) -> str:
+    return str(job.get("tier") or ("standard" if job.get("batch_id") else "interactive"))
+
+
+def _storage_failed(
+    services: Services,
+    job_id: str,
+    attempt: int,
+    retry_count: int,
+    job: dict[str, Any],
+    exc: Exception,
+    also: Also | None = None,
+) -> Answer:
+    # Cloud Storage trouble: release the lease so the retry is not refused as busy.
+    message = f"{type(exc).__name__}: {exc}"
+    return _failed(
+        services, job_id, attempt, retry_count, job, "storage_unavailable", message, True, also=also
+    )
+
+
+def _hold(
+    services: Services, job_id: str, attempt: int, job: dict[str, Any], record: Also, code: str, message: str
+) -> Answer:
+    """Put the job back among held work, this attempt not counted: a quota error (the pace was
+    above the model's capacity) or a failure while the breaker is open. The task ends (200), so
+    Cloud Tasks applies no backoff to the whole queue; the dispatcher releases the job again, first
+    in its lane, with a new task."""
+    db = services.firestore.db
+    batch_id = job.get("batch_id")
+    lane = lanes.batch_lane(batch_id) if batch_id else lanes.single_lane(job["tenant_id"])
+    pool = dispatch.pool(services.settings)
+    lane_doc = lanes.document(pool, job["tenant_id"], share.Tier(_tier(job)), batch_id)
+    update = {
+        "status": JobStatus.QUEUED, **lanes.hold_fields(lane, lanes.REHELD_RANK), "attempts": attempt - 1,
+        "task_gen": int(job.get("task_gen") or 0) + 1,
+        "last_error": {"code": code, "message": message[:1000], "retryable": True},
+    }  # fmt: skip
+
+    def also(tx: Any, written: dict[str, Any]) -> None:
+        record(tx, written)
+        if written["status"] == JobStatus.QUEUED:
+            lanes.activate(db, lane, lane_doc, tx)
+
+    with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
+        outcome = store.finish(db, job_id, attempt, update, outbox, also)
+    if outcome == JobStatus.QUEUED:
+        dispatch.ensure_running(services, pool)
+    log.info("job %s attempt %d held again (%s): %s", job_id, attempt, code, outcome)
+    return Answer(200, {"result": "held" if outcome == JobStatus.QUEUED else outcome, "code": code})
 
 
 def _failed(
@@ -183,14 +264,14 @@ def _failed(
     code: str,
     message: str,
     retryable: bool,
-    retry_after: int | None = None,
+    also: Also | None = None,
 ) -> Answer:
     """Record a failed attempt as judge() rules: failed for good (200), or back to queued."""
     last = is_last_attempt(services, retry_count, job)
-    verdict = judge(job, code, message, retryable, last, retry_after)
+    verdict = judge(job, code, message, retryable, last)
     error = verdict.update.get("error") or verdict.update["last_error"]
     with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
-        outcome = store.finish(services.firestore.db, job_id, attempt, verdict.update, outbox)
+        outcome = store.finish(services.firestore.db, job_id, attempt, verdict.update, outbox, also)
     if verdict.final:
         log.warning("job %s attempt %d failed for good: %s (%s)", job_id, attempt, code, outcome)
         return Answer(200, {"result": outcome, "error": error})

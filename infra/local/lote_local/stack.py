@@ -92,6 +92,7 @@ class Stack:
         generation = next(q for q in queue_yaml.load(c.queue_yaml) if q.name == "generation")
         env["LOTE_GENERATION_MAX_ATTEMPTS"] = str(generation.max_attempts)
         env["LOTE_GENERATION_MAX_RETRY_S"] = str(generation.max_retry_duration_s)
+        env["LOTE_DISPATCH_CEILING_RPS"] = str(generation.rate_per_s)
         webhooks = next(q for q in queue_yaml.load(c.queue_yaml) if q.name == "webhooks")
         env["LOTE_WEBHOOK_MAX_ATTEMPTS"] = str(webhooks.max_attempts)
         env["LOTE_WEBHOOK_MAX_RETRY_S"] = str(webhooks.max_retry_duration_s)

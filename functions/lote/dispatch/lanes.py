@@ -1,0 +1,122 @@
+"""Lanes (`lanes/{id}`) and held jobs: where work waits until the dispatcher releases it.
+
+A held job is queued with `hold` set to its lane and no task: the dispatcher creates its task when
+it releases it. The rule that keeps held work findable: a job is held only in a transaction or
+write that also marks its lane active, and a lane is retired only by a transaction that finds no
+held job in it. The dispatcher reads only active lanes; the audit checks every held job's lane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lote import bulk, timeutil, transactions
+from lote.dispatch.share import Lane, Tier
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+    from google.cloud.firestore import Transaction
+
+LANES = "lanes"
+JOBS = "jobs"
+# Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
+INDEXES = [(JOBS, ("hold", "hold_rank"))]
+REHELD_RANK = -1  # a job held again after a quota error goes out before the lane's untouched ones
+
+
+@dataclass(frozen=True)
+class LaneDoc:
+    """A lane as stored: its share key and what it belongs to."""
+
+    lane: Lane
+    pool: str
+    batch_id: str | None
+
+
+def batch_lane(batch_id: str) -> str:
+    """The lane of a batch's items."""
+    return f"batch-{batch_id}"
+
+
+def single_lane(tenant_id: str) -> str:
+    """The lane of a tenant's single generations held after a quota error."""
+    return f"single-{tenant_id}"
+
+
+def ref(db: firestore.Client, lane_id: str) -> firestore.DocumentReference:
+    """The lane's document."""
+    return db.collection(LANES).document(lane_id)
+
+
+def document(pool: str, tenant_id: str, tier: Tier, batch_id: str | None) -> dict[str, Any]:
+    """An active lane's fields (written with merge: activating twice is activating once)."""
+    return {
+        "pool": pool, "tenant_id": tenant_id, "tier": str(tier), "batch_id": batch_id,
+        "active": True, "activated_at": timeutil.now(),
+    }  # fmt: skip
+
+
+def hold_fields(lane_id: str, rank: int) -> dict[str, Any]:
+    """The fields that make a queued job held in `lane_id`: no task, nothing for the sweep to check."""
+    return {"hold": lane_id, "hold_rank": rank, "enqueued": None, "task_check_at": None, "lease_until": None}
+
+
+def activate(db: firestore.Client, lane_id: str, doc: dict[str, Any], tx: Transaction | None = None) -> None:
+    """Mark the lane active (inside `tx` when given)."""
+    if tx is not None:
+        tx.set(ref(db, lane_id), doc, merge=True)
+    else:
+        ref(db, lane_id).set(doc, merge=True)
+
+
+def active(db: firestore.Client, pool: str, limit: int = 1000) -> list[LaneDoc]:
+    """The pool's active lanes."""
+    from google.cloud.firestore import FieldFilter
+
+    query = db.collection(LANES).where(filter=FieldFilter("active", "==", True)).limit(limit)
+    found = []
+    for snapshot in query.stream():
+        doc = snapshot.to_dict() or {}
+        if doc.get("pool") == pool:
+            lane = Lane(snapshot.id, str(doc.get("tenant_id")), Tier(doc.get("tier", Tier.STANDARD)))
+            found.append(LaneDoc(lane, pool, doc.get("batch_id")))
+    return found
+
+
+def _held_query(db: firestore.Client, lane_id: str) -> Any:
+    from google.cloud.firestore import FieldFilter
+
+    return db.collection(JOBS).where(filter=FieldFilter("hold", "==", lane_id)).order_by("hold_rank")
+
+
+def held(db: firestore.Client, lane_id: str, limit: int) -> list[firestore.DocumentSnapshot]:
+    """The lane's next `limit` held jobs, in release order."""
+    return list(_held_query(db, lane_id).limit(limit).stream())
+
+
+def count_held(db: firestore.Client, lane_id: str, cap: int = 100_000) -> int:
+    """How many jobs the lane holds (count(), up to `cap`)."""
+    return bulk.count(_held_query(db, lane_id).limit(cap))
+
+
+def retire(db: firestore.Client, lane_id: str) -> bool:
+    """Deactivate a lane that holds nothing, checked in the transaction that writes it (a job held
+    meanwhile also writes the lane, so one of the two transactions sees the other)."""
+
+    def run(tx: Transaction) -> bool:
+        snapshot = ref(db, lane_id).get(transaction=tx)
+        if not snapshot.exists or not (snapshot.to_dict() or {}).get("active"):
+            return False
+        if list(_held_query(db, lane_id).limit(1).stream(transaction=tx)):
+            return False
+        tx.update(snapshot.reference, {"active": False, "retired_at": timeutil.now()})
+        return True
+
+    return transactions.run(db, run)
+
+
+def lane_states(db: firestore.Client, lane_ids: set[str]) -> dict[str, bool]:
+    """Whether each lane is active (missing lanes are not)."""
+    refs = [ref(db, lane_id) for lane_id in sorted(lane_ids)]
+    return {s.id: bool(s.exists and (s.to_dict() or {}).get("active")) for s in db.get_all(refs)}

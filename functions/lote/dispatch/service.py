@@ -1,0 +1,238 @@
+"""The dispatcher: one tick per control window sets the pace of model calls (control.py) and
+releases that many held jobs into the generation queue, fairly between lanes (share.py).
+
+The tick is a self-rescheduling task named after its pool and window, so duplicates collapse into
+one; whatever starts work (a batch's chunk, a job held after a quota error, a batch retry, the
+repair sweep) makes sure the next tick exists. Released tasks get a `schedule_time` spread over
+the window at the pace, under the queue's own rate, which stays queue.yaml's value: the ceiling.
+The queue is kept shallow (LOTE_DISPATCH_DEPTH_S of work), so a newcomer waits seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lote import bulk, tasks
+from lote.answers import Answer
+from lote.dispatch import control, lanes, share, state
+from lote.services import Services
+from lote.settings import Settings
+from lote.statuses import JobStatus
+
+log = logging.getLogger("lote.dispatch")
+MAX_PASSES = 4  # rounds of the split: a drained lane's unused grant goes to the others
+IN_QUEUE_CAP = 10_000
+LANE_RATE_MEMORY = 0.5  # weight of the past in each lane's release rate (what ETAs divide by)
+
+
+def pool(settings: Settings) -> str:
+    """The pool of image model calls (one queue, one quota)."""
+    return settings.generation_queue
+
+
+def limits(settings: Settings) -> control.Limits:
+    """The controller's bounds: the ceiling is the generation queue's rate; the start defaults to it."""
+    ceiling = settings.dispatch_ceiling_rps
+    return control.Limits(start=min(ceiling, settings.dispatch_start_rps or ceiling), ceiling=ceiling)
+
+
+def window_at(settings: Settings, seconds: float) -> int:
+    """The number of the control window that contains this instant (seconds since the epoch)."""
+    return int(seconds // settings.dispatch_window_s)
+
+
+_ensured: dict[str, int] = {}  # pool → the last window this process made sure of (skip repeats)
+
+
+def ensure_running(services: Services, pool_name: str) -> None:
+    """Make sure a tick is coming: this window's, at once, unless one already ran (or is waiting),
+    then the next window's (a running chain creates the same one). A failure is logged, not raised:
+    the repair sweep restarts a chain that has work and no tick."""
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+
+    s = services.settings
+    now = services.clock().timestamp()
+    window = window_at(s, now)
+    if _ensured.get(pool_name) == window:
+        return
+    try:
+        if not tasks.create(services, tasks.Dispatch(pool=pool_name, window=window)):
+            tasks.create(services, tasks.Dispatch(pool=pool_name, window=window + 1),
+                         max(0.0, (window + 1) * s.dispatch_window_s - now))  # fmt: skip
+    except (GoogleAPICallError, RetryError) as exc:
+        log.warning("dispatch tick for %s not created, left to the repair sweep: %s", pool_name, exc)
+        return
+    _ensured[pool_name] = window
+
+
+def in_queue(db: Any) -> int:
+    """Jobs released and not started (or waiting for a retry): what the queue already holds."""
+    from google.cloud.firestore import FieldFilter
+
+    query = (
+        db.collection("jobs")
+        .where(filter=FieldFilter("status", "==", JobStatus.QUEUED))
+        .where(filter=FieldFilter("hold", "==", None))
+        .limit(IN_QUEUE_CAP)
+    )
+    return bulk.count(query)
+
+
+def pace_of(doc: dict[str, Any]) -> control.Pace:
+    """The controller's state as stored."""
+    return control.Pace(float(doc["rate"]), control.Breaker(doc.get("breaker", "closed")),
+                        float(doc.get("resume_rate") or 0.0))  # fmt: skip
+
+
+def tick(services: Services, pool_name: str, window: int) -> Answer:
+    """One control window: observe, set the pace (once per window), release, schedule the next tick."""
+    s, db = services.settings, services.firestore.db
+    now = services.clock()
+    previous = state.load(db, pool_name)
+    if previous is not None and int(previous["window"]) > window:
+        return Answer(200, {"result": "noop", "reason": "a later window already ran"})
+    since = previous["run_at"] if previous else now
+    tally = state.calls_between(db, pool_name, since, now) if previous else Counter()
+    active = lanes.active(db, pool_name)
+    waiting = in_queue(db)
+    seen = control.Window(
+        seconds=max(s.dispatch_window_s / 2, (now - since).total_seconds()),
+        successes=tally[state.Outcome.SUCCESS], quota_errors=tally[state.Outcome.QUOTA],
+        failures=tally[state.Outcome.FAILURE], backlog=waiting + len(active),
+        retries=tally["retry"], retry_failures=tally[f"retry:{state.Outcome.FAILURE}"],
+    )  # fmt: skip
+    bounds = limits(s)
+
+    def compute(stored: dict[str, Any] | None) -> dict[str, Any]:
+        pace = control.next_pace(pace_of(stored), seen, bounds) if stored else control.first(bounds)
+        rate = min(pace.rate, bounds.ceiling)
+        opened_at = (stored or {}).get("opened_at")
+        if stored and pace.breaker != stored.get("breaker"):
+            # One line per change: Terraform's `breaker_opened` log metric counts the "open" ones.
+            log.warning("dispatch %s: breaker %s (window %s)", pool_name, pace.breaker, seen)
+            opened_at = now if pace.breaker is control.Breaker.OPEN else None
+        return {
+            "opened_at": opened_at,
+            **(stored or {}), "pool": pool_name, "run_at": now, "rate": rate, "breaker": str(pace.breaker),
+            "resume_rate": pace.resume_rate, "start": bounds.start, "ceiling": bounds.ceiling,
+            "in_queue": waiting,
+            "last": {"seconds": seen.seconds, "successes": seen.successes, "quota_errors": seen.quota_errors,
+                     "failures": seen.failures, "interactive": tally[f"tier:{share.Tier.INTERACTIVE}"]},
+        }  # fmt: skip
+
+    current, fresh = state.advance(db, pool_name, window, compute)
+    if current is None:
+        return Answer(200, {"result": "noop", "reason": "a later window already ran"})
+    released = 0
+    if current.get("released_window") != window:
+        released = release(services, pool_name, window, current, active, waiting, seen)
+    idle = not active and waiting == 0 and seen.calls == 0
+    if not idle:
+        next_start = (window + 1) * s.dispatch_window_s
+        tasks.create(services, tasks.Dispatch(pool=pool_name, window=window + 1),
+                     max(0.0, next_start - services.clock().timestamp()))  # fmt: skip
+    return Answer(200, {"result": "ticked" if fresh else "repeated", "rate": current["rate"],
+                        "breaker": current["breaker"], "released": released, "idle": idle})  # fmt: skip
+
+
+def budget(settings: Settings, current: dict[str, Any], waiting: int, interactive_calls: int) -> float:
+    """Calls to release this window: the pace's worth (and the fraction carried over), less the
+    share reserved for single generations while any arrive, less what the queue holds beyond its
+    depth."""
+    rate, window_s = float(current["rate"]), settings.dispatch_window_s
+    allowance = rate * window_s + float(current.get("carry") or 0.0)
+    reserve = 0.0
+    if interactive_calls:
+        reserve = max(float(interactive_calls), settings.dispatch_interactive_share * rate * window_s)
+    ahead = max(0.0, waiting - rate * settings.dispatch_depth_s)
+    return max(0.0, allowance - reserve - ahead)
+
+
+def release(
+    services: Services,
+    pool_name: str,
+    window: int,
+    current: dict[str, Any],
+    active: list[lanes.LaneDoc],
+    waiting: int,
+    seen: control.Window,
+) -> int:
+    """Release this window's budget of held jobs, lane by lane as share.split() grants, and record
+    what was released (deficits, per-lane rates, the fraction carried)."""
+    s, db = services.settings, services.firestore.db
+    allowed = budget(s, current, waiting, int(current["last"]["interactive"]))
+    left = math.floor(allowed)
+    weights = {share.Tier(k): v for k, v in s.tier_weights.items()}
+    deficits: dict[str, float] = dict(current.get("deficits") or {})
+    remaining = [doc.lane for doc in active]
+    released: Counter[str] = Counter()
+    drained: set[str] = set()
+    rate = max(float(current["rate"]), 1e-6)
+    for _ in range(MAX_PASSES):
+        if left <= 0 or not remaining:
+            break
+        grants = share.split(left, remaining, deficits, weights)
+        deficits = grants.deficits
+        if not grants.calls:
+            break
+        got = _release_round(services, grants.calls, sum(released.values()), rate)
+        for lane_id, n in got.items():
+            released[lane_id] += n
+            left -= n
+            if n < grants.calls[lane_id]:
+                drained.add(lane_id)
+        remaining = [lane for lane in remaining if lane.id not in drained]
+    for lane_id in drained:
+        deficits.pop(lane_id, None)
+        lanes.retire(db, lane_id)
+    live = {lane.id for lane in remaining}
+    previous_rates: dict[str, float] = dict(current.get("lane_rates") or {})
+    lane_rates = {
+        lane_id: LANE_RATE_MEMORY * previous_rates.get(lane_id, released[lane_id] / seen.seconds)
+        + (1 - LANE_RATE_MEMORY) * released[lane_id] / seen.seconds
+        for lane_id in live
+    }
+    total = sum(released.values())
+    carry = min(1.0, allowed - math.floor(allowed)) if left <= 0 else 0.0
+    state.record_release(db, pool_name, window, {
+        "released": total, "carry": carry, "lane_rates": lane_rates,
+        "deficits": {k: v for k, v in deficits.items() if k in live},
+    })  # fmt: skip
+    return total
+
+
+def _release_round(services: Services, calls: dict[str, int], first: int, rate: float) -> dict[str, int]:
+    """Release each lane's grant in parallel, the lanes' tasks one after the other in time."""
+    starts, position = {}, first
+    for lane_id, n in sorted(calls.items()):
+        starts[lane_id], position = position, position + n
+
+    def one(lane_id: str) -> int:
+        return _release_lane(services, lane_id, calls[lane_id], starts[lane_id], rate)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(zip(calls, pool.map(one, calls), strict=True))
+
+
+def _release_lane(services: Services, lane_id: str, n: int, first: int, rate: float) -> int:
+    """Create the tasks of the lane's next `n` held jobs, spaced at the pace from position `first`,
+    then mark them released (a precondition skips any job a worker or a cancel changed meanwhile:
+    its task, if any, finds it claimed or finished). Tasks first: a crash in between leaves held
+    jobs with a task, which the next release names again (ALREADY_EXISTS) and a claim un-holds."""
+    from google.cloud.firestore import Client
+
+    db = services.firestore.db
+    found = lanes.held(db, lane_id, n)
+    generations = [tasks.Generate(job_id=job.id, gen=int(job.get("task_gen") or 0)) for job in found]
+    tasks.create_many(services, generations, [(first + i) / rate for i in range(len(generations))])
+    now, check_at = services.clock(), tasks.check_at(services, tasks.Generate)
+    fields = {"hold": None, "released_at": now, "enqueued": True, "task_check_at": check_at}
+    guarded = [
+        (job.reference, fields, Client.write_option(last_update_time=job.update_time)) for job in found
+    ]
+    bulk.write(db, updates=guarded)
+    return len(found)
