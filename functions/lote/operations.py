@@ -23,6 +23,7 @@ from lote.batches.schemas import (
     UploadRequest,
 )  # fmt: skip
 from lote.billing.schemas import CheckoutAnswer, CheckoutRequest, PackList
+from lote.dispatch.schemas import Scheduler
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest, PresetList
 from lote.statuses import BatchStatus, DeliveryStatus, JobStatus
 from lote.tenants.schemas import (
@@ -176,6 +177,8 @@ OPERATIONS: list[Operation] = [
     Operation("get", "/v1/billing/packs", "listPacks", "List credit packs", "200", PackList),
     Operation("post", "/v1/billing/checkout", "createCheckout", "Buy a credit pack (Stripe Checkout)", "201",
               CheckoutAnswer, CheckoutRequest, [IDEMPOTENCY], (*BODY, 404)),
+    Operation("get", "/v1/admin/scheduler", "adminScheduler", "Admin: pace, breaker and backlog", "200",
+              Scheduler, errors=(403,), admin=True),
     Operation("post", "/v1/admin/tenants", "adminCreateTenant", "Admin: create a tenant", "201",
               CreatedTenant, TenantCreate, errors=(*BODY, 403), admin=True, links=TENANT_LINKS),
     Operation("patch", "/v1/admin/tenants/{tenant_id}", "adminSetPlan", "Admin: change plan or limits",

@@ -98,7 +98,9 @@ def test_transient_failures_are_retried_until_success(tenant):
         ids[fault] = tenant.post("/v1/generations", {"prompt": prompt}).json()["id"]
     for fault in faults:
         job = tenant.wait(ids[fault], timeout=40)
-        assert job["status"] == "succeeded" and job["attempts"] == 2, (fault, job)
+        # A quota error is no failed attempt: the job is held again and released by the dispatcher.
+        expected = 1 if fault.startswith("429") else 2
+        assert job["status"] == "succeeded" and job["attempts"] == expected, (fault, job)
 
 
 def test_the_last_allowed_attempt_fails_the_job_with_the_last_error(tenant, stack: Stack):

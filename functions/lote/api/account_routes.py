@@ -7,6 +7,7 @@ import flask
 from lote import ids
 from lote.admin.auth import require_admin
 from lote.api.http import authenticated, json_body, parse, respond
+from lote.dispatch import views as dispatch_views
 from lote.idempotency import check_header
 from lote.services import Services
 from lote.tenants import accounts
@@ -35,6 +36,10 @@ def register(app: flask.Flask) -> None:
         return respond(
             200, accounts.ledger_page(services, caller.tenant_id, flask.request.args.get("page_token"))
         )
+
+    @app.get("/v1/admin/scheduler")
+    def admin_scheduler() -> flask.Response:
+        return respond(200, dispatch_views.scheduler(_admin()))
 
     @app.post("/v1/admin/tenants")
     def admin_create_tenant() -> flask.Response:

@@ -128,26 +128,40 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
     if current is None:
         return Answer(200, {"result": "noop", "reason": "a later window already ran"})
     released = 0
-    if current.get("released_window") != window:
+    if fresh or _owner_gave_up(s, current, window, now):
         released = release(services, pool_name, window, current, active, waiting, seen)
     idle = not active and waiting == 0 and seen.calls == 0
     if not idle:
-        next_start = (window + 1) * s.dispatch_window_s
-        tasks.create(services, tasks.Dispatch(pool=pool_name, window=window + 1),
-                     max(0.0, next_start - services.clock().timestamp()))  # fmt: skip
+        # A late tick (its queue was paused or slow) hands over to the window after now, so ticks
+        # never run back to back to catch up.
+        clock = services.clock().timestamp()
+        following = max(window, window_at(s, clock)) + 1
+        tasks.create(services, tasks.Dispatch(pool=pool_name, window=following),
+                     max(0.0, following * s.dispatch_window_s - clock))  # fmt: skip
     return Answer(200, {"result": "ticked" if fresh else "repeated", "rate": current["rate"],
                         "breaker": current["breaker"], "released": released, "idle": idle})  # fmt: skip
 
 
-def budget(settings: Settings, current: dict[str, Any], waiting: int, interactive_calls: int) -> float:
-    """Calls to release this window: the pace's worth (and the fraction carried over), less the
-    share reserved for single generations while any arrive, less what the queue holds beyond its
-    depth."""
+def _owner_gave_up(settings: Settings, current: dict[str, Any], window: int, now: Any) -> bool:
+    """Whether a repeated tick must do the release: the tick that set this window's pace did not
+    record one within a window (it crashed; this is its retry). A duplicate running alongside it
+    releases nothing, so a window is released once."""
+    late = (now - current["run_at"]).total_seconds() > settings.dispatch_window_s
+    return current.get("released_window") != window and late
+
+
+def budget(
+    settings: Settings, current: dict[str, Any], waiting: int, interactive_calls: int, elapsed_s: float
+) -> float:
+    """Calls to release now: the pace's worth of the time since the last tick (at most two windows,
+    so a late tick does not burst) and the fraction carried over, less the share reserved for
+    single generations while any arrive, less what the queue holds beyond its depth."""
     rate, window_s = float(current["rate"]), settings.dispatch_window_s
-    allowance = rate * window_s + float(current.get("carry") or 0.0)
+    allowance = rate * min(elapsed_s, 2 * window_s) + float(current.get("carry") or 0.0)
     reserve = 0.0
     if interactive_calls:
         reserve = max(float(interactive_calls), settings.dispatch_interactive_share * rate * window_s)
+        reserve = min(reserve, allowance * settings.dispatch_interactive_share * 2)
     ahead = max(0.0, waiting - rate * settings.dispatch_depth_s)
     return max(0.0, allowance - reserve - ahead)
 
@@ -164,7 +178,7 @@ def release(
     """Release this window's budget of held jobs, lane by lane as share.split() grants, and record
     what was released (deficits, per-lane rates, the fraction carried)."""
     s, db = services.settings, services.firestore.db
-    allowed = budget(s, current, waiting, int(current["last"]["interactive"]))
+    allowed = budget(s, current, waiting, int(current["last"]["interactive"]), seen.seconds)
     left = math.floor(allowed)
     weights = {share.Tier(k): v for k, v in s.tier_weights.items()}
     deficits: dict[str, float] = dict(current.get("deficits") or {})

@@ -3,11 +3,15 @@ operators' view of every pool (GET /v1/admin/scheduler)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
+from lote import timeutil
+from lote.dispatch import lanes, state
 from lote.dispatch import service as dispatch
-from lote.dispatch import state
 from lote.dispatch.control import Breaker
+from lote.dispatch.schemas import LastWindow, Pool, Scheduler, TenantBacklog, TierBacklog
+from lote.dispatch.share import Tier
 from lote.services import Services
 
 
@@ -29,3 +33,53 @@ def lane_share(services: Services, lane_id: str) -> LaneShare:
     doc = state.load(services.firestore.db, dispatch.pool(services.settings)) or {}
     rate = (doc.get("lane_rates") or {}).get(lane_id)
     return LaneShare(float(rate) if rate else None, doc.get("breaker") == Breaker.OPEN)
+
+
+def scheduler(services: Services) -> Scheduler:
+    """Every pool's pace, breaker and backlog by tier and tenant (count() per active lane)."""
+    db, settings = services.firestore.db, services.settings
+    name = dispatch.pool(settings)
+    doc = state.load(db, name) or {}
+    bounds = dispatch.limits(settings)
+    active = lanes.active(db, name)
+    held = {lane.lane.id: lanes.count_held(db, lane.lane.id) for lane in active}
+    rates: dict[str, float] = {k: float(v) for k, v in (doc.get("lane_rates") or {}).items()}
+    tiers = {}
+    for tier in Tier:
+        mine = [lane.lane.id for lane in active if lane.lane.tier is tier]
+        count, rate = sum(held[x] for x in mine), sum(rates.get(x, 0.0) for x in mine)
+        wait = 0.0 if count == 0 else (count / rate if rate > 0 else None)
+        estimate = None if wait is None else round(wait, 1)
+        tiers[str(tier)] = TierBacklog(
+            held=count, lanes=len(mine), release_per_s=round(rate, 3), estimated_wait_s=estimate
+        )
+    by_tenant: dict[str, list[str]] = defaultdict(list)
+    for lane in active:
+        by_tenant[lane.lane.tenant_id].append(lane.lane.id)
+    tenants = [
+        TenantBacklog(
+            tenant_id=tenant,
+            held=sum(held[x] for x in ids),
+            lanes=len(ids),
+            release_per_s=round(sum(rates.get(x, 0.0) for x in ids), 3),
+        )
+        for tenant, ids in sorted(by_tenant.items())
+    ]
+    last = doc.get("last")
+    window = None
+    if last:
+        calls = int(last["successes"]) + int(last["quota_errors"]) + int(last["failures"])
+        window = LastWindow(
+            seconds=round(float(last["seconds"]), 3), successes=last["successes"],
+            quota_errors=last["quota_errors"], failures=last["failures"],
+            quota_error_share=round(int(last["quota_errors"]) / calls, 3) if calls else 0.0,
+        )  # fmt: skip
+    pool = Pool(
+        pool=name, rate_per_s=round(float(doc.get("rate", bounds.start)), 3), start_per_s=bounds.start,
+        ceiling_per_s=bounds.ceiling, breaker=doc.get("breaker", "closed"),
+        opened_at=timeutil.iso(doc.get("opened_at")), last_window=window,
+        in_queue=int(doc.get("in_queue") or 0),
+        released_last_window=int(doc.get("released") or 0), tiers=tiers, tenants=tenants,
+        updated_at=timeutil.iso(doc.get("run_at")),
+    )  # fmt: skip
+    return Scheduler(pools=[pool])

@@ -83,6 +83,7 @@ class ModelServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.defaults = defaults
         self.quota = Quota(quota_rps)
+        self.outage_until = 0.0  # time.time() until which every call answers 503 (POST /outage)
         self.lock = threading.Lock()
         self.seen: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
@@ -121,6 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, dict(self.server.stats))
         elif self.path == "/quota":
             self._json(200, {"rps": self.server.quota.rps})
+        elif self.path == "/outage":
+            self._json(200, {"remaining_s": round(max(0.0, self.server.outage_until - time.time()), 3)})
         else:
             self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
 
@@ -129,6 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == "/quota":
             self._set_quota(raw)
+            return
+        if self.path == "/outage":
+            self._set_outage(raw)
             return
         if not match:
             self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
@@ -156,6 +162,16 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("quota set to %s requests/s", self.server.quota.rps)
         self._json(200, {"rps": self.server.quota.rps})
 
+    def _set_outage(self, raw: bytes) -> None:
+        try:
+            seconds = float(json.loads(raw)["seconds"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json(400, {"error": {"code": 400, "message": f'body must be {{"seconds": N}}: {exc}'}})
+            return
+        self.server.outage_until = time.time() + max(0.0, seconds)
+        log.info("outage: every call answers 503 for %.1f s", seconds)
+        self._json(200, {"remaining_s": seconds})
+
     def _generate(
         self, model: str, request: dict[str, Any], prompt: str, images: list[bytes], raw: bytes
     ) -> None:
@@ -177,6 +193,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and "times" in knobs and seen > int(knobs["times"]):
             fault = ""
         time.sleep(int(knobs.get("latency", defaults.latency_ms)) / 1000)
+        if time.time() < self.server.outage_until:
+            fault = "503"  # the model is down for everyone
         with self.server.lock:
             self.server.stats[f"fault:{fault or 'none'}"] += 1
         if fault in _ERRORS:

@@ -112,6 +112,24 @@ class Emulator(Dispatcher):
             found = [q for q in found if tasks_v2.Queue.State(q.state).name == state_filter]
         return found
 
+    def rates(self, window_s: float = 10.0) -> dict[str, dict[str, float]]:
+        """Per queue: the dispatch rate allowed now (QueueStats' effective_execution_rate: the
+        configured rate as throttling scales it) and the rate achieved, answered attempts per
+        second over the last `window_s` — the number an operator wants and QueueStats lacks."""
+        now = time.time()
+        with self._cond:
+            return {
+                name: {
+                    "allowed_per_s": round(record.config.rate * record.factor, 3),
+                    "achieved_per_s": round(
+                        sum(1 for t in record.executed if t >= now - window_s) / window_s, 3
+                    ),
+                    "in_flight": record.in_flight,
+                    "tasks": len(record.tasks),
+                }
+                for name, record in sorted(self._queues.items())
+            }
+
     def delete_queue(self, name: str) -> None:
         """DeleteQueue: its tasks go with it and its name cannot be reused."""
         with self._cond:

@@ -10,6 +10,7 @@ import threading
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -25,10 +26,13 @@ CERTS_PATH = "/oauth2/v1/certs"
 def _http_handler(engine: Emulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            body: Any
             if self.path == "/healthz":
                 body = {"status": "ok", "service": "cloud-tasks-emulator"}
             elif self.path == CERTS_PATH:
                 body = engine.minter.certs()
+            elif self.path == "/stats":
+                body = {"queues": engine.rates()}
             else:
                 self.send_error(404)
                 return

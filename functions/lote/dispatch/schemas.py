@@ -1,0 +1,60 @@
+"""The operators' view of dispatch (GET /v1/admin/scheduler)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class LastWindow(BaseModel):
+    """What the model answered in the last control window."""
+
+    seconds: float
+    successes: int
+    quota_errors: int
+    failures: int
+    quota_error_share: float = Field(description="Quota errors / calls (0 without calls).")
+
+
+class TierBacklog(BaseModel):
+    """Held work of one tier."""
+
+    held: int = Field(description="Jobs held, not yet released (counted up to 100,000 per lane).")
+    lanes: int
+    release_per_s: float = Field(description="What the tier's lanes are released at now.")
+    estimated_wait_s: float | None = Field(
+        description="Seconds to release what the tier holds at its current share (null: it gets none now)."
+    )
+
+
+class TenantBacklog(BaseModel):
+    """Held work of one tenant."""
+
+    tenant_id: str
+    held: int
+    lanes: int
+    release_per_s: float
+
+
+class Pool(BaseModel):
+    """One model pool (one generation queue, one quota)."""
+
+    pool: str
+    rate_per_s: float = Field(description="The pace now: model calls released per second.")
+    start_per_s: float
+    ceiling_per_s: float
+    breaker: Literal["closed", "open"]
+    opened_at: str | None = None
+    last_window: LastWindow | None = None
+    in_queue: int = Field(description="Released jobs not started yet (or waiting for a retry).")
+    released_last_window: int
+    tiers: dict[str, TierBacklog]
+    tenants: list[TenantBacklog]
+    updated_at: str | None = None
+
+
+class Scheduler(BaseModel):
+    """Every pool's dispatcher."""
+
+    pools: list[Pool]
