@@ -29,10 +29,11 @@ class Bench:
 
 
 @contextmanager
-def running(**overrides: object) -> Iterator[Bench]:
-    """A stack on free ports for the duration of the block (stopped even when the block fails)."""
+def running(extra_env: dict[str, str] | None = None, **overrides: object) -> Iterator[Bench]:
+    """A stack on free ports for the duration of the block (stopped even when the block fails);
+    `extra_env` reaches the functions (settings the launcher has no field for)."""
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(StackConfig.ephemeral(Path(tmp), "lote-bench", **overrides))
+        stack = Stack(StackConfig.ephemeral(Path(tmp), "lote-bench", **overrides), extra_env=extra_env)
         stack.start()
         try:
             env_file = Path(tmp) / "local.env"

@@ -6,7 +6,16 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from bench import batch_bench, chaos, chaos_report, generation_bench, machine, stack_bench, webhook_bench
+from bench import (
+    batch_bench,
+    chaos,
+    chaos_report,
+    dispatch_bench,
+    generation_bench,
+    machine,
+    stack_bench,
+    webhook_bench,
+)
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SUITES = {
@@ -14,10 +23,11 @@ SUITES = {
     "generation": generation_bench.run,
     "batch": batch_bench.run,
     "webhooks": webhook_bench.run,
+    "dispatch": dispatch_bench.run,
     "chaos": lambda: chaos_report.section(chaos.run(chaos.FULL)),
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
-DEFAULT = ["stack", "generation", "batch", "webhooks"]
+DEFAULT = ["stack", "generation", "batch", "webhooks", "dispatch"]
 
 
 def main() -> None:
