@@ -173,8 +173,9 @@ def run() -> str:
     tasks_cost = (
         1000 * (1 + 1 + 2 / 500 + 0.05) * PRICE["task_op"]
     )  # create + delivery, fan-out share, checks
-    # Worker: 1 vCPU, 1 GiB, concurrency 8; Gemini image latency ~8 s billed wall-clock per request.
-    function_cost = 1000 * (8.0 / 8 * (PRICE["vcpu_s"] + PRICE["gib_s"]) + PRICE["request"])
+    # Worker: 1 vCPU, 1 GiB, concurrency 32 (its CPU per image is measured in the dispatch section);
+    # Gemini image latency ~8 s billed wall-clock per request.
+    function_cost = 1000 * (8.0 / 32 * (PRICE["vcpu_s"] + PRICE["gib_s"]) + PRICE["request"])
     lines = [
         "## Batches (issue 4)",
         "",
@@ -208,7 +209,7 @@ def run() -> str:
         "|---|---:|---|",
         f"| Firestore | ${firestore_cost:.4f} | measured ops above × $0.03/100k reads, $0.09/100k writes |",
         f"| Cloud Tasks | ${tasks_cost:.4f} | create + one delivery per image, fan-out and checker share, $0.40/M |",
-        f"| Functions (worker) | ${function_cost:.4f} | assumed 8 s model wait, concurrency 8, 1 vCPU + 1 GiB, $0.40/M requests |",
+        f"| Functions (worker) | ${function_cost:.4f} | assumed 8 s model wait, concurrency 32, 1 vCPU + 1 GiB, $0.40/M requests |",
         f"| **total** | **${firestore_cost + tasks_cost + function_cost:.3f}** | earlier design's estimate: $0.42 |",
         "",
         "Retries add one Cloud Tasks delivery and two Firestore writes per extra attempt. The function estimate "

@@ -14,6 +14,7 @@ locals {
       succeeded        = google_logging_metric.succeeded.name
       audit_violations = google_logging_metric.audit_violations.name
       abandoned        = google_logging_metric.abandoned.name
+      breaker_opened   = google_logging_metric.breaker_opened.name
     } : key => "logging_googleapis_com:user_${replace(name, "/[^A-Za-z0-9_]/", "_")}"
   }
 }
@@ -77,6 +78,16 @@ resource "google_logging_metric" "audit_violations" {
 resource "google_logging_metric" "abandoned" {
   name   = "${local.p}_jobs_abandoned"
   filter = "${local.worker_logs} AND textPayload=~\"lote.repair job [^ ]+ abandoned: \""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+# The dispatcher's breaker (lote/dispatch/service.py): the model fails broadly and only probes go out.
+resource "google_logging_metric" "breaker_opened" {
+  name   = "${local.p}_breaker_opened"
+  filter = "${local.worker_logs} AND textPayload=~\"lote.dispatch dispatch \\\\S+: breaker open \""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -158,6 +169,24 @@ resource "google_monitoring_alert_policy" "invariants" {
   }
   documentation {
     content   = "Run `lote-admin audit` (or read the worker's `lote.audit invariant violated` lines): each names the invariant, the job or batch and the tenant."
+    mime_type = "text/markdown"
+  }
+  notification_channels = [google_monitoring_notification_channel.email.id]
+}
+
+resource "google_monitoring_alert_policy" "breaker" {
+  display_name = "lote: the model is failing broadly (dispatch breaker open)"
+  combiner     = "OR"
+  conditions {
+    display_name = "breaker opened in 5 min"
+    condition_prometheus_query_language {
+      query               = "sum(increase(${local.promql.breaker_opened}[5m])) > 0"
+      duration            = "0s"
+      evaluation_interval = "60s"
+    }
+  }
+  documentation {
+    content   = "Most first calls to the model failed (5xx, timeouts). Work waits held and one probe goes out every 5 s; `GET /v1/admin/scheduler` shows the breaker and the backlog. It closes by itself once probes succeed."
     mime_type = "text/markdown"
   }
   notification_channels = [google_monitoring_notification_channel.email.id]

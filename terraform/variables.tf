@@ -42,7 +42,7 @@ variable "functions" {
   description = "Scaling of each function: instances, request concurrency (THREADS matches it), memory and vCPU."
   default = {
     api            = { min_instances = 0, max_instances = 20, concurrency = 40, memory = "1Gi", cpu = "1" }
-    worker         = { min_instances = 0, max_instances = 50, concurrency = 8, memory = "1Gi", cpu = "1" }
+    worker         = { min_instances = 0, max_instances = 50, concurrency = 32, memory = "1Gi", cpu = "1" }
     stripe_webhook = { min_instances = 0, max_instances = 5, concurrency = 20, memory = "512Mi", cpu = "1" }
   }
   validation {

@@ -260,6 +260,7 @@ def _log_line(source: str, starts: str, *args: object) -> str:
         "webhook": ("webhooks/delivery.py", "lote.webhooks"),
         "audit": ("audit/scan.py", "lote.audit"),
         "repair": ("repair.py", "lote.repair"),
+        "dispatch": ("dispatch/service.py", "lote.dispatch"),
     }[source]
     text = (REPO_ROOT / "functions" / "lote" / path).read_text()
     fmt = re.search(r'log\.\w+\(\s*"(' + re.escape(starts) + r'[^"]*)"', text)
@@ -290,6 +291,9 @@ def test_log_based_metrics_match_the_lines_the_code_prints():
     abandoned = _log_line("repair", "job %s abandoned", "gen_x", "its task ran out of attempts")
     assert pattern("audit_violations").search(violation) and not pattern("audit_violations").search(abandoned)
     assert pattern("abandoned").search(abandoned) and not pattern("abandoned").search(violation)
+    opened = _log_line("dispatch", "dispatch %s: breaker %s", "generation", "open", "Window(...)")
+    closed = _log_line("dispatch", "dispatch %s: breaker %s", "generation", "closed", "Window(...)")
+    assert pattern("breaker_opened").search(opened) and not pattern("breaker_opened").search(closed)
     latency = re.search(
         r'REGEXP_EXTRACT\(textPayload, \\"(.*)\\"\)', unquote(metrics["model_latency"]["value_extractor"])
     )

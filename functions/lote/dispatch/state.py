@@ -1,8 +1,10 @@
-"""The dispatcher's documents: its state per pool (`dispatch/{pool}`) and one record per model call.
+"""The dispatcher's documents: its state per pool (`dispatch/{pool}`), and the `call` field each
+attempt's end writes on its job.
 
-The controller's inputs come from `model_calls`: one small document per call (its outcome and
-time, deleted by TTL), counted per window by the dispatcher. No document is written per call by
-more than one writer, so nothing is hot. The state is written once per window by a transaction
+The controller's inputs come from the jobs themselves: the transaction that ends an attempt also
+records its model call's outcome and time on the job (no extra document, no extra write), and the
+dispatcher reads the window's calls with one query. Nothing is written by more than one attempt,
+so nothing is hot. The state is written once per window by a transaction
 that checks the window number: a duplicated tick changes nothing, a lost one makes the next
 window longer (every rate is per second).
 """
@@ -25,9 +27,9 @@ if TYPE_CHECKING:
     from google.cloud.firestore import Transaction
 
 DISPATCH = "dispatch"
-MODEL_CALLS = "model_calls"
+JOBS = "jobs"
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
-INDEXES = [(MODEL_CALLS, ("pool", "at"))]
+INDEXES = [(JOBS, ("call.pool", "call.at"))]
 CALLS_READ_LIMIT = 20_000
 BREAKER_CACHE_S = 1.0
 
@@ -45,32 +47,28 @@ def ref(db: firestore.Client, pool: str) -> firestore.DocumentReference:
     return db.collection(DISPATCH).document(pool)
 
 
-def call_record(
-    db: firestore.Client, call_id: str, pool: str, outcome: Outcome, tier: str, retry: bool, at: dt.datetime
-) -> tuple[firestore.DocumentReference, dict[str, Any]]:
-    """The document of one model call (`call_id`: the job, task generation and attempt); `retry`
-    when the queue was retrying its task after a failed call."""
-    doc = {"pool": pool, "outcome": str(outcome), "tier": tier, "retry": retry, "at": at,
-           "expires_at": at + dt.timedelta(days=1)}  # fmt: skip
-    return db.collection(MODEL_CALLS).document(call_id), doc
+def call_fields(pool: str, outcome: Outcome, tier: str, retry: bool, at: dt.datetime) -> dict[str, Any]:
+    """The `call` field an attempt's end writes on its job: the model call's outcome for the
+    dispatcher (`retry` when the queue was retrying the task after a failed call)."""
+    return {"pool": pool, "outcome": str(outcome), "tier": tier, "retry": retry, "at": at}
 
 
 def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt.datetime) -> Counter[str]:
     """Outcomes of the pool's calls recorded in [since, until), with `tier:{tier}`, `retry` and
-    `retry:{outcome}` counts."""
+    `retry:{outcome}` counts. (A job called twice in one window counts once: its last call.)"""
     from google.cloud.firestore import FieldFilter
 
     query = (
-        db.collection(MODEL_CALLS)
-        .where(filter=FieldFilter("pool", "==", pool))
-        .where(filter=FieldFilter("at", ">=", since))
-        .where(filter=FieldFilter("at", "<", until))
-        .select(["outcome", "tier", "retry"])
+        db.collection(JOBS)
+        .where(filter=FieldFilter("call.pool", "==", pool))
+        .where(filter=FieldFilter("call.at", ">=", since))
+        .where(filter=FieldFilter("call.at", "<", until))
+        .select(["call"])
         .limit(CALLS_READ_LIMIT)
     )
     tally: Counter[str] = Counter()
     for snapshot in query.stream():
-        call = snapshot.to_dict() or {}
+        call = (snapshot.to_dict() or {}).get("call") or {}
         tally[str(call.get("outcome"))] += 1
         tally[f"tier:{call.get('tier')}"] += 1
         if call.get("retry"):

@@ -195,13 +195,9 @@ class ModelCall:
         return dispatch.pool(self.services.settings)
 
     def staged(self, outcome: Outcome) -> Also:
-        """What store.finish stages along with the attempt's end: the call's record."""
-        db = self.services.firestore.db
-        call_id = f"{self.job_id}-{int(self.job.get('task_gen') or 0)}-{self.attempt}"
-        reference, doc = state.call_record(
-            db, call_id, self.pool, outcome, _tier(self.job), self.retry, timeutil.now()
-        )
-        return lambda tx, _written: tx.set(reference, doc)
+        """What store.finish stages along with the attempt's end: the call's outcome on the job."""
+        fields = state.call_fields(self.pool, outcome, _tier(self.job), self.retry, timeutil.now())
+        return lambda _tx, written: written.update(call=fields)
 
 
 def _tier(job: dict[str, Any]) -> str:
