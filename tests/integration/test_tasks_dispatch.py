@@ -10,6 +10,7 @@ import time
 
 import google.auth.transport.requests
 import pytest
+import requests
 from google.api_core import exceptions
 from google.cloud import tasks_v2
 from google.oauth2 import id_token
@@ -29,6 +30,18 @@ def test_token_bucket_paces_60_tasks_on_10_per_second_in_6_seconds(tasks_client,
     gaps = [b.at - a.at for a, b in itertools.pairwise(hits)]
     assert 6.0 * 0.9 <= elapsed <= 6.0 * 1.1, elapsed
     assert statistics.median(gaps) == pytest.approx(0.1, abs=0.02)
+
+
+def test_stats_report_the_rate_achieved_beside_the_rate_allowed(tasks_client, parent, target, stack: Stack):
+    queue = make_queue(tasks_client, parent, rate=100, burst=100, concurrent=100)
+    for _ in range(20):
+        add_task(tasks_client, queue, target.url)
+    target.wait_for(20)
+    stats = requests.get(stack.url(stack.config.tasks_http_port) + "/stats", timeout=5).json()["queues"][
+        queue
+    ]
+    assert stats["allowed_per_s"] == 100  # QueueStats' effective_execution_rate: a maximum
+    assert stats["achieved_per_s"] == 2.0  # 20 answered in the last 10 s: what actually ran
 
 
 def test_bucket_size_is_the_burst(tasks_client, parent, target):

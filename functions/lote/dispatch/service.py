@@ -92,11 +92,11 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
     """One control window: observe, set the pace (once per window), release, schedule the next tick."""
     s, db = services.settings, services.firestore.db
     now = services.clock()
-    previous = state.load(db, pool_name)
-    if previous is not None and int(previous["window"]) > window:
+    previous = state.load(db, pool_name) or {}
+    if int(previous.get("window", -1)) > window:
         return Answer(200, {"result": "noop", "reason": "a later window already ran"})
-    since = previous["run_at"] if previous else now
-    tally = state.calls_between(db, pool_name, since, now) if previous else Counter()
+    since = previous.get("run_at") or now
+    tally = state.calls_between(db, pool_name, since, now) if "run_at" in previous else Counter()
     active = lanes.active(db, pool_name)
     waiting = in_queue(db)
     seen = control.Window(
@@ -108,7 +108,8 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
     bounds = limits(s)
 
     def compute(stored: dict[str, Any] | None) -> dict[str, Any]:
-        pace = control.next_pace(pace_of(stored), seen, bounds) if stored else control.first(bounds)
+        known = stored is not None and "rate" in stored
+        pace = control.next_pace(pace_of(stored), seen, bounds) if known and stored else control.first(bounds)
         rate = min(pace.rate, bounds.ceiling)
         opened_at = (stored or {}).get("opened_at")
         if stored and pace.breaker != stored.get("breaker"):

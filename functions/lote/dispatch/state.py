@@ -91,7 +91,7 @@ def advance(
     def run(tx: Transaction) -> tuple[dict[str, Any] | None, bool]:
         snapshot = ref(db, pool).get(transaction=tx)
         previous = snapshot.to_dict() if snapshot.exists else None
-        seen = int(previous["window"]) if previous else -1
+        seen = int(previous.get("window", -1)) if previous else -1
         if seen > window:
             return None, False
         if seen == window:
