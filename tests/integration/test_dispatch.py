@@ -184,12 +184,16 @@ def test_an_outage_opens_the_breaker_and_no_item_fails(paced, make_tenant, paced
     _model(paced, "/outage", {"seconds": 6})
     waiting = _wait(tenant, batch_id, lambda body: body["waiting_on_model"] or body["status"] == "completed")
     assert waiting["waiting_on_model"], "the batch never said it was waiting on the model"
+    single = tenant.post("/v1/generations", {"prompt": "during the outage"}).json()
+    assert tenant.get(f"/v1/generations/{single['id']}").json()["waiting_on_model"] is True
     done = _wait(tenant, batch_id)
     assert done["counts"]["succeeded"] == 60 and done["counts"]["failed"] == 0
     assert done["waiting_on_model"] is False
     attempts = [j["attempts"] for j in _jobs(paced_services, batch_id)]
     assert max(attempts) <= 4, attempts  # the breaker held the rest: no attempts burned while down
     assert (dispatch_state.load(paced_services.firestore.db, "generation") or {})["breaker"] == "closed"
+    after = tenant.wait(single["id"], timeout=60)
+    assert after["status"] == "succeeded" and after["waiting_on_model"] is False
 
 
 def test_a_duplicated_tick_releases_once_and_a_lost_one_is_made_up(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from lote.dispatch.control import Breaker, Limits, Pace, Window, first, next_pace
@@ -100,3 +102,26 @@ def test_failing_retries_alone_do_not_open_the_breaker():
     assert next_pace(Pace(rate=10), tail, LIMITS).breaker == "closed"
     outage = Window(WINDOW_S, successes=1, failures=20, retries=10, retry_failures=10, backlog=20)
     assert next_pace(Pace(rate=10), outage, LIMITS).breaker == "open"  # fresh calls fail too
+
+
+def test_the_state_records_when_the_breaker_opened_and_forgets_it_when_it_closes():
+    from lote.dispatch.service import next_state
+
+    bounds, t0, t1 = (
+        Limits(start=10, ceiling=20),
+        dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
+    )
+    first = next_state(None, Window(WINDOW_S), bounds, t0, 0, 0)
+    assert first["rate"] == 10 and first["breaker"] == "closed" and first["opened_at"] is None
+    down = Window(WINDOW_S, successes=1, failures=20, backlog=50)
+    opened = next_state(first, down, bounds, t1, 40, 0)
+    assert opened["breaker"] == "open" and opened["opened_at"] == t1
+    still = next_state(
+        opened, Window(WINDOW_S, failures=1, backlog=50), bounds, t1 + dt.timedelta(seconds=2), 40, 0
+    )
+    assert still["opened_at"] == t1  # open since t1, not since the last window
+    closed = next_state(
+        still, Window(WINDOW_S, successes=1, backlog=50), bounds, t1 + dt.timedelta(seconds=4), 40, 0
+    )
+    assert closed["breaker"] == "closed" and closed["opened_at"] is None and closed["rate"] == 5

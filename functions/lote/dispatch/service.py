@@ -10,6 +10,7 @@ The queue is kept shallow (LOTE_DISPATCH_DEPTH_S of work), so a newcomer waits s
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 from collections import Counter
@@ -108,22 +109,12 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
     bounds = limits(s)
 
     def compute(stored: dict[str, Any] | None) -> dict[str, Any]:
-        known = stored is not None and "rate" in stored
-        pace = control.next_pace(pace_of(stored), seen, bounds) if known and stored else control.first(bounds)
-        rate = min(pace.rate, bounds.ceiling)
-        opened_at = (stored or {}).get("opened_at")
-        if stored and pace.breaker != stored.get("breaker"):
+        interactive = tally[f"tier:{share.Tier.INTERACTIVE}"]
+        updated = next_state(stored, seen, bounds, now, waiting, interactive)
+        if (stored or {}).get("breaker", "closed") != updated["breaker"]:
             # One line per change: Terraform's `breaker_opened` log metric counts the "open" ones.
-            log.warning("dispatch %s: breaker %s (window %s)", pool_name, pace.breaker, seen)
-            opened_at = now if pace.breaker is control.Breaker.OPEN else None
-        return {
-            "opened_at": opened_at,
-            **(stored or {}), "pool": pool_name, "run_at": now, "rate": rate, "breaker": str(pace.breaker),
-            "resume_rate": pace.resume_rate, "start": bounds.start, "ceiling": bounds.ceiling,
-            "in_queue": waiting,
-            "last": {"seconds": seen.seconds, "successes": seen.successes, "quota_errors": seen.quota_errors,
-                     "failures": seen.failures, "interactive": tally[f"tier:{share.Tier.INTERACTIVE}"]},
-        }  # fmt: skip
+            log.warning("dispatch %s: breaker %s (window %s)", pool_name, updated["breaker"], seen)
+        return {**updated, "pool": pool_name}
 
     current, fresh = state.advance(db, pool_name, window, compute)
     if current is None:
@@ -141,6 +132,34 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
                      max(0.0, following * s.dispatch_window_s - clock))  # fmt: skip
     return Answer(200, {"result": "ticked" if fresh else "repeated", "rate": current["rate"],
                         "breaker": current["breaker"], "released": released, "idle": idle})  # fmt: skip
+
+
+def next_state(
+    stored: dict[str, Any] | None,
+    seen: control.Window,
+    bounds: control.Limits,
+    now: dt.datetime,
+    waiting: int,
+    interactive_calls: int,
+) -> dict[str, Any]:
+    """The pool's state after a window (pure): the controller's new pace, when the breaker opened,
+    and what the window saw (for the release and the admin view)."""
+    known = stored is not None and "rate" in stored
+    pace = (
+        control.next_pace(pace_of(stored), seen, bounds)
+        if stored is not None and known
+        else control.first(bounds)
+    )
+    opened_at = (stored or {}).get("opened_at")
+    if pace.breaker != (stored or {}).get("breaker", control.Breaker.CLOSED):
+        opened_at = now if pace.breaker is control.Breaker.OPEN else None
+    last = {"seconds": seen.seconds, "successes": seen.successes, "quota_errors": seen.quota_errors,
+            "failures": seen.failures, "interactive": interactive_calls}  # fmt: skip
+    return {
+        **(stored or {}), "run_at": now, "rate": min(pace.rate, bounds.ceiling), "breaker": str(pace.breaker),
+        "opened_at": opened_at, "resume_rate": pace.resume_rate, "start": bounds.start,
+        "ceiling": bounds.ceiling, "in_queue": waiting, "last": last,
+    }  # fmt: skip
 
 
 def _owner_gave_up(settings: Settings, current: dict[str, Any], window: int, now: Any) -> bool:
