@@ -47,8 +47,16 @@ class Client:
         return result
 
     def get(self, path: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.http.get(self.api + path, timeout=60).json()
-        return result
+        """GET, retried on an error answer (logged: a benchmark should not die of one 503)."""
+        for _ in range(20):
+            response = self.http.get(self.api + path, timeout=60)
+            if response.status_code == 200:
+                result: dict[str, Any] = response.json()
+                return result
+            print(f"bench: GET {path} → {response.status_code} {response.text[:300]}", flush=True)
+            time.sleep(1)
+        response.raise_for_status()
+        raise AssertionError(f"GET {path} kept failing")
 
 
 def _client(bench: Bench, api_key: str | None = None) -> Client:
@@ -365,6 +373,16 @@ def _watch(check: Callable[[], bool], timeout_s: float) -> bool:
     return False
 
 
-def run() -> str:
-    """Markdown sections with the measurements."""
-    return "\n".join([*quota_section(), *fairness_section(), *outage_section()])
+def run_quota() -> str:
+    """The quota section as Markdown."""
+    return "\n".join(quota_section())
+
+
+def run_fairness() -> str:
+    """The fairness section as Markdown."""
+    return "\n".join(fairness_section())
+
+
+def run_outage() -> str:
+    """The outage section as Markdown."""
+    return "\n".join(outage_section())

@@ -23,11 +23,13 @@ SUITES = {
     "generation": generation_bench.run,
     "batch": batch_bench.run,
     "webhooks": webhook_bench.run,
-    "dispatch": dispatch_bench.run,
+    "quota": dispatch_bench.run_quota,
+    "fairness": dispatch_bench.run_fairness,
+    "outage": dispatch_bench.run_outage,
     "chaos": lambda: chaos_report.section(chaos.run(chaos.FULL)),
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
-DEFAULT = ["stack", "generation", "batch", "webhooks", "dispatch"]
+DEFAULT = ["stack", "generation", "batch", "webhooks", "quota", "fairness", "outage"]
 
 
 def main() -> None:

@@ -45,3 +45,16 @@ def test_the_rendered_counts_always_add_up(numbers, extra):
     assert counts.queued + counts.running + counts.succeeded + counts.failed + counts.canceled == total
     assert 0.0 <= view.progress <= 100.0
     assert view.links.results == "https://api/v1/batches/bat_x/results.jsonl"
+
+
+@given(st.floats(min_value=1e-300, max_value=1e6), st.integers(1, 100_000))
+def test_the_eta_follows_the_batch_share_and_is_none_when_the_share_is_next_to_nothing(share, queued):
+    # An open breaker decays a lane's rate toward 0: the ETA once overflowed the datetime range (a 500).
+    tally = {"queued": queued, "running": 0, "succeeded": 0, "failed": 0, "canceled": 0}
+    view = progress.render(
+        "https://api", "bat_x", {**BATCH, "total": queued}, tally, 1, 2.0, share_per_s=share
+    )
+    if queued / share <= progress.MAX_ETA_S:
+        assert view.eta is not None
+    else:
+        assert view.eta is None

@@ -50,6 +50,9 @@ def links(api_url: str, batch_id: str) -> BatchLinks:
     return BatchLinks(self=base, items=f"{base}/items", results=f"{base}/results.jsonl")
 
 
+MAX_ETA_S = 30 * 86400
+
+
 def render(
     api_url: str,
     batch_id: str,
@@ -65,7 +68,10 @@ def render(
     eta = None
     pace = share_per_s or rate_per_s  # the batch's share of the model while it has held items
     if pace and batch.get("finished_at") is None:
-        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=remaining(tally, total) / pace))
+        seconds = remaining(tally, total) / pace
+        # A share that is nearly nothing (an open breaker, economy behind others) has no ETA worth
+        # giving, and its quotient can exceed any date.
+        eta = timeutil.iso(timeutil.now() + dt.timedelta(seconds=seconds)) if seconds <= MAX_ETA_S else None
     return Batch(
         id=batch_id,
         status=batch["status"],

@@ -28,6 +28,7 @@ log = logging.getLogger("lote.dispatch")
 MAX_PASSES = 4  # rounds of the split: a drained lane's unused grant goes to the others
 IN_QUEUE_CAP = 10_000
 LANE_RATE_MEMORY = 0.5  # weight of the past in each lane's release rate (what ETAs divide by)
+MIN_LANE_RATE = 0.01
 
 
 def pool(settings: Settings) -> str:
@@ -230,6 +231,8 @@ def release(
         + (1 - LANE_RATE_MEMORY) * released[lane_id] / seen.seconds
         for lane_id in live
     }
+    # A lane that gets (almost) nothing has no rate: its ETA is unknown, not centuries away.
+    lane_rates = {lane_id: rate for lane_id, rate in lane_rates.items() if rate >= MIN_LANE_RATE}
     total = sum(released.values())
     carry = min(1.0, allowed - math.floor(allowed)) if left <= 0 else 0.0
     state.record_release(db, pool_name, window, {
