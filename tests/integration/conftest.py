@@ -130,6 +130,11 @@ def audit_clean(services: Services, tenant_id: str, settle_s: float = 20.0) -> d
 def new_tenant(stack: Stack, services: Services) -> Iterator[Callable[..., Tenant]]:
     """Make tenants (each test's own: tenants never see each other); every scenario ends with each
     tenant's invariant audit clean."""
+    yield from tenant_factory(stack, services)
+
+
+def tenant_factory(stack: Stack, services: Services) -> Iterator[Callable[..., Tenant]]:
+    """new_tenant's body, for a fixture of any stack (test_dispatch.py runs its own)."""
     made: list[str] = []
 
     def make(name: str = "test", credits: int = 100_000, limits: dict[str, int] | None = None) -> Tenant:

@@ -23,10 +23,9 @@ from lote.dispatch import service as dispatch
 from lote.dispatch import state as dispatch_state
 from lote.services import Services
 from lote.settings import Settings
-from lote.tenants import service as tenants
 from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack
-from tests.integration.conftest import ADMIN_TOKEN, Tenant, audit_clean
+from tests.integration.conftest import ADMIN_TOKEN, Tenant, tenant_factory
 
 PACE = {
     "LOTE_DISPATCH_START_RPS": "10",
@@ -72,21 +71,9 @@ def dispatch_queue(paced: Stack) -> Iterator[Callable[[bool], None]]:
 
 
 @pytest.fixture
-def make_tenant(paced: Stack, paced_services: Services) -> Iterator[Callable[[], Tenant]]:
+def make_tenant(paced: Stack, paced_services: Services) -> Iterator[Callable[..., Tenant]]:
     """Tenants of the paced stack, each audited clean at the end."""
-    made: list[str] = []
-
-    def make() -> Tenant:
-        limits = {"max_in_flight": 100_000, "requests_per_minute": 1_000_000}
-        created = tenants.create_tenant(paced_services, "dispatch", 100_000, limits)
-        http = requests.Session()
-        http.headers["Authorization"] = f"Bearer {created['api_key']}"
-        made.append(created["tenant_id"])
-        return Tenant(created["tenant_id"], created["api_key"], http, paced.url(paced.config.api_port))
-
-    yield make
-    for tenant_id in made:
-        audit_clean(paced_services, tenant_id)
+    yield from tenant_factory(paced, paced_services)
 
 
 def _submit(tenant: Tenant, n: int, priority: str = "standard", tag: str = "") -> str:

@@ -8,7 +8,6 @@ held job in it. The dispatcher reads only active lanes; the audit checks every h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lote import bulk, timeutil, transactions
@@ -19,19 +18,10 @@ if TYPE_CHECKING:
     from google.cloud.firestore import Transaction
 
 LANES = "lanes"
-JOBS = "jobs"
+JOBS = "jobs"  # jobs/store.py's collection: importing it from there would close a cycle through jobs/views.py
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
 INDEXES = [(JOBS, ("hold", "hold_rank"))]
 REHELD_RANK = -1  # a job held again after a quota error goes out before the lane's untouched ones
-
-
-@dataclass(frozen=True)
-class LaneDoc:
-    """A lane as stored: its share key and what it belongs to."""
-
-    lane: Lane
-    pool: str
-    batch_id: str | None
 
 
 def batch_lane(batch_id: str) -> str:
@@ -39,9 +29,9 @@ def batch_lane(batch_id: str) -> str:
     return f"batch-{batch_id}"
 
 
-def single_lane(tenant_id: str) -> str:
-    """The lane of a tenant's single generations held after a quota error."""
-    return f"single-{tenant_id}"
+def lane_of(job: dict[str, Any]) -> str:
+    """The lane a job waits in when held: its batch's, or its tenant's singles lane."""
+    return batch_lane(job["batch_id"]) if job.get("batch_id") else f"single-{job['tenant_id']}"
 
 
 def ref(db: firestore.Client, lane_id: str) -> firestore.DocumentReference:
@@ -70,7 +60,7 @@ def activate(db: firestore.Client, lane_id: str, doc: dict[str, Any], tx: Transa
         ref(db, lane_id).set(doc, merge=True)
 
 
-def active(db: firestore.Client, pool: str, limit: int = 1000) -> list[LaneDoc]:
+def active(db: firestore.Client, pool: str, limit: int = 1000) -> list[Lane]:
     """The pool's active lanes."""
     from google.cloud.firestore import FieldFilter
 
@@ -79,8 +69,7 @@ def active(db: firestore.Client, pool: str, limit: int = 1000) -> list[LaneDoc]:
     for snapshot in query.stream():
         doc = snapshot.to_dict() or {}
         if doc.get("pool") == pool:
-            lane = Lane(snapshot.id, str(doc.get("tenant_id")), Tier(doc.get("tier", Tier.STANDARD)))
-            found.append(LaneDoc(lane, pool, doc.get("batch_id")))
+            found.append(Lane(snapshot.id, str(doc.get("tenant_id")), Tier(doc.get("tier", Tier.STANDARD))))
     return found
 
 

@@ -76,7 +76,7 @@ def in_queue(db: Any) -> int:
     from google.cloud.firestore import FieldFilter
 
     query = (
-        db.collection("jobs")
+        db.collection(lanes.JOBS)
         .where(filter=FieldFilter("status", "==", JobStatus.QUEUED))
         .where(filter=FieldFilter("hold", "==", None))
         .limit(IN_QUEUE_CAP)
@@ -192,7 +192,7 @@ def release(
     pool_name: str,
     window: int,
     current: dict[str, Any],
-    active: list[lanes.LaneDoc],
+    active: list[share.Lane],
     waiting: int,
     seen: control.Window,
 ) -> int:
@@ -203,7 +203,7 @@ def release(
     left = math.floor(allowed)
     weights = {share.Tier(k): v for k, v in s.tier_weights.items()}
     deficits: dict[str, float] = dict(current.get("deficits") or {})
-    remaining = [doc.lane for doc in active]
+    remaining = list(active)
     released: Counter[str] = Counter()
     drained: set[str] = set()
     rate = max(float(current["rate"]), 1e-6)

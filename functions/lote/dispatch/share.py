@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Tier(StrEnum):
@@ -24,7 +25,9 @@ class Tier(StrEnum):
     ECONOMY = "economy"  # only what no other tier takes
 
 
-BATCH_TIERS = (Tier.EXPRESS, Tier.STANDARD, Tier.ECONOMY)
+def tier_of(job: dict[str, Any]) -> Tier:
+    """A job's tier: its batch's priority, or interactive for a single generation."""
+    return Tier(job.get("tier") or (Tier.STANDARD if job.get("batch_id") else Tier.INTERACTIVE))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from google.cloud.firestore import Transaction
 
 DISPATCH = "dispatch"
-JOBS = "jobs"
+JOBS = "jobs"  # jobs/store.py's collection (see dispatch/lanes.py)
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
 INDEXES = [(JOBS, ("call.pool", "call.at"))]
 CALLS_READ_LIMIT = 20_000

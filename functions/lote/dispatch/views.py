@@ -42,11 +42,11 @@ def scheduler(services: Services) -> Scheduler:
     doc = state.load(db, name) or {}
     bounds = dispatch.limits(settings)
     active = lanes.active(db, name)
-    held = {lane.lane.id: lanes.count_held(db, lane.lane.id) for lane in active}
+    held = {lane.id: lanes.count_held(db, lane.id) for lane in active}
     rates: dict[str, float] = {k: float(v) for k, v in (doc.get("lane_rates") or {}).items()}
     tiers = {}
     for tier in Tier:
-        mine = [lane.lane.id for lane in active if lane.lane.tier is tier]
+        mine = [lane.id for lane in active if lane.tier is tier]
         count, rate = sum(held[x] for x in mine), sum(rates.get(x, 0.0) for x in mine)
         wait = 0.0 if count == 0 else (count / rate if rate > 0 else None)
         estimate = None if wait is None else round(wait, 1)
@@ -55,7 +55,7 @@ def scheduler(services: Services) -> Scheduler:
         )
     by_tenant: dict[str, list[str]] = defaultdict(list)
     for lane in active:
-        by_tenant[lane.lane.tenant_id].append(lane.lane.id)
+        by_tenant[lane.tenant_id].append(lane.id)
     tenants = [
         TenantBacklog(
             tenant_id=tenant,

@@ -7,6 +7,7 @@ from typing import Any
 
 from lote import ids, timeutil
 from lote.billing import pricing
+from lote.dispatch import share
 from lote.dispatch import views as dispatch_views
 from lote.jobs import presets
 from lote.jobs.schemas import Generation, JobError, Links, Output, Preset, PresetList, PresetParam
@@ -70,7 +71,7 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
         output_format=job.get("output_format") or "png",
         metadata=job.get("metadata") or {},
         webhook_url=job.get("webhook_url") if not job.get("batch_id") else None,
-        priority=job.get("tier") or ("standard" if job.get("batch_id") else "interactive"),
+        priority=share.tier_of(job),
         links=job_links,
     )
 

@@ -196,12 +196,10 @@ class ModelCall:
 
     def staged(self, outcome: Outcome) -> Also:
         """What store.finish stages along with the attempt's end: the call's outcome on the job."""
-        fields = state.call_fields(self.pool, outcome, _tier(self.job), self.retry, timeutil.now())
+        fields = state.call_fields(
+            self.pool, outcome, str(share.tier_of(self.job)), self.retry, timeutil.now()
+        )
         return lambda _tx, written: written.update(call=fields)
-
-
-def _tier(job: dict[str, Any]) -> str:
-    return str(job.get("tier") or ("standard" if job.get("batch_id") else "interactive"))
 
 
 def _storage_failed(
@@ -229,9 +227,9 @@ def _hold(
     in its lane, with a new task."""
     db = services.firestore.db
     batch_id = job.get("batch_id")
-    lane = lanes.batch_lane(batch_id) if batch_id else lanes.single_lane(job["tenant_id"])
+    lane = lanes.lane_of(job)
     pool = dispatch.pool(services.settings)
-    lane_doc = lanes.document(pool, job["tenant_id"], share.Tier(_tier(job)), batch_id)
+    lane_doc = lanes.document(pool, job["tenant_id"], share.tier_of(job), batch_id)
     update = {
         "status": JobStatus.QUEUED, **lanes.hold_fields(lane, lanes.REHELD_RANK), "attempts": attempt - 1,
         "task_gen": int(job.get("task_gen") or 0) + 1,
