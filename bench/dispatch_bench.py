@@ -1,17 +1,15 @@
 """Quota-adaptive, fair dispatch (issue 13): the share of a true quota used from a wrong start,
-following a quota that halves and recovers, fairness between tenants and tiers, a 60 s outage, and
-the worker's CPU per image that sets its concurrency."""
+following a quota that halves and recovers, fairness between tenants and tiers, and a 60 s outage.
+(The worker's CPU per image, which sets its concurrency, is measured in the batch section.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,8 +27,6 @@ QUEUES = REPO_ROOT / "tests" / "fixtures" / "queue-paced.yaml"
 QUOTA = 8.0
 ITEMS = 1000
 FAIR_A, FAIR_B, SINGLE_EVERY_S = 1500, 10, 5.0
-PRICE = {"vcpu_s": 0.000024, "gib_s": 0.0000025, "request": 0.40 / 1e6}
-MODEL_WAIT_S = 8.0  # Gemini image latency the cost is quoted at
 
 
 @dataclass
@@ -110,22 +106,6 @@ def _set_pace(bench: Bench, rate: float) -> None:
     )
 
 
-def _worker_cpu_s(bench: Bench) -> float:
-    """CPU seconds used so far by the worker's process group."""
-    process = bench.stack.service("worker").process
-    assert process is not None, "the worker is not running"
-    group, total = process.pid, 0.0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == group:
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 @dataclass
 class ShareRun:
     """One 1,000-item batch against an 8/s quota."""
@@ -180,13 +160,11 @@ def follow_run(bench: Bench, client: Client) -> tuple[list[tuple[float, float]],
 
 def quota_section() -> list[str]:
     """Share of an 8/s quota used from a start 2.5× too high, 2× too low, and right; then a
-    quota that halves and recovers; and the worker's CPU per image."""
+    quota that halves and recovers."""
     with running(queue_yaml=QUEUES, model_latency_ms=1000, function_threads=80, model_long_edge=256,
                  model_quota_rps=QUOTA, extra_env={"LOTE_DISPATCH_CEILING_RPS": "25"}) as bench:  # fmt: skip
         client = _client(bench, bench.api_key)
-        cpu_before = _worker_cpu_s(bench)
         runs = [share_run(bench, client, start) for start in (20.0, 4.0, 8.0)]
-        cpu_per_image = (_worker_cpu_s(bench) - cpu_before) / (len(runs) * ITEMS)
         series, halved_s, recovered_s = follow_run(bench, client)
     lines = [
         "## Quota-adaptive dispatch (issue 13)",
@@ -209,25 +187,8 @@ def quota_section() -> list[str]:
         "A quota error is answered 200: the job goes back among held work with its attempt uncounted, so Cloud "
         "Tasks applies no backoff to the whole queue and the dispatcher alone sets the pace.",
         "",
-        *cost_lines(cpu_per_image),
     ]  # fmt: skip
     return lines
-
-
-def cost_lines(cpu_per_image: float) -> list[str]:
-    """The worker's concurrency from its measured CPU per image, and the cost per 1,000 images."""
-    concurrency = 32
-    busy = concurrency * cpu_per_image / MODEL_WAIT_S  # vCPU a full instance keeps busy
-    per_1000 = 1000 * (MODEL_WAIT_S / concurrency * (PRICE["vcpu_s"] + PRICE["gib_s"]) + PRICE["request"])
-    before = 1000 * (MODEL_WAIT_S / 8 * (PRICE["vcpu_s"] + PRICE["gib_s"]) + PRICE["request"])
-    return [
-        f"Worker CPU per image, measured over the {3 * ITEMS:,} images above: **{cpu_per_image * 1000:.0f} ms** "
-        f"(claim, input, model client, output, finish). At {MODEL_WAIT_S:.0f} s of model wait per image, "
-        f"concurrency {concurrency} keeps {busy:.2f} of the instance's vCPU busy, so the worker runs "
-        f"`concurrency = {concurrency}` (THREADS {concurrency}; 1 vCPU, 1 GiB): "
-        f"**${per_1000:.4f} per 1,000 images** for the function (was ${before:.4f} at concurrency 8).",
-        "",
-    ]
 
 
 def _pause(bench: Bench, paused: bool) -> None:

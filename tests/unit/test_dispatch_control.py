@@ -125,3 +125,36 @@ def test_the_state_records_when_the_breaker_opened_and_forgets_it_when_it_closes
         still, Window(WINDOW_S, successes=1, backlog=50), bounds, t1 + dt.timedelta(seconds=4), 40, 0
     )
     assert closed["breaker"] == "closed" and closed["opened_at"] is None and closed["rate"] == 5
+
+
+def _release_over(singles_per_window: list[int], rate: float = 10.0) -> tuple[float, int]:
+    """Windows of the dispatcher's state and budget at a fixed pace, singles arriving as given:
+    (batch calls released in all, singles' calls in all)."""
+    from lote.dispatch.service import budget, next_state
+    from lote.settings import Settings
+
+    settings = Settings(dispatch_window_s=WINDOW_S, dispatch_interactive_share=0.2)
+    bounds, now = Limits(start=rate, ceiling=rate), dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    state = next_state(None, Window(WINDOW_S), bounds, now, 0, 0)
+    released = 0.0
+    for singles in singles_per_window:
+        now += dt.timedelta(seconds=WINDOW_S)
+        state = next_state(state, Window(WINDOW_S, successes=10, backlog=100), bounds, now, 0, singles)
+        released += budget(settings, state, 0, WINDOW_S)
+    return released, sum(singles_per_window)
+
+
+def test_batches_give_way_to_singles_only_as_much_as_singles_use():
+    # One single every 5 s at 10/s for 300 s (2 s windows): singles take ~2% of the pace, and the
+    # batches' share falls by about that, not by the whole reserved share.
+    arrivals = [1 if (i * 2) % 5 < 2 else 0 for i in range(150)]
+    released, singles = _release_over(arrivals)
+    assert singles == 60
+    assert 3000 - singles - 5 <= released <= 3000 - singles + 5
+    # None at all: batches take the whole pace.
+    assert _release_over([0] * 150)[0] == 3000
+
+
+def test_a_burst_of_singles_holds_back_at_most_twice_the_interactive_share():
+    released, _ = _release_over([40] * 10)  # far above the pace: 20 singles/s
+    assert released == pytest.approx(10 * 10 * WINDOW_S * (1 - 2 * 0.2))
