@@ -57,7 +57,7 @@ def accept_and_fanout(folder: Path) -> tuple[dict[int, list[float]], float]:
     try:
         services = _services(stack, folder)
         tasks = services.tasks.client
-        tenant = stack.create_tenant("bench", 10**9, **BENCH_LIMITS)
+        tenant = stack.create_tenant("bench", 10**7, **BENCH_LIMITS)
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {tenant['api_key']}"
         url = stack.url(stack.config.api_port) + "/v1/batches"
@@ -105,7 +105,7 @@ def end_to_end(folder: Path, items: int = E2E_ITEMS, long_edge: int = 256) -> Ru
     stack.start()
     try:
         services = _services(stack, folder)
-        tenant = stack.create_tenant("bench", 10**9, **BENCH_LIMITS)
+        tenant = stack.create_tenant("bench", 10**7, **BENCH_LIMITS)
         headers = {"Authorization": f"Bearer {tenant['api_key']}"}
         api = stack.url(stack.config.api_port)
         worker_process = stack.service("worker").process
@@ -139,7 +139,7 @@ def operations(folder: Path) -> tuple[dict[str, tuple[int, int, int]], tuple[int
         tasks = services.tasks.client
         for queue in ("fanout", "generation", "dispatch"):
             tasks.pause_queue(name=_queue(stack, queue))  # this process runs every handler itself
-        tenant = stack.create_tenant("bench", 10**9, **BENCH_LIMITS)
+        tenant = stack.create_tenant("bench", 10**7, **BENCH_LIMITS)
         caller = Caller(tenant_id=tenant["tenant_id"], key_id="bench")
         steps: dict[str, tuple[int, int, int]] = {}
         with counting() as ops:

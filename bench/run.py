@@ -35,11 +35,11 @@ DEFAULT = ["stack", "generation", "batch", "webhooks", "quota", "fairness", "out
 def main() -> None:
     """`make bench` (the default suites) or `python -m bench.run stack chaos`."""
     chosen = sys.argv[1:] or DEFAULT
-    sections = []
-    for name in chosen:
+    for number, name in enumerate(chosen):
         print(f"bench: {name} ...", flush=True)
-        sections.append(SUITES[name]())
-    write(sections, subset=bool(sys.argv[1:]))
+        # Written as each suite ends, so a later suite's failure loses no measurement; a full run
+        # renews the header with its first section.
+        write([SUITES[name]()], subset=bool(sys.argv[1:]) or number > 0)
     print(RESULTS.read_text())
 
 

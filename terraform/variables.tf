@@ -40,9 +40,11 @@ variable "functions" {
     cpu           = string
   }))
   description = "Scaling of each function: instances, request concurrency (THREADS matches it), memory and vCPU."
+  # The worker's concurrency is derived in bench/RESULTS.md ("Batches"): the fewest requests per instance
+  # that keep infrastructure at or under $0.01 per 1,000 images, and CPU under 25% of the vCPU.
   default = {
     api            = { min_instances = 0, max_instances = 20, concurrency = 40, memory = "1Gi", cpu = "1" }
-    worker         = { min_instances = 0, max_instances = 50, concurrency = 32, memory = "1Gi", cpu = "1" }
+    worker         = { min_instances = 0, max_instances = 50, concurrency = 64, memory = "1Gi", cpu = "1" }
     stripe_webhook = { min_instances = 0, max_instances = 5, concurrency = 20, memory = "512Mi", cpu = "1" }
   }
   validation {

@@ -112,8 +112,8 @@ class Settings(BaseSettings):
         0.2,
         ge=0,
         lt=1,
-        description="Share of the pace reserved for single generations while any arrive (batches borrow it "
-        "when none do).",
+        description="Single generations may hold back up to twice this share of the pace; only their "
+        "measured call rate is held back, so batches borrow whatever singles leave.",
     )
     generation_max_attempts: int = Field(
         10,
