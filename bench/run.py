@@ -39,8 +39,19 @@ def main() -> None:
         print(f"bench: {name} ...", flush=True)
         # Written as each suite ends, so a later suite's failure loses no measurement; a full run
         # renews the header with its first section.
-        write([SUITES[name]()], subset=bool(sys.argv[1:]) or number > 0)
+        section = SUITES[name]()
+        if sys.argv[1:]:
+            section = stamped(section, name)
+        write([section], subset=bool(sys.argv[1:]) or number > 0)
     print(RESULTS.read_text())
+
+
+def stamped(section: str, suite: str) -> str:
+    """The section with when, how and where it ran under its title: a subset's sections may come
+    from other days and machines than the header's full run."""
+    title, _, body = section.partition("\n")
+    when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    return f"{title}\n\nRun {when} with `python -m bench.run {suite}` on: {machine.describe()}.\n{body}"
 
 
 def write(sections: list[str], subset: bool) -> None:

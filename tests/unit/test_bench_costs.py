@@ -10,7 +10,9 @@ from bench import costs
 
 def test_the_deployed_shape_is_terraforms():
     shape = costs.deployed("worker")
-    line = next(line for line in costs.VARIABLES.read_text().splitlines() if line.strip().startswith("worker "))
+    line = next(
+        line for line in costs.VARIABLES.read_text().splitlines() if line.strip().startswith("worker ")
+    )
     assert f"concurrency = {shape.concurrency}," in line
     assert re.search(rf'cpu\s*=\s*"{shape.cpu:g}"', line)
     assert costs.deployed("stripe_webhook").memory_gib == 0.5  # "512Mi"

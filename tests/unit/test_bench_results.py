@@ -32,3 +32,11 @@ def test_a_subset_keeps_the_header(results: Path):
     text = results.read_text()
     assert text.startswith("# Benchmark results\n\nRun long ago on: old box.")
     assert "new chaos" in text and "old stack" in text
+
+
+def test_a_section_run_on_its_own_says_when_and_where():
+    section = run.stamped("## Stack\n\nnew stack\n", "stack")
+    title, blank, stamp, *rest = section.split("\n")
+    assert (title, blank) == ("## Stack", "")
+    assert stamp.startswith("Run ") and "`python -m bench.run stack` on: " in stamp and "cores" in stamp
+    assert "\n".join(rest) == "\nnew stack\n"
