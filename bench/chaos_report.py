@@ -50,7 +50,8 @@ def section(f: dict[str, Any]) -> str:
         f"`LOTE_REPAIR_AFTER_S` {size['repair_after_s']}; the repair sweep every {size['sweep_every_s']:g} s.",
         "",
         f"Chaos: SIGKILL of {kills}. Cloud Tasks was frozen (SIGSTOP) around the api's kill, so "
-        f"{stranded['jobs']} submissions died after their commit and before their answer; "
+        f"{stranded['jobs'] - stranded['answered_before_the_kill']} submissions died after their commit and before "
+        "their answer; "
         f"{forced['generation_tasks']} generation tasks and {forced['fanout_tasks']} fan-out tasks (plan, "
         f"chunks, checkers) were each delivered twice at once with RunTask ({forced['generation_runs'] + forced['fanout_runs']} "
         "RunTasks accepted).",
@@ -62,8 +63,8 @@ def section(f: dict[str, Any]) -> str:
         "| answers with another id than the first (during the run, and a replay of every key after it) "
         f"| {f['answers_not_the_first'] + f['replays_not_the_first']} |",
         f"| api died after commit: retries answered with the committed job | {stranded['answered_with_their_job']} of "
-        f"{stranded['jobs']} ({stranded['task_existed_after_restart']} had their task, "
-        f"{stranded['left_to_the_sweep']} left to the sweep) |",
+        f"{stranded['jobs'] - stranded['answered_before_the_kill']} ({stranded['lost']} answers lost; "
+        f"{stranded['task_existed_after_restart']} had their task, {stranded['left_to_the_sweep']} left to the sweep) |",
         f"| double charges | {f['double_charges']} |",
         f"| refunds of failed singles (each exactly its price) | {f['single_refunds']} ({f['single_refunds_wrong']} wrong) |",
         f"| batch refund at completion | {f['batch_refund_entries']} entry, {f['batch_refunded']:,} credits (owed {f['batch_refund_owed']:,}) |",

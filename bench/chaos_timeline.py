@@ -154,11 +154,20 @@ class Timeline:
         return self.services.tasks.exists(self.services.settings.generation_queue, f"{job_id}-0")
 
     def stranded_outcome(self, singles: list[Single]) -> dict[str, int]:
-        """The requests the api died in after committing: answered by a retry with their job?"""
-        retried = {s.job_id for s in singles if s.connection_errors}
+        """The requests the api died in after committing: answered by a retry with their job? A job
+        still unmarked at the freeze whose client was answered at once had its CreateTask through
+        just before the freeze (only its `enqueued` mark was still to come): its request did not
+        die. A job no client holds is an answer lost."""
+        owners = {s.job_id: s for s in singles if s.job_id}
         return {
             "jobs": len(self.stranded),
-            "answered_with_their_job": sum(job_id in retried for job_id in self.stranded),
+            "answered_with_their_job": sum(
+                1 for job_id in self.stranded if job_id in owners and owners[job_id].connection_errors
+            ),
+            "answered_before_the_kill": sum(
+                1 for job_id in self.stranded if job_id in owners and not owners[job_id].connection_errors
+            ),
+            "lost": sum(1 for job_id in self.stranded if job_id not in owners),
             "task_existed_after_restart": self.stranded_had_task,
             "left_to_the_sweep": len(self.stranded) - self.stranded_had_task,
         }

@@ -1,4 +1,4 @@
-"""Dispatch on a stack of its own, paced by the dispatcher (10/s to start, 20/s ceiling, 1 s windows):
+"""Dispatch on a stack of its own, paced by the dispatcher (20/s to start, 40/s ceiling, 1 s windows):
 fair release between tenants, tier order, quota errors, the breaker, duplicate and lost ticks, and
 the operators' view. Every scenario ends with its tenants' audit clean."""
 
@@ -28,8 +28,8 @@ from lote_local.stack import Stack
 from tests.integration.conftest import ADMIN_TOKEN, Tenant, tenant_factory
 
 PACE = {
-    "LOTE_DISPATCH_START_RPS": "10",
-    "LOTE_DISPATCH_CEILING_RPS": "20",
+    "LOTE_DISPATCH_START_RPS": "20",
+    "LOTE_DISPATCH_CEILING_RPS": "40",
     "LOTE_DISPATCH_WINDOW_S": "1",
 }
 
@@ -151,17 +151,17 @@ def test_express_drains_first_and_economy_takes_only_spare_capacity(
 def test_quota_errors_hold_jobs_again_without_spending_attempts(paced, make_tenant, paced_services):
     tenant = make_tenant()
     before = _model(paced, "/stats").get("quota_exhausted", 0)
-    _model(paced, "/quota", {"rps": 3})
+    _model(paced, "/quota", {"rps": 6})
     try:
         batch_id = _submit(tenant, 30, tag="Q")
         done = _wait(tenant, batch_id)
     finally:
         _model(paced, "/quota", {"rps": 0})
     assert done["counts"]["succeeded"] == 30
-    assert _model(paced, "/stats").get("quota_exhausted", 0) > before  # the pace started above 3/s
+    assert _model(paced, "/stats").get("quota_exhausted", 0) > before  # the pace started above 6/s
     assert {j["attempts"] for j in _jobs(paced_services, batch_id)} == {1}
     pace = dispatch_state.load(paced_services.firestore.db, "generation") or {}
-    assert pace["rate"] < 10  # and it came down
+    assert pace["rate"] < 20  # and it came down
 
 
 def test_an_outage_opens_the_breaker_and_no_item_fails(paced, make_tenant, paced_services):
@@ -237,7 +237,7 @@ def test_operators_see_backlog_by_tier_and_tenant(paced, make_tenant, dispatch_q
         view = admin.get(url, timeout=10).json()["pools"][0]
     finally:
         dispatch_queue(False)
-    assert view["pool"] == "generation" and view["ceiling_per_s"] == 20 and view["start_per_s"] == 10
+    assert view["pool"] == "generation" and view["ceiling_per_s"] == 40 and view["start_per_s"] == 20
     assert view["breaker"] in ("closed", "open") and view["rate_per_s"] > 0
     held = {t["tenant_id"]: t["held"] for t in view["tenants"]}
     assert held[first.tenant_id] == 12 and held[second.tenant_id] == 7
