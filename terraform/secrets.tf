@@ -6,6 +6,7 @@ locals {
     # secret id suffix => (environment variable, functions that read it)
     "stripe-secret-key"     = { env = "LOTE_STRIPE_SECRET_KEY", fns = ["api", "stripe_webhook"] }
     "admin-token"           = { env = "LOTE_ADMIN_TOKEN", fns = ["api"] }
+    "client-token-keys"     = { env = "LOTE_CLIENT_TOKEN_KEYS", fns = ["api"] }
     "stripe-webhook-secret" = { env = "LOTE_STRIPE_WEBHOOK_SECRET", fns = ["stripe_webhook"] }
   }
   # With Vertex AI the worker calls Gemini as its service account and needs no key.

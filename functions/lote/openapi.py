@@ -24,7 +24,8 @@ _STATUS_TEXT = {
     400: "Invalid request; details name the fields",
     401: "Missing, unknown or revoked credentials",
     402: "Not enough credits (details: required, available); nothing was written",
-    403: "Admin routes are disabled on this deployment",
+    403: "Not allowed: admin routes disabled (admin); a client token's scope, origin or image cap; an API "
+    "key sent from another site's page",
     404: "No such resource for this tenant",
     409: "Conflict with the resource's state, or an Idempotency-Key reused with another body",
     413: "Body over the limit",
@@ -69,7 +70,7 @@ def _responses(op: Operation) -> dict[str, Any]:
     if op.links:
         ok["links"] = op.links
     answers: dict[str, Any] = {op.ok: ok}
-    auth_errors = (401, 403) if op.admin else (401, 429)
+    auth_errors = (401, 403) if op.admin else (401, 403, 429)
     error = {"application/json": {"schema": _ref(ErrorResponse)}}
     for status in sorted({*op.errors, *auth_errors, 500, 503}):
         if status == 304:
@@ -83,11 +84,16 @@ def _responses(op: Operation) -> dict[str, Any]:
     return answers
 
 
+def _security(op: Operation) -> list[dict[str, list[str]]]:
+    """An API key always; a client token too unless only the key may act (`key_only`)."""
+    return [{"apiKey": []}] if op.key_only else [{"apiKey": []}, {"clientToken": list(op.scopes)}]
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     found: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
-        "security": [{"adminToken": []}] if op.admin else [{"apiKey": []}],
+        "security": [{"adminToken": []}] if op.admin else _security(op),
         "parameters": op.params,
         "responses": _responses(op),
     }
@@ -140,7 +146,9 @@ def _cached(server: str, local: bool, packs: tuple[str, ...]) -> str:
         "components": {
             "schemas": json.loads(text),
             "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer", "description": "A tenant's API key"},
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key (servers)"},
+                "clientToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                "description": "A client token (POST /v1/client-tokens) for one end user"},
                 "adminToken": {"type": "http", "scheme": "bearer", "description": "LOTE_ADMIN_TOKEN"},
             },
         },

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from lote.access.schemas import ClientToken, ClientTokenRequest, RevokedToken
 from lote.batches.schemas import (
     Batch,
     BatchAccepted,
@@ -54,6 +55,7 @@ JOB, BATCH, DELIVERY, TENANT = (
     _id("delivery_id", "msg"),
     _id("tenant_id", "ten"),
 )
+TOKEN_ID = _id("token_id", "tok")
 KEY = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 TOKEN = {"name": "page_token", "in": "query", "required": False,
          "schema": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -101,6 +103,8 @@ class Operation:
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
     body_required: bool = True  # False: an empty body means the request model's defaults
     media: str = "application/json"
+    scopes: tuple[str, ...] = ()  # what a client token needs here (none: any token)
+    key_only: bool = False  # only an API key may act here, never a client token
 
 
 def _link(operation_id: str, **params: str) -> dict[str, Any]:
@@ -137,46 +141,57 @@ ITEM_STATUSES = tuple(s.value for s in JobStatus)
 
 OPERATIONS: list[Operation] = [
     Operation("post", "/v1/generations", "createGeneration", "Submit one generation", "202", Accepted,
-              GenerationRequest, [IDEMPOTENCY], (*BODY, 402, 409), headers=REPLAYABLE, links=JOB_LINKS),
+              GenerationRequest, [IDEMPOTENCY], (*BODY, 402, 409), headers=REPLAYABLE, links=JOB_LINKS,
+              scopes=("generations:create",)),
     Operation("get", "/v1/generations/{job_id}", "getGeneration", "Read a generation", "200", Generation,
-              params=[JOB, IF_NONE_MATCH], errors=(304, 404), headers=CACHED),
+              params=[JOB, IF_NONE_MATCH], errors=(304, 404), headers=CACHED, scopes=("generations:read",)),
     Operation("get", "/v1/generations/{job_id}/output", "getGenerationOutput", "Redirect to the image", "302",
-              params=[JOB], errors=(404, 409), headers=("Location",)),
+              params=[JOB], errors=(404, 409), headers=("Location",), scopes=("generations:read",)),
     Operation("post", "/v1/generations/{job_id}/cancel", "cancelGeneration", "Cancel a generation", "200",
-              Generation, params=[JOB], errors=(404, 409)),
+              Generation, params=[JOB], errors=(404, 409), scopes=("generations:create",)),
     Operation("get", "/v1/presets", "listPresets", "List presets and their parameters", "200", PresetList),
     Operation("post", "/v1/batches", "createBatch", "Submit a batch", "202", BatchAccepted, BatchRequest,
-              [IDEMPOTENCY], (*BODY, 402, 409), headers=REPLAYABLE, links=BATCH_LINKS),
+              [IDEMPOTENCY], (*BODY, 402, 409), headers=REPLAYABLE, links=BATCH_LINKS,
+              scopes=("batches:create",)),
     Operation("get", "/v1/batches", "listBatches", "List batches (newest first)", "200", BatchPage,
-              params=[status_param(BATCH_STATUSES), TOKEN], errors=(400,)),
+              params=[status_param(BATCH_STATUSES), TOKEN], errors=(400,), scopes=("batches:read",)),
     Operation("get", "/v1/batches/{batch_id}", "getBatch", "Read a batch with live counts", "200", Batch,
-              params=[BATCH, IF_NONE_MATCH], errors=(304, 404), headers=CACHED),
+              params=[BATCH, IF_NONE_MATCH], errors=(304, 404), headers=CACHED, scopes=("batches:read",)),
     Operation("get", "/v1/batches/{batch_id}/items", "listBatchItems", "List a batch's items", "200",
-              ItemsPage, params=[BATCH, status_param(ITEM_STATUSES), TOKEN, PAGE_SIZE], errors=(400, 404)),
+              ItemsPage, params=[BATCH, status_param(ITEM_STATUSES), TOKEN, PAGE_SIZE], errors=(400, 404),
+              scopes=("batches:read",)),
     Operation("get", "/v1/batches/{batch_id}/results.jsonl", "getBatchResults", "Every item as JSON lines",
-              "200", params=[BATCH], errors=(404,), media="application/jsonl"),
+              "200", params=[BATCH], errors=(404,), media="application/jsonl", scopes=("batches:read",)),
     Operation("post", "/v1/batches/{batch_id}/retry", "retryBatch", "Retry failed items", "200", RetryAnswer,
-              RetryRequest, [BATCH], (*BODY, 402, 404, 409), body_required=False),
+              RetryRequest, [BATCH], (*BODY, 402, 404, 409), body_required=False, scopes=("batches:write",)),
     Operation("post", "/v1/batches/{batch_id}/cancel", "cancelBatch", "Cancel a batch", "200", CancelAnswer,
-              params=[BATCH], errors=(404, 409)),
+              params=[BATCH], errors=(404, 409), scopes=("batches:write",)),
     Operation("post", "/v1/uploads", "createUpload", "Get a signed upload URL", "201", UploadAnswer,
-              UploadRequest, errors=BODY),
-    Operation("get", "/v1/account", "getAccount", "Read your account", "200", Account),
+              UploadRequest, errors=BODY, scopes=("uploads:create",)),
+    Operation("get", "/v1/account", "getAccount", "Read your account", "200", Account,
+              scopes=("account:read",)),
     Operation("get", "/v1/account/ledger", "listLedger", "List your ledger (newest first)", "200",
-              LedgerPage, params=[TOKEN], errors=(400,)),
+              LedgerPage, params=[TOKEN], errors=(400,), scopes=("account:read",)),
     Operation("get", "/v1/webhooks/deliveries", "listDeliveries", "List webhook deliveries", "200",
-              DeliveryPage, params=[status_param(DELIVERY_STATUSES), TOKEN], errors=(400,)),
+              DeliveryPage, params=[status_param(DELIVERY_STATUSES), TOKEN], errors=(400,),
+              scopes=("webhooks:read",)),
     Operation("get", "/v1/webhooks/deliveries/{delivery_id}", "getDelivery", "Read a delivery and its event",
-              "200", Delivery, params=[DELIVERY], errors=(404,)),
+              "200", Delivery, params=[DELIVERY], errors=(404,), scopes=("webhooks:read",)),
     Operation("post", "/v1/webhooks/deliveries/{delivery_id}/redeliver", "redeliverDelivery",
-              "Redeliver an event", "202", Delivery, params=[DELIVERY], errors=(404, 409)),
+              "Redeliver an event", "202", Delivery, params=[DELIVERY], errors=(404, 409),
+              scopes=("webhooks:write",)),
     Operation("get", "/v1/account/webhook-secret", "getWebhookSecret", "Read your webhook signing secret",
-              "200", WebhookSecret, headers=("Cache-Control",)),
+              "200", WebhookSecret, headers=("Cache-Control",), key_only=True),
     Operation("post", "/v1/account/webhook-secret/rotate", "rotateWebhookSecret", "Rotate the signing secret",
-              "200", WebhookSecret, headers=("Cache-Control",)),
+              "200", WebhookSecret, headers=("Cache-Control",), key_only=True),
     Operation("get", "/v1/billing/packs", "listPacks", "List credit packs", "200", PackList),
     Operation("post", "/v1/billing/checkout", "createCheckout", "Buy a credit pack (Stripe Checkout)", "201",
-              CheckoutAnswer, CheckoutRequest, [IDEMPOTENCY], (*BODY, 404)),
+              CheckoutAnswer, CheckoutRequest, [IDEMPOTENCY], (*BODY, 404), key_only=True),
+    Operation("post", "/v1/client-tokens", "createClientToken", "Mint a client token for an end user", "201",
+              ClientToken, ClientTokenRequest, errors=(*BODY, 503), headers=("Cache-Control",),
+              key_only=True),
+    Operation("post", "/v1/client-tokens/{token_id}/revoke", "revokeClientToken", "Revoke a client token",
+              "200", RevokedToken, params=[TOKEN_ID], errors=(404,), key_only=True),
     Operation("get", "/v1/admin/scheduler", "adminScheduler", "Admin: pace, breaker and backlog", "200",
               Scheduler, errors=(403,), admin=True),
     Operation("post", "/v1/admin/tenants", "adminCreateTenant", "Admin: create a tenant", "201",

@@ -182,6 +182,13 @@ class Settings(BaseSettings):
         json_schema_extra=DEPLOY,
     )
 
+    client_token_keys: dict[str, SecretStr] = Field(
+        {},
+        description="JSON {kid: secret} of the keys that sign client tokens (HS256, 32+ bytes each); the "
+        "first signs, all verify. Rotate by putting a new key first and dropping the old one an hour later.",
+        json_schema_extra=DEPLOY,
+    )
+
     # Billing (Stripe). Secrets come from Secret Manager in production.
     stripe_secret_key: SecretStr | None = Field(
         None,
@@ -232,6 +239,14 @@ class Settings(BaseSettings):
     )
     default_model: str = Field("gemini-2.5-flash-image", description="Model used when a request names none.")
     model_timeout_s: float = Field(120.0, gt=0, description="Timeout of one model call.")
+
+    @model_validator(mode="after")
+    def _token_keys_are_long(self) -> Settings:
+        """HS256 keys shorter than the hash (32 bytes) can be guessed offline from one token."""
+        short = [kid for kid, key in self.client_token_keys.items() if len(key.get_secret_value()) < 32]
+        if short:
+            raise ValueError(f"LOTE_CLIENT_TOKEN_KEYS: keys {short} are shorter than 32 characters")
+        return self
 
     @model_validator(mode="after")
     def _emulators_only_locally(self) -> Settings:

@@ -104,11 +104,21 @@ def _create(
 
 
 def _api_routes(app: flask.Flask) -> None:
-    from lote.api import account_routes, batch_routes, billing_routes, generation_routes, webhook_routes
+    from lote.api import (
+        access_routes,
+        account_routes,
+        batch_routes,
+        billing_routes,
+        cors,
+        generation_routes,
+        webhook_routes,
+    )
     from lote.api.http import add_rate_headers
 
     app.after_request(add_rate_headers)
+    cors.register(app)
 
+    access_routes.register(app)
     generation_routes.register(app)
     batch_routes.register(app)
     account_routes.register(app)

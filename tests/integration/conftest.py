@@ -139,7 +139,8 @@ def tenant_factory(stack: Stack, services: Services) -> Iterator[Callable[..., T
 
     def make(name: str = "test", credits: int = 100_000, limits: dict[str, int] | None = None) -> Tenant:
         # Tests poll fast; the plan limits have tests of their own.
-        limits = {"max_in_flight": 100_000, "requests_per_minute": 1_000_000, **(limits or {})}
+        limits = {"max_in_flight": 100_000, "requests_per_minute": 1_000_000,
+                  "subject_requests_per_minute": 1_000_000, **(limits or {})}  # fmt: skip
         created = tenants.create_tenant(services, name, credits, limits)
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {created['api_key']}"

@@ -37,7 +37,10 @@ def test_it_describes_exactly_the_routes_the_api_serves(document):
 
 def test_each_operation_lists_only_what_it_can_answer(document):
     paths = document["paths"]
-    assert set(paths["/v1/account"]["get"]["responses"]) == {"200", "401", "429", "500", "503"}
+    # 403: a client token without account:read, or an API key sent from another site's page.
+    assert set(paths["/v1/account"]["get"]["responses"]) == {"200", "401", "403", "429", "500", "503"}
+    assert paths["/v1/account"]["get"]["security"] == [{"apiKey": []}, {"clientToken": ["account:read"]}]
+    assert paths["/v1/client-tokens"]["post"]["security"] == [{"apiKey": []}]  # never a token
     assert "402" in paths["/v1/generations"]["post"]["responses"]
     assert "402" not in paths["/v1/batches/{batch_id}/cancel"]["post"]["responses"]
     assert {"200", "304"} <= set(paths["/v1/generations/{job_id}"]["get"]["responses"])

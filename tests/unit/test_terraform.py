@@ -204,10 +204,12 @@ def test_every_setting_a_deployment_needs_is_provided_and_nothing_unknown_is_set
 
 
 # Which function reads which secret: the api checks out (Stripe key) and guards admin routes; the
-# webhook verifies signatures and looks payments up at Stripe; the worker calls Gemini.
+# webhook verifies signatures and looks payments up at Stripe; the worker calls Gemini; the api
+# signs and verifies client tokens.
 READERS = {
     "LOTE_STRIPE_SECRET_KEY": {"api", "stripe_webhook"},
     "LOTE_ADMIN_TOKEN": {"api"},
+    "LOTE_CLIENT_TOKEN_KEYS": {"api"},
     "LOTE_STRIPE_WEBHOOK_SECRET": {"stripe_webhook"},
 }
 

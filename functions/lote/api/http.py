@@ -9,10 +9,13 @@ from typing import Any
 import flask
 from pydantic import BaseModel
 
+from lote import ids
+from lote.access import service as access
+from lote.access import tokens
 from lote.errors import InvalidRequest, UnsupportedMediaType
 from lote.services import Services
 from lote.tenants import limits
-from lote.tenants.service import Caller, caller_for, key_hash
+from lote.tenants.service import Caller, bearer, caller_for
 from lote.validation import has_lone_surrogate
 from lote.validation import parse as parse  # re-exported: the routes' one import
 from lote.web import current_services
@@ -60,14 +63,24 @@ def respond_cached(view: BaseModel, etag: str, poll_after: int | None) -> flask.
 _LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rate-count")
 
 
-def authenticated() -> tuple[Services, Caller]:
-    """The app's services and the API key's caller (401 without a valid key, 429 over its rate).
+def authenticated(scope: str | None = None, key_only: bool = False) -> tuple[Services, Caller]:
+    """The app's services and the caller: an API key (401 without a valid one; 403 when a page of
+    another site sends it), or a client token (401 when invalid, expired or revoked; 403 from a
+    site its tenant does not allow, or without `scope`, or where only an API key may act); 429
+    over the rate.
 
-    The key's window is counted while the key is looked up (one round trip fewer); the key's
-    RateLimit-* headers go on whatever response the route renders, errors included.
+    The window is counted while the credential is looked up (one round trip fewer); the RateLimit-*
+    headers go on whatever response the route renders, errors included.
     """
     services = current_services()
-    hashed = key_hash(flask.request.headers.get("Authorization"))  # 401 before any connection
+    secret = bearer(flask.request.headers.get("Authorization"))  # 401 before any connection
+    origin = flask.request.headers.get("Origin")
+    if tokens.looks_like_token(secret):
+        caller = _token_caller(services, secret, origin)
+        caller = caller.require_key() if key_only else caller
+        return services, caller.require(scope) if scope else caller
+    access.check_key_origin(services.settings, origin)
+    hashed = ids.sha256_hex(secret)
     db = services.firestore.db
     rate_key, window = hashed[:32], limits.Window.at(services.clock())
     counting = _LOOKUPS.submit(limits.used, db, rate_key, window)
@@ -75,6 +88,20 @@ def authenticated() -> tuple[Services, Caller]:
     state = limits.admit(db, rate_key, caller.requests_per_minute, window, counting.result())
     flask.g.rate_headers = state.headers()
     return services, caller
+
+
+def _token_caller(services: Services, token: str, origin: str | None) -> Caller:
+    """A client token's caller, limited per end user and, all its tokens together, per tenant."""
+    claims = access.verify(services, token)  # no I/O: a forged token costs no read
+    db, window = services.firestore.db, limits.Window.at(services.clock())
+    subject_key = ids.sha256_hex(f"subject:{claims.tenant_id}:{claims.subject}")[:32]
+    tenant_key = ids.sha256_hex(f"tokens:{claims.tenant_id}")[:32]
+    counts = [_LOOKUPS.submit(limits.used, db, key, window) for key in (subject_key, tenant_key)]
+    caller, tenant_limit = access.caller_for(services, claims, origin)
+    limits.admit(db, tenant_key, tenant_limit, window, counts[1].result())
+    state = limits.admit(db, subject_key, caller.requests_per_minute, window, counts[0].result())
+    flask.g.rate_headers = state.headers()
+    return caller
 
 
 def add_rate_headers(response: flask.Response) -> flask.Response:

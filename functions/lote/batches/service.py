@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lote import bulk, ids, tasks, timeutil
+from lote.access import store as tokens
 from lote.answers import Answer
 from lote.batches import fanout, manifest, progress, store
 from lote.batches.schemas import (
@@ -89,10 +90,17 @@ def batch_document(
     }
 
 
+def _admit(batch: Any, db: Any, admission: credits.Admission, token_id: str | None, images: int) -> None:
+    """The batch's debit, and its items counted against the client token's image cap."""
+    credits.admit(batch, db, admission)
+    if token_id is not None:
+        tokens.charge(batch, db, token_id, images)
+
+
 def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, idem: str | None) -> Answer:
     """Accept a batch in O(1) writes: manifest object, batch document, one fan-out task."""
     db = services.firestore.db
-    key = Key.parse(caller.tenant_id, idem, "POST", "/v1/batches", payload)
+    key = Key.parse(caller.owner, idem, "POST", "/v1/batches", payload)
     if key is not None:
         replay = key.check(key.ref(db).get())
         if replay is not None:
@@ -129,7 +137,7 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         upload = pool.submit(services.storage.put_once, bucket, name, data, "application/x-ndjson")
         replay = create_once(
             db, store.ref(db, batch_id), doc, key, (202, body, headers),
-            also=lambda batch: credits.admit(batch, db, admission),
+            also=lambda batch: _admit(batch, db, admission, caller.token_id, len(specs)),
         )  # fmt: skip
         upload.result()
     if replay is not None:

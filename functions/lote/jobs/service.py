@@ -133,7 +133,7 @@ def submit(
     services: Services, caller: Caller, payload: Any, req: GenerationRequest, idem: str | None
 ) -> Answer:
     """Accept one generation: job + idempotency record in one transaction, then the task."""
-    key = Key.parse(caller.tenant_id, idem, "POST", "/v1/generations", payload)
+    key = Key.parse(caller.owner, idem, "POST", "/v1/generations", payload)
     db = services.firestore.db
     if key is not None:
         replay = key.check(key.ref(db).get())
@@ -147,7 +147,7 @@ def submit(
         price = pricing.price(req.model or services.settings.default_model, req.preset)
         debit = credits.job_debit(job_id, price)
         credits.precheck(db, credits.Admission(caller.tenant_id, debit, caller.max_in_flight))
-    doc = new_job(services, caller.tenant_id, job_id, req)
+    doc = {**new_job(services, caller.tenant_id, job_id, req), "subject": caller.subject}
     accepted = Accepted(
         id=job_id,
         status=JobStatus.QUEUED,
@@ -156,7 +156,7 @@ def submit(
     )
     body = accepted.model_dump(exclude_none=True)
     headers = {"Location": accepted.links.self}
-    replay = store.create(db, job_id, doc, key, (202, body, headers), caller.max_in_flight)
+    replay = store.create(db, job_id, doc, key, (202, body, headers), caller.max_in_flight, caller.token_id)
     if replay is not None:
         return replay.answer()
     enqueue(services, job_id)
@@ -173,7 +173,7 @@ def _owned(services: Services, caller: Caller, job_id: str) -> tuple[dict[str, A
     _check_id(job_id)
     snapshot = store.ref(services.firestore.db, job_id).get()
     job = snapshot.to_dict() if snapshot.exists else None
-    if job is None or job.get("tenant_id") != caller.tenant_id:
+    if job is None or not caller.sees(job):  # another end user's job is as absent as another tenant's
         raise NotFound(f"no generation {job_id!r}", {"id": job_id})
     return job, snapshot.update_time
 
@@ -199,6 +199,8 @@ def output_url(services: Services, caller: Caller, job_id: str) -> str:
 def cancel(services: Services, caller: Caller, job_id: str) -> Generation:
     """Cancel a queued job, or ask a running one to stop; 409 once terminal."""
     _check_id(job_id)
+    if caller.subject is not None:
+        _owned(services, caller, job_id)  # 404 for another end user's job, before anything changes
     with webhooks.events(services) as outbox:
         job = store.cancel(services.firestore.db, job_id, caller.tenant_id, outbox)  # JobFinished: 409
     if job is None:

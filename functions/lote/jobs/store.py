@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lote import leases, retention, timeutil, transactions
+from lote.access import store as tokens
 from lote.billing import credits
 from lote.errors import Conflict
 from lote.idempotency import Key, Replay, create_once
@@ -55,12 +56,20 @@ def create(
     key: Key | None,
     answer: tuple[int, dict[str, Any], dict[str, str]],
     max_in_flight: int | None = None,
+    token_id: str | None = None,
 ) -> Replay | None:
-    """Create the job, its idempotency record and its debit atomically; a replay when the key was
-    seen; 402 or 429 (nothing written) when the balance or the in-flight limit does not allow it."""
+    """Create the job, its idempotency record and its debit atomically (and count it against the
+    client token's image cap); a replay when the key was seen; 402, 403 or 429 (nothing written)
+    when the balance, the token's cap or the in-flight limit does not allow it."""
     debit = credits.job_debit(job_id, int(doc["price"]))
     admission = credits.Admission(doc["tenant_id"], debit, max_in_flight)
-    return create_once(db, ref(db, job_id), doc, key, answer, also=lambda b: credits.admit(b, db, admission))
+
+    def also(batch: firestore.WriteBatch) -> None:
+        credits.admit(batch, db, admission)
+        if token_id is not None:
+            tokens.charge(batch, db, token_id, 1)
+
+    return create_once(db, ref(db, job_id), doc, key, answer, also=also)
 
 
 def mark_enqueued(db: firestore.Client, job_id: str, check_at: dt.datetime) -> None:

@@ -83,15 +83,16 @@ def show_tenant(services: Services, tenant_id: str) -> Tenant:
     return Tenant(
         tenant_id=tenant_id, name=tenant["name"], plan=tenant.get("plan", store.DEFAULT_PLAN),
         balance=int(tenant.get("credits", 0)), limits=_limits(tenant),
-        keys=keys,
+        allowed_origins=list(tenant.get("allowed_origins") or []), keys=keys,
     )  # fmt: skip
 
 
 def set_plan(services: Services, tenant_id: str, update: PlanUpdate) -> Tenant:
     """Change a tenant's plan or limits; the next request of each key sees them."""
     _tenant(services, tenant_id)
-    changes = update.model_dump(exclude_none=True, exclude={"plan"})
-    if store.set_plan(services.firestore.db, tenant_id, update.plan, changes) is None:
+    changes = update.model_dump(exclude_none=True, exclude={"plan", "allowed_origins"})
+    origins = None if update.allowed_origins is None else sorted({o.lower() for o in update.allowed_origins})
+    if store.set_plan(services.firestore.db, tenant_id, update.plan, changes, origins) is None:
         raise NotFound(f"no tenant {tenant_id!r}", {"id": tenant_id})
     return show_tenant(services, tenant_id)
 

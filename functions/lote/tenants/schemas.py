@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from lote.validation import NOT_BLANK, RequestModel, whole
+
+# A web origin as browsers send it: scheme, host, optional port; no path. http only for localhost.
+ORIGIN_PATTERN = r"^(?:https://[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*|http://(?:localhost|127\.0\.0\.1))(?::[0-9]{1,5})?$"
+Origin = Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN, max_length=300)]
 
 # Constraints inside the optional type, so the JSON Schema carries them (minimum, maximum).
 if TYPE_CHECKING:
@@ -25,7 +29,12 @@ class Limits(BaseModel):
     max_in_flight: int = Field(
         description="Single generations queued or running at once (429 beyond); batch items queue instead."
     )
-    requests_per_minute: int = Field(description="Requests per API key per minute (429 beyond).")
+    requests_per_minute: int = Field(
+        description="Requests per API key per minute, and of all client tokens together (429 beyond)."
+    )
+    subject_requests_per_minute: int = Field(
+        description="Requests per end user (client token subject) per minute."
+    )
 
 
 class PlanUpdate(RequestModel):
@@ -34,6 +43,12 @@ class PlanUpdate(RequestModel):
     plan: str | None = Field(None, min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_-]*$")
     max_in_flight: InFlight | None = None
     requests_per_minute: PerMinute | None = None
+    subject_requests_per_minute: PerMinute | None = None
+    allowed_origins: list[Origin] | None = Field(
+        None, max_length=20,
+        description="Web origins (`https://app.example.com`) whose pages may use this tenant's client "
+        "tokens; replaces the list.",
+    )  # fmt: skip
 
 
 class Account(BaseModel):
@@ -92,6 +107,7 @@ class Tenant(BaseModel):
     plan: str
     balance: int
     limits: Limits
+    allowed_origins: list[str] = Field(description="Origins whose pages may use client tokens.")
     keys: list[ApiKey]
 
 

@@ -3,32 +3,78 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lote import ids
-from lote.errors import InvalidRequest, Unauthenticated
+from lote.errors import Forbidden, InvalidRequest, Unauthenticated
 from lote.services import Services
 from lote.tenants import store
 
 
+class InsufficientScope(Forbidden):
+    """A client token asked for something its scopes do not allow."""
+
+    code = "insufficient_scope"
+
+
+class ApiKeyRequired(Forbidden):
+    """Only the tenant's own server (its API key) may do this, never a client token."""
+
+    code = "api_key_required"
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who a request acts for."""
+    """Who a request acts for: a tenant's API key, or a client token for one of its end users."""
 
     tenant_id: str
     key_id: str
     max_in_flight: int = store.DEFAULT_LIMITS["max_in_flight"]
     requests_per_minute: int = store.DEFAULT_LIMITS["requests_per_minute"]
+    subject: str | None = None  # a client token's end user: it sees only the jobs made as them
+    scopes: frozenset[str] | None = None  # a client token's scopes; None for an API key (all)
+    token_id: str | None = None
+
+    @property
+    def owner(self) -> str:
+        """Whose namespace idempotency keys live in: the tenant, or the token's end user."""
+        return self.tenant_id if self.subject is None else f"{self.tenant_id}/{self.subject}"
+
+    def require(self, scope: str) -> Caller:
+        """The caller, if it may act in `scope`; 403 `insufficient_scope` for a token without it."""
+        if self.scopes is not None and scope not in self.scopes:
+            raise InsufficientScope(f"this token lacks the scope {scope}", {"scope": scope,
+                                    "scopes": sorted(self.scopes)})  # fmt: skip
+        return self
+
+    def require_key(self) -> Caller:
+        """The caller, if it is an API key; 403 `api_key_required` for a client token."""
+        if self.token_id is not None:
+            raise ApiKeyRequired("this needs your API key, from your server; client tokens may not")
+        return self
+
+    def sees(self, doc: dict[str, Any]) -> bool:
+        """Whether a job (or batch) document is this caller's: its tenant's, and for a token with a
+        subject, made as that subject."""
+        if doc.get("tenant_id") != self.tenant_id:
+            return False
+        return self.subject is None or doc.get("subject") == self.subject
 
 
-def key_hash(authorization: str | None) -> str:
-    """The hash of the key in `Authorization: Bearer <key>`; 401 when there is none."""
+def bearer(authorization: str | None) -> str:
+    """The credential in `Authorization: Bearer <credential>`; 401 when there is none."""
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated(
-            "missing API key: send `Authorization: Bearer <key>`",
+            "missing credentials: send `Authorization: Bearer <API key or client token>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return ids.sha256_hex(secret.strip())
+    return secret.strip()
+
+
+def key_hash(authorization: str | None) -> str:
+    """The hash of the API key in `Authorization: Bearer <key>`; 401 when there is none."""
+    return ids.sha256_hex(bearer(authorization))
 
 
 def caller_for(services: Services, hashed: str) -> Caller:

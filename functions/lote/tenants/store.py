@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 TENANTS = "tenants"
 API_KEYS = "api_keys"
 DEFAULT_PLAN = "standard"
-DEFAULT_LIMITS = {"max_in_flight": 100, "requests_per_minute": 600}
+DEFAULT_LIMITS = {"max_in_flight": 100, "requests_per_minute": 600, "subject_requests_per_minute": 120}
 # Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
 INDEXES = [
     (API_KEYS, ("tenant_id", "created_at")),
@@ -62,14 +62,21 @@ def create_tenant(
 
 
 def set_plan(
-    db: firestore.Client, tenant_id: str, plan: str | None, limits: dict[str, int]
+    db: firestore.Client,
+    tenant_id: str,
+    plan: str | None,
+    limits: dict[str, int],
+    allowed_origins: list[str] | None = None,
 ) -> dict[str, Any] | None:
-    """Change a tenant's plan and limits (dotted paths: other limits stay); None without the tenant."""
+    """Change a tenant's plan, limits (dotted paths: other limits stay) and allowed origins (the
+    list is replaced); None without the tenant."""
     from google.api_core.exceptions import NotFound
 
     changes: dict[str, Any] = {f"limits.{name}": value for name, value in limits.items()}
     if plan is not None:
         changes["plan"] = plan
+    if allowed_origins is not None:
+        changes["allowed_origins"] = allowed_origins
     ref = db.collection(TENANTS).document(tenant_id)
     try:
         if changes:

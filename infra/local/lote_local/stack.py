@@ -61,6 +61,7 @@ class Stack:
         # Why background supervision stopped the stack, for a test to report.
         self.failure: str | None = None
         self.stripe_webhook_secret = config.stripe_webhook_secret or f"whsec_{secrets.token_hex(24)}"
+        self.client_token_key = secrets.token_urlsafe(32)  # signs this stack's client tokens
 
     # --- what runs where ----------------------------------------------------------------------
 
@@ -99,6 +100,7 @@ class Stack:
         env["LOTE_MODEL_TIMEOUT_S"] = str(c.model_timeout_s)
         if c.admin_token:
             env["LOTE_ADMIN_TOKEN"] = c.admin_token
+        env["LOTE_CLIENT_TOKEN_KEYS"] = json.dumps({"local-1": self.client_token_key})
         env.update({
             "LOTE_STRIPE_SECRET_KEY": c.stripe_api_key,
             "LOTE_STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
