@@ -43,6 +43,10 @@ _HEADERS: dict[str, dict[str, Any]] = {
     "Location": {"description": "The resource's URL", "schema": {"type": "string"}},
     "ETag": {"description": "Validator for If-None-Match", "schema": {"type": "string"}},
     "Cache-Control": {"description": "Caching policy", "schema": {"type": "string"}},
+    "Preference-Applied": {
+        "description": "`wait=N` when a Prefer: wait was honoured",
+        "schema": {"type": "string"},
+    },
     "Idempotency-Replayed": {
         "description": "`true` when this is the stored answer to an earlier request with this key",
         "schema": {"type": "string", "enum": ["true"]},
@@ -70,6 +74,14 @@ def _responses(op: Operation) -> dict[str, Any]:
     if op.links:
         ok["links"] = op.links
     answers: dict[str, Any] = {op.ok: ok}
+    if op.also_ok is not None:
+        status, model, summary = op.also_ok
+        answers[status] = {
+            **ok,
+            "description": summary,
+            "content": {"application/json": {"schema": _ref(model)}},
+        }
+        answers[status].pop("links", None)
     auth_errors = (401, 403) if op.admin else (401, 403, 429)
     error = {"application/json": {"schema": _ref(ErrorResponse)}}
     for status in sorted({*op.errors, *auth_errors, 500, 503}):

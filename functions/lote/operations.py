@@ -81,6 +81,11 @@ IDEMPOTENCY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
     "description": "Same key and body within 24 h returns the first answer and creates nothing.",
 }
+PREFER = {"name": "Prefer", "in": "header", "required": False,
+          "schema": {"type": "string"},
+          "description": "`wait=N` (N ≤ 60): hold the answer until the job changes (GET: from the "
+          "If-None-Match given, else from now; POST: until it is final) or N seconds pass. Other "
+          "preferences are ignored."}  # fmt: skip
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
                  "description": "An ETag from an earlier answer: 304 while nothing changed."}  # fmt: skip
 
@@ -104,6 +109,7 @@ class Operation:
     body_required: bool = True  # False: an empty body means the request model's defaults
     media: str = "application/json"
     scopes: tuple[str, ...] = ()  # what a client token needs here (none: any token)
+    also_ok: tuple[str, type[BaseModel], str] | None = None  # another success: status, model, summary
     key_only: bool = False  # only an API key may act here, never a client token
 
 
@@ -133,18 +139,20 @@ KEY_LINKS = {
     "RevokeKey": _link("adminRevokeKey", tenant_id="$request.path.tenant_id", key_id="$response.body#/key_id")
 }
 BODY = (400, 413, 415)  # every operation that reads a JSON body
-CACHED = ("ETag", "Cache-Control", "Retry-After")
-REPLAYABLE = ("Location", "Idempotency-Replayed")
+CACHED = ("ETag", "Cache-Control", "Retry-After", "Preference-Applied")
+REPLAYABLE = ("Location", "Idempotency-Replayed", "Preference-Applied")
 BATCH_STATUSES = tuple(s.value for s in BatchStatus)
 DELIVERY_STATUSES = tuple(s.value for s in DeliveryStatus)
 ITEM_STATUSES = tuple(s.value for s in JobStatus)
 
 OPERATIONS: list[Operation] = [
     Operation("post", "/v1/generations", "createGeneration", "Submit one generation", "202", Accepted,
-              GenerationRequest, [IDEMPOTENCY], (*BODY, 402, 409), headers=REPLAYABLE, links=JOB_LINKS,
-              scopes=("generations:create",)),
+              GenerationRequest, [IDEMPOTENCY, PREFER], (*BODY, 402, 409), headers=REPLAYABLE,
+              links=JOB_LINKS, scopes=("generations:create",),
+              also_ok=("200", Generation, "Final within the Prefer: wait")),
     Operation("get", "/v1/generations/{job_id}", "getGeneration", "Read a generation", "200", Generation,
-              params=[JOB, IF_NONE_MATCH], errors=(304, 404), headers=CACHED, scopes=("generations:read",)),
+              params=[JOB, IF_NONE_MATCH, PREFER], errors=(304, 404), headers=CACHED,
+              scopes=("generations:read",)),
     Operation("get", "/v1/generations/{job_id}/output", "getGenerationOutput", "Redirect to the image", "302",
               params=[JOB], errors=(404, 409), headers=("Location",), scopes=("generations:read",)),
     Operation("post", "/v1/generations/{job_id}/cancel", "cancelGeneration", "Cancel a generation", "200",

@@ -37,7 +37,11 @@ def test_account_and_ledger(new_tenant, services: Services):
     tenant.post("/v1/generations", {"prompt": "slow [[latency=1000]]"})
     account = tenant.get("/v1/account").json()
     assert account["balance"] == 39 and account["plan"] == "standard"  # the image was paid at acceptance
-    assert account["limits"] == {"max_in_flight": 100, "requests_per_minute": 600}
+    assert account["limits"] == {
+        "max_in_flight": 100,
+        "requests_per_minute": 600,
+        "subject_requests_per_minute": 120,
+    }
     assert account["in_flight"] == 1 and account["images_this_month"] == 1
     assert account["generations_in_flight"] == 1
     entries = tenant.get("/v1/account/ledger").json()["entries"]

@@ -97,6 +97,7 @@ def test_limits_can_be_changed_by_an_operator(new_tenant, stack: Stack):
     assert tenant.get("/v1/account").json()["limits"] == {
         "max_in_flight": 7,
         "requests_per_minute": 1_000_000,
+        "subject_requests_per_minute": 1_000_000,
     }
 
 

@@ -7,7 +7,7 @@ import flask
 
 from lote import openapi
 from lote.access.schemas import Scope
-from lote.api.http import authenticated, json_body, parse, respond, respond_cached
+from lote.api.http import applied, authenticated, json_body, parse, prefer_wait, respond, respond_cached
 from lote.jobs import service as jobs
 from lote.jobs import views
 from lote.jobs.schemas import GenerationRequest
@@ -23,13 +23,20 @@ def register(app: flask.Flask) -> None:
         payload = json_body(flask.request)
         req = parse(GenerationRequest, payload)
         answer = jobs.submit(services, caller, payload, req, flask.request.headers.get("Idempotency-Key"))
-        return respond(answer.status, answer.body, answer.headers)
+        wait = prefer_wait(flask.request)
+        final = jobs.finished_within(services, caller, answer.body["id"], wait) if wait else None
+        if final is not None:
+            return respond(200, final, {**answer.headers, **applied(wait)})
+        return respond(answer.status, answer.body, {**answer.headers, **applied(wait)})
 
     @app.get("/v1/generations/<job_id>")
     def get_generation(job_id: str) -> flask.Response:
         services, caller = authenticated(Scope.GENERATIONS_READ)
-        view, etag, poll_after = jobs.get(services, caller, job_id)
-        return respond_cached(view, etag, poll_after)
+        wait, known = prefer_wait(flask.request), flask.request.if_none_match
+        view, etag, poll_after = jobs.get(
+            services, caller, job_id, wait, known.contains_weak if known else None
+        )
+        return respond_cached(view, etag, poll_after, applied(wait))
 
     @app.get("/v1/generations/<job_id>/output")
     def generation_output(job_id: str) -> flask.Response:

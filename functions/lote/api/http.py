@@ -48,9 +48,29 @@ def respond(
     return response
 
 
-def respond_cached(view: BaseModel, etag: str, poll_after: int | None) -> flask.Response:
+MAX_WAIT_S = 60
+
+
+def prefer_wait(request: flask.Request) -> int:
+    """Seconds of `Prefer: wait=N` (RFC 7240; at most 60), else 0. A preference the server cannot
+    read is ignored, as the RFC says, never an error."""
+    for preference in request.headers.get("Prefer", "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(int(value.strip()), MAX_WAIT_S)
+    return 0
+
+
+def applied(wait_s: int) -> dict[str, str]:
+    """The Preference-Applied header for a wait that was honoured."""
+    return {"Preference-Applied": f"wait={wait_s}"} if wait_s else {}
+
+
+def respond_cached(
+    view: BaseModel, etag: str, poll_after: int | None, extra: dict[str, str] | None = None
+) -> flask.Response:
     """200 with an ETag (and a Retry-After polling hint while not done), or 304 if it matches."""
-    headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
+    headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache", **(extra or {})}
     if poll_after is not None:
         headers["Retry-After"] = str(poll_after)
     if flask.request.if_none_match.contains_weak(etag):

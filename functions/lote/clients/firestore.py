@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lote.clients.lazy import Lazy
@@ -44,3 +45,25 @@ class FirestoreClient:
                 os.environ.pop(_EMULATOR_VAR, None)
                 if saved is not None:
                     os.environ[_EMULATOR_VAR] = saved
+
+
+def wait_for(
+    ref: firestore.DocumentReference, done: Callable[[firestore.DocumentSnapshot], bool], timeout_s: float
+) -> firestore.DocumentSnapshot | None:
+    """The first snapshot of `ref` for which `done` holds, or None after `timeout_s`. One listen
+    stream: Firestore pushes each change (a read each), so waiting costs no polling reads."""
+    found: list[firestore.DocumentSnapshot] = []
+    arrived = threading.Event()
+
+    def on_snapshot(snapshots: list[firestore.DocumentSnapshot], *_: object) -> None:
+        for snapshot in snapshots:
+            if not arrived.is_set() and done(snapshot):
+                found.append(snapshot)
+                arrived.set()
+
+    watch = ref.on_snapshot(on_snapshot)
+    try:
+        arrived.wait(timeout_s)
+    finally:
+        watch.unsubscribe()
+    return found[0] if found else None

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from lote import ids, images, tasks, timeutil
 from lote.answers import Answer
 from lote.billing import credits, pricing
+from lote.clients import firestore
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key
 from lote.jobs import presets, store, views
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest
 from lote.services import Services
-from lote.statuses import JobStatus
+from lote.statuses import TERMINAL, JobStatus
 from lote.tenants.service import Caller
 from lote.webhooks import service as webhooks
 from lote.webhooks import urls
@@ -178,11 +180,38 @@ def _owned(services: Services, caller: Caller, job_id: str) -> tuple[dict[str, A
     return job, snapshot.update_time
 
 
-def get(services: Services, caller: Caller, job_id: str) -> tuple[Generation, str, int | None]:
-    """The generation, its ETag and a polling hint (None once terminal)."""
+def get(
+    services: Services,
+    caller: Caller,
+    job_id: str,
+    wait_s: int = 0,
+    known: Callable[[str], bool] | None = None,
+) -> tuple[Generation, str, int | None]:
+    """The generation, its ETag and a polling hint (None once terminal). With `wait_s` (Prefer:
+    wait), a job that is not final and is still what the caller has (`known`: its If-None-Match;
+    without one, what this read found) is watched until it changes or the time is up."""
     job, updated = _owned(services, caller, job_id)
     view = views.generation(services, job_id, job)
-    return view, views.etag(job_id, updated, view.waiting_on_model), views.poll_after(job)
+    etag = views.etag(job_id, updated, view.waiting_on_model)
+    if wait_s and job["status"] not in TERMINAL and (known is None or known(etag)):
+        ref = store.ref(services.firestore.db, job_id)
+        changed = firestore.wait_for(ref, lambda snapshot: snapshot.update_time != updated, wait_s)
+        if changed is not None:
+            job, updated = changed.to_dict() or job, changed.update_time
+            view = views.generation(services, job_id, job)
+            etag = views.etag(job_id, updated, view.waiting_on_model)
+    return view, etag, views.poll_after(job)
+
+
+def finished_within(services: Services, caller: Caller, job_id: str, wait_s: int) -> Generation | None:
+    """The generation once final, if it gets there within `wait_s` (POST with Prefer: wait)."""
+    ref = store.ref(services.firestore.db, job_id)
+    final = firestore.wait_for(
+        ref, lambda snapshot: (snapshot.to_dict() or {}).get("status") in TERMINAL, wait_s
+    )
+    if final is None or not caller.sees(final.to_dict() or {}):
+        return None
+    return views.generation(services, job_id, final.to_dict() or {})
 
 
 def output_url(services: Services, caller: Caller, job_id: str) -> str:

@@ -1,0 +1,66 @@
+"""Live status without polling storms: `Prefer: wait=N` holds GET and POST /v1/generations until
+the job changes (or is final) or N seconds pass; ETag/304 polling stays for everyone else."""
+
+from __future__ import annotations
+
+import time
+
+from tests.integration.conftest import Tenant
+
+
+def test_a_post_that_waits_answers_with_the_finished_image(tenant: Tenant):
+    started = time.monotonic()
+    answer = tenant.post("/v1/generations", {"prompt": "a chair"}, headers={"Prefer": "wait=30"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Preference-Applied"] == "wait=30"
+    body = answer.json()
+    assert body["status"] == "succeeded" and body["output"]["url"]
+    assert time.monotonic() - started < 30
+
+
+def test_a_post_whose_job_outlasts_the_wait_is_accepted_as_usual(tenant: Tenant):
+    answer = tenant.post("/v1/generations", {"prompt": "slow [[latency=3000]]"}, headers={"Prefer": "wait=1"})
+    assert answer.status_code == 202 and answer.headers["Preference-Applied"] == "wait=1"
+    assert answer.json()["status"] == "queued" and answer.headers["Location"]
+    tenant.wait(answer.json()["id"])
+
+
+def test_a_get_that_waits_returns_at_the_next_change_not_at_the_deadline(tenant: Tenant):
+    job = tenant.post("/v1/generations", {"prompt": "slow [[latency=1500]]"}).json()
+    first = tenant.get(f"/v1/generations/{job['id']}")
+    etag, seen = first.headers["ETag"], first.json()["status"]
+    started = time.monotonic()
+    changed = tenant.get(f"/v1/generations/{job['id']}", headers={"If-None-Match": etag, "Prefer": "wait=20"})
+    waited = time.monotonic() - started
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert changed.headers["Preference-Applied"] == "wait=20"
+    assert (
+        changed.json()["status"] != seen
+        or changed.json()["waiting_on_model"] != first.json()["waiting_on_model"]
+    )
+    assert waited < 20  # it came back when the job changed
+    final = tenant.wait(job["id"])
+    # A final job answers at once, waiting or not; its ETag still gives a 304.
+    started = time.monotonic()
+    again = tenant.get(f"/v1/generations/{job['id']}", headers={"Prefer": "wait=20"})
+    assert again.status_code == 200 and again.json()["status"] == final["status"]
+    assert time.monotonic() - started < 5
+    cached = tenant.get(f"/v1/generations/{job['id']}", headers={"If-None-Match": again.headers["ETag"]})
+    assert cached.status_code == 304
+
+
+def test_a_wait_that_sees_no_change_ends_at_its_deadline_with_the_same_etag(tenant: Tenant):
+    job = tenant.post("/v1/generations", {"prompt": "slower [[latency=4000]]"}).json()
+    running = tenant.wait(job["id"], statuses={"running"})
+    etag = tenant.get(f"/v1/generations/{job['id']}").headers["ETag"]
+    started = time.monotonic()
+    answer = tenant.get(f"/v1/generations/{job['id']}", headers={"If-None-Match": etag, "Prefer": "wait=1"})
+    assert 0.9 <= time.monotonic() - started < 4 and running["status"] == "running"
+    assert answer.status_code == 304 and answer.headers["Preference-Applied"] == "wait=1"
+    tenant.wait(job["id"])
+
+
+def test_unreadable_preferences_are_ignored(tenant: Tenant):
+    job = tenant.post("/v1/generations", {"prompt": "x"}, headers={"Prefer": "wait=soon, respond-async"})
+    assert job.status_code == 202 and "Preference-Applied" not in job.headers
+    tenant.wait(job.json()["id"])
