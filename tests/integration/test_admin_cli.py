@@ -74,3 +74,23 @@ def test_audit_is_clean_for_healthy_work_and_names_what_is_broken(stack: Stack, 
         {"credits": sum(e.get("delta") for e in entries)}
     )
     services.storage.put_once(job["output"]["bucket"], job["output"]["object"], b"x", "image/png")
+
+
+def test_an_operator_allows_a_site_and_mints_an_end_user_link(stack: Stack, tenant, services: Services):
+    from lote.admin import cli
+
+    site = "https://staging.partner.example"
+    shown = cli.run(["set-plan", "--tenant", tenant.tenant_id, "--allowed-origin", site], services)
+    assert shown["allowed_origins"] == [site]
+    minted = cli.run(
+        ["client-token", "--tenant", tenant.tenant_id, "--subject", "u-7", "--ttl-s", "600"], services
+    )
+    assert minted["subject"] == "u-7" and minted["link"].endswith(f"/app/#token={minted['token']}")
+    assert minted["scopes"] == ["generations:create", "generations:read", "uploads:create"]
+    headers = {"Authorization": f"Bearer {minted['token']}", "Origin": site}
+    answer = requests.post(stack.url(stack.config.api_port) + "/v1/generations", json={"prompt": "x"},
+                           headers=headers, timeout=10)  # fmt: skip
+    assert answer.status_code == 202 and answer.headers["Access-Control-Allow-Origin"] == site
+    tenant.wait(answer.json()["id"])
+    cleared = cli.run(["set-plan", "--tenant", tenant.tenant_id, "--clear-allowed-origins"], services)
+    assert cleared["allowed_origins"] == []

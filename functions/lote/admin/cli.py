@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lote.access import service as access
+from lote.access.schemas import ClientTokenRequest
 from lote.audit import scan
 from lote.errors import LoteError
 from lote.services import Services
@@ -18,6 +20,7 @@ from lote.tenants.schemas import CreditGrant, KeyCreate, PlanUpdate, TenantCreat
 from lote.validation import parse
 
 ENV_FILE = Path(".lote") / "local.env"
+END_USER = ("generations:create", "generations:read", "uploads:create")  # the end-user page's scopes
 
 
 def find_env_file(start: Path) -> Path | None:
@@ -57,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--plan")
     plan.add_argument("--max-in-flight", type=int)
     plan.add_argument("--requests-per-minute", type=int)
+    plan.add_argument("--subject-requests-per-minute", type=int)
+    plan.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
+                      help="a web origin whose pages may use client tokens (repeatable)")  # fmt: skip
+    plan.add_argument("--clear-allowed-origins", action="store_true")
+    token = commands.add_parser("client-token", help="mint a client token and print the web app's link")
+    token.add_argument("--tenant", required=True)
+    token.add_argument("--subject", default="demo-user")
+    token.add_argument(
+        "--scope", action="append", dest="scopes", help=f"repeat; default {' '.join(END_USER)}"
+    )
+    token.add_argument("--ttl-s", type=int, default=3600)
+    token.add_argument("--max-images", type=int)
     show = commands.add_parser("show-tenant", help="balance, plan, limits and keys")
     show.add_argument("--tenant", required=True)
     audit = commands.add_parser(
@@ -85,15 +100,30 @@ def run(argv: list[str], services: Services) -> dict[str, Any]:
     if args.command == "revoke-key":
         return accounts.revoke_key(services, args.tenant, args.key_id).model_dump(mode="json")
     if args.command == "set-plan":
-        fields = {"plan": args.plan, "max_in_flight": args.max_in_flight,
-                  "requests_per_minute": args.requests_per_minute}  # fmt: skip
+        origins = [] if args.clear_allowed_origins else args.allowed_origins
+        fields = {"plan": args.plan, "max_in_flight": args.max_in_flight, "allowed_origins": origins,
+                  "requests_per_minute": args.requests_per_minute,
+                  "subject_requests_per_minute": args.subject_requests_per_minute}  # fmt: skip
         update = parse(PlanUpdate, {k: v for k, v in fields.items() if v is not None})
         return accounts.set_plan(services, args.tenant, update).model_dump(mode="json")
+    if args.command == "client-token":
+        return _client_token(services, args)
     if args.command == "show-tenant":
         return accounts.show_tenant(services, args.tenant).model_dump(mode="json")
     if args.command == "audit":
         return json.loads(scan.compact(scan.audit(services, args.tenant).as_dict()))
     raise AssertionError(args.command)  # argparse only admits the commands above
+
+
+def _client_token(services: Services, args: argparse.Namespace) -> dict[str, Any]:
+    """A token minted as the tenant's server would, and the end-user page that opens with it."""
+    accounts.show_tenant(services, args.tenant)  # 404 before anything is written
+    fields = {"subject": args.subject, "scopes": args.scopes or list(END_USER), "ttl_s": args.ttl_s,
+              "max_images": args.max_images}  # fmt: skip
+    req = parse(ClientTokenRequest, {k: v for k, v in fields.items() if v is not None})
+    minted = access.mint(services, tenants.Caller(tenant_id=args.tenant, key_id="lote-admin"), req)
+    link = f"{services.settings.api_url.rstrip('/')}/app/#token={minted.token}"
+    return {**minted.model_dump(mode="json", exclude_none=True), "link": link}
 
 
 NO_ENVIRONMENT = (
