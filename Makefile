@@ -23,13 +23,21 @@ install: $(STAMP)
 dev: install
 	$(BIN)/lote-stack
 
-test: install
+# The browser tests drive Debian's Chromium (Playwright's own browser download needs a CDN).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y --no-install-recommends chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+test: install $(CHROMIUM)
 	$(BIN)/pytest tests
 
 test-unit: install
 	$(BIN)/pytest tests/unit
 
-test-integration: install
+test-integration: install $(CHROMIUM)
 	$(BIN)/pytest tests/integration
 
 lint: install

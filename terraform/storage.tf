@@ -17,13 +17,15 @@ resource "google_storage_bucket" "data" {
     }
   }
 
-  # Browsers PUT inputs to signed URLs from other origins (POST /v1/uploads).
+  # Browsers PUT inputs to signed URLs from other origins (POST /v1/uploads), and the web app reads
+  # outputs with fetch() after the API's redirect (the operator's thumbnails). Signed URLs, not CORS,
+  # decide who may touch an object.
   dynamic "cors" {
-    for_each = each.key == "inputs" ? [1] : []
+    for_each = contains(["inputs", "outputs"], each.key) ? [each.key] : []
     content {
       origin          = ["*"]
-      method          = ["PUT"]
-      response_header = ["Content-Type"]
+      method          = cors.value == "inputs" ? ["PUT"] : ["GET"]
+      response_header = cors.value == "inputs" ? ["Content-Type", "x-goog-content-length-range"] : ["Content-Type"]
       max_age_seconds = 3600
     }
   }

@@ -107,6 +107,7 @@ def _api_routes(app: flask.Flask) -> None:
     from lote.api import (
         access_routes,
         account_routes,
+        app_routes,
         batch_routes,
         billing_routes,
         cors,
@@ -119,6 +120,7 @@ def _api_routes(app: flask.Flask) -> None:
     cors.register(app)
 
     access_routes.register(app)
+    app_routes.register(app)
     generation_routes.register(app)
     batch_routes.register(app)
     account_routes.register(app)

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import requests
 
 from lote_local.config import REPO_ROOT, StackConfig
 from lote_local.stack import Stack, StackError
@@ -108,6 +109,14 @@ def test_launcher_reports_ready_writes_env_restarts_functions_and_leaves_no_orph
         tried = subprocess.run(["bash", "-c", f"{source} && {try_line.split('try:', 1)[1]}"],
                                capture_output=True, text=True, check=True, timeout=30).stdout  # fmt: skip
         assert json.loads(tried)["status"] == "queued", tried
+        # The printed end-user link opens the web app with a working token.
+        link = next(line for line in banner.splitlines() if "web app, end user" in line).split(": ", 1)[1]
+        assert link.startswith(f"http://127.0.0.1:{config.api_port}/app/#token=")
+        token = link.split("#token=", 1)[1]
+        presets = requests.get(f"http://127.0.0.1:{config.api_port}/v1/presets", timeout=10,
+                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert presets.status_code == 200
+        assert requests.get(link.split("#", 1)[0], timeout=10).text.startswith("<!doctype html>")
 
         worker = _function_leader(launcher.pid, "worker")
         os.killpg(worker, signal.SIGKILL)

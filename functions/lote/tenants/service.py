@@ -53,12 +53,14 @@ class Caller:
             raise ApiKeyRequired("this needs your API key, from your server; client tokens may not")
         return self
 
-    def sees(self, doc: dict[str, Any]) -> bool:
-        """Whether a job (or batch) document is this caller's: its tenant's, and for a token with a
-        subject, made as that subject."""
-        if doc.get("tenant_id") != self.tenant_id:
+    def sees(self, job: dict[str, Any]) -> bool:
+        """Whether a job is this caller's: its tenant's, and for a token, made as its subject, or
+        a batch item while the token may read batches (batches are the partner's, not a subject's)."""
+        if job.get("tenant_id") != self.tenant_id:
             return False
-        return self.subject is None or doc.get("subject") == self.subject
+        if self.subject is None or job.get("subject") == self.subject:
+            return True
+        return job.get("batch_id") is not None and "batches:read" in (self.scopes or ())
 
 
 def bearer(authorization: str | None) -> str:

@@ -119,7 +119,9 @@ class Stack:
                      f"--host-port={HOST}:{c.firestore_port}", "--quiet"]  # fmt: skip
         storage = [str(_fake_gcs_binary()), "-host", HOST, "-port", str(c.storage_port), "-scheme", "http",
                    "-backend", "memory", "-external-url", self.url(c.storage_port),
-                   "-public-host", f"{HOST}:{c.storage_port}", "-log-level", "warn"]  # fmt: skip
+                   "-public-host", f"{HOST}:{c.storage_port}", "-log-level", "warn",
+                   # A page PUTs inputs to signed URLs with these headers (Terraform's bucket CORS too).
+                   "-cors-headers", "Content-Type,x-goog-content-length-range"]  # fmt: skip
         tasks = [python, "-m", "lote_local.tasks.server", "--port", str(c.tasks_port),
                  "--http-port", str(c.tasks_http_port), "--queue-yaml", str(c.queue_yaml),
                  "--project", c.project_id, "--location", c.location,
@@ -222,14 +224,18 @@ class Stack:
 
     def create_tenant(self, name: str, credits: int = 0, **limits: int) -> dict[str, str]:
         """A tenant made with `lote-admin` against this stack: {"tenant_id", "api_key"}."""
-        admin = str(Path(sys.executable).parent / "lote-admin")
         flags = [f"--{key.replace('_', '-')}={value}" for key, value in limits.items()]
+        return self.admin("create-tenant", "--name", name, "--credits", str(credits), *flags)
+
+    def admin(self, *argv: str) -> dict[str, str]:
+        """One `lote-admin` command against this stack, its JSON answer."""
+        admin = str(Path(sys.executable).parent / "lote-admin")
         done = subprocess.run(
-            [admin, "create-tenant", "--name", name, "--credits", str(credits), *flags],
-            env={**os.environ, **self.env()}, capture_output=True, text=True, timeout=60, check=False,
+            [admin, *argv], env={**os.environ, **self.env()}, capture_output=True, text=True, timeout=60,
+            check=False,
         )  # fmt: skip
         if done.returncode != 0:
-            raise StackError(f"lote-admin create-tenant failed: {done.stderr.strip()[-2000:]}")
+            raise StackError(f"lote-admin {argv[0]} failed: {done.stderr.strip()[-2000:]}")
         result: dict[str, str] = json.loads(done.stdout)
         return result
 
@@ -263,6 +269,7 @@ def main() -> None:
     api = stack.url(config.api_port)
     try:
         demo = stack.create_tenant("demo", credits=1000)
+        link = stack.admin("client-token", "--tenant", demo["tenant_id"], "--subject", "demo-user")["link"]
     except StackError as exc:
         stack.stop()
         print(f"error: {exc}", file=sys.stderr)
@@ -277,6 +284,8 @@ def main() -> None:
     print(f"  logs: {stack.procs.log_dir}")
     print(f"  demo tenant {demo['tenant_id']}, API key: {demo['api_key']}")
     print(f"  admin token (for /v1/admin): {config.admin_token}")
+    print(f"  web app, end user (an hour's token): {link}")
+    print(f"  web app, partner operator: {api}/app/  (type the demo API key)")
     # $-variables, so the lines work in any shell that sourced the env file (single-quoted JSON).
     auth = '-H "Authorization: Bearer $LOTE_API_KEY" -H "Content-Type: application/json"'
     print(

@@ -1,0 +1,150 @@
+// The end user's page: a photo, a preset, live progress (Prefer: wait), before/after, download.
+// The job in progress is remembered for this tab, so a reload resumes it.
+
+import { ApiError, explain } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const KEY = "lote.job";
+const TYPES = ["image/png", "image/jpeg", "image/webp"];
+const MAX_BYTES = 10 * 1024 * 1024;
+
+export async function startEndUser(api, say) {
+  $("enduser").hidden = false;
+  const { data } = await api.get("/v1/presets");
+  const presets = Object.fromEntries(data.presets.map((p) => [p.name, p]));
+  for (const preset of data.presets) $("preset").add(new Option(`${preset.name} (${preset.price} credits)`, preset.name));
+  $("preset").addEventListener("change", () => showParams(presets[$("preset").value]));
+  showParams(data.presets[0]);
+  wireDrop();
+  $("create").addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit(api, say).catch((error) => fail(say, error));
+  });
+  $("again").addEventListener("click", () => reset());
+  const saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
+  if (saved) follow(api, say, saved.id, saved.before).catch((error) => fail(say, error));
+}
+
+function showParams(preset) {
+  $("preset-help").textContent = preset ? preset.description : "";
+  const box = $("params");
+  box.replaceChildren(Object.assign(document.createElement("legend"), { textContent: "Parameters" }));
+  for (const param of preset ? preset.params : []) {
+    const id = `param-${param.name}`;
+    box.append(Object.assign(document.createElement("label"), { htmlFor: id, textContent: param.name.replace(/_/g, " ") }));
+    let field;
+    if (param.choices) {
+      field = document.createElement("select");
+      for (const choice of param.choices) field.add(new Option(choice, choice, false, choice === param.default));
+    } else {
+      field = Object.assign(document.createElement("input"), { type: "text", value: param.default || "" });
+    }
+    Object.assign(field, { id, name: param.name, required: param.required });
+    box.append(field);
+  }
+}
+
+function wireDrop() {
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    if (event.dataTransfer.files.length) $("photo").files = event.dataTransfer.files;
+  });
+  drop.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") $("photo").click(); });
+}
+
+async function submit(api, say) {
+  const file = $("photo").files[0];
+  if (!file) throw new Error("Choose a photo first.");
+  if (!TYPES.includes(file.type)) throw new Error("This file is not a PNG, JPEG or WebP photo.");
+  if (file.size > MAX_BYTES) throw new Error("This photo is larger than 10 MB.");
+  say("");
+  $("submit").disabled = true;
+  try {
+    const status = (text) => { $("progress").hidden = false; $("status").textContent = text; };
+    status("Uploading your photo…");
+    const upload = (await api.post("/v1/uploads", { content_type: file.type, max_bytes: MAX_BYTES })).data;
+    let put;
+    try {
+      put = await fetch(upload.upload_url, { method: "PUT", headers: upload.headers, body: file });
+    } catch {
+      throw new Error("The photo could not be uploaded: the network or the storage service did not answer. Try again.");
+    }
+    if (!put.ok) throw new Error(`The photo could not be uploaded (HTTP ${put.status}). Try again.`);
+    const params = Object.fromEntries([...$("params").querySelectorAll("select, input")].map((f) => [f.name, f.value]));
+    status("Sending…");
+    const created = await api.post("/v1/generations", { preset: $("preset").value, params, images: [upload.gs_uri] }, { wait: 2 });
+    const before = await thumbnail(file);
+    sessionStorage.setItem(KEY, JSON.stringify({ id: created.data.id, before }));
+    await follow(api, say, created.data.id, before, created.status === 200 ? created.data : null);
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+async function follow(api, say, id, before, known) {
+  $("create").hidden = true;
+  $("progress").hidden = false;
+  const started = Date.now();
+  const tick = setInterval(() => { $("elapsed").textContent = `${Math.round((Date.now() - started) / 1000)} s`; }, 1000);
+  let job = known;
+  let etag = null;
+  try {
+    while (!job || !["succeeded", "failed", "canceled"].includes(job.status)) {
+      // Held up to 30 s until the job changes: one request per change, not a polling storm.
+      const answer = await api.get(`/v1/generations/${id}`, { wait: 30, headers: etag ? { "If-None-Match": etag } : {} });
+      if (answer.status !== 304) { job = answer.data; etag = answer.headers.get("ETag"); }
+      showStatus(job);
+    }
+  } finally {
+    clearInterval(tick);
+  }
+  sessionStorage.removeItem(KEY);
+  if (job.status !== "succeeded") {
+    $("progress").hidden = true;
+    $("create").hidden = false;
+    const error = job.error || {};
+    throw new ApiError(200, error.code || job.status, error.message || `The image was ${job.status}.`);
+  }
+  $("progress").hidden = true;
+  $("result").hidden = false;
+  $("before").src = before || "";
+  $("after").src = job.output.url;
+  $("download").href = job.output.url;
+  say("Your image is ready.", true);
+}
+
+// A small JPEG of the photo, kept with the job in this tab so a reload can still show "before".
+async function thumbnail(file) {
+  const bitmap = await createImageBitmap(file);
+  const scale = Math.min(1, 640 / Math.max(bitmap.width, bitmap.height));
+  const canvas = Object.assign(document.createElement("canvas"), {
+    width: Math.round(bitmap.width * scale), height: Math.round(bitmap.height * scale),
+  });
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return canvas.toDataURL("image/jpeg", 0.8);
+}
+
+function showStatus(job) {
+  const words = { queued: "Waiting for the model…", running: "Generating your image…" };
+  let text = words[job.status] || job.status;
+  if (job.waiting_on_model) text = "The model is unavailable right now; your image will continue as soon as it is back.";
+  $("status").textContent = text;
+  $("bar").removeAttribute("value");
+  if (job.status === "running") $("bar").value = 60;
+}
+
+function reset() {
+  $("result").hidden = true;
+  $("create").hidden = false;
+  $("create").reset();
+}
+
+function fail(say, error) {
+  $("submit").disabled = false;
+  if (error instanceof ApiError && error.status === 401) sessionStorage.removeItem(KEY);
+  say(explain(error));
+}

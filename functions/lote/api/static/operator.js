@@ -1,0 +1,183 @@
+// The partner operator's page: the API key stays in memory only and is used once, to mint a
+// short-lived token with batch scopes; everything else goes with that token. Batch status is
+// followed with ETag polling at the Retry-After the API gives.
+
+import { Api, explain } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+// generations:read with batches:read opens the batch items' images (a token sees items of batches).
+const SCOPES = ["batches:read", "batches:write", "generations:read", "webhooks:read", "webhooks:write", "account:read"];
+const thumbnails = new Map(); // item id → object URL: each image is fetched once
+let api = null;
+let current = null; // the open batch's id
+let timer = null;
+
+export function startOperator(base, network, say) {
+  $("operator").hidden = false;
+  $("login").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const key = new Api(base, $("apikey").value.trim(), network);
+      $("apikey").value = "";
+      const minted = await key.post("/v1/client-tokens", { subject: "operator", scopes: SCOPES, ttl_s: 3600 });
+      api = new Api(base, minted.data.token, network);
+      $("login").hidden = true;
+      $("console").hidden = false;
+      say("");
+      await Promise.all([listBatches(say), listDeliveries(say)]);
+    } catch (error) {
+      say(explain(error));
+    }
+  });
+  $("retry").addEventListener("click", () => act(say, "retry", {}));
+  $("cancel").addEventListener("click", () => act(say, "cancel"));
+  $("results").addEventListener("click", () => download(say));
+  $("filter").addEventListener("change", () => showItems(say));
+}
+
+async function listBatches(say) {
+  const { data } = await api.get("/v1/batches");
+  const rows = data.batches.map((batch) => {
+    const row = document.createElement("tr");
+    row.tabIndex = 0;
+    row.dataset.id = batch.id;
+    row.innerHTML = "<td></td><td></td><td><progress max='100'></progress></td><td></td><td></td>";
+    row.cells[0].textContent = batch.id;
+    row.cells[1].textContent = batch.status;
+    row.cells[3].textContent = String(batch.total);
+    row.cells[4].textContent = new Date(batch.created_at).toLocaleString();
+    fillProgress(row, batch);
+    const open = () => openBatch(batch.id, say);
+    row.addEventListener("click", open);
+    row.addEventListener("keydown", (event) => { if (event.key === "Enter") open(); });
+    return row;
+  });
+  $("batches").tBodies[0].replaceChildren(...rows);
+}
+
+// The list has no counts; a bar is filled from the batch's own status (final ones need no read).
+async function fillProgress(row, batch) {
+  const bar = row.cells[2].firstChild;
+  let percent = batch.status === "completed" || batch.status === "canceled" ? 100 : 0;
+  if (!percent) percent = (await api.get(`/v1/batches/${batch.id}`)).data.progress;
+  bar.value = Math.round(percent);
+  bar.setAttribute("aria-label", `${batch.id}: ${Math.round(percent)}%`);
+}
+
+async function openBatch(id, say) {
+  current = id;
+  clearTimeout(timer);
+  $("batch").hidden = false;
+  $("batch-title").textContent = `Batch ${id}`;
+  let etag = null;
+  const poll = async () => {
+    if (current !== id) return;
+    try {
+      const answer = await api.get(`/v1/batches/${id}`, { headers: etag ? { "If-None-Match": etag } : {} });
+      if (answer.status !== 304) {
+        etag = answer.headers.get("ETag");
+        showBatch(answer.data);
+        await showItems(say);
+      }
+      const after = Number(answer.headers.get("Retry-After"));
+      if (after > 0) timer = setTimeout(poll, after * 1000); // none once the batch is final
+      else listBatches(say);
+    } catch (error) {
+      say(explain(error));
+    }
+  };
+  await poll();
+}
+
+function showBatch(batch) {
+  const facts = {
+    Status: batch.status, Priority: batch.priority, Items: batch.counts.total,
+    Succeeded: batch.counts.succeeded, Failed: batch.counts.failed, Queued: batch.counts.queued,
+    Running: batch.counts.running, Canceled: batch.counts.canceled,
+    Throughput: batch.throughput_per_min != null ? `${batch.throughput_per_min.toFixed(0)} items/min` : "—",
+    ETA: batch.eta ? new Date(batch.eta).toLocaleTimeString() : "—",
+    "Waiting on the model": batch.waiting_on_model ? "yes" : "no",
+  };
+  $("batch-facts").replaceChildren(...Object.entries(facts).flatMap(([name, value]) => [
+    Object.assign(document.createElement("dt"), { textContent: name }),
+    Object.assign(document.createElement("dd"), { textContent: String(value ?? "—") }),
+  ]));
+  $("batch-bar").value = Math.round(batch.progress);
+}
+
+async function showItems(say) {
+  if (!current) return;
+  const status = $("filter").value;
+  try {
+    const { data } = await api.get(`/v1/batches/${current}/items?page_size=60${status ? `&status=${status}` : ""}`);
+    $("grid").replaceChildren(...data.items.map((item) => {
+      const cell = document.createElement("li");
+      if (item.output && item.output.url) {
+        const image = Object.assign(document.createElement("img"), { alt: `${item.reference}, generated` });
+        cell.append(image);
+        thumbnail(item).then((url) => { image.src = url; }).catch(() => { image.alt = `${item.reference}: image unavailable`; });
+      }
+      cell.append(`${item.reference}: ${item.status}${item.error ? ` (${item.error.code})` : ""}`);
+      return cell;
+    }));
+  } catch (error) {
+    say(explain(error));
+  }
+}
+
+// The item's `output.url` answers (with the token) a redirect to a short-lived signed URL; the
+// image is fetched once and kept for the page's life.
+async function thumbnail(item) {
+  if (!thumbnails.has(item.id)) {
+    thumbnails.set(item.id, (async () => {
+      const response = await api.request("GET", new URL(item.output.url).pathname);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      return URL.createObjectURL(await response.blob());
+    })());
+  }
+  return thumbnails.get(item.id);
+}
+
+async function act(say, action, body) {
+  try {
+    const { data } = await api.post(`/v1/batches/${current}/${action}`, body);
+    say(action === "retry" ? `${data.retried} items queued again.` : "The batch was canceled.", true);
+    await openBatch(current, say);
+  } catch (error) {
+    say(explain(error));
+  }
+}
+
+async function download(say) {
+  try {
+    const response = await api.request("GET", `/v1/batches/${current}/results.jsonl`);
+    if (!response.ok) throw new Error(`results.jsonl: HTTP ${response.status}`);
+    const link = Object.assign(document.createElement("a"), {
+      href: URL.createObjectURL(await response.blob()), download: `${current}.jsonl`,
+    });
+    link.click();
+  } catch (error) {
+    say(explain(error));
+  }
+}
+
+async function listDeliveries(say) {
+  const { data } = await api.get("/v1/webhooks/deliveries");
+  $("deliveries").tBodies[0].replaceChildren(...data.deliveries.map((delivery) => {
+    const row = document.createElement("tr");
+    row.innerHTML = "<td></td><td></td><td></td><td><button type='button'>Redeliver</button></td>";
+    row.cells[0].textContent = delivery.type;
+    row.cells[1].textContent = delivery.status;
+    row.cells[2].textContent = String(delivery.attempts.length);
+    row.cells[3].firstChild.addEventListener("click", async () => {
+      try {
+        await api.post(`/v1/webhooks/deliveries/${delivery.id}/redeliver`);
+        say("The event is being delivered again.", true);
+        await listDeliveries(say);
+      } catch (error) {
+        say(explain(error));
+      }
+    });
+    return row;
+  }));
+}

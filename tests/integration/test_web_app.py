@@ -1,0 +1,108 @@
+"""The web app in a real browser (Debian's Chromium driven by Playwright) against the local stack:
+the end user's flow to a finished image, errors shown in words, the operator following a batch.
+Screenshots of both views go to docs/screenshots/ (the README shows them)."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from lote_local.config import REPO_ROOT
+from tests.integration.conftest import Tenant
+
+CHROMIUM = "/usr/bin/chromium"
+# Without these, Chromium keeps calling Google's services, which this machine's network refuses.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+SHOTS = REPO_ROOT / "docs" / "screenshots"
+END_USER = ["generations:create", "generations:read", "uploads:create"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def _token(tenant: Tenant, subject: str, scopes: list[str], **more: Any) -> str:
+    answer = tenant.post("/v1/client-tokens", {"subject": subject, "scopes": scopes, **more})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["token"])
+
+
+def _photo(tmp_path: Path) -> Path:
+    path = tmp_path / "room.png"
+    image = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_an_end_user_stages_a_photo_and_sees_before_and_after(page: Page, tenant: Tenant, tmp_path: Path):
+    page.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-1', END_USER)}")
+    expect(page.locator("#preset")).to_contain_text("virtual-staging")
+    page.select_option("#preset", "virtual-staging")
+    page.select_option("#param-style", "scandinavian")
+    page.set_input_files("#photo", str(_photo(tmp_path)))
+    page.click("#submit")
+    expect(page.locator("#notice")).to_have_text("Your image is ready.", timeout=30_000)
+    expect(page.locator("#after")).to_have_attribute("src", re.compile(r"^https?://.+"))
+    assert page.eval_on_selector("#after", "img => img.complete && img.naturalWidth > 0")
+    assert page.eval_on_selector("#before", "img => img.complete && img.naturalWidth > 0")
+    assert "#token=" not in page.url  # the token left the address bar (and the history)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "end-user.png"), full_page=True)
+
+
+def test_errors_are_shown_in_words(page: Page, tenant: Tenant, tmp_path: Path):
+    page.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-2', ['generations:read'])}")
+    expect(page.locator("#preset")).to_contain_text("virtual-staging")
+    page.set_input_files("#photo", str(_photo(tmp_path)))
+    page.click("#submit")
+    expect(page.locator("#notice")).to_have_text("This session may not do that.")
+    forged = page.context.new_page()  # a new tab: a fragment change alone does not reload the page
+    forged.goto(f"{tenant.base}/app/#token=eyJhbGciOiJIUzI1NiJ9.e30.c2ln")
+    expect(forged.locator("#notice")).to_contain_text("This link is not valid")
+
+
+def test_an_operator_follows_a_batch_to_completion(page: Page, tenant: Tenant):
+    items = [{"reference": f"room-{i:02d}", "prompt": f"stage room {i}"} for i in range(24)]
+    batch = tenant.post("/v1/batches", {"items": items, "priority": "express"}).json()
+    page.goto(f"{tenant.base}/app/")
+    page.fill("#apikey", tenant.api_key)
+    page.click("#login button")
+    row = page.locator(f"#batches tr[data-id='{batch['id']}']")
+    expect(row).to_be_visible()
+    row.click()
+    facts = page.locator("#batch-facts")
+    expect(facts).to_contain_text("completed", timeout=60_000)
+    expect(facts).to_contain_text("Succeeded24")  # dt and dd, side by side
+    expect(page.locator("#grid li img")).to_have_count(24)
+    page.select_option("#filter", "failed")
+    expect(page.locator("#grid li")).to_have_count(0)
+    assert page.eval_on_selector("#apikey", "input => input.value") == ""  # not kept in the form
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.select_option("#filter", "")
+    expect(page.locator("#grid li img")).to_have_count(24)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(SHOTS / "operator.png"), full_page=True)
