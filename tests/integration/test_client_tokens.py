@@ -37,15 +37,17 @@ def _code(response: requests.Response) -> tuple[int, str]:
     return response.status_code, response.json()["error"]["code"]
 
 
+def allow_origins(stack: Stack, tenant: Tenant, origins: list[str]) -> None:
+    """Set the tenant's allowed origins through the admin route."""
+    url = f"{stack.url(stack.config.api_port)}/v1/admin/tenants/{tenant.tenant_id}"
+    answer = requests.patch(url, json={"allowed_origins": origins}, timeout=10,
+                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+    assert answer.status_code == 200 and answer.json()["allowed_origins"] == origins, answer.text
+
+
 @pytest.fixture
 def allow(stack: Stack) -> Callable[[Tenant, list[str]], None]:
-    def set_origins(tenant: Tenant, origins: list[str]) -> None:
-        url = f"{stack.url(stack.config.api_port)}/v1/admin/tenants/{tenant.tenant_id}"
-        answer = requests.patch(url, json={"allowed_origins": origins}, timeout=10,
-                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
-        assert answer.status_code == 200 and answer.json()["allowed_origins"] == origins, answer.text
-
-    return set_origins
+    return lambda tenant, origins: allow_origins(stack, tenant, origins)
 
 
 def test_a_token_acts_for_its_subject_only(tenant: Tenant, new_tenant):

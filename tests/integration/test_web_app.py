@@ -106,3 +106,80 @@ def test_an_operator_follows_a_batch_to_completion(page: Page, tenant: Tenant):
         "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     page.screenshot(path=str(SHOTS / "operator.png"), full_page=True)
+
+
+@pytest.fixture
+def second_origin() -> Iterator[str]:
+    """The same static files served from another origin (http://localhost:PORT), as a partner's site."""
+    import functools
+    import http.server
+    import threading
+
+    from lote.api.app_routes import STATIC
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(STATIC))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_page_on_the_partners_site_works_only_once_allowed(
+    page: Page, tenant: Tenant, stack, second_origin: str
+):
+    from tests.integration.test_client_tokens import allow_origins
+
+    url = f"{second_origin}/index.html#token={_token(tenant, 'u-3', END_USER)}&api={tenant.base}"
+    page.goto(url)
+    expect(page.locator("#notice")).to_have_text("This site is not allowed to use the service.")
+    allow_origins(stack, tenant, [second_origin])
+    other = page.context.new_page()
+    other.goto(f"{second_origin}/index.html#token={_token(tenant, 'u-3', END_USER)}&api={tenant.base}")
+    expect(other.locator("#preset")).to_contain_text("virtual-staging")
+    expect(other.locator("#notice")).to_be_hidden()
+
+
+def test_an_expired_session_and_another_users_job_are_explained(page: Page, tenant: Tenant, stack):
+    import dataclasses
+    import datetime as dt
+
+    from lote.access import tokens
+
+    keys, api = {"local-1": stack.client_token_key}, tenant.base
+    claims = tokens.verify(keys, _token(tenant, "u-4", END_USER), api, dt.datetime.now(dt.UTC))
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    expired = tokens.sign(keys, dataclasses.replace(claims, expires_at=past), api, past)
+    page.goto(f"{tenant.base}/app/#token={expired}")
+    expect(page.locator("#notice")).to_contain_text("Your session has expired")
+    # Bob's tab holding Alice's job id (a tampered sessionStorage) gets nothing of hers.
+    alice = _token(tenant, "alice", END_USER)
+    job = tenant.http.post(f"{tenant.base}/v1/generations", json={"prompt": "alice's room"},
+                           headers={"Authorization": f"Bearer {alice}"}).json()  # fmt: skip
+    bob = page.context.new_page()
+    bob.goto(f"{tenant.base}/app/#token={_token(tenant, 'bob', END_USER)}")
+    expect(bob.locator("#preset")).to_contain_text("virtual-staging")
+    bob.evaluate("id => sessionStorage.setItem('lote.job', JSON.stringify({id, before: ''}))", job["id"])
+    bob.reload()
+    expect(bob.locator("#notice")).to_contain_text("not_found")
+    expect(bob.locator("#after")).not_to_have_attribute("src", re.compile(".+"))
+    tenant.wait(job["id"])
+
+
+def test_an_operator_retries_failed_items_and_cancels_a_batch(page: Page, tenant: Tenant):
+    items = [{"reference": f"f{i}", "prompt": f"broken {i} [[fault=500]]"} for i in range(3)]
+    failing = tenant.post("/v1/batches", {"items": items}).json()
+    slow = [{"reference": f"s{i}", "prompt": f"slow {i} [[latency=3000]]"} for i in range(40)]
+    long = tenant.post("/v1/batches", {"items": slow}).json()
+    page.goto(f"{tenant.base}/app/")
+    page.fill("#apikey", tenant.api_key)
+    page.click("#login button")
+    page.locator(f"#batches tr[data-id='{failing['id']}']").click()
+    expect(page.locator("#batch-facts")).to_contain_text("Failed3", timeout=60_000)
+    page.click("#retry")
+    expect(page.locator("#notice")).to_have_text("3 items queued again.")
+    expect(page.locator("#batch-facts")).to_contain_text("Failed3", timeout=60_000)  # they fail again
+    page.locator(f"#batches tr[data-id='{long['id']}']").click()
+    expect(page.locator("#batch-title")).to_contain_text(long["id"])
+    page.click("#cancel")
+    expect(page.locator("#notice")).to_have_text("The batch was canceled.")
+    expect(page.locator("#batch-facts")).to_contain_text("canceled", timeout=60_000)
