@@ -14,6 +14,7 @@ from bench import (
     generation_bench,
     machine,
     stack_bench,
+    web_bench,
     webhook_bench,
 )
 
@@ -26,10 +27,11 @@ SUITES = {
     "quota": dispatch_bench.run_quota,
     "fairness": dispatch_bench.run_fairness,
     "outage": dispatch_bench.run_outage,
+    "web": web_bench.run,
     "chaos": lambda: chaos_report.section(chaos.run(chaos.FULL)),
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
-DEFAULT = ["stack", "generation", "batch", "webhooks", "quota", "fairness", "outage"]
+DEFAULT = ["stack", "generation", "batch", "webhooks", "quota", "fairness", "outage", "web"]
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ export class Api {
     this.credential = credential;
     this.onNetwork = onNetwork || (() => {});
     this.requests = 0; // for the page's own light-on-the-API check
+    this.fresh = new Map(); // path → {answer, until}: the API's Retry-After says the answer holds until then
+    this.inflight = new Map(); // path → the promise of the GET under way
   }
 
   async request(method, path, { body, headers = {}, wait } = {}) {
@@ -66,7 +68,22 @@ export class Api {
     return { status: response.status, data, headers: response.headers };
   }
 
-  get(path, options) { return this.json("GET", path, options); }
+  // A GET asked again before the Retry-After of its last answer gets that answer, without a request.
+  // (A held GET, `wait`, is paced by the server instead: it answers when something changed.)
+  // Two views asking for the same path at once share one request.
+  async get(path, options = {}) {
+    if (options.wait) return this.json("GET", path, options);
+    const kept = this.fresh.get(path);
+    if (kept && Date.now() < kept.until) return kept.answer;
+    if (!this.inflight.has(path)) {
+      this.inflight.set(path, this.json("GET", path, options).finally(() => this.inflight.delete(path)));
+    }
+    const answer = await this.inflight.get(path);
+    const after = Number(answer.headers.get("Retry-After"));
+    if (answer.status === 200 && after > 0) this.fresh.set(path, { answer, until: Date.now() + after * 1000 });
+    else this.fresh.delete(path);
+    return answer;
+  }
   post(path, body, options = {}) { return this.json("POST", path, { ...options, body }); }
 }
 
