@@ -183,3 +183,28 @@ def test_an_operator_retries_failed_items_and_cancels_a_batch(page: Page, tenant
     page.click("#cancel")
     expect(page.locator("#notice")).to_have_text("The batch was canceled.")
     expect(page.locator("#batch-facts")).to_contain_text("canceled", timeout=60_000)
+
+
+def test_an_operator_redelivers_a_webhook_event(page: Page, tenant: Tenant, target):
+    job = tenant.post("/v1/generations", {"prompt": "x", "webhook_url": target.url + "/hook"}).json()
+    first = target.wait_for(1)[0]
+    page.goto(f"{tenant.base}/app/")
+    page.fill("#apikey", tenant.api_key)
+    page.click("#login button")
+    row = page.locator("#deliveries tbody tr").filter(has_text="generation.succeeded")
+    expect(row).to_contain_text("delivered")
+    row.get_by_role("button", name="Redeliver").click()
+    expect(page.locator("#notice")).to_have_text("The event is being delivered again.")
+    again = target.wait_for(2)[1]
+    assert again.headers["webhook-id"] == first.headers["webhook-id"] and tenant.wait(job["id"])
+
+
+def test_a_lost_network_is_announced_and_the_page_carries_on(page: Page, tenant: Tenant, tmp_path: Path):
+    page.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-5', END_USER)}")
+    expect(page.locator("#preset")).to_contain_text("virtual-staging")
+    page.set_input_files("#photo", str(_photo(tmp_path)))
+    page.context.set_offline(True)
+    page.click("#submit")
+    expect(page.locator("#notice")).to_have_text("The network connection was lost; retrying…")
+    page.context.set_offline(False)
+    expect(page.locator("#notice")).to_have_text("Your image is ready.", timeout=60_000)
