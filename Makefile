@@ -9,7 +9,7 @@ PROJECT ?=
 REGION ?= us-central1
 TF := terraform -chdir=terraform
 
-.PHONY: install dev test test-unit test-integration lint lint-infra fmt bench chaos fuzz deploy deploy-secrets tf-init clean
+.PHONY: install dev test screenshots test-unit test-integration lint lint-infra fmt bench chaos fuzz deploy deploy-secrets tf-init clean
 
 $(STAMP): functions/requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ $(CHROMIUM):
 
 test: install $(CHROMIUM)
 	$(BIN)/pytest tests
+
+# The README's screenshots of the web app, taken by its browser tests.
+screenshots: install $(CHROMIUM)
+	LOTE_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest tests/integration/test_web_app.py -k "stages_a_photo or follows_a_batch"
 
 test-unit: install
 	$(BIN)/pytest tests/unit
