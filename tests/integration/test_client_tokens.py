@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 import requests
 
+from lote.access import store as access_store
 from lote.access import tokens
+from lote.audit import scan as audit_scan
+from lote.services import Services
 from lote_local.stack import Stack
 from tests.integration.conftest import ADMIN_TOKEN, Tenant
 
@@ -93,8 +96,9 @@ def test_scopes_and_what_only_a_key_may_do(tenant: Tenant):
     assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] in ("scopes.0", "ttl_s")
 
 
-def test_the_image_cap_is_charged_with_the_submission(tenant: Tenant):
-    capped = _as(tenant, _mint(tenant, "u", ["generations:create", "batches:create"], max_images=3)["token"])
+def test_the_image_cap_is_charged_with_the_submission(tenant: Tenant, services: Services):
+    minted = _mint(tenant, "u", ["generations:create", "batches:create"], max_images=3)
+    capped = _as(tenant, minted["token"])
     items = [{"reference": f"r{i}", "prompt": f"p {i}"} for i in range(2)]
     batch = capped.post(tenant.base + "/v1/batches", json={"items": items})
     assert batch.status_code == 202, batch.text
@@ -105,6 +109,15 @@ def test_the_image_cap_is_charged_with_the_submission(tenant: Tenant):
     balance = tenant.get("/v1/account").json()["balance"]
     assert capped.post(tenant.base + "/v1/generations", json={"prompt": "fifth"}).status_code == 403
     assert tenant.get("/v1/account").json()["balance"] == balance  # nothing charged for a refusal
+    # The audit counts the token's images from its jobs and batches: a count that drifted is caught.
+    record = access_store.ref(services.firestore.db, minted["id"])
+    record.update({"images": 2})
+    try:
+        report = audit_scan.audit(services, tenant.tenant_id)
+    finally:
+        record.update({"images": 3})
+    found = [(v.invariant, v.detail) for v in report.violations if v.subject == minted["id"]]
+    assert found == [("token_images_are_counted", {"images": 2, "submitted": 3, "max_images": 3})]
 
 
 def test_expired_forged_foreign_and_revoked_tokens_are_named_401s(stack: Stack, tenant: Tenant):

@@ -146,3 +146,11 @@ def test_a_busy_document_is_skipped_by_the_sweep_not_the_rest_of_the_pass():
     assert done["skipped_busy"] == 2
     with pytest.raises(NotFound), repair._one(done, "gen_gone"):
         raise NotFound("a real fault is not hidden")
+
+
+def test_a_client_token_counts_exactly_what_was_submitted_with_it_and_stays_under_its_cap():
+    doc = {"tenant_id": "ten_a", "images": 3, "max_images": 3}
+    assert rules.client_token("tok_a", doc, 3) == []
+    assert rules.client_token("tok_a", {**doc, "max_images": None}, 3) == []
+    assert rules.client_token("tok_a", doc, 2)[0].invariant == "token_images_are_counted"  # a lost job
+    assert rules.client_token("tok_a", {**doc, "images": 4}, 4)[0].detail["max_images"] == 3  # over its cap

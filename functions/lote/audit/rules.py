@@ -185,3 +185,13 @@ def dispatcher_alive(
         return []
     detail = {"active_lanes": active_lanes, "last_run": last_run.isoformat() if last_run else None}
     return [Violation("held_work_is_dispatched", pool, "", detail)]
+
+
+def client_token(token_id: str, doc: dict[str, Any], submitted: int) -> list[Violation]:
+    """A client token has counted exactly the images submitted with it (its singles, and the items
+    of its batches), and never more than its cap."""
+    images, cap = int(doc.get("images") or 0), doc.get("max_images")
+    if images == submitted and (cap is None or images <= int(cap)):
+        return []
+    detail = {"images": images, "submitted": submitted, "max_images": cap}
+    return [Violation("token_images_are_counted", token_id, str(doc.get("tenant_id")), detail)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lote import tasks, timeutil
+from lote.access import store as access_store
 from lote.audit import rules
 from lote.audit.rules import Violation, Windows
 from lote.batches import store as batch_store
@@ -159,6 +160,16 @@ def _tenant(services: Services, tenant_id: str, report: Report) -> None:
     for batch_id, doc in batches.items():
         report.checked["batches"] += 1
         _batch(services, batch_id, doc, entries, deliveries.get(batch_id, set()), report)
+    submitted: dict[str, int] = defaultdict(int)
+    for doc in jobs.values():
+        if doc.get("token_id") and doc.get("batch_id") is None:
+            submitted[doc["token_id"]] += 1
+    for doc in batches.values():
+        if doc.get("token_id"):
+            submitted[doc["token_id"]] += int(doc.get("total") or 0)
+    for snapshot in _where(db.collection(access_store.COLLECTION), "tenant_id", tenant_id).stream():
+        report.checked["client_tokens"] += 1
+        report.violations += rules.client_token(snapshot.id, snapshot.to_dict() or {}, submitted[snapshot.id])
 
 
 def _batch(

@@ -122,7 +122,8 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     data, chunks = manifest.encode(specs)
     bucket, name = services.settings.manifest_bucket, f"batches/{caller.tenant_id}/{batch_id}/items.jsonl"
     at = {"bucket": bucket, "object": name}
-    doc = batch_document(caller.tenant_id, req, len(specs), chunks, at, charged=total_price)
+    doc = {**batch_document(caller.tenant_id, req, len(specs), chunks, at, charged=total_price),
+           "token_id": caller.token_id}  # fmt: skip
     accepted = BatchAccepted(
         id=batch_id,
         status=BatchStatus.QUEUED,

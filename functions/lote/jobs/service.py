@@ -149,7 +149,11 @@ def submit(
         price = pricing.price(req.model or services.settings.default_model, req.preset)
         debit = credits.job_debit(job_id, price)
         credits.precheck(db, credits.Admission(caller.tenant_id, debit, caller.max_in_flight))
-    doc = {**new_job(services, caller.tenant_id, job_id, req), "subject": caller.subject}
+    doc = {
+        **new_job(services, caller.tenant_id, job_id, req),
+        "subject": caller.subject,
+        "token_id": caller.token_id,
+    }
     accepted = Accepted(
         id=job_id,
         status=JobStatus.QUEUED,
