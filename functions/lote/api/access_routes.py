@@ -14,11 +14,11 @@ def register(app: flask.Flask) -> None:
 
     @app.post("/v1/client-tokens")
     def create_client_token() -> flask.Response:
-        services, caller = authenticated(key_only=True)
+        services, caller = authenticated()
         req = parse(ClientTokenRequest, json_body(flask.request))
         return respond(201, access.mint(services, caller, req), {"Cache-Control": "no-store"})
 
     @app.post("/v1/client-tokens/<token_id>/revoke")
     def revoke_client_token(token_id: str) -> flask.Response:
-        services, caller = authenticated(key_only=True)
+        services, caller = authenticated()
         return respond(200, access.revoke(services, caller, token_id))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import flask
 
 from lote import ids
-from lote.access.schemas import Scope
 from lote.admin.auth import require_admin
 from lote.api.http import authenticated, json_body, parse, respond
 from lote.dispatch import views as dispatch_views
@@ -28,12 +27,12 @@ def register(app: flask.Flask) -> None:
 
     @app.get("/v1/account")
     def account() -> flask.Response:
-        services, caller = authenticated(Scope.ACCOUNT_READ)
+        services, caller = authenticated()
         return respond(200, accounts.account(services, caller))
 
     @app.get("/v1/account/ledger")
     def account_ledger() -> flask.Response:
-        services, caller = authenticated(Scope.ACCOUNT_READ)
+        services, caller = authenticated()
         return respond(
             200, accounts.ledger_page(services, caller.tenant_id, flask.request.args.get("page_token"))
         )

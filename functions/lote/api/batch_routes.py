@@ -5,7 +5,6 @@ from __future__ import annotations
 import flask
 
 from lote import uploads
-from lote.access.schemas import Scope
 from lote.api.http import authenticated, json_body, parse, respond, respond_cached
 from lote.batches import service as batches
 from lote.batches import views as batch_views
@@ -28,7 +27,7 @@ def register(app: flask.Flask) -> None:
 
     @app.post("/v1/batches")
     def create_batch() -> flask.Response:
-        services, caller = authenticated(Scope.BATCHES_CREATE)
+        services, caller = authenticated()
         payload = json_body(flask.request)
         req = parse(BatchRequest, payload)
         answer = batches.submit(services, caller, payload, req, flask.request.headers.get("Idempotency-Key"))
@@ -36,7 +35,7 @@ def register(app: flask.Flask) -> None:
 
     @app.get("/v1/batches")
     def list_batches() -> flask.Response:
-        services, caller = authenticated(Scope.BATCHES_READ)
+        services, caller = authenticated()
         args = flask.request.args
         return respond(
             200, batches.list_batches(services, caller, args.get("status"), args.get("page_token"))
@@ -44,13 +43,13 @@ def register(app: flask.Flask) -> None:
 
     @app.get("/v1/batches/<batch_id>")
     def get_batch(batch_id: str) -> flask.Response:
-        services, caller = authenticated(Scope.BATCHES_READ)
+        services, caller = authenticated()
         view, etag, poll_after = batch_views.get(services, caller, batch_id)
         return respond_cached(view, etag, poll_after)
 
     @app.get("/v1/batches/<batch_id>/items")
     def batch_items(batch_id: str) -> flask.Response:
-        services, caller = authenticated(Scope.BATCHES_READ)
+        services, caller = authenticated()
         args = flask.request.args
         page = batch_views.items(
             services, caller, batch_id, args.get("status"), _int_arg("page_size", 100), args.get("page_token")
@@ -59,22 +58,22 @@ def register(app: flask.Flask) -> None:
 
     @app.get("/v1/batches/<batch_id>/results.jsonl")
     def batch_results(batch_id: str) -> flask.Response:
-        services, caller = authenticated(Scope.BATCHES_READ)
+        services, caller = authenticated()
         lines = batch_views.results(services, caller, batch_id)
         return flask.Response(lines, mimetype="application/jsonl")
 
     @app.post("/v1/batches/<batch_id>/retry")
     def retry_batch(batch_id: str) -> flask.Response:
-        services, caller = authenticated(Scope.BATCHES_WRITE)
+        services, caller = authenticated()
         payload = json_body(flask.request) if flask.request.get_data() else {}
         return respond(200, batches.retry(services, caller, batch_id, parse(RetryRequest, payload)))
 
     @app.post("/v1/batches/<batch_id>/cancel")
     def cancel_batch(batch_id: str) -> flask.Response:
-        services, caller = authenticated(Scope.BATCHES_WRITE)
+        services, caller = authenticated()
         return respond(200, batches.cancel(services, caller, batch_id))
 
     @app.post("/v1/uploads")
     def create_upload() -> flask.Response:
-        services, caller = authenticated(Scope.UPLOADS_CREATE)
+        services, caller = authenticated()
         return respond(201, uploads.create(services, caller, parse(UploadRequest, json_body(flask.request))))

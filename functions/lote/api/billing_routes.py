@@ -21,7 +21,7 @@ def register(app: flask.Flask) -> None:
 
     @app.post("/v1/billing/checkout")
     def billing_checkout() -> flask.Response:
-        services, caller = authenticated(key_only=True)
+        services, caller = authenticated()
         req = parse(CheckoutRequest, json_body(flask.request))
         answer = checkout.start(
             services, caller, req, check_header(flask.request.headers.get("Idempotency-Key"))

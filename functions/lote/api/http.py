@@ -13,6 +13,7 @@ from lote import ids
 from lote.access import service as access
 from lote.access import tokens
 from lote.errors import InvalidRequest, UnsupportedMediaType
+from lote.operations import OPERATIONS
 from lote.services import Services
 from lote.tenants import limits
 from lote.tenants.service import Caller, bearer, caller_for
@@ -83,11 +84,16 @@ def respond_cached(
 _LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rate-count")
 
 
-def authenticated(scope: str | None = None, key_only: bool = False) -> tuple[Services, Caller]:
+# What a client token needs on each route, as the OpenAPI document states it (operations.py): the
+# one place, so the contract and the check cannot drift apart.
+_ACCESS = {(op.method.upper(), op.path.replace("{", "<").replace("}", ">")): op for op in OPERATIONS}
+
+
+def authenticated() -> tuple[Services, Caller]:
     """The app's services and the caller: an API key (401 without a valid one; 403 when a page of
     another site sends it), or a client token (401 when invalid, expired or revoked; 403 from a
-    site its tenant does not allow, or without `scope`, or where only an API key may act); 429
-    over the rate.
+    site its tenant does not allow, or without the route's scope, or where only an API key may
+    act); 429 over the rate.
 
     The window is counted while the credential is looked up (one round trip fewer); the RateLimit-*
     headers go on whatever response the route renders, errors included.
@@ -97,8 +103,13 @@ def authenticated(scope: str | None = None, key_only: bool = False) -> tuple[Ser
     origin = flask.request.headers.get("Origin")
     if tokens.looks_like_token(secret):
         caller = _token_caller(services, secret, origin)
-        caller = caller.require_key() if key_only else caller
-        return services, caller.require(scope) if scope else caller
+        rule = flask.request.url_rule.rule if flask.request.url_rule else ""
+        op = _ACCESS.get((flask.request.method, rule))
+        if op is None or op.key_only:  # a route the contract does not open to tokens stays closed
+            return services, caller.require_key()
+        for scope in op.scopes:
+            caller.require(scope)
+        return services, caller
     access.check_key_origin(services.settings, origin)
     hashed = ids.sha256_hex(secret)
     db = services.firestore.db

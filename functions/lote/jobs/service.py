@@ -213,9 +213,8 @@ def finished_within(services: Services, caller: Caller, job_id: str, wait_s: int
     final = firestore.wait_for(
         ref, lambda snapshot: (snapshot.to_dict() or {}).get("status") in TERMINAL, wait_s
     )
-    if final is None or not caller.sees(final.to_dict() or {}):
-        return None
-    return views.generation(services, job_id, final.to_dict() or {})
+    job = final.to_dict() if final is not None else None
+    return views.generation(services, job_id, job) if job is not None and caller.sees(job) else None
 
 
 def output_url(services: Services, caller: Caller, job_id: str) -> str:

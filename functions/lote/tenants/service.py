@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lote import ids
 from lote.errors import Forbidden, InvalidRequest, Unauthenticated
 from lote.services import Services
 from lote.tenants import store
@@ -72,11 +71,6 @@ def bearer(authorization: str | None) -> str:
             headers={"WWW-Authenticate": "Bearer"},
         )
     return secret.strip()
-
-
-def key_hash(authorization: str | None) -> str:
-    """The hash of the API key in `Authorization: Bearer <key>`; 401 when there is none."""
-    return ids.sha256_hex(bearer(authorization))
 
 
 def caller_for(services: Services, hashed: str) -> Caller:
