@@ -20,7 +20,8 @@ from bench.common import Bench, running
 from lote_local.config import REPO_ROOT
 
 QUEUES = REPO_ROOT / "bench" / "queue-bench.yaml"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = "/usr/bin/chromium"  # Debian's (Playwright's own download needs a CDN); the tests use these too
+# Without these, Chromium keeps calling Google's services, which this machine's network refuses.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]  # fmt: skip
 RUNS = 5

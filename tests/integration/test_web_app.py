@@ -15,16 +15,12 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from bench.web_bench import CHROMIUM, END_USER, FLAGS
 from lote_local.config import REPO_ROOT
 from tests.integration.conftest import Tenant
 
-CHROMIUM = "/usr/bin/chromium"
-# Without these, Chromium keeps calling Google's services, which this machine's network refuses.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]  # fmt: skip
 # `make screenshots` points this at docs/screenshots (the README's); a plain run keeps the tree clean.
 SHOTS = Path(os.environ.get("LOTE_SCREENSHOTS_DIR") or REPO_ROOT / ".lote" / "screenshots")
-END_USER = ["generations:create", "generations:read", "uploads:create"]
 
 
 @pytest.fixture(scope="module")
