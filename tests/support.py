@@ -108,9 +108,7 @@ class Target:
 
 
 class _BurstServer(ThreadingHTTPServer):
-    """A receiver that takes a queue's whole burst at once: the standard listen backlog of 5 let
-    connections of a 20-task burst be refused on a busy machine, and a queue with one attempt then
-    dropped the task (test_stats_report_the_rate_achieved_beside_the_rate_allowed failed so)."""
+    """A receiver that takes a queue's whole burst at once: the standard listen backlog is 5."""
 
     request_queue_size = 256
 

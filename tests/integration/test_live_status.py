@@ -3,15 +3,24 @@ the job changes (or is final) or N seconds pass; ETag/304 polling stays for ever
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
+from types import SimpleNamespace
+from typing import Any
 
+from google.cloud.firestore import DocumentReference
+
+from lote.clients import firestore
+from lote.services import Services
 from tests.integration.conftest import Tenant
 
 
 def test_a_post_that_waits_answers_with_the_finished_image(tenant: Tenant):
     started = time.monotonic()
     answer = tenant.post("/v1/generations", {"prompt": "a chair"}, headers={"Prefer": "wait=30"})
-    assert answer.status_code == 200, answer.text
+    now = tenant.get(f"/v1/generations/{answer.json()['id']}").text
+    assert answer.status_code == 200, f"after {time.monotonic() - started:.1f}s: {answer.text}; now {now}"
     assert answer.headers["Preference-Applied"] == "wait=30"
     body = answer.json()
     assert body["status"] == "succeeded" and body["output"]["url"]
@@ -50,7 +59,7 @@ def test_a_get_that_waits_returns_at_the_next_change_not_at_the_deadline(tenant:
 
 
 def test_a_wait_that_sees_no_change_ends_at_its_deadline_with_the_same_etag(tenant: Tenant):
-    job = tenant.post("/v1/generations", {"prompt": "slower [[latency=4000]]"}).json()
+    job = tenant.post("/v1/generations", {"prompt": "slower [[latency=2500]]"}).json()
     running = tenant.wait(job["id"], statuses={"running"})
     etag = tenant.get(f"/v1/generations/{job['id']}").headers["ETag"]
     started = time.monotonic()
@@ -64,3 +73,26 @@ def test_unreadable_preferences_are_ignored(tenant: Tenant):
     job = tenant.post("/v1/generations", {"prompt": "x"}, headers={"Prefer": "wait=soon, respond-async"})
     assert job.status_code == 202 and "Preference-Applied" not in job.headers
     tenant.wait(job.json()["id"])
+
+
+class _StalledListen(DocumentReference):
+    """A document whose listen stream connects and then says nothing: what a stalled stream
+    looks like to the client (no error, no snapshot)."""
+
+    def on_snapshot(self, callback: Any) -> Any:
+        return SimpleNamespace(unsubscribe=lambda: None)
+
+
+def test_a_wait_whose_listen_stream_stalls_still_sees_the_change(services: Services):
+    real = services.firestore.db.collection("wait_probe").document(uuid.uuid4().hex)
+    real.set({"status": "running"})
+    stalled = _StalledListen(*real._path, client=real._client)
+    timer = threading.Timer(0.3, lambda: real.set({"status": "succeeded"}))
+    timer.start()
+    started = time.monotonic()
+    found = firestore.wait_for(stalled, lambda s: (s.to_dict() or {}).get("status") == "succeeded", 20, 0.2)
+    timer.join()
+    assert found is not None and found.to_dict() == {"status": "succeeded"}
+    assert time.monotonic() - started < 5  # a recheck found it, long before the deadline
+    assert firestore.wait_for(stalled, lambda s: False, 0.5, 0.2) is None
+    real.delete()

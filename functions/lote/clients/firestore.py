@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,9 @@ if TYPE_CHECKING:
 
 _EMULATOR_VAR = "FIRESTORE_EMULATOR_HOST"
 _ENV_LOCK = threading.Lock()
+# How often a wait re-reads the document it watches (see wait_for).
+RECHECK_S = 5.0
+log = logging.getLogger("lote.firestore")
 
 
 class FirestoreClient:
@@ -48,10 +53,16 @@ class FirestoreClient:
 
 
 def wait_for(
-    ref: firestore.DocumentReference, done: Callable[[firestore.DocumentSnapshot], bool], timeout_s: float
+    ref: firestore.DocumentReference,
+    done: Callable[[firestore.DocumentSnapshot], bool],
+    timeout_s: float,
+    recheck_s: float = RECHECK_S,
 ) -> firestore.DocumentSnapshot | None:
     """The first snapshot of `ref` for which `done` holds, or None after `timeout_s`. One listen
-    stream: Firestore pushes each change (a read each), so waiting costs no polling reads."""
+    stream: Firestore pushes each change (a read each), so waiting costs no polling reads. A
+    listen stream can stall without an error reaching us, so every `recheck_s` and at the
+    deadline one plain read checks what the stream should have said: a stall costs a few
+    seconds, never the whole wait and never a stale answer."""
     found: list[firestore.DocumentSnapshot] = []
     arrived = threading.Event()
 
@@ -61,9 +72,16 @@ def wait_for(
                 found.append(snapshot)
                 arrived.set()
 
+    deadline = time.monotonic() + timeout_s
     watch = ref.on_snapshot(on_snapshot)
     try:
-        arrived.wait(timeout_s)
+        while not arrived.wait(max(0.0, min(recheck_s, deadline - time.monotonic()))):
+            snapshot = ref.get()
+            if done(snapshot):
+                log.warning("listen stream missed a change of %s; a recheck read found it", ref.path)
+                return snapshot
+            if time.monotonic() >= deadline:
+                return None
     finally:
         watch.unsubscribe()
-    return found[0] if found else None
+    return found[0]

@@ -40,11 +40,10 @@ class Outcome:
 
 
 class Delivery:
-    """Sends attempts over a shared connection pool."""
+    """Sends attempts, each on a connection of its own."""
 
     def __init__(self, minter: TokenMinter) -> None:
         self._minter = minter
-        self._http = urllib3.PoolManager(num_pools=16, maxsize=64, block=False)
 
     def send(self, task: TaskRecord, headers: dict[str, str]) -> Outcome:
         """POST (or the task's method) to the target; never raises."""
@@ -54,26 +53,28 @@ class Delivery:
                 **headers,
                 "Authorization": f"Bearer {self._minter.mint(task.oidc_email, audience)}",
             }
-        # A fresh connection per attempt: a pooled keep-alive connection the target has already
-        # closed fails the attempt before the request is even sent (seen as a lost final attempt).
+        # A fresh connection per attempt, closed with it. A pool handed a later attempt the
+        # connection the target was still closing after "Connection: close" (its answer does not
+        # say close), and that attempt failed unsent: RemoteDisconnected on a busy machine.
         headers = {**headers, "Connection": "close"}
         started = time.monotonic()
         deadline = task.dispatch_deadline
         try:
-            response = self._http.request(
-                task.method.name,
-                task.url,
-                body=task.body or None,
-                headers=headers,
-                timeout=urllib3.Timeout(connect=min(10.0, deadline), read=deadline),
-                # A redirect is followed and is not a separate attempt (target.proto).
-                retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5),
-                preload_content=True,
-            )
+            with urllib3.PoolManager(num_pools=1, maxsize=1) as http:
+                response = http.request(
+                    task.method.name,
+                    task.url,
+                    body=task.body or None,
+                    headers=headers,
+                    timeout=urllib3.Timeout(connect=min(10.0, deadline), read=deadline),
+                    # A redirect is followed and is not a separate attempt (target.proto).
+                    retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5),
+                    preload_content=True,
+                )
         except urllib3.exceptions.ReadTimeoutError:
             return Outcome(status=None, error="deadline exceeded")
         except urllib3.exceptions.HTTPError as exc:
-            return Outcome(status=None, error=f"unreachable: {type(exc).__name__}")
+            return Outcome(status=None, error=f"unreachable: {type(exc).__name__}: {exc}"[:300])
         if time.monotonic() - started > deadline:
             return Outcome(status=None, error="deadline exceeded")
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
