@@ -3,6 +3,7 @@ the job changes (or is final) or N seconds pass; ETag/304 polling stays for ever
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import uuid
@@ -13,7 +14,7 @@ from google.cloud.firestore import DocumentReference
 
 from lote.clients import firestore
 from lote.services import Services
-from tests.integration.conftest import Tenant
+from tests.integration.conftest import ADMIN_TOKEN, Tenant
 
 
 def test_a_post_that_waits_answers_with_the_finished_image(tenant: Tenant):
@@ -96,3 +97,24 @@ def test_a_wait_whose_listen_stream_stalls_still_sees_the_change(services: Servi
     assert time.monotonic() - started < 5  # a recheck found it, long before the deadline
     assert firestore.wait_for(stalled, lambda s: False, 0.5, 0.2) is None
     real.delete()
+
+
+def test_a_single_generation_has_an_eta_from_the_attempts_measured_lately(tenant: Tenant):
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    jobs = [tenant.post("/v1/generations", {"prompt": f"eta {i} [[latency=2000]]"}).json() for i in range(3)]
+    for job in jobs:
+        tenant.wait(job["id"])
+    # The dispatcher's next window reads those calls (the first single started its ticks).
+    deadline = time.monotonic() + 20
+    while not (pool := tenant.get("/v1/admin/scheduler", headers=admin).json()["pools"][0])["attempt_ms"]:
+        assert time.monotonic() < deadline, pool
+        time.sleep(0.1)
+    assert 0 < pool["attempt_ms"] < 10_000  # smoothed with whatever other tests ran lately
+    job = tenant.post("/v1/generations", {"prompt": "eta [[latency=2000]]"}).json()
+    running = tenant.wait(job["id"], statuses={"running"})
+    asked = dt.datetime.now(dt.UTC)
+    eta = dt.datetime.fromisoformat(running["eta"])
+    started = dt.datetime.fromisoformat(running["started_at"])
+    assert asked < eta <= started + dt.timedelta(seconds=10)
+    final = tenant.wait(job["id"])
+    assert final["status"] == "succeeded" and "eta" not in final  # nulls are left out

@@ -158,3 +158,17 @@ def test_batches_give_way_to_singles_only_as_much_as_singles_use():
 def test_a_burst_of_singles_holds_back_at_most_twice_the_interactive_share():
     released, _ = _release_over([40] * 10)  # far above the pace: 20 singles/s
     assert released == pytest.approx(10 * 10 * WINDOW_S * (1 - 2 * 0.2))
+
+
+def test_the_typical_attempt_is_the_windows_median_smoothed_and_kept_through_quiet_windows():
+    from lote.dispatch.service import next_state
+
+    bounds, now = Limits(start=10, ceiling=20), dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    first = next_state(None, Window(WINDOW_S), bounds, now, 0, 0)
+    assert first["attempt_ms"] is None
+    measured = next_state(first, Window(WINDOW_S, successes=3), bounds, now, 0, 3, [900, 1_000, 30_000])
+    assert measured["attempt_ms"] == 1_000  # the median: one slow call does not move it
+    slower = next_state(measured, Window(WINDOW_S, successes=1), bounds, now, 0, 1, [3_000])
+    assert slower["attempt_ms"] == 2_000  # half the past, half the window
+    quiet = next_state(slower, Window(WINDOW_S), bounds, now, 0, 0, [])
+    assert quiet["attempt_ms"] == 2_000

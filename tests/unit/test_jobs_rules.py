@@ -126,3 +126,18 @@ def test_default_retry_settings_match_the_repo_queue_yaml():
     defaults = Settings.model_validate({})
     assert defaults.generation_max_attempts == generation.max_attempts
     assert defaults.generation_max_retry_s == generation.max_retry_duration_s
+
+
+def test_a_generation_eta_is_its_attempts_start_plus_the_typical_attempt():
+    from lote.jobs.views import eta
+
+    now = dt.datetime(2026, 11, 24, 12, 0, 0, tzinfo=dt.UTC)
+    lease_s = 900
+    claimed = now - dt.timedelta(seconds=3)  # the claim set lease_until = claim + lease
+    running = {"status": "running", "lease_until": claimed + dt.timedelta(seconds=lease_s)}
+    assert eta(running, 8_000, lease_s, now) == timeutil.iso(claimed + dt.timedelta(seconds=8))
+    assert eta({"status": "queued"}, 8_000, lease_s, now) == timeutil.iso(now + dt.timedelta(seconds=8))
+    assert eta(running, 2_000, lease_s, now) is None  # passed: "almost done", never a time gone by
+    assert eta(running, None, lease_s, now) is None  # nothing measured yet
+    assert eta({"status": "queued", "hold": "lane_x"}, 8_000, lease_s, now) is None  # its batch's ETA
+    assert eta({"status": "succeeded"}, 8_000, lease_s, now) is None

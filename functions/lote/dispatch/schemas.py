@@ -48,6 +48,9 @@ class Pool(BaseModel):
     opened_at: str | None = None
     last_window: LastWindow | None = None
     in_queue: int = Field(description="Released jobs not started yet (or waiting for a retry).")
+    attempt_ms: int | None = Field(
+        None, description="Typical attempt that reached the model (smoothed median): single generations' ETA."
+    )
     released_last_window: int
     tiers: dict[str, TierBacklog]
     tenants: list[TenantBacklog]

@@ -3,9 +3,10 @@ releases that many held jobs into the generation queue, fairly between lanes (sh
 
 The tick is a self-rescheduling task named after its pool and window, so duplicates collapse into
 one; whatever starts work (a batch's chunk, a job held after a quota error, a batch retry, the
-repair sweep) makes sure the next tick exists. Released tasks get a `schedule_time` spread over
-the window at the pace, under the queue's own rate, which stays queue.yaml's value: the ceiling.
-The queue is kept shallow (LOTE_DISPATCH_DEPTH_S of work), so a newcomer waits seconds.
+repair sweep, a single generation) makes sure the next tick exists. Released tasks get a
+`schedule_time` spread over the window at the pace, under the queue's own rate, which stays
+queue.yaml's value: the ceiling. The queue is kept shallow (LOTE_DISPATCH_DEPTH_S of work), so a
+newcomer waits seconds.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import statistics
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -99,7 +102,8 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
     if int(previous.get("window", -1)) > window:
         return Answer(200, {"result": "noop", "reason": "a later window already ran"})
     since = previous.get("run_at") or now
-    tally = state.calls_between(db, pool_name, since, now) if "run_at" in previous else Counter()
+    calls = state.calls_between(db, pool_name, since, now) if "run_at" in previous else state.Calls(Counter())
+    tally = calls.tally
     active = lanes.active(db, pool_name)
     waiting = in_queue(db)
     seen = control.Window(
@@ -112,7 +116,7 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
 
     def compute(stored: dict[str, Any] | None) -> dict[str, Any]:
         interactive = tally[f"tier:{share.Tier.INTERACTIVE}"]
-        updated = next_state(stored, seen, bounds, now, waiting, interactive)
+        updated = next_state(stored, seen, bounds, now, waiting, interactive, calls.answered_ms)
         if (stored or {}).get("breaker", "closed") != updated["breaker"]:
             # One line per change: Terraform's `breaker_opened` log metric counts the "open" ones.
             log.warning("dispatch %s: breaker %s (window %s)", pool_name, updated["breaker"], seen)
@@ -143,6 +147,7 @@ def next_state(
     now: dt.datetime,
     waiting: int,
     interactive_calls: int,
+    answered_ms: Sequence[int] = (),
 ) -> dict[str, Any]:
     """The pool's state after a window (pure): the controller's new pace, when the breaker opened,
     and what the window saw (for the release and the admin view)."""
@@ -164,10 +169,18 @@ def next_state(
     interactive_rate = observed if previous is None else (
         INTERACTIVE_MEMORY * float(previous) + (1 - INTERACTIVE_MEMORY) * observed
     )  # fmt: skip
+    # An attempt's typical duration, for the ETA of a single: the window's median, smoothed like
+    # the rate; a window without answers keeps the last figure (the model has not got faster).
+    attempt_ms = (stored or {}).get("attempt_ms")
+    if answered_ms:
+        median = statistics.median(answered_ms)
+        past = median if attempt_ms is None else float(attempt_ms)
+        attempt_ms = round(INTERACTIVE_MEMORY * past + (1 - INTERACTIVE_MEMORY) * median)
     return {
         **(stored or {}), "run_at": now, "rate": min(pace.rate, bounds.ceiling), "breaker": str(pace.breaker),
-        "opened_at": opened_at, "resume_rate": pace.resume_rate, "start": bounds.start,
-        "ceiling": bounds.ceiling, "in_queue": waiting, "last": last, "interactive_rate": interactive_rate,
+        "attempt_ms": attempt_ms, "opened_at": opened_at, "resume_rate": pace.resume_rate,
+        "start": bounds.start, "ceiling": bounds.ceiling, "in_queue": waiting, "last": last,
+        "interactive_rate": interactive_rate,
     }  # fmt: skip
 
 

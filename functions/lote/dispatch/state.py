@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -47,15 +48,27 @@ def ref(db: firestore.Client, pool: str) -> firestore.DocumentReference:
     return db.collection(DISPATCH).document(pool)
 
 
-def call_fields(pool: str, outcome: Outcome, tier: str, retry: bool, at: dt.datetime) -> dict[str, Any]:
+def call_fields(
+    pool: str, outcome: Outcome, tier: str, retry: bool, at: dt.datetime, ms: int
+) -> dict[str, Any]:
     """The `call` field an attempt's end writes on its job: the model call's outcome for the
-    dispatcher (`retry` when the queue was retrying the task after a failed call)."""
-    return {"pool": pool, "outcome": str(outcome), "tier": tier, "retry": retry, "at": at}
+    dispatcher (`retry` when the queue was retrying the task after a failed call) and how long the
+    attempt took (`ms`, claim to end: what an ETA needs)."""
+    return {"pool": pool, "outcome": str(outcome), "tier": tier, "retry": retry, "at": at, "ms": ms}
 
 
-def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt.datetime) -> Counter[str]:
-    """Outcomes of the pool's calls recorded in [since, until), with `tier:{tier}`, `retry` and
-    `retry:{outcome}` counts. (A job called twice in one window counts once: its last call.)"""
+@dataclass(frozen=True)
+class Calls:
+    """A window's calls: outcome counts (with `tier:{tier}`, `retry`, `retry:{outcome}`) and the
+    durations of the attempts that got an answer from the model."""
+
+    tally: Counter[str]
+    answered_ms: list[int] = field(default_factory=list)
+
+
+def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt.datetime) -> Calls:
+    """The pool's calls recorded in [since, until). (A job called twice in one window counts once:
+    its last call.)"""
     from google.cloud.firestore import FieldFilter
 
     query = (
@@ -67,6 +80,7 @@ def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt
         .limit(CALLS_READ_LIMIT)
     )
     tally: Counter[str] = Counter()
+    answered: list[int] = []
     for snapshot in query.stream():
         call = (snapshot.to_dict() or {}).get("call") or {}
         tally[str(call.get("outcome"))] += 1
@@ -74,7 +88,9 @@ def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt
         if call.get("retry"):
             tally["retry"] += 1
             tally[f"retry:{call.get('outcome')}"] += 1
-    return tally
+        if call.get("outcome") == Outcome.SUCCESS and call.get("ms") is not None:
+            answered.append(int(call["ms"]))
+    return Calls(tally, answered)
 
 
 def load(db: firestore.Client, pool: str) -> dict[str, Any] | None:
@@ -108,19 +124,35 @@ def record_release(db: firestore.Client, pool: str, window: int, fields: dict[st
     ref(db, pool).update({**fields, "released_window": window})
 
 
-_breaker_cache: dict[str, tuple[float, dt.datetime | None]] = {}
-_breaker_lock = threading.Lock()
+@dataclass(frozen=True)
+class Facts:
+    """What jobs' statuses need from the pool: whether its breaker is open, and how long an
+    attempt that reaches the model takes now (smoothed; None before the first measured window)."""
+
+    opened_at: dt.datetime | None
+    attempt_ms: int | None
 
 
-def breaker_opened_at(db: firestore.Client, pool: str) -> dt.datetime | None:
-    """When the pool's breaker opened (None while closed), read at most once a second per process."""
+_facts_cache: dict[str, tuple[float, Facts]] = {}
+_facts_lock = threading.Lock()
+
+
+def facts(db: firestore.Client, pool: str) -> Facts:
+    """The pool's Facts, read at most once a second per process (every status read wants them)."""
     now = time.monotonic()
-    with _breaker_lock:
-        cached = _breaker_cache.get(pool)
+    with _facts_lock:
+        cached = _facts_cache.get(pool)
     if cached is not None and now - cached[0] < BREAKER_CACHE_S:
         return cached[1]
     doc = load(db, pool) or {}
     opened = doc.get("opened_at") if doc.get("breaker") == Breaker.OPEN else None
-    with _breaker_lock:
-        _breaker_cache[pool] = (now, opened)
-    return opened
+    measured = doc.get("attempt_ms")
+    found = Facts(opened, int(measured) if measured is not None else None)
+    with _facts_lock:
+        _facts_cache[pool] = (now, found)
+    return found
+
+
+def breaker_opened_at(db: firestore.Client, pool: str) -> dt.datetime | None:
+    """When the pool's breaker opened (None while closed), read at most once a second per process."""
+    return facts(db, pool).opened_at

@@ -23,9 +23,14 @@ class LaneShare:
     waiting_on_model: bool
 
 
+def pool_facts(services: Services) -> state.Facts:
+    """The image model pool's breaker and typical attempt time (cached for a second per process)."""
+    return state.facts(services.firestore.db, dispatch.pool(services.settings))
+
+
 def model_down(services: Services) -> bool:
     """Whether the image model's breaker is open (cached for a second per process)."""
-    return state.breaker_opened_at(services.firestore.db, dispatch.pool(services.settings)) is not None
+    return pool_facts(services).opened_at is not None
 
 
 def lane_share(services: Services, lane_id: str) -> LaneShare:
@@ -78,7 +83,7 @@ def scheduler(services: Services) -> Scheduler:
         pool=name, rate_per_s=round(float(doc.get("rate", bounds.start)), 3), start_per_s=bounds.start,
         ceiling_per_s=bounds.ceiling, breaker=doc.get("breaker", "closed"),
         opened_at=timeutil.iso(doc.get("opened_at")), last_window=window,
-        in_queue=int(doc.get("in_queue") or 0),
+        in_queue=int(doc.get("in_queue") or 0), attempt_ms=doc.get("attempt_ms"),
         released_last_window=int(doc.get("released") or 0), tiers=tiers, tenants=tenants,
         updated_at=timeutil.iso(doc.get("run_at")),
     )  # fmt: skip

@@ -156,6 +156,12 @@ class Generation(BaseModel):
         False,
         description="True while the model fails broadly and only probes are sent (the breaker is open).",
     )
+    eta: str | None = Field(
+        None,
+        description="When the image should be ready (RFC 3339): the attempt's start, or now while it waits "
+        "in the queue, plus the typical attempt measured over recent model calls. Null when unknown, "
+        "once passed, while held (a batch item: see the batch's eta), and when final.",
+    )
     links: Links
 
 

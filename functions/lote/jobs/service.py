@@ -11,6 +11,7 @@ from lote import ids, images, tasks, timeutil
 from lote.answers import Answer
 from lote.billing import credits, pricing
 from lote.clients import firestore
+from lote.dispatch import service as dispatch
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key
 from lote.jobs import presets, store, views
@@ -166,6 +167,9 @@ def submit(
     if replay is not None:
         return replay.answer()
     enqueue(services, job_id)
+    # The dispatcher measures singles too: their call rate (held back from batch releases) and the
+    # typical attempt (their ETA). At most one task per window per process.
+    dispatch.ensure_running(services, dispatch.pool(services.settings))
     return Answer(202, body, headers)
 
 

@@ -34,9 +34,28 @@ def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generati
         ttl = dt.timedelta(seconds=services.settings.signed_url_ttl_s)
         url = services.storage.cached_signed_url(stored["bucket"], stored["object"], ttl)
     view = render(services.settings.api_url, job_id, job, url)
-    if job["status"] not in TERMINAL and dispatch_views.model_down(services):
-        view = view.model_copy(update={"waiting_on_model": True})
+    if job["status"] not in TERMINAL:
+        pool = dispatch_views.pool_facts(services)
+        if pool.opened_at is not None:
+            view = view.model_copy(update={"waiting_on_model": True})
+        else:
+            lease_s = services.settings.task_dispatch_deadline_s
+            view = view.model_copy(update={"eta": eta(job, pool.attempt_ms, lease_s, services.clock())})
     return view
+
+
+def eta(job: dict[str, Any], attempt_ms: int | None, lease_s: int, now: dt.datetime) -> str | None:
+    """When a job in the generation queue should be done: its attempt's start (or now, while it
+    waits for one) plus the pool's typical attempt. None while held (its batch has the ETA), before
+    anything was measured, or once the estimate has passed (the page says "almost done", not a
+    time in the past)."""
+    if attempt_ms is None or job.get("hold") or job["status"] not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return None
+    begun = now
+    if job["status"] == JobStatus.RUNNING and job.get("lease_until") is not None:
+        begun = job["lease_until"] - dt.timedelta(seconds=lease_s)  # the claim set lease_until so
+    finish = begun + dt.timedelta(milliseconds=attempt_ms)
+    return timeutil.iso(finish) if finish > now else None
 
 
 def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | None = None) -> Generation:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,7 +138,7 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
         return Answer(
             429, {"result": "busy", "reason": claim.reason}, {"Retry-After": str(claim.retry_after)}
         )
-    job = claim.doc
+    job, began = claim.doc, time.monotonic()
     attempt = int(job["attempts"])
     from google.api_core.exceptions import GoogleAPICallError
     from requests import RequestException
@@ -148,7 +149,7 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
         return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, exc.retryable)
     except (GoogleAPICallError, RequestException) as exc:
         return _storage_failed(services, job_id, attempt, retry_count, job, exc)
-    call = ModelCall(services, job_id, job, attempt, retry_count > 0)
+    call = ModelCall(services, job_id, job, attempt, retry_count > 0, began)
     try:
         result = generate_image(services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio"))
         output, created = _store_output(services, job_id, job, result.data)
@@ -188,6 +189,7 @@ class ModelCall:
     job: dict[str, Any]
     attempt: int
     retry: bool  # the queue is retrying this task after a failed call
+    began: float  # time.monotonic() when the attempt claimed the job
 
     @property
     def pool(self) -> str:
@@ -196,8 +198,9 @@ class ModelCall:
 
     def staged(self, outcome: Outcome) -> Also:
         """What store.finish stages along with the attempt's end: the call's outcome on the job."""
+        took = round((time.monotonic() - self.began) * 1000)
         fields = state.call_fields(
-            self.pool, outcome, str(share.tier_of(self.job)), self.retry, timeutil.now()
+            self.pool, outcome, str(share.tier_of(self.job)), self.retry, timeutil.now(), took
         )
         return lambda _tx, written: written.update(call=fields)
 

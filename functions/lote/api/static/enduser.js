@@ -89,8 +89,9 @@ async function follow(api, say, id, before, known) {
   $("create").hidden = true;
   $("progress").hidden = false;
   const started = Date.now();
-  const tick = setInterval(() => { $("elapsed").textContent = `${Math.round((Date.now() - started) / 1000)} s`; }, 1000);
   let job = known;
+  // Once a second, from what the last answer said: no request of its own.
+  const tick = setInterval(() => showTime(job, started), 1000);
   let etag = null;
   try {
     while (!job || !["succeeded", "failed", "canceled"].includes(job.status)) {
@@ -98,6 +99,7 @@ async function follow(api, say, id, before, known) {
       const answer = await api.get(`/v1/generations/${id}`, { wait: 30, headers: etag ? { "If-None-Match": etag } : {} });
       if (answer.status !== 304) { job = answer.data; etag = answer.headers.get("ETag"); }
       showStatus(job);
+      showTime(job, started);
     }
   } finally {
     clearInterval(tick);
@@ -133,8 +135,23 @@ function showStatus(job) {
   let text = words[job.status] || job.status;
   if (job.waiting_on_model) text = "The model is unavailable right now; your image will continue as soon as it is back.";
   $("status").textContent = text;
-  $("bar").removeAttribute("value");
-  if (job.status === "running") $("bar").value = 60;
+}
+
+// Elapsed time and, from the API's `eta`, the time left; the bar fills toward the ETA.
+function showTime(job, started) {
+  const now = Date.now();
+  let text = `${Math.round((now - started) / 1000)} s`;
+  const eta = job && !job.waiting_on_model && job.eta ? Date.parse(job.eta) : NaN;
+  if (!Number.isNaN(eta) && eta > now) {
+    text += ` · about ${Math.max(1, Math.round((eta - now) / 1000))} s left`;
+    $("bar").value = Math.min(95, Math.round((100 * (now - started)) / Math.max(1, eta - started)));
+  } else if (job && job.status === "running" && !job.waiting_on_model) {
+    text += " · almost done";
+    $("bar").value = 95;
+  } else {
+    $("bar").removeAttribute("value");
+  }
+  $("elapsed").textContent = text;
 }
 
 function reset() {
