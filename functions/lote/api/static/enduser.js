@@ -53,7 +53,11 @@ function wireDrop() {
     drop.classList.remove("over");
     if (event.dataTransfer.files.length) $("photo").files = event.dataTransfer.files;
   });
-  drop.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") $("photo").click(); });
+  // The zone itself opens the chooser from the keyboard; a key on the file input inside it is the
+  // input's own (the zone answering it too asked for a second chooser).
+  drop.addEventListener("keydown", (event) => {
+    if (event.target === drop && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); $("photo").click(); }
+  });
 }
 
 async function submit(api, say) {
