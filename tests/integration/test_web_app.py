@@ -70,7 +70,7 @@ def test_an_end_user_stages_a_photo_and_sees_before_and_after(page: Page, tenant
     page.screenshot(path=str(SHOTS / "end-user.png"), full_page=True)
 
 
-def test_errors_are_shown_in_words(page: Page, tenant: Tenant, tmp_path: Path):
+def test_errors_are_shown_in_words(page: Page, tenant: Tenant, new_tenant, tmp_path: Path):
     page.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-2', ['generations:read'])}")
     expect(page.locator("#preset")).to_contain_text("virtual-staging")
     page.set_input_files("#photo", str(_photo(tmp_path)))
@@ -79,6 +79,14 @@ def test_errors_are_shown_in_words(page: Page, tenant: Tenant, tmp_path: Path):
     forged = page.context.new_page()  # a new tab: a fragment change alone does not reload the page
     forged.goto(f"{tenant.base}/app/#token=eyJhbGciOiJIUzI1NiJ9.e30.c2ln")
     expect(forged.locator("#notice")).to_contain_text("This link is not valid")
+    poor = new_tenant(credits=0)
+    broke = page.context.new_page()
+    broke.goto(f"{poor.base}/app/#token={_token(poor, 'u-7', END_USER)}")
+    expect(broke.locator("#preset")).to_contain_text("virtual-staging")
+    broke.set_input_files("#photo", str(_photo(tmp_path)))
+    broke.click("#submit")
+    expect(broke.locator("#notice")).to_have_text("Your account does not have enough credits for this image.")
+    assert poor.get("/v1/account").json()["balance"] == 0  # nothing charged, nothing made
 
 
 def test_an_operator_follows_a_batch_to_completion(page: Page, tenant: Tenant):
@@ -158,7 +166,7 @@ def test_an_expired_session_and_another_users_job_are_explained(page: Page, tena
     expect(bob.locator("#preset")).to_contain_text("virtual-staging")
     bob.evaluate("id => sessionStorage.setItem('lote.job', JSON.stringify({id, before: ''}))", job["id"])
     bob.reload()
-    expect(bob.locator("#notice")).to_contain_text("not_found")
+    expect(bob.locator("#notice")).to_have_text("This image is not available in this session.")
     expect(bob.locator("#after")).not_to_have_attribute("src", re.compile(".+"))
     tenant.wait(job["id"])
 

@@ -91,23 +91,36 @@ async function errorCode(response) {
   try { return (await response.json()).error.code; } catch { return null; }
 }
 
-// Words for every error a page can meet.
+// Words for every error a page can meet: the API's own codes, and a failed image's (jobs.py).
+const WORDS = {
+  insufficient_credits: "Your account does not have enough credits for this image.",
+  token_expired: "Your session has expired. Reload the page from the app that sent you here.",
+  token_revoked: "Your session was ended. Reload the page from the app that sent you here.",
+  token_invalid: "This link is not valid. Ask the app that sent you here for a new one.",
+  token_wrong_audience: "This link is for another service.",
+  insufficient_scope: "This session may not do that.",
+  origin_not_allowed: "This site is not allowed to use the service.",
+  secret_key_in_browser: "An API key may not be used from this site.",
+  api_key_required: "Only the partner's API key may do that.",
+  token_image_cap_reached: "You have made all the images this session allows.",
+  not_found: "This image is not available in this session.",
+  billing_unavailable: "Credits cannot be checked right now. Try again in a minute.",
+  generation_finished: "This image is already finished.",
+  safety_blocked: "The model refused this photo or request for safety reasons. Try another photo.",
+  input_not_image: "This file is not a photo the service can read (PNG, JPEG or WebP).",
+  input_unsupported_format: "This file is not a photo the service can read (PNG, JPEG or WebP).",
+  input_too_large: "This photo is too large for the service.",
+  invalid_request: "The request was not accepted: ",
+};
+// A failed image whose cause is on our side: the model or storage kept failing after retries.
+const OURS = "The image could not be made this time. Try again.";
+
 export function explain(error) {
-  const words = {
-    insufficient_credits: "Your account does not have enough credits for this image.",
-    token_expired: "Your session has expired. Reload the page from the app that sent you here.",
-    token_revoked: "Your session was ended. Reload the page from the app that sent you here.",
-    token_invalid: "This link is not valid. Ask the app that sent you here for a new one.",
-    token_wrong_audience: "This link is for another service.",
-    insufficient_scope: "This session may not do that.",
-    origin_not_allowed: "This site is not allowed to use the service.",
-    secret_key_in_browser: "An API key may not be used from this site.",
-    token_image_cap_reached: "You have made all the images this session allows.",
-    safety_blocked: "The model refused this photo or request for safety reasons. Try another photo.",
-    input_invalid: "This file is not a photo the service can read.",
-    invalid_request: "The request was not accepted: ",
-  };
+  const words = WORDS;
   if (!(error instanceof ApiError)) return String(error.message || error);
-  const base = words[error.code] || `${error.message} (${error.code})`;
-  return error.code === "invalid_request" ? base + error.message : base;
+  const ours = /^(model_|storage_|input_fetch|input_not_found|abandoned)/.test(error.code) ? OURS : null;
+  const base = words[error.code] || ours || `${error.message} (${error.code})`;
+  // A failed or canceled image is never paid for (billing refunds it); say so.
+  const refund = error.details && error.details.refunded ? " Its credit was refunded." : "";
+  return (error.code === "invalid_request" ? base + error.message : base) + refund;
 }

@@ -113,7 +113,7 @@ async function follow(api, say, id, before, known) {
     $("progress").hidden = true;
     $("create").hidden = false;
     const error = job.error || {};
-    throw new ApiError(200, error.code || job.status, error.message || `The image was ${job.status}.`);
+    throw new ApiError(200, error.code || job.status, error.message || `The image was ${job.status}.`, { refunded: true });
   }
   $("progress").hidden = true;
   $("result").hidden = false;
