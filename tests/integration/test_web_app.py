@@ -295,3 +295,23 @@ def test_the_operator_view_works_from_the_keyboard_and_reads_clearly(page: Page,
     passed = _tab_to(page, "results")
     assert [p["id"] or p["tag"] for p in passed if p["name"] == ""] == []
     assert page.evaluate(_LOW_CONTRAST) == []
+
+
+def test_both_views_fit_a_phone_screen(browser: Browser, tenant: Tenant):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    try:
+        phone = context.new_page()
+        overflow = "() => document.documentElement.scrollWidth - window.innerWidth"
+        phone.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-8', END_USER)}")
+        expect(phone.locator("#preset")).to_contain_text("virtual-staging")
+        assert phone.evaluate(overflow) <= 0  # nothing to scroll sideways
+        batch = tenant.post("/v1/batches", {"items": [{"reference": "phone", "prompt": "small"}]}).json()
+        operator = context.new_page()
+        operator.goto(f"{tenant.base}/app/")
+        operator.fill("#apikey", tenant.api_key)
+        operator.click("#login button")
+        operator.locator(f"#batches tr[data-id='{batch['id']}']").click()
+        expect(operator.locator("#batch-facts")).to_contain_text("completed", timeout=30_000)
+        assert operator.evaluate(overflow) <= 0
+    finally:
+        context.close()
