@@ -33,6 +33,9 @@ export function startOperator(base, network, say) {
   $("cancel").addEventListener("click", () => act(say, "cancel"));
   $("results").addEventListener("click", () => download(say));
   $("filter").addEventListener("change", () => showItems(say));
+  // On request, not on a timer: a list nobody is reading costs no requests.
+  $("refresh").addEventListener("click", () => Promise.all([listBatches(say), listDeliveries(say)])
+    .catch((error) => say(explain(error))));
 }
 
 async function listBatches(say) {
