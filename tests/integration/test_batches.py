@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import Counter
 from typing import Any
 
+import pytest
 import requests
 from google.cloud.firestore import FieldFilter
 
@@ -69,6 +71,10 @@ def test_a_small_batch_end_to_end(tenant):
     }
     assert batch["fanout"] == {"chunks_done": 1, "chunks_total": 1, "complete": True}
     assert batch["started_at"] and batch["finished_at"] and batch["metadata"] == {"run": "1"}
+    # Over its life: 7 items from creation to finish (a batch done between two looks, whose
+    # started_at is its finished_at, used to show 0).
+    life_s = dt.datetime.fromisoformat(batch["finished_at"]) - dt.datetime.fromisoformat(batch["created_at"])
+    assert batch["throughput_per_min"] == pytest.approx(7 / max(1.0, life_s.total_seconds()) * 60, rel=0.01)
     listed = all_items(tenant, accepted["id"])
     assert [i["reference"] for i in listed] == [f"P-{i}" for i in range(7)]
     lines = [

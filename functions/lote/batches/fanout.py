@@ -168,13 +168,22 @@ def observe(
     return tally, done_chunks, batch
 
 
-def throughput_per_s(services: Services, batch_id: str, batch: dict[str, Any]) -> float | None:
-    """Items finished per second over the last five minutes (or since the start, if later)."""
-    started = batch.get("started_at")
-    if started is None:
+def throughput_per_s(
+    services: Services, batch_id: str, batch: dict[str, Any], processed: int | None = None
+) -> float | None:
+    """Items finished per second over the last five minutes (or since the batch was created, if
+    later); once the batch is final, `processed` (succeeded + failed) over its whole life.
+
+    The window starts at creation, not at `started_at`: that is when a look first saw work under
+    way, and a small batch can finish between two looks (started_at = finished_at), which counted
+    none of its items."""
+    if batch.get("started_at") is None:
         return None
+    finished = batch.get("finished_at")
+    if finished is not None and processed is not None:
+        return processed / max(1.0, (finished - batch["created_at"]).total_seconds())
     now = timeutil.now()
-    since = max(started, now - dt.timedelta(minutes=5))
+    since = max(batch["created_at"], now - dt.timedelta(minutes=5))
     seconds = max(1.0, (now - since).total_seconds())
     return store.finished_since(services.firestore.db, batch_id, since) / seconds
 

@@ -172,7 +172,11 @@ class Batch(BaseModel):
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
-    throughput_per_min: float | None = Field(None, description="Items finished per minute, last 5 minutes.")
+    throughput_per_min: float | None = Field(
+        None,
+        description="Items finished per minute over the last 5 minutes; once final, over the batch's "
+        "whole life (created to finished).",
+    )
     eta: str | None = Field(
         None,
         description="Estimated finish time at the batch's current share of the model (else its throughput).",

@@ -25,7 +25,8 @@ def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, 
     """The batch with live counts (count() queries, never reading items), an ETag and a poll hint."""
     batch, _ = owned(services, caller, batch_id)
     tally, chunks_done, batch = fanout.observe(services, batch_id, batch)
-    rate = fanout.throughput_per_s(services, batch_id, batch)
+    processed = int(tally.get(JobStatus.SUCCEEDED, 0)) + int(tally.get(JobStatus.FAILED, 0))
+    rate = fanout.throughput_per_s(services, batch_id, batch, processed)
     share = dispatch_views.lane_share(services, lanes.batch_lane(batch_id))
     view = progress.render(services.settings.api_url, batch_id, batch, tally, chunks_done, rate,
                            share.waiting_on_model, share.rate_per_s)  # fmt: skip
