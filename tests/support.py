@@ -108,7 +108,8 @@ class Target:
 
 
 class _BurstServer(ThreadingHTTPServer):
-    """A receiver that takes a queue's whole burst at once: the standard listen backlog is 5."""
+    """A receiver that takes a queue's whole burst at once: with the standard listen backlog of 5,
+    a burst of 20 connections on a busy machine can find the backlog full."""
 
     request_queue_size = 256
 

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     dispatch_depth_s: float = Field(
         1.0, ge=0, le=30, description="Seconds of work at the current pace kept released ahead of the model."
     )
+    dispatch_measure_every_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="With single generations only, a submission restarts the dispatcher's ticks when its "
+        "measures (singles' rate, the typical attempt behind `eta`) are older than this.",
+    )
     tier_weights: dict[str, float] = Field(
         {"express": 4.0, "standard": 1.0, "economy": 0.0},
         description="JSON: each batch priority's share weight of the model's pace between tenants "

@@ -41,7 +41,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         model_long_edge=64,
         admin_token=ADMIN_TOKEN,
     )
-    running = Stack(config)
+    # Singles restart the dispatcher's measures after one window (300 s deployed), so a test of
+    # their `eta` does not depend on what ran in the minutes before it.
+    running = Stack(config, extra_env={"LOTE_DISPATCH_MEASURE_EVERY_S": "2"})
     running.start()
     # As under `make dev`: a function that dies comes back (tests kill the worker on purpose).
     running.supervise_in_background()

@@ -4,62 +4,31 @@ Screenshots of both views go to .lote/screenshots/ (`make screenshots`: docs/scr
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from bench.web_bench import CHROMIUM, END_USER, FLAGS
+from bench.web_bench import END_USER
 from lote_local.config import REPO_ROOT
 from tests.integration.conftest import Tenant
+from tests.integration.web_support import browser, page, photo, token
+
+__all__ = ["browser", "page"]  # fixtures, used by name
 
 # `make screenshots` points this at docs/screenshots (the README's); a plain run keeps the tree clean.
 SHOTS = Path(os.environ.get("LOTE_SCREENSHOTS_DIR") or REPO_ROOT / ".lote" / "screenshots")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    opened = context.new_page()
-    yield opened
-    context.close()
-
-
-def _token(tenant: Tenant, subject: str, scopes: list[str], **more: Any) -> str:
-    answer = tenant.post("/v1/client-tokens", {"subject": subject, "scopes": scopes, **more})
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["token"])
-
-
-def _photo(tmp_path: Path) -> Path:
-    path = tmp_path / "room.png"
-    image = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    path.write_bytes(buffer.getvalue())
-    return path
-
-
 def test_an_end_user_stages_a_photo_and_sees_before_and_after(page: Page, tenant: Tenant, tmp_path: Path):
-    page.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-1', END_USER)}")
+    page.goto(f"{tenant.base}/app/#token={token(tenant, 'u-1', END_USER)}")
     expect(page.locator("#preset")).to_contain_text("virtual-staging")
     page.select_option("#preset", "virtual-staging")
     page.select_option("#param-style", "scandinavian")
-    page.set_input_files("#photo", str(_photo(tmp_path)))
+    page.set_input_files("#photo", str(photo(tmp_path)))
     page.click("#submit")
     expect(page.locator("#notice")).to_have_text("Your image is ready.", timeout=30_000)
     expect(page.locator("#after")).to_have_attribute("src", re.compile(r"^https?://.+"))
@@ -71,9 +40,9 @@ def test_an_end_user_stages_a_photo_and_sees_before_and_after(page: Page, tenant
 
 
 def test_errors_are_shown_in_words(page: Page, tenant: Tenant, new_tenant, tmp_path: Path):
-    page.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-2', ['generations:read'])}")
+    page.goto(f"{tenant.base}/app/#token={token(tenant, 'u-2', ['generations:read'])}")
     expect(page.locator("#preset")).to_contain_text("virtual-staging")
-    page.set_input_files("#photo", str(_photo(tmp_path)))
+    page.set_input_files("#photo", str(photo(tmp_path)))
     page.click("#submit")
     expect(page.locator("#notice")).to_have_text("This session may not do that.")
     forged = page.context.new_page()  # a new tab: a fragment change alone does not reload the page
@@ -81,9 +50,9 @@ def test_errors_are_shown_in_words(page: Page, tenant: Tenant, new_tenant, tmp_p
     expect(forged.locator("#notice")).to_contain_text("This link is not valid")
     poor = new_tenant(credits=0)
     broke = page.context.new_page()
-    broke.goto(f"{poor.base}/app/#token={_token(poor, 'u-7', END_USER)}")
+    broke.goto(f"{poor.base}/app/#token={token(poor, 'u-7', END_USER)}")
     expect(broke.locator("#preset")).to_contain_text("virtual-staging")
-    broke.set_input_files("#photo", str(_photo(tmp_path)))
+    broke.set_input_files("#photo", str(photo(tmp_path)))
     broke.click("#submit")
     expect(broke.locator("#notice")).to_have_text("Your account does not have enough credits for this image.")
     assert poor.get("/v1/account").json()["balance"] == 0  # nothing charged, nothing made
@@ -135,12 +104,12 @@ def test_a_page_on_the_partners_site_works_only_once_allowed(
 ):
     from tests.integration.test_client_tokens import allow_origins
 
-    url = f"{second_origin}/index.html#token={_token(tenant, 'u-3', END_USER)}&api={tenant.base}"
+    url = f"{second_origin}/index.html#token={token(tenant, 'u-3', END_USER)}&api={tenant.base}"
     page.goto(url)
     expect(page.locator("#notice")).to_have_text("This site is not allowed to use the service.")
     allow_origins(stack, tenant, [second_origin])
     other = page.context.new_page()
-    other.goto(f"{second_origin}/index.html#token={_token(tenant, 'u-3', END_USER)}&api={tenant.base}")
+    other.goto(f"{second_origin}/index.html#token={token(tenant, 'u-3', END_USER)}&api={tenant.base}")
     expect(other.locator("#preset")).to_contain_text("virtual-staging")
     expect(other.locator("#notice")).to_be_hidden()
 
@@ -152,17 +121,17 @@ def test_an_expired_session_and_another_users_job_are_explained(page: Page, tena
     from lote.access import tokens
 
     keys, api = {"local-1": stack.client_token_key}, tenant.base
-    claims = tokens.verify(keys, _token(tenant, "u-4", END_USER), api, dt.datetime.now(dt.UTC))
+    claims = tokens.verify(keys, token(tenant, "u-4", END_USER), api, dt.datetime.now(dt.UTC))
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
     expired = tokens.sign(keys, dataclasses.replace(claims, expires_at=past), api, past)
     page.goto(f"{tenant.base}/app/#token={expired}")
     expect(page.locator("#notice")).to_contain_text("Your session has expired")
     # Bob's tab holding Alice's job id (a tampered sessionStorage) gets nothing of hers.
-    alice = _token(tenant, "alice", END_USER)
+    alice = token(tenant, "alice", END_USER)
     job = tenant.http.post(f"{tenant.base}/v1/generations", json={"prompt": "alice's room"},
                            headers={"Authorization": f"Bearer {alice}"}).json()  # fmt: skip
     bob = page.context.new_page()
-    bob.goto(f"{tenant.base}/app/#token={_token(tenant, 'bob', END_USER)}")
+    bob.goto(f"{tenant.base}/app/#token={token(tenant, 'bob', END_USER)}")
     expect(bob.locator("#preset")).to_contain_text("virtual-staging")
     bob.evaluate("id => sessionStorage.setItem('lote.job', JSON.stringify({id, before: ''}))", job["id"])
     bob.reload()
@@ -209,112 +178,11 @@ def test_an_operator_redelivers_a_webhook_event(page: Page, tenant: Tenant, targ
 
 
 def test_a_lost_network_is_announced_and_the_page_carries_on(page: Page, tenant: Tenant, tmp_path: Path):
-    page.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-5', END_USER)}")
+    page.goto(f"{tenant.base}/app/#token={token(tenant, 'u-5', END_USER)}")
     expect(page.locator("#preset")).to_contain_text("virtual-staging")
-    page.set_input_files("#photo", str(_photo(tmp_path)))
+    page.set_input_files("#photo", str(photo(tmp_path)))
     page.context.set_offline(True)
     page.click("#submit")
     expect(page.locator("#notice")).to_have_text("The network connection was lost; retrying…")
     page.context.set_offline(False)
     expect(page.locator("#notice")).to_have_text("Your image is ready.", timeout=60_000)
-
-
-# Every element with text of its own, visible, whose WCAG 2 contrast against the first opaque
-# background behind it is under 4.5:1 (3:1 for large text).
-_LOW_CONTRAST = """() => {
-  const rgb = (c) => { const p = c.match(/[\\d.]+/g).map(Number); return { v: p.slice(0, 3), a: p[3] ?? 1 }; };
-  const lum = ({ v }) => v.map((x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; })
-    .reduce((sum, x, i) => sum + x * [0.2126, 0.7152, 0.0722][i], 0);
-  const behind = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
-    if (c.a > 0) return c; } return { v: [255, 255, 255], a: 1 }; };
-  const low = [];
-  for (const el of document.querySelectorAll("body *")) {
-    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-    if (!own || !el.checkVisibility() || el.tagName === "OPTION") continue;
-    const style = getComputedStyle(el);
-    const [hi, lo] = [lum(rgb(style.color)), lum(behind(el))].sort((x, y) => y - x);
-    const ratio = (hi + 0.05) / (lo + 0.05);
-    const size = parseFloat(style.fontSize);
-    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
-    if (ratio < (large ? 3 : 4.5)) low.push(`${el.tagName}#${el.id} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
-  }
-  return low;
-}"""
-
-# The control that has the focus, and the name a screen reader would give it.
-_FOCUSED = """() => { const el = document.activeElement;
-  const name = (el.labels && el.labels.length ? el.labels[0].textContent : "") || el.getAttribute("aria-label")
-    || el.textContent || "";
-  return { id: el.id, tag: el.tagName, name: name.trim() }; }"""
-
-
-def _tab_to(page: Page, element_id: str, limit: int = 30) -> list[dict[str, str]]:
-    """Press Tab until `element_id` has the focus; every control passed on the way (all named)."""
-    passed = []
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        focused = page.evaluate(_FOCUSED)
-        passed.append(focused)
-        if focused["id"] == element_id:
-            return passed
-    raise AssertionError(f"Tab never reached #{element_id}: {passed}")
-
-
-def test_the_end_user_flow_works_from_the_keyboard_and_reads_clearly(
-    page: Page, tenant: Tenant, tmp_path: Path
-):
-    # A listener from the start turns on Playwright's chooser interception well before the key:
-    # turned on by expect_file_chooser itself, it raced the key press (a real dialog, no event).
-    page.on("filechooser", lambda _: None)
-    page.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-6', END_USER)}")
-    expect(page.locator("#preset")).to_contain_text("virtual-staging")
-    assert page.evaluate(_LOW_CONTRAST) == []
-    passed = _tab_to(page, "photo")
-    with page.expect_file_chooser(timeout=5_000) as chooser:
-        page.keyboard.press("Space")
-    chooser.value.set_files(str(_photo(tmp_path)))
-    passed += _tab_to(page, "submit")
-    assert [p["id"] for p in passed if p["name"] == ""] == []  # every control on the way has a name
-    assert {"drop", "photo", "preset", "submit"} <= {p["id"] for p in passed}
-    page.keyboard.press("Enter")
-    expect(page.locator("#notice")).to_have_text("Your image is ready.", timeout=30_000)
-    assert _tab_to(page, "download")[-1]["name"] == "Download the image"
-    assert page.evaluate(_LOW_CONTRAST) == []  # the result, the notice and its buttons too
-
-
-def test_the_operator_view_works_from_the_keyboard_and_reads_clearly(page: Page, tenant: Tenant):
-    batch = tenant.post("/v1/batches", {"items": [{"reference": "k", "prompt": "keyboard"}]}).json()
-    page.goto(f"{tenant.base}/app/")
-    assert page.evaluate(_LOW_CONTRAST) == []
-    _tab_to(page, "apikey")
-    page.keyboard.type(tenant.api_key)
-    page.keyboard.press("Enter")
-    row = page.locator(f"#batches tr[data-id='{batch['id']}']")
-    expect(row).to_be_visible()
-    row.focus()  # rows are in the Tab order (tabindex) and open with Enter
-    assert page.evaluate("() => document.activeElement.tabIndex") == 0
-    page.keyboard.press("Enter")
-    expect(page.locator("#batch-facts")).to_contain_text("completed", timeout=30_000)
-    passed = _tab_to(page, "results")
-    assert [p["id"] or p["tag"] for p in passed if p["name"] == ""] == []
-    assert page.evaluate(_LOW_CONTRAST) == []
-
-
-def test_both_views_fit_a_phone_screen(browser: Browser, tenant: Tenant):
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
-    try:
-        phone = context.new_page()
-        overflow = "() => document.documentElement.scrollWidth - window.innerWidth"
-        phone.goto(f"{tenant.base}/app/#token={_token(tenant, 'u-8', END_USER)}")
-        expect(phone.locator("#preset")).to_contain_text("virtual-staging")
-        assert phone.evaluate(overflow) <= 0  # nothing to scroll sideways
-        batch = tenant.post("/v1/batches", {"items": [{"reference": "phone", "prompt": "small"}]}).json()
-        operator = context.new_page()
-        operator.goto(f"{tenant.base}/app/")
-        operator.fill("#apikey", tenant.api_key)
-        operator.click("#login button")
-        operator.locator(f"#batches tr[data-id='{batch['id']}']").click()
-        expect(operator.locator("#batch-facts")).to_contain_text("completed", timeout=30_000)
-        assert operator.evaluate(overflow) <= 0
-    finally:
-        context.close()

@@ -172,3 +172,12 @@ def test_the_typical_attempt_is_the_windows_median_smoothed_and_kept_through_qui
     assert slower["attempt_ms"] == 2_000  # half the past, half the window
     quiet = next_state(slower, Window(WINDOW_S), bounds, now, 0, 0, [])
     assert quiet["attempt_ms"] == 2_000
+
+
+def test_singles_restart_the_measures_only_when_they_are_stale():
+    from lote.dispatch.service import stale
+
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    assert stale(None, now, 300)  # never measured
+    assert not stale(now - dt.timedelta(seconds=299), now, 300)
+    assert stale(now - dt.timedelta(seconds=300), now, 300)

@@ -10,7 +10,8 @@ import flask
 METHODS = "GET, POST, PATCH, OPTIONS"
 HEADERS = "Authorization, Content-Type, Idempotency-Key, If-None-Match, Prefer"
 EXPOSED = ", ".join((
-    "ETag", "Retry-After", "Location", "Idempotency-Replayed", "Preference-Applied",
+    # Date: a page reads `eta` against the server's clock, not its device's.
+    "ETag", "Retry-After", "Location", "Idempotency-Replayed", "Preference-Applied", "Date",
     "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
 ))  # fmt: skip
 MAX_AGE_S = 600

@@ -70,8 +70,9 @@ def applied(wait_s: int) -> dict[str, str]:
 def respond_cached(
     view: BaseModel, etag: str, poll_after: int | None, extra: dict[str, str] | None = None
 ) -> flask.Response:
-    """200 with an ETag (and a Retry-After polling hint while not done), or 304 if it matches."""
-    headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache", **(extra or {})}
+    """200 with an ETag (and a Retry-After polling hint while not done), or 304 if it matches.
+    The ETag is weak: estimates in the body (`eta`, a batch's throughput) move without it."""
+    headers = {"ETag": f'W/"{etag}"', "Cache-Control": "private, no-cache", **(extra or {})}
     if poll_after is not None:
         headers["Retry-After"] = str(poll_after)
     if flask.request.if_none_match.contains_weak(etag):

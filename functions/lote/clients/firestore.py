@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 _EMULATOR_VAR = "FIRESTORE_EMULATOR_HOST"
 _ENV_LOCK = threading.Lock()
-# How often a wait re-reads the document it watches (see wait_for).
+# A listen stream can stall silently: a wait checks with a plain read after these many seconds,
+# then twice as long each time (5, 15, 35, 60 s: 4 reads in a minute-long wait, not 12).
 RECHECK_S = 5.0
 log = logging.getLogger("lote.firestore")
 
@@ -59,10 +60,11 @@ def wait_for(
     recheck_s: float = RECHECK_S,
 ) -> firestore.DocumentSnapshot | None:
     """The first snapshot of `ref` for which `done` holds, or None after `timeout_s`. One listen
-    stream: Firestore pushes each change (a read each), so waiting costs no polling reads. A
-    listen stream can stall without an error reaching us, so every `recheck_s` and at the
-    deadline one plain read checks what the stream should have said: a stall costs a few
-    seconds, never the whole wait and never a stale answer."""
+    stream: Firestore pushes each change (a read each), so waiting costs no polling. A stream can
+    stall without an error reaching us, so a plain read checks after `recheck_s`, then at doubling
+    intervals, and at the deadline: a stall costs seconds, never the wait or a stale answer."""
+    from google.api_core.exceptions import GoogleAPICallError
+
     found: list[firestore.DocumentSnapshot] = []
     arrived = threading.Event()
 
@@ -73,13 +75,19 @@ def wait_for(
                 arrived.set()
 
     deadline = time.monotonic() + timeout_s
+    pause = recheck_s
     watch = ref.on_snapshot(on_snapshot)
     try:
-        while not arrived.wait(max(0.0, min(recheck_s, deadline - time.monotonic()))):
-            snapshot = ref.get()
-            if done(snapshot):
-                log.warning("listen stream missed a change of %s; a recheck read found it", ref.path)
-                return snapshot
+        while not arrived.wait(max(0.0, min(pause, deadline - time.monotonic()))):
+            pause *= 2
+            try:
+                snapshot = ref.get()
+            except GoogleAPICallError as exc:  # the check is a backstop: its failure ends nothing
+                log.info("check read of %s failed, still waiting: %s", ref.path, exc)
+            else:
+                if done(snapshot):
+                    log.info("a check read of %s saw the change before its listen stream did", ref.path)
+                    return snapshot
             if time.monotonic() >= deadline:
                 return None
     finally:

@@ -3,10 +3,10 @@ releases that many held jobs into the generation queue, fairly between lanes (sh
 
 The tick is a self-rescheduling task named after its pool and window, so duplicates collapse into
 one; whatever starts work (a batch's chunk, a job held after a quota error, a batch retry, the
-repair sweep, a single generation) makes sure the next tick exists. Released tasks get a
-`schedule_time` spread over the window at the pace, under the queue's own rate, which stays
-queue.yaml's value: the ceiling. The queue is kept shallow (LOTE_DISPATCH_DEPTH_S of work), so a
-newcomer waits seconds.
+repair sweep, a single generation when the measures are stale) makes sure the next tick exists.
+Released tasks get a `schedule_time` spread over the window at the pace, under the queue's own
+rate, which stays queue.yaml's value: the ceiling. The queue is kept shallow
+(LOTE_DISPATCH_DEPTH_S of work), so a newcomer waits seconds.
 """
 
 from __future__ import annotations
@@ -75,6 +75,21 @@ def ensure_running(services: Services, pool_name: str) -> None:
     _ensured[pool_name] = window
 
 
+def keep_measured(services: Services, pool_name: str) -> None:
+    """After a single's submission: restart the ticks if their measures have gone stale. Batches and
+    holds start ticks themselves; singles alone would leave `eta` and the singles' rate unmeasured,
+    and starting ticks on every single would keep a chain (a task and ~7 operations a window)
+    running for as long as a trickle of singles lasts. The facts read is cached per process."""
+    measured_at = state.facts(services.firestore.db, pool_name).measured_at
+    if stale(measured_at, services.clock(), services.settings.dispatch_measure_every_s):
+        ensure_running(services, pool_name)
+
+
+def stale(measured_at: dt.datetime | None, now: dt.datetime, every_s: float) -> bool:
+    """Whether measures taken at `measured_at` (None: never) are due again."""
+    return measured_at is None or (now - measured_at).total_seconds() >= every_s
+
+
 def in_queue(db: Any) -> int:
     """Jobs released and not started (or waiting for a retry): what the queue already holds."""
     from google.cloud.firestore import FieldFilter
@@ -86,6 +101,14 @@ def in_queue(db: Any) -> int:
         .limit(IN_QUEUE_CAP)
     )
     return bulk.count(query)
+
+
+def any_running(db: Any) -> bool:
+    """Whether some job's attempt is under way (one count() read)."""
+    from google.cloud.firestore import FieldFilter
+
+    query = db.collection(lanes.JOBS).where(filter=FieldFilter("status", "==", JobStatus.RUNNING)).limit(1)
+    return bulk.count(query) > 0
 
 
 def pace_of(doc: dict[str, Any]) -> control.Pace:
@@ -128,7 +151,9 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
     released = 0
     if fresh or _owner_gave_up(s, current, window, now):
         released = release(services, pool_name, window, current, active, waiting, seen)
-    idle = not active and waiting == 0 and seen.calls == 0
+    # Jobs running now make calls in a later window: a chain that stopped before them would leave
+    # those calls unmeasured (a single's first tick always sees none). The count runs only here.
+    idle = not active and waiting == 0 and seen.calls == 0 and not any_running(db)
     if not idle:
         # A late tick (its queue was paused or slow) hands over to the window after now, so ticks
         # never run back to back to catch up.

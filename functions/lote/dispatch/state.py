@@ -49,11 +49,12 @@ def ref(db: firestore.Client, pool: str) -> firestore.DocumentReference:
 
 
 def call_fields(
-    pool: str, outcome: Outcome, tier: str, retry: bool, at: dt.datetime, ms: int
+    pool: str, outcome: Outcome, tier: str, retry: bool, at: dt.datetime, ms: int | None = None
 ) -> dict[str, Any]:
     """The `call` field an attempt's end writes on its job: the model call's outcome for the
-    dispatcher (`retry` when the queue was retrying the task after a failed call) and how long the
-    attempt took (`ms`, claim to end: what an ETA needs)."""
+    dispatcher (`retry` when the queue was retrying the task after a failed call) and, for an
+    attempt that stored an image, how long it took (`ms`, claim to end: what an ETA needs; a quick
+    refusal would pull the typical attempt down)."""
     return {"pool": pool, "outcome": str(outcome), "tier": tier, "retry": retry, "at": at, "ms": ms}
 
 
@@ -131,6 +132,7 @@ class Facts:
 
     opened_at: dt.datetime | None
     attempt_ms: int | None
+    measured_at: dt.datetime | None = None  # the last tick's time: how fresh the measures are
 
 
 _facts_cache: dict[str, tuple[float, Facts]] = {}
@@ -147,7 +149,7 @@ def facts(db: firestore.Client, pool: str) -> Facts:
     doc = load(db, pool) or {}
     opened = doc.get("opened_at") if doc.get("breaker") == Breaker.OPEN else None
     measured = doc.get("attempt_ms")
-    found = Facts(opened, int(measured) if measured is not None else None)
+    found = Facts(opened, int(measured) if measured is not None else None, doc.get("run_at"))
     with _facts_lock:
         _facts_cache[pool] = (now, found)
     return found

@@ -167,9 +167,9 @@ def submit(
     if replay is not None:
         return replay.answer()
     enqueue(services, job_id)
-    # The dispatcher measures singles too: their call rate (held back from batch releases) and the
-    # typical attempt (their ETA). At most one task per window per process.
-    dispatch.ensure_running(services, dispatch.pool(services.settings))
+    # The dispatcher measures singles too (their call rate, the typical attempt behind `eta`), now
+    # and then even when no batch runs.
+    dispatch.keep_measured(services, dispatch.pool(services.settings))
     return Answer(202, body, headers)
 
 

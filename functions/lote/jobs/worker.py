@@ -170,7 +170,9 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
     update = {"status": JobStatus.SUCCEEDED, "output": output, "error": None, "model_ms": result.elapsed_ms,
               "usage": result.usage}  # fmt: skip
     with webhooks.events(services) as outbox:
-        written = store.finish(db, job_id, attempt, update, outbox, call.staged(Outcome.SUCCESS))
+        written = store.finish(
+            db, job_id, attempt, update, outbox, call.staged(Outcome.SUCCESS, produced=True)
+        )
     if written == JobStatus.CANCELED and created:
         services.storage.delete(output["bucket"], output["object"])
     log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, written, result.elapsed_ms)
@@ -196,9 +198,10 @@ class ModelCall:
         """The quota this call drew on."""
         return dispatch.pool(self.services.settings)
 
-    def staged(self, outcome: Outcome) -> Also:
-        """What store.finish stages along with the attempt's end: the call's outcome on the job."""
-        took = round((time.monotonic() - self.began) * 1000)
+    def staged(self, outcome: Outcome, produced: bool = False) -> Also:
+        """What store.finish stages along with the attempt's end: the call's outcome on the job, and
+        the attempt's duration when it `produced` an image."""
+        took = round((time.monotonic() - self.began) * 1000) if produced else None
         fields = state.call_fields(
             self.pool, outcome, str(share.tier_of(self.job)), self.retry, timeutil.now(), took
         )

@@ -110,16 +110,17 @@ const WORDS = {
   input_not_image: "This file is not a photo the service can read (PNG, JPEG or WebP).",
   input_unsupported_format: "This file is not a photo the service can read (PNG, JPEG or WebP).",
   input_too_large: "This photo is too large for the service.",
+  input_forbidden: "The photo's address may not be read by the service.",
+  input_invalid_uri: "The photo's address is not one the service can read.",
   invalid_request: "The request was not accepted: ",
 };
 // A failed image whose cause is on our side: the model or storage kept failing after retries.
 const OURS = "The image could not be made this time. Try again.";
 
 export function explain(error) {
-  const words = WORDS;
   if (!(error instanceof ApiError)) return String(error.message || error);
   const ours = /^(model_|storage_|input_fetch|input_not_found|abandoned)/.test(error.code) ? OURS : null;
-  const base = words[error.code] || ours || `${error.message} (${error.code})`;
+  const base = WORDS[error.code] || ours || `${error.message} (${error.code})`;
   // A failed or canceled image is never paid for (billing refunds it); say so.
   const refund = error.details && error.details.refunded ? " Its credit was refunded." : "";
   return (error.code === "invalid_request" ? base + error.message : base) + refund;

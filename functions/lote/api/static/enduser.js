@@ -94,16 +94,20 @@ async function follow(api, say, id, before, known) {
   $("progress").hidden = false;
   const started = Date.now();
   let job = known;
+  // The server's clock minus this device's (from the answers' Date): `eta` is the server's time.
+  let skew = 0;
   // Once a second, from what the last answer said: no request of its own.
-  const tick = setInterval(() => showTime(job, started), 1000);
+  const tick = setInterval(() => showTime(job, started, skew), 1000);
   let etag = null;
   try {
     while (!job || !["succeeded", "failed", "canceled"].includes(job.status)) {
       // Held up to 30 s until the job changes: one request per change, not a polling storm.
       const answer = await api.get(`/v1/generations/${id}`, { wait: 30, headers: etag ? { "If-None-Match": etag } : {} });
       if (answer.status !== 304) { job = answer.data; etag = answer.headers.get("ETag"); }
+      const date = Date.parse(answer.headers.get("Date") || "");
+      if (!Number.isNaN(date)) skew = date - Date.now();
       showStatus(job);
-      showTime(job, started);
+      showTime(job, started, skew);
     }
   } finally {
     clearInterval(tick);
@@ -142,10 +146,10 @@ function showStatus(job) {
 }
 
 // Elapsed time and, from the API's `eta`, the time left; the bar fills toward the ETA.
-function showTime(job, started) {
+function showTime(job, started, skew) {
   const now = Date.now();
   let text = `${Math.round((now - started) / 1000)} s`;
-  const eta = job && !job.waiting_on_model && job.eta ? Date.parse(job.eta) : NaN;
+  const eta = job && !job.waiting_on_model && job.eta ? Date.parse(job.eta) - skew : NaN;
   if (!Number.isNaN(eta) && eta > now) {
     text += ` · about ${Math.max(1, Math.round((eta - now) / 1000))} s left`;
     $("bar").value = Math.min(95, Math.round((100 * (now - started)) / Math.max(1, eta - started)));
