@@ -96,7 +96,7 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
 
 
 def etag(job_id: str, update_time: dt.datetime | None, waiting_on_model: bool = False) -> str:
-    """A strong validator (unquoted) that changes with every write to the job, and when the model
+    """The validator (unquoted; served weak) that changes with every write to the job, and when the model
     starts or stops failing for everyone (waiting_on_model is not on the job)."""
     stamp = update_time.isoformat() if update_time else ""
     return ids.sha256_hex(f"{job_id}@{stamp}{'!' if waiting_on_model else ''}")[:24]
