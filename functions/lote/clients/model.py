@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from lote.clients.lazy import Lazy
 from lote.errors import Unavailable
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from google import genai
 
 OFFLINE_API_KEY = "offline-model-key"
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class ModelClient:
@@ -143,13 +146,69 @@ def generate_image(
     client: ModelClient, model: str, prompt: str, images: list[tuple[bytes, str]], aspect_ratio: str | None
 ) -> ModelImage:
     """One generateContent call for an image; every failure is classified."""
-    from google.genai import errors, types
+    from google.genai import types
 
     contents: list[Any] = [prompt, *(types.Part.from_bytes(data=d, mime_type=m) for d, m in images)]
     config = types.GenerateContentConfig(
         response_modalities=["IMAGE"],
         image_config=types.ImageConfig(aspect_ratio=aspect_ratio) if aspect_ratio else None,
     )
+    response, elapsed = _call(client, model, contents, config)
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        raise ModelPermanent("safety_blocked", f"prompt blocked: {feedback.block_reason}")
+    candidate = response.candidates[0] if response.candidates else None
+    reason = str(candidate.finish_reason.value) if candidate and candidate.finish_reason else ""
+    if reason in _BLOCKED:
+        raise ModelPermanent("safety_blocked", f"the model refused to draw this ({reason})")
+    parts = candidate.content.parts if candidate and candidate.content and candidate.content.parts else []
+    for part in parts:
+        if part.inline_data is not None and part.inline_data.data:
+            return ModelImage(
+                data=part.inline_data.data,
+                mime_type=part.inline_data.mime_type or "image/png",
+                elapsed_ms=elapsed,
+                usage=_usage(response),
+            )
+    raise ModelPermanent("no_image", f"the model returned no image (finish reason {reason or 'none'})")
+
+
+@dataclass(frozen=True)
+class ModelAnswer(Generic[Answer]):
+    """One structured answer of the text model and what the call cost."""
+
+    value: Answer
+    elapsed_ms: int
+    usage: dict[str, int]
+
+
+def generate_json(
+    client: ModelClient, model: str, prompt: str, images: list[tuple[bytes, str]], schema: type[Answer]
+) -> ModelAnswer[Answer]:
+    """One generateContent call answered as JSON in `schema` (google-genai `response_schema`); an
+    answer that does not fit the schema is a transient failure (the next attempt asks again)."""
+    from google.genai import types
+    from pydantic import ValidationError
+
+    contents: list[Any] = [prompt, *(types.Part.from_bytes(data=d, mime_type=m) for d, m in images)]
+    config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=schema)
+    response, elapsed = _call(client, model, contents, config)
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        raise ModelPermanent("safety_blocked", f"prompt blocked: {feedback.block_reason}")
+    try:
+        value = schema.model_validate_json(response.text or "")
+    except ValidationError as exc:
+        raise ModelTransient(
+            "model_bad_response", f"the answer does not fit {schema.__name__}: {exc}"
+        ) from None
+    return ModelAnswer(value, elapsed, _usage(response))
+
+
+def _call(client: ModelClient, model: str, contents: list[Any], config: Any) -> tuple[Any, int]:
+    """The generateContent call and its milliseconds; transport and API errors classified."""
+    from google.genai import errors
+
     started = time.monotonic()
     try:
         response = client.client.models.generate_content(model=model, contents=contents, config=config)
@@ -161,25 +220,12 @@ def generate_image(
         raise ModelTransient(kind, f"{type(exc).__name__}: {exc}") from None
     except ValueError as exc:  # a body that is not the JSON it claims to be
         raise ModelTransient("model_bad_response", f"unreadable model response: {exc}") from None
-    elapsed = int((time.monotonic() - started) * 1000)
-    feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason:
-        raise ModelPermanent("safety_blocked", f"prompt blocked: {feedback.block_reason}")
-    candidate = response.candidates[0] if response.candidates else None
-    reason = str(candidate.finish_reason.value) if candidate and candidate.finish_reason else ""
-    if reason in _BLOCKED:
-        raise ModelPermanent("safety_blocked", f"the model refused to draw this ({reason})")
-    parts = candidate.content.parts if candidate and candidate.content and candidate.content.parts else []
-    for part in parts:
-        if part.inline_data is not None and part.inline_data.data:
-            usage = response.usage_metadata
-            return ModelImage(
-                data=part.inline_data.data,
-                mime_type=part.inline_data.mime_type or "image/png",
-                elapsed_ms=elapsed,
-                usage={
-                    "prompt_tokens": (usage.prompt_token_count or 0) if usage else 0,
-                    "output_tokens": (usage.candidates_token_count or 0) if usage else 0,
-                },
-            )
-    raise ModelPermanent("no_image", f"the model returned no image (finish reason {reason or 'none'})")
+    return response, int((time.monotonic() - started) * 1000)
+
+
+def _usage(response: Any) -> dict[str, int]:
+    usage = response.usage_metadata
+    return {
+        "prompt_tokens": (usage.prompt_token_count or 0) if usage else 0,
+        "output_tokens": (usage.candidates_token_count or 0) if usage else 0,
+    }

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import re
-import secrets
 import threading
 import time
 from collections import Counter
@@ -24,7 +23,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from lote_local import imaging
+from lote_local import imaging, text_model
+from lote_local.gemini_wire import read_contents, response, text_response
 from lote_local.quota import Quota
 
 log = logging.getLogger("lote.model")
@@ -35,6 +35,8 @@ KNOBS = {
     "times": "apply the fault only to the first N identical requests, then succeed",
     "delay": "seconds in the RetryInfo of a 429 (default 7)",
     "hang": "seconds a `timeout` fault holds the request (default from --hang-s)",
+    "analyze / verify": "a JSON request's step (text_model.py): fail | unsuitable | furnished | "
+    "malformed | timeout | 503 | 429",
 }
 _MARKER = re.compile(r"\[\[([^\]]*)\]\]")
 _PATH = re.compile(
@@ -147,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             request = json.loads(raw)
-            prompt, images = _read_contents(request)
+            prompt, images = read_contents(request)
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             self._error("invalid", f"Invalid request: {exc}")
             return
@@ -175,6 +177,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _generate(
         self, model: str, request: dict[str, Any], prompt: str, images: list[bytes], raw: bytes
     ) -> None:
+        config = request.get("generationConfig") or {}
+        schema = config.get("responseSchema") or config.get("responseJsonSchema")
+        if config.get("responseMimeType") == "application/json" and isinstance(schema, dict):
+            self._text(model, schema, prompt, images)
+            return
         defaults = self.server.defaults
         knobs = parse_knobs(prompt)
         fault = knobs.get("fault", defaults.fault)
@@ -206,11 +213,40 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"candidates": [{"content": {"parts": [{"inlineData": ')
         elif fault in ("safety", "no_image"):
             reason = "IMAGE_SAFETY" if fault == "safety" else "NO_IMAGE"
-            self._json(200, _response(model, [], reason, prompt, images))
+            self._json(200, response(model, [], reason, prompt, images))
         elif fault:
             self._error("invalid", f"unknown fault knob {fault!r}")
         else:
             self._json(200, self._image_response(model, request, prompt, images))
+
+    def _text(self, model: str, schema: dict[str, Any], prompt: str, images: list[bytes]) -> None:
+        """A JSON answer (text_model.py): only the step's own knobs apply, not the image faults,
+        latency or quota (the text model's quota is its own)."""
+        step = text_model.step_of(schema)
+        markers = " ".join(_MARKER.findall(prompt + " " + text_model.image_knobs(images)))
+        knobs = parse_knobs(f"[[{markers}]]")
+        action = knobs.get(step, "")
+        with self.server.lock:
+            self.server.stats[f"text:{step}"] += 1
+            self.server.seen[f"{step}|{markers}"] += 1
+            seen = self.server.seen[f"{step}|{markers}"]
+        if action and "times" in knobs and seen > int(knobs["times"]):
+            action = ""
+        if time.time() < self.server.outage_until:
+            action = "503"
+        with self.server.lock:
+            self.server.stats[f"text:{step}:{action or 'ok'}"] += 1
+        if action == "timeout":
+            time.sleep(float(knobs.get("hang", self.server.defaults.hang_s)))
+            self._error("503")
+        elif action in _ERRORS:
+            self._error(action, delay=int(knobs.get("delay", self.server.defaults.retry_delay_s)))
+        elif action == "malformed":
+            self._send(200, json.dumps(text_response(model, '{"passed": tru', prompt, images)).encode())
+        else:
+            verdict = action if action in ("fail", "unsuitable", "furnished") else ""
+            body = json.dumps(text_model.answer(schema, images, verdict))
+            self._json(200, text_response(model, body, prompt, images))
 
     def _image_response(
         self, model: str, request: dict[str, Any], prompt: str, images: list[bytes]
@@ -225,51 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
             clean, images, image_config.get("aspectRatio"), mime, self.server.defaults.long_edge
         )
         parts = [{"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode()}}]
-        return _response(model, parts, "STOP", prompt, images)
-
-
-def _read_contents(request: dict[str, Any]) -> tuple[str, list[bytes]]:
-    """The prompt text and the input images of a generateContent request."""
-    contents = request["contents"]
-    if isinstance(contents, dict):
-        contents = [contents]
-    texts: list[str] = []
-    images: list[bytes] = []
-    for content in contents:
-        for part in content.get("parts", []):
-            if "text" in part:
-                texts.append(part["text"])
-            elif "inlineData" in part:
-                images.append(_b64decode(part["inlineData"]["data"]))
-    if not texts and not images:
-        raise ValueError("contents has no text and no inline image")
-    return "\n".join(texts), images
-
-
-def _b64decode(text: str) -> bytes:
-    """Standard or URL-safe base64 (google-genai sends the latter), strictly validated."""
-    text = text.replace("-", "+").replace("_", "/")
-    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-
-
-def _response(
-    model: str, parts: list[dict[str, Any]], reason: str, prompt: str, images: list[bytes]
-) -> dict[str, Any]:
-    prompt_tokens = max(1, len(prompt) // 4) + 258 * len(images)
-    output_tokens = 1290 if parts else 0
-    candidate: dict[str, Any] = {"finishReason": reason, "index": 0}
-    if parts:
-        candidate["content"] = {"role": "model", "parts": parts}
-    return {
-        "candidates": [candidate],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": output_tokens,
-            "totalTokenCount": prompt_tokens + output_tokens,
-        },
-        "modelVersion": model,
-        "responseId": secrets.token_urlsafe(12),
-    }
+        return response(model, parts, "STOP", prompt, images)
 
 
 def main(argv: list[str] | None = None) -> None:

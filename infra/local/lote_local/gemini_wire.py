@@ -1,0 +1,60 @@
+"""Gemini's REST shapes as the offline model reads and writes them: a generateContent request's
+prompt and images, and a response with parts, a finish reason and usage."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+
+
+def read_contents(request: dict[str, Any]) -> tuple[str, list[bytes]]:
+    """The prompt text and the input images of a generateContent request."""
+    contents = request["contents"]
+    if isinstance(contents, dict):
+        contents = [contents]
+    texts: list[str] = []
+    images: list[bytes] = []
+    for content in contents:
+        for part in content.get("parts", []):
+            if "text" in part:
+                texts.append(part["text"])
+            elif "inlineData" in part:
+                images.append(_b64decode(part["inlineData"]["data"]))
+    if not texts and not images:
+        raise ValueError("contents has no text and no inline image")
+    return "\n".join(texts), images
+
+
+def _b64decode(text: str) -> bytes:
+    """Standard or URL-safe base64 (google-genai sends the latter), strictly validated."""
+    text = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def response(
+    model: str, parts: list[dict[str, Any]], reason: str, prompt: str, images: list[bytes]
+) -> dict[str, Any]:
+    """A GenerateContentResponse with these parts, its finish reason and plausible token counts."""
+    prompt_tokens = max(1, len(prompt) // 4) + 258 * len(images)
+    output_tokens = 1290 if parts else 0
+    candidate: dict[str, Any] = {"finishReason": reason, "index": 0}
+    if parts:
+        candidate["content"] = {"role": "model", "parts": parts}
+    return {
+        "candidates": [candidate],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens,
+        },
+        "modelVersion": model,
+        "responseId": secrets.token_urlsafe(12),
+    }
+
+
+def text_response(model: str, text: str, prompt: str, images: list[bytes]) -> dict[str, Any]:
+    """A response whose one part is `text` (a JSON answer, or what passes for one)."""
+    body = response(model, [{"text": text}], "STOP", prompt, images)
+    body["usageMetadata"]["candidatesTokenCount"] = max(1, len(text) // 4)
+    return body
