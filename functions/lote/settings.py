@@ -245,6 +245,9 @@ class Settings(BaseSettings):
         description="Base URL of the offline model server; used only without a key or Vertex.",
     )
     default_model: str = Field("gemini-2.5-flash-image", description="Model used when a request names none.")
+    text_model: str = Field(
+        "gemini-2.5-flash", description="The vision model that analyzes inputs and verifies outputs."
+    )
     model_timeout_s: float = Field(120.0, gt=0, description="Timeout of one model call.")
 
     @model_validator(mode="after")

@@ -20,7 +20,9 @@ from PIL import Image
 from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 
+from lote.errors import InvalidRequest
 from lote.jobs import presets
+from lote.quality import plan as quality_plan
 
 
 def _png() -> str:
@@ -75,7 +77,15 @@ def _batch(body: dict[str, Any]) -> None:
         defaults["images"] = _images(defaults["images"])
     # Which fields the defaults supply is a rule across objects: keep defaults to the fields that
     # cannot conflict with an item's own, and make each item complete on its own.
-    for key in ("prompt", "preset", "params", "images"):
+    for key in (
+        "prompt",
+        "preset",
+        "params",
+        "images",
+        "verify",
+        "max_regenerations",
+        "require_quality_pass",
+    ):
         defaults.pop(key, None)
     items = body.get("items")
     if not isinstance(items, list):
@@ -104,6 +114,21 @@ def _batch(body: dict[str, Any]) -> None:
                 item["images"] = [STATE.data_uri]
         elif item.get("prompt") is not None and item.get("params"):
             item.pop("params", None)
+        _quality(item)
+
+
+def _quality(item: dict[str, Any]) -> None:
+    """An item's verification options as its own preset allows them (the item schema cannot say
+    which, since the defaults may supply the preset): options its plan refuses are dropped."""
+    preset = item.get("preset") if item.get("preset") in presets.catalogue() else None
+    regenerations = item.get("max_regenerations")
+    try:
+        quality_plan.plan_for(preset, item.get("verify") if isinstance(item.get("verify"), bool) else None,
+                              int(regenerations) if isinstance(regenerations, (int, float)) else None,
+                              item.get("require_quality_pass") is True)  # fmt: skip
+    except InvalidRequest:
+        item.pop("max_regenerations", None)
+        item.pop("require_quality_pass", None)
 
 
 @schemathesis.hook

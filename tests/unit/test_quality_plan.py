@@ -74,3 +74,50 @@ def test_every_presets_rubric_makes_a_verdict_schema_titled_for_its_step():
         assert schema["title"] == "Verdict"
         rubric_check = schema["$defs"]["RubricCheck"]["properties"]["name"]
         assert tuple(rubric_check["enum"]) == plan.rubric.checks
+
+
+def test_the_openapi_rules_agree_with_the_plan():
+    import jsonschema
+
+    from lote.jobs.schemas import GenerationRequest
+
+    schema = GenerationRequest.model_json_schema()
+    cases = [
+        ({"prompt": "x", "verify": True, "max_regenerations": 1}, True),
+        ({"prompt": "x", "verify": True, "max_regenerations": 2}, False),
+        ({"prompt": "x", "max_regenerations": 5}, True),  # not verified: nothing to limit
+        ({"prompt": "x", "require_quality_pass": True}, False),
+        ({"prompt": "x", "verify": True, "require_quality_pass": True}, True),
+        ({"preset": "declutter", "images": ["https://example.com/room.png"], "max_regenerations": 3}, False),
+        (
+            {
+                "preset": "declutter",
+                "images": ["https://example.com/room.png"],
+                "verify": False,
+                "max_regenerations": 3,
+            },
+            True,
+        ),
+        (
+            {
+                "preset": "declutter",
+                "images": ["https://example.com/room.png"],
+                "verify": False,
+                "require_quality_pass": True,
+            },
+            False,
+        ),
+        (
+            {"preset": "declutter", "images": ["https://example.com/room.png"], "require_quality_pass": True},
+            True,
+        ),
+    ]
+    for body, valid in cases:
+        try:
+            plan_for(body.get("preset"), body.get("verify"), body.get("max_regenerations"),
+                     bool(body.get("require_quality_pass")))  # fmt: skip
+            planned = True
+        except InvalidRequest:
+            planned = False
+        contract = jsonschema.Draft202012Validator(schema).is_valid(body)
+        assert (planned, contract) == (valid, valid), body

@@ -18,6 +18,7 @@ from lote.billing import pricing
 from lote.errors import InvalidRequest, LoteError
 from lote.jobs import presets
 from lote.jobs.service import check_inputs
+from lote.quality import plan as quality_plan
 from lote.validation import field_errors
 
 MAX_REPORTED = 100
@@ -85,6 +86,7 @@ def validate(
                 prompt = presets.resolve(item.preset, item.params, len(item.images))
             if item.images:
                 check_inputs(None, tenant_id, input_bucket, item.images)
+            quality_plan.plan_for(item.preset, item.verify, item.max_regenerations, item.require_quality_pass)
         except LoteError as exc:
             field = exc.details.get("field", "") if isinstance(exc.details, dict) else ""
             errors.append(
@@ -97,6 +99,9 @@ def validate(
             "output_format": item.output_format, "metadata": item.metadata,
             "price": pricing.price(item.model or default_model, item.preset),
         })  # fmt: skip
+        asked = quality_plan.requested(item.verify, item.max_regenerations, item.require_quality_pass)
+        if asked is not None:  # only when asked: 2,000 items share a manifest line budget
+            specs[-1]["quality_request"] = asked
     if errors:
         errors.sort(key=lambda e: e["index"])  # report in input order, whatever check found them
         invalid = len({e["index"] for e in errors})

@@ -33,10 +33,16 @@ def remaining(tally: dict[str, int], total: int) -> int:
 
 
 def counts(tally: dict[str, int], total: int) -> Counts:
-    """Items per state; items not yet fanned out count as queued."""
-    created = sum(tally.values())
-    queued = tally.get(JobStatus.QUEUED, 0) + max(0, total - created)
-    return Counts(total=total, **{**tally, JobStatus.QUEUED: queued})
+    """Items per state; items not yet fanned out count as queued.
+
+    The five counts are separate queries, so an item that finishes between them can be counted
+    twice (running, then succeeded): a completed batch once showed 7 succeeded and 1 running of 7.
+    Terminal counts only grow, so they stand, and the open states share what is left."""
+    open_items = max(0, total - terminal(tally))
+    running = min(tally.get(JobStatus.RUNNING, 0), open_items)
+    return Counts(
+        total=total, **{**tally, JobStatus.RUNNING: running, JobStatus.QUEUED: open_items - running}
+    )
 
 
 def percent(tally: dict[str, int], total: int) -> float:

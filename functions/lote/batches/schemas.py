@@ -14,6 +14,7 @@ from lote.jobs.schemas import (
     OutputFormat,
     PresetName,
     Prompt,
+    Regenerations,
     Status,
 )
 from lote.validation import GS_IMAGE, ImageRef, Metadata, Params, RequestModel, WebhookUrl, whole
@@ -55,6 +56,9 @@ class BatchDefaults(RequestModel):
     aspect_ratio: AspectRatio | None = None
     output_format: OutputFormat | None = None
     metadata: Metadata = Field(default_factory=dict)
+    verify: bool | None = None
+    max_regenerations: Regenerations | None = None
+    require_quality_pass: bool | None = None
 
 
 ItemEvent = Literal["generation.succeeded", "generation.failed", "generation.canceled"]

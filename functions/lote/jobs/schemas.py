@@ -9,7 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from lote.billing.pricing import models as priced_models
 from lote.jobs import presets
 from lote.jobs.presets import names as preset_names
-from lote.validation import MAX_PARAM_VALUE, NOT_BLANK, ImageRef, Metadata, Params, RequestModel, WebhookUrl
+from lote.quality import plan as quality_plan
+from lote.quality.schemas import Quality
+from lote.validation import (
+    MAX_PARAM_VALUE,
+    NOT_BLANK,
+    ImageRef,
+    Metadata,
+    Params,
+    RequestModel,
+    WebhookUrl,
+    whole,
+)
 
 AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -19,9 +30,11 @@ MAX_IMAGES = 4
 if TYPE_CHECKING:
     ModelId = str
     PresetName = str
+    Regenerations = int
 else:  # enums in the OpenAPI document, generated from pricing.json and presets.json
     ModelId = Literal[priced_models()]
     PresetName = Literal[preset_names()]
+    Regenerations = whole(0, 5)
 
 
 def _one_of_prompt_or_preset(schema: dict[str, Any]) -> None:
@@ -35,6 +48,7 @@ def _one_of_prompt_or_preset(schema: dict[str, Any]) -> None:
                 "preset": {"type": "null"},
                 "params": {"maxProperties": 0},
             },
+            "allOf": quality_plan.schema_rules(None),
         }
     ]
     for name, spec in presets.catalogue().items():
@@ -54,6 +68,7 @@ def _one_of_prompt_or_preset(schema: dict[str, Any]) -> None:
                            **({"required": needed} if needed else {})},
                 "images": {"type": "array", "minItems": int(spec.get("min_images", 0))},
             },
+            "allOf": quality_plan.schema_rules(name),
         })  # fmt: skip
     schema["oneOf"] = variants
 
@@ -78,6 +93,20 @@ class GenerationRequest(RequestModel):
     metadata: Metadata = Field(default_factory=dict)
     webhook_url: WebhookUrl | None = Field(
         None, description="Where events are POSTed: https and a public address (http and loopback locally)."
+    )
+    verify: bool | None = Field(
+        None,
+        description="Verify the image against a rubric and regenerate it when it fails (default: the "
+        "preset's steps, GET /v1/presets; a plain prompt is verified only when asked).",
+    )
+    max_regenerations: Regenerations | None = Field(
+        None,
+        description="Regenerations after failed verifications: may lower the preset's default.",
+    )
+    require_quality_pass: bool = Field(
+        False,
+        description="Fail the generation (`quality_rejected`, refunded) rather than deliver an image that "
+        "never passed verification.",
     )
 
     @model_validator(mode="after")
@@ -155,6 +184,9 @@ class Generation(BaseModel):
     waiting_on_model: bool = Field(
         False,
         description="True while the model fails broadly and only probes are sent (the breaker is open).",
+    )
+    quality: Quality | None = Field(
+        None, description="What verification concluded (verified generations only: see `verify`)."
     )
     eta: str | None = Field(
         None,

@@ -16,6 +16,7 @@ from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key
 from lote.jobs import presets, store, views
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest
+from lote.quality import plan as quality_plan
 from lote.services import Services
 from lote.statuses import TERMINAL, JobStatus
 from lote.tenants.service import Caller
@@ -104,6 +105,7 @@ def job_document(
         "tier": spec.get("tier") or "interactive",
         "output": None,
         "error": None,
+        "quality_request": spec.get("quality_request"),  # what it asked of verification (quality/plan.py)
     }
 
 
@@ -115,11 +117,20 @@ def new_job(
         prompt = presets.resolve(req.preset, req.params, len(req.images), field_prefix)
     else:
         prompt = req.prompt or ""
+    quality_plan.plan_for(
+        req.preset, req.verify, req.max_regenerations, req.require_quality_pass, field_prefix
+    )
     bucket = services.settings.input_bucket
     decoded = check_inputs(services, tenant_id, bucket, req.images, field_prefix)
     inputs = stage_inputs(services, tenant_id, job_id, req.images, decoded)  # only once all are valid
     model = req.model or services.settings.default_model
-    spec = {**req.model_dump(), "prompt": prompt, "price": pricing.price(model, req.preset)}
+    asked = quality_plan.requested(req.verify, req.max_regenerations, req.require_quality_pass)
+    spec = {
+        **req.model_dump(),
+        "prompt": prompt,
+        "price": pricing.price(model, req.preset),
+        "quality_request": asked,
+    }
     return job_document(tenant_id, spec, inputs, services.settings.default_model)
 
 

@@ -149,6 +149,24 @@ def finish(
     return transactions.run(db, run, TX_ATTEMPTS)
 
 
+def checkpoint(db: firestore.Client, job_id: str, attempt: int, fields: dict[str, Any]) -> str:
+    """Record a finished pipeline step (quality/pipeline.py) if this attempt still owns the job:
+    `ok`, `canceled` (a cancel was requested: stop calling models) or `stale` (another attempt
+    took over). Nothing else changes, so the attempt's end still decides the job's status."""
+
+    def run(tx: Transaction) -> str:
+        snapshot = ref(db, job_id).get(transaction=tx)
+        job = snapshot.to_dict() or {}
+        if job.get("status") != JobStatus.RUNNING or job.get("attempts") != attempt:
+            return "stale"
+        if job.get("cancel_requested"):
+            return "canceled"
+        tx.update(snapshot.reference, fields)
+        return "ok"
+
+    return transactions.run(db, run, TX_ATTEMPTS)
+
+
 def end(
     tx: Transaction,
     db: firestore.Client,

@@ -11,6 +11,7 @@ from lote.dispatch import share
 from lote.dispatch import views as dispatch_views
 from lote.jobs import presets
 from lote.jobs.schemas import Generation, JobError, Links, Output, Preset, PresetList, PresetParam
+from lote.quality.schemas import Quality
 from lote.services import Services
 from lote.statuses import TERMINAL, JobStatus
 
@@ -91,6 +92,7 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
         metadata=job.get("metadata") or {},
         webhook_url=job.get("webhook_url") if not job.get("batch_id") else None,
         priority=share.tier_of(job),
+        quality=Quality(**job["quality"]) if job.get("quality") else None,
         links=job_links,
     )
 

@@ -9,15 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lote import ids, images, retries, tasks, timeutil
+from lote import images, retries, tasks, timeutil
 from lote.answers import Answer
-from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, ModelTransient, generate_image
+from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, generate_image
 from lote.clients.storage import ObjectTooLarge
 from lote.dispatch import lanes, share, state
 from lote.dispatch import service as dispatch
 from lote.dispatch.state import Outcome
-from lote.jobs import inputs, recovery, store
+from lote.jobs import inputs, outputs, recovery, store
 from lote.leases import ClaimKind
+from lote.quality import pipeline
 from lote.services import Services
 from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
@@ -100,33 +101,6 @@ def _load_inputs(services: Services, job: dict[str, Any]) -> list[tuple[bytes, s
     return loaded
 
 
-def _store_output(
-    services: Services, job_id: str, job: dict[str, Any], data: bytes
-) -> tuple[dict[str, Any], bool]:
-    """Write the output once at its deterministic path; a second writer adopts the first object."""
-    try:
-        encoded, info = images.convert(data, job["output_format"])
-    except (OSError, ValueError) as exc:
-        raise ModelTransient("model_bad_response", f"model output is not an image: {exc}") from None
-    bucket = services.settings.output_bucket
-    name = f"outputs/{job['tenant_id']}/{job_id}.{job['output_format']}"
-    created = services.storage.put_once(bucket, name, encoded, info.mime_type)
-    if not created:
-        existing = services.storage.read(bucket, name, 64 * 1024 * 1024)
-        if existing is not None:
-            encoded, info = existing, images.inspect(existing)
-    output = {
-        "bucket": bucket,
-        "object": name,
-        "mime_type": info.mime_type,
-        "width": info.width,
-        "height": info.height,
-        "bytes": len(encoded),
-        "sha256": ids.sha256_hex(encoded),
-    }
-    return output, created
-
-
 def run(services: Services, job_id: str, retry_count: int) -> Answer:
     """Handle one delivery of a generation task; the Answer tells Cloud Tasks what to do next."""
     db = services.firestore.db
@@ -151,8 +125,20 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
         return _storage_failed(services, job_id, attempt, retry_count, job, exc)
     call = ModelCall(services, job_id, job, attempt, retry_count > 0, began)
     try:
-        result = generate_image(services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio"))
-        output, created = _store_output(services, job_id, job, result.data)
+        if pipeline.uses_pipeline(job):
+            done = pipeline.run(services, job_id, job, attempt, loaded)
+        else:
+            image = generate_image(
+                services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio")
+            )
+            output, created = outputs.store(services, job_id, job, image.data)
+            done = pipeline.Result(output, None, image.usage, image.elapsed_ms, created)
+    except pipeline.Stopped as exc:
+        if exc.reason == "stale":
+            return Answer(200, {"result": "noop", "reason": "another attempt took the job over"})
+        with webhooks.events(services) as outbox:  # a cancel was requested: this ends the job canceled
+            written = store.finish(db, job_id, attempt, {"status": JobStatus.CANCELED}, outbox)
+        return Answer(200, {"result": written})
     except ModelThrottled as exc:
         return _hold(services, job_id, attempt, job, call.staged(Outcome.QUOTA), exc.code, exc.message)
     except ModelFailure as exc:
@@ -167,15 +153,17 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
                        also=call.staged(outcome))  # fmt: skip
     except (GoogleAPICallError, RequestException) as exc:
         return _storage_failed(services, job_id, attempt, retry_count, job, exc, call.staged(Outcome.SUCCESS))
-    update = {"status": JobStatus.SUCCEEDED, "output": output, "error": None, "model_ms": result.elapsed_ms,
-              "usage": result.usage}  # fmt: skip
+    update = {"status": JobStatus.SUCCEEDED, "output": done.output, "error": None, "model_ms": done.model_ms,
+              "usage": done.usage}  # fmt: skip
+    if done.quality is not None:
+        update["quality"] = done.quality
     with webhooks.events(services) as outbox:
         written = store.finish(
             db, job_id, attempt, update, outbox, call.staged(Outcome.SUCCESS, produced=True)
         )
-    if written == JobStatus.CANCELED and created:
-        services.storage.delete(output["bucket"], output["object"])
-    log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, written, result.elapsed_ms)
+    if written == JobStatus.CANCELED and done.created:
+        services.storage.delete(done.output["bucket"], done.output["object"])
+    log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, written, done.model_ms)
     return Answer(200, {"result": written})
 
 

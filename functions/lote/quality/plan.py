@@ -115,3 +115,39 @@ def delivered(plan: Plan, pipeline: dict[str, Any]) -> int:
     if passing:
         return passing[-1]
     return max(range(len(verdicts)), key=lambda i: (float(verdicts[i]["score"]), -i))
+
+
+def requested(
+    verify: bool | None, max_regenerations: int | None, require_pass: bool | None
+) -> dict[str, Any] | None:
+    """What a request asked of verification, as its job records it (None: the preset's way)."""
+    asked = {
+        "verify": verify,
+        "max_regenerations": max_regenerations,
+        "require_quality_pass": require_pass or None,
+    }
+    kept = {k: v for k, v in asked.items() if v is not None}
+    return kept or None
+
+
+def plan_of(job: dict[str, Any]) -> Plan:
+    """A job's plan, from its preset and what it asked (`quality_request`)."""
+    asked = job.get("quality_request") or {}
+    return plan_for(job.get("preset"), asked.get("verify"), asked.get("max_regenerations"),
+                    bool(asked.get("require_quality_pass")))  # fmt: skip
+
+
+def schema_rules(preset: str | None) -> list[dict[str, Any]]:
+    """plan_for's cross-field rules as JSON Schema (the OpenAPI document states them, so a client,
+    or the fuzzer, knows a valid request from the contract alone)."""
+    spec: dict[str, Any] = presets.catalogue()[preset] if preset else {"steps": ["generate"]}
+    by_default = "verify" in (spec.get("steps") or [])
+    limit = int((spec.get("verify") or PROMPT_RUBRIC)["max_regenerations"])
+    capped = {"properties": {"max_regenerations": {"anyOf": [{"type": "null"}, {"maximum": limit}]}}}
+    asked = {"required": ["require_quality_pass"], "properties": {"require_quality_pass": {"const": True}}}
+    if by_default:  # verified unless `verify: false`
+        opted_out = {"required": ["verify"], "properties": {"verify": {"const": False}}}
+        return [{"if": opted_out, "else": capped},
+                {"if": asked, "then": {"properties": {"verify": {"not": {"const": False}}}}}]  # fmt: skip
+    opted_in = {"required": ["verify"], "properties": {"verify": {"const": True}}}
+    return [{"if": opted_in, "then": capped}, {"if": asked, "then": opted_in}]

@@ -1,0 +1,46 @@
+"""Where a job's image is stored: once, at a deterministic name, adopted by a second writer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lote import ids, images
+from lote.clients.model import ModelTransient
+from lote.services import Services
+
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+
+
+def name_of(job_id: str, job: dict[str, Any], candidate: int | None = None) -> str:
+    """The object's name: `outputs/{tenant}/{job}.{fmt}`, or `{job}.g{n}.{fmt}` for the n-th image
+    a verified job generates (the audit maps both to the job by the name's first dot)."""
+    suffix = "" if candidate is None else f".g{candidate}"
+    return f"outputs/{job['tenant_id']}/{job_id}{suffix}.{job['output_format']}"
+
+
+def store(
+    services: Services, job_id: str, job: dict[str, Any], data: bytes, candidate: int | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Write the output once at its deterministic name; a second writer adopts the first object.
+    Returns the `output` a job records and whether this call created the object."""
+    try:
+        encoded, info = images.convert(data, job["output_format"])
+    except (OSError, ValueError) as exc:
+        raise ModelTransient("model_bad_response", f"model output is not an image: {exc}") from None
+    bucket = services.settings.output_bucket
+    name = name_of(job_id, job, candidate)
+    created = services.storage.put_once(bucket, name, encoded, info.mime_type)
+    if not created:
+        existing = services.storage.read(bucket, name, MAX_OUTPUT_BYTES)
+        if existing is not None:
+            encoded, info = existing, images.inspect(existing)
+    output = {
+        "bucket": bucket,
+        "object": name,
+        "mime_type": info.mime_type,
+        "width": info.width,
+        "height": info.height,
+        "bytes": len(encoded),
+        "sha256": ids.sha256_hex(encoded),
+    }
+    return output, created
