@@ -32,12 +32,11 @@ def model_stats(stack: Stack) -> dict[str, int]:
     return dict(requests.get(stack.url(stack.config.model_port) + "/stats", timeout=5).json())
 
 
-def calls_during(stack: Stack, work) -> tuple[object, dict[str, int]]:
-    before = model_stats(stack)
-    result = work()
-    after = model_stats(stack)
-    keys = ("requests", "text:analyze", "text:verify")
-    return result, {k: after.get(k, 0) - before.get(k, 0) for k in keys}
+def calls_of(stack: Stack, run_id: int) -> dict[str, int]:
+    """The model calls made for one test's `run=ID` marker (other tests' work is not counted)."""
+    stats = model_stats(stack)
+    keys = {"requests": "requests", "text:analyze": "text:analyze", "text:verify": "text:verify"}
+    return {name: stats.get(f"{key}:run={run_id}", 0) for name, key in keys.items()}
 
 
 def run(tenant: Tenant, body: dict[str, object]) -> dict[str, object]:
@@ -47,60 +46,59 @@ def run(tenant: Tenant, body: dict[str, object]) -> dict[str, object]:
 
 
 def test_a_preset_verifies_its_image_and_passes_the_first_time(tenant: Tenant, stack: Stack):
-    job, calls = calls_during(stack, lambda: run(tenant, {"preset": "declutter", "images": [photo()]}))
+    run_id = time.time_ns()
+    job = run(tenant, {"preset": "declutter", "images": [photo(f"run={run_id}")]})
     assert job["status"] == "succeeded", job
     quality = job["quality"]
     assert quality["passed"] and quality["regenerations"] == 0 and quality["score"] >= 0.7
     assert [c["name"] for c in quality["checks"]] == ["architecture_unchanged", "perspective_unchanged",
                                                       "no_artifacts_or_text", "clutter_removed"]  # fmt: skip
     assert quality["verifier_model"] == "gemini-2.5-flash"
-    assert calls == {"requests": 1, "text:analyze": 0, "text:verify": 1}
+    assert calls_of(stack, run_id) == {"requests": 1, "text:analyze": 0, "text:verify": 1}
 
 
 def test_a_failed_verdict_regenerates_with_its_findings_then_passes(tenant: Tenant, stack: Stack):
-    prompt = f"a sunny kitchen [[verify=fail times=1 run={time.time_ns()}]]"
-    job, calls = calls_during(stack, lambda: run(tenant, {"prompt": prompt, "verify": True}))
+    run_id = time.time_ns()
+    job = run(tenant, {"prompt": f"a sunny kitchen [[verify=fail times=1 run={run_id}]]", "verify": True})
     assert job["status"] == "succeeded" and job["quality"]["passed"], job
     assert job["quality"]["regenerations"] == 1
-    assert calls == {"requests": 2, "text:analyze": 0, "text:verify": 2}
+    assert calls_of(stack, run_id) == {"requests": 2, "text:analyze": 0, "text:verify": 2}
     assert job["output"]["url"]
 
 
 def test_an_image_that_never_passes_is_delivered_marked_or_refused_and_refunded(new_tenant, stack: Stack):
     tenant = new_tenant(credits=CREDITS)
-    prompt = f"a hall [[verify=fail run={time.time_ns()}]]"
-    kept = run(tenant, {"prompt": prompt, "verify": True, "max_regenerations": 1})
+    kept = run(tenant, {"prompt": f"a hall [[verify=fail run={time.time_ns()}]]", "verify": True,
+                        "max_regenerations": 1})  # fmt: skip
     assert kept["status"] == "succeeded" and not kept["quality"]["passed"], kept
     assert kept["quality"]["regenerations"] == 1 and kept["quality"]["score"] < 0.7
     spent = CREDITS - tenant.get("/v1/account").json()["balance"]
-    refused, calls = calls_during(stack, lambda: run(tenant, {"prompt": prompt + " again", "verify": True,
-                                                              "max_regenerations": 0, "require_quality_pass": True}))  # fmt: skip
+    run_id = time.time_ns()
+    refused = run(tenant, {"prompt": f"a hall [[verify=fail run={run_id}]]", "verify": True,
+                           "max_regenerations": 0, "require_quality_pass": True})  # fmt: skip
     assert refused["status"] == "failed" and refused["error"]["code"] == "quality_rejected", refused
-    assert calls == {"requests": 1, "text:analyze": 0, "text:verify": 1}
+    assert calls_of(stack, run_id) == {"requests": 1, "text:analyze": 0, "text:verify": 1}
     assert CREDITS - tenant.get("/v1/account").json()["balance"] == spent  # the refused one refunded
 
 
 def test_an_unsuitable_photo_is_refused_before_any_image_is_paid_for(new_tenant, stack: Stack):
     tenant = new_tenant(credits=CREDITS)
-    body = {"preset": "virtual-staging", "images": [photo("analyze=furnished")]}
-    job, calls = calls_during(stack, lambda: run(tenant, body))
+    run_id = time.time_ns()
+    job = run(tenant, {"preset": "virtual-staging", "images": [photo(f"analyze=furnished run={run_id}")]})
     assert job["status"] == "failed" and job["error"]["code"] == "input_unsuitable", job
     assert "furnished" in job["error"]["message"]
-    assert calls == {"requests": 0, "text:analyze": 1, "text:verify": 0}
+    assert calls_of(stack, run_id) == {"requests": 0, "text:analyze": 1, "text:verify": 0}
     assert tenant.get("/v1/account").json()["balance"] == CREDITS  # refunded
     staged = run(tenant, {"preset": "virtual-staging", "images": [photo()]})
     assert staged["status"] == "succeeded" and staged["quality"]["passed"], staged
 
 
 def test_a_retried_task_resumes_at_verify_without_a_second_image(tenant: Tenant, stack: Stack):
-    run_id = time.time_ns()
     for fault in ("timeout hang=5", "malformed"):  # the verifier stalls past the timeout; answers garbage
-        prompt = f"a study [[verify={fault} times=1 run={run_id}]]"
-        job, calls = calls_during(
-            stack, lambda prompt=prompt: run(tenant, {"prompt": prompt, "verify": True})
-        )
+        run_id = time.time_ns()
+        job = run(tenant, {"prompt": f"a study [[verify={fault} times=1 run={run_id}]]", "verify": True})
         assert job["status"] == "succeeded" and job["attempts"] == 2 and job["quality"]["passed"], job
-        assert calls == {"requests": 1, "text:analyze": 0, "text:verify": 2}
+        assert calls_of(stack, run_id) == {"requests": 1, "text:analyze": 0, "text:verify": 2}
 
 
 def test_quality_options_are_checked_before_anything_is_written(tenant: Tenant):

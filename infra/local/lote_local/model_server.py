@@ -186,8 +186,12 @@ class _Handler(BaseHTTPRequestHandler):
         knobs = parse_knobs(prompt)
         fault = knobs.get("fault", defaults.fault)
         wait = self.server.quota.take()
+        # `run=ID` in a marker (or a photo's lote-knobs) counts this test's calls apart from the rest.
+        run = parse_knobs(prompt + " " + text_model.image_knobs(images)).get("run")
         with self.server.lock:
             self.server.stats["requests"] += 1
+            if run:
+                self.server.stats[f"requests:run={run}"] += 1
             if wait is not None:
                 self.server.stats["quota_exhausted"] += 1
         if wait is not None:  # refused at once, before any work, as a quota is
@@ -228,6 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
         action = knobs.get(step, "")
         with self.server.lock:
             self.server.stats[f"text:{step}"] += 1
+            if knobs.get("run"):
+                self.server.stats[f"text:{step}:run={knobs['run']}"] += 1
             self.server.seen[f"{step}|{markers}"] += 1
             seen = self.server.seen[f"{step}|{markers}"]
         if action and "times" in knobs and seen > int(knobs["times"]):
