@@ -19,6 +19,7 @@ from lote.dispatch.state import Outcome
 from lote.jobs import inputs, outputs, recovery, store
 from lote.leases import ClaimKind
 from lote.quality import pipeline
+from lote.quality import plan as quality_plan
 from lote.services import Services
 from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
@@ -125,8 +126,9 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
         return _storage_failed(services, job_id, attempt, retry_count, job, exc)
     call = ModelCall(services, job_id, job, attempt, retry_count > 0, began)
     try:
-        if pipeline.uses_pipeline(job):
-            done = pipeline.run(services, job_id, job, attempt, loaded)
+        plan = quality_plan.plan_of(job)
+        if pipeline.uses_pipeline(plan):
+            done = pipeline.run(services, job_id, job, plan, attempt, loaded)
         else:
             image = generate_image(
                 services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio")

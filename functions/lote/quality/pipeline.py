@@ -9,7 +9,7 @@ from typing import Any
 
 from lote.clients.model import ModelPermanent, ModelTransient, generate_image, generate_json
 from lote.jobs import outputs, store
-from lote.quality.plan import Plan, Step, delivered, next_step, passes, plan_of
+from lote.quality.plan import Plan, Step, delivered, next_step, passes
 from lote.quality.schemas import Analysis, verdict_model
 from lote.services import Services
 
@@ -35,18 +35,21 @@ class Result:
     leftovers: list[str] = field(default_factory=list)
 
 
-def uses_pipeline(job: dict[str, Any]) -> bool:
-    """Whether the job has steps besides one generation (analysis or verification)."""
-    plan = plan_of(job)
+def uses_pipeline(plan: Plan) -> bool:
+    """Whether the plan has steps besides one generation (analysis or verification)."""
     return plan.analyze or plan.rubric is not None
 
 
 def run(
-    services: Services, job_id: str, job: dict[str, Any], attempt: int, inputs: list[tuple[bytes, str]]
+    services: Services,
+    job_id: str,
+    job: dict[str, Any],
+    plan: Plan,
+    attempt: int,
+    inputs: list[tuple[bytes, str]],
 ) -> Result:
     """The steps left for this job, recorded one by one; raises ModelFailure as one call would
     (ModelPermanent `input_unsuitable` / `quality_rejected` end the job, refunded), or Stopped."""
-    plan = plan_of(job)
     state: dict[str, Any] = dict(job.get("pipeline") or {})
     state.setdefault("images", [])
     state.setdefault("verdicts", [])
