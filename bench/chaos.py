@@ -21,6 +21,7 @@ import requests
 
 from bench.chaos_actors import Clients, Receiver, Single, Sweeper
 from bench.chaos_check import KEY_FIELD, Progress, progress, read, verdict
+from bench.chaos_pipeline import PipelineCrash
 from bench.chaos_timeline import Timeline, until
 from lote.audit import scan
 from lote.services import Services
@@ -121,6 +122,7 @@ def _scenario(stack: Stack, services: Services, size: ChaosSize) -> dict[str, An
     ]  # fmt: skip
     clients = Clients(api, api_key, singles, size.clients, size.singles_over_s)
     line = Timeline(stack, services, tenant_id, started)
+    crash = PipelineCrash(stack, services)
     try:
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {api_key}"
@@ -131,7 +133,7 @@ def _scenario(stack: Stack, services: Services, size: ChaosSize) -> dict[str, An
             line.force_fanout(batch_id, -(-size.items // 500))
         sweeper.start()
         clients.start()
-        last_chaos = _disrupt(line, size, batch_id, singles)
+        last_chaos = _disrupt(line, size, batch_id, singles, crash)
         clients.join(size.deadline_s)
 
         def settled() -> Progress | None:
@@ -151,6 +153,8 @@ def _scenario(stack: Stack, services: Services, size: ChaosSize) -> dict[str, An
         audit = _audit_clean(services, tenant_id)
         state = read(services, tenant_id, batch_id)
         figures, problems = verdict(state, batch_id, size.items, singles, receiver.snapshot(), CREDITS)
+        figures["pipeline_crash"], crashed = crash.outcome(size.deadline_s - (time.monotonic() - started))
+        problems += crashed
     finally:
         clients.stop.set()
         sweeper.close()
@@ -190,9 +194,12 @@ def _scenario(stack: Stack, services: Services, size: ChaosSize) -> dict[str, An
     }  # fmt: skip
 
 
-def _disrupt(line: Timeline, size: ChaosSize, batch_id: str, singles: list[Single]) -> float:
+def _disrupt(
+    line: Timeline, size: ChaosSize, batch_id: str, singles: list[Single], crash: PipelineCrash
+) -> float:
     """The api killed after commits while clients submit, then the worker killed as the batch
-    progresses, duplicates forced in between; returns when the last of it happened."""
+    progresses (the first time inside a pipeline's verify call), duplicates forced in between;
+    returns when the last of it happened."""
     done = line.items_done(batch_id)
     line.force_generation(size.forced // 2)
     submitted = size.singles // 4
@@ -204,6 +211,9 @@ def _disrupt(line: Timeline, size: ChaosSize, batch_id: str, singles: list[Singl
         # Early in the batch, so the dead worker's work is recovered while the rest still runs.
         share = size.items * (n + 1) // (size.worker_kills + 2)
         until(lambda share=share: done() >= share, size.deadline_s, f"{share} items before a kill")  # type: ignore[misc]
+        if n == 0:
+            crash.submit()
+            until(crash.verifying, 60, "the pipeline's verify call in flight", every=0.02)
         line.kill("worker")
         if n == 0:
             line.force_generation(size.forced - line.forced["generation_tasks"])

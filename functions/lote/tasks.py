@@ -219,13 +219,14 @@ def create_many(services: Services, tasks: Sequence[Task], delays_s: Sequence[fl
         list(pool.map(lambda pair: create(services, *pair), zip(tasks, delays, strict=True)))
 
 
-def enqueue(services: Services, task: Task, record: Callable[[], object]) -> bool:
-    """After the commit: create the task, then `record` that it exists. False, logged, when either
-    failed: the document stays unflagged and the repair sweep creates the same task later."""
+def enqueue(services: Services, task: Task, record: Callable[[], object], delay_s: float = 0.0) -> bool:
+    """After the commit: create the task (`delay_s` from now), then `record` that it exists. False,
+    logged, when either failed: the document stays unflagged and the repair sweep creates the same
+    task later."""
     from google.api_core.exceptions import GoogleAPICallError, NotFound, RetryError
 
     try:
-        create(services, task)
+        create(services, task, delay_s)
     except (GoogleAPICallError, RetryError) as exc:
         log.warning("task %s not created, left to the repair sweep: %s", task.task_id(), exc)
         return False

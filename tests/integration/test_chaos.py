@@ -29,3 +29,6 @@ def test_a_small_chaos_run_keeps_every_promise():
         0,
     )
     assert figures["audit"]["ok"] and figures["audit"]["violations"] == 0
+    # Killed inside its verify call, the pipeline resumed there: its image was not paid twice.
+    crash = figures["pipeline_crash"]
+    assert (crash["status"], crash["image_calls"], crash["verify_calls"]) == ("succeeded", 1, 2), crash

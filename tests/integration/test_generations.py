@@ -54,8 +54,13 @@ def test_preset_with_a_data_uri_input_and_jpeg_output(tenant, services: Services
         f"gs://{services.settings.input_bucket}/"
     )
     # The resource echoes the request as it was understood (the data: input as its stored copy).
-    assert job["preset"] == "virtual-staging" and job["params"] == {"style": "coastal"}
-    assert job["prompt"] == doc["prompt"] and job["images"] == doc["inputs"]
+    # `room_type` was left to the analysis (auto): the resource says what it saw, in params and prompt.
+    assert job["preset"] == "virtual-staging" and job["params"] == {
+        "style": "coastal",
+        "room_type": "living room",
+    }
+    assert "{room_type}" in doc["prompt"] and job["images"] == doc["inputs"]
+    assert job["prompt"] == doc["prompt"].replace("{room_type}", "living room")
     assert job["output_format"] == "jpeg" and "aspect_ratio" not in job and job["model"]
     # No aspect ratio asked: the output keeps the input's 4:3.
     assert job["output"]["width"] * 3 == pytest.approx(job["output"]["height"] * 4, abs=3)

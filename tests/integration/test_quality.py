@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 
 import requests
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from lote.jobs import store
+from lote.services import Services
 from lote_local.stack import Stack
-from tests.integration.conftest import Tenant
+from tests.integration.conftest import ADMIN_TOKEN, Tenant
 
 CREDITS = 100_000
 
@@ -110,3 +113,80 @@ def test_quality_options_are_checked_before_anything_is_written(tenant: Tenant):
     unverified = tenant.post("/v1/generations", {"prompt": "x", "require_quality_pass": True})
     assert unverified.status_code == 400
     assert unverified.json()["error"]["details"]["field"] == "require_quality_pass"
+
+
+def test_a_text_model_quota_error_defers_the_job_without_an_attempt_or_the_image_pool(
+    tenant: Tenant, stack: Stack, services: Services
+):
+    run_id = time.time_ns()
+    job = run(tenant, {"prompt": f"a loft [[verify=429 delay=1 times=1 run={run_id}]]", "verify": True})
+    assert job["status"] == "succeeded" and job["quality"]["passed"], job
+    assert job["attempts"] == 1  # the attempt that met the 429 was not counted
+    assert calls_of(stack, run_id) == {"requests": 1, "text:analyze": 0, "text:verify": 2}
+    doc = store.ref(services.firestore.db, job["id"]).get().to_dict()
+    assert doc["task_gen"] == 1  # it went on in a task of its own, after the model's RetryInfo delay
+    # The attempt that only verified recorded its call in the text pool: the image pace never saw it.
+    assert doc["call"]["pool"] == f"text:{services.settings.text_model}"
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    view = tenant.get("/v1/admin/scheduler", headers=admin).json()
+    assert view["text_pools"][0]["pool"] == doc["call"]["pool"]
+    assert view["text_pools"][0]["last_minute"]["successes"] >= 1
+
+
+def test_a_verifier_that_never_answers_leaves_the_image_unverified_or_refused_and_refunded(
+    new_tenant, stack: Stack
+):
+    tenant = new_tenant(credits=CREDITS)
+    run_id = time.time_ns()
+    kept = run(tenant, {"prompt": f"a porch [[verify=malformed run={run_id}]]", "verify": True})
+    assert kept["status"] == "succeeded" and kept["output"]["url"], kept  # the paid image is not lost
+    quality = kept["quality"]
+    assert not quality["passed"] and quality["checks"] == [] and "score" not in quality
+    assert quality["unverified"].startswith("model_bad_response")
+    assert calls_of(stack, run_id) == {"requests": 1, "text:analyze": 0, "text:verify": 3}  # 3 garbled
+    spent = CREDITS - tenant.get("/v1/account").json()["balance"]
+    refused = run(tenant, {"prompt": f"a porch [[verify=malformed run={time.time_ns()}]]", "verify": True,
+                           "require_quality_pass": True})  # fmt: skip
+    assert refused["status"] == "failed" and refused["error"]["code"] == "verifier_unavailable", refused
+    assert CREDITS - tenant.get("/v1/account").json()["balance"] == spent  # refunded
+
+
+def test_an_auto_room_type_is_what_the_analysis_saw_and_an_unfit_room_is_refused(new_tenant, stack: Stack):
+    tenant = new_tenant(credits=CREDITS)
+    staged = run(tenant, {"preset": "virtual-staging", "images": [photo("seen=dining_room")]})
+    assert staged["status"] == "succeeded" and staged["params"]["room_type"] == "dining room", staged
+    assert "stage this empty dining room" in staged["prompt"]
+    run_id = time.time_ns()
+    garage = run(tenant, {"preset": "virtual-staging", "images": [photo(f"seen=garage run={run_id}")]})
+    assert garage["status"] == "failed" and garage["error"]["code"] == "input_unsuitable", garage
+    assert "garage" in garage["error"]["message"] and "params.room_type" in garage["error"]["message"]
+    assert calls_of(stack, run_id) == {"requests": 0, "text:analyze": 1, "text:verify": 0}
+    asked = run(tenant, {"preset": "virtual-staging", "params": {"room_type": "office"},
+                         "images": [photo("seen=garage")]})  # fmt: skip
+    assert asked["status"] == "succeeded" and asked["params"]["room_type"] == "office"  # asked, not auto
+    assert tenant.get("/v1/account").json()["balance"] == CREDITS - 2 * 2  # the refused one refunded
+
+
+def test_batch_items_and_results_carry_quality_and_presets_say_their_steps_and_prices(tenant: Tenant):
+    items = [{"reference": f"q{i}", "prompt": f"a bath {i} [[verify=fail times=1 run={time.time_ns()}]]",
+              "verify": True} for i in range(2)]  # fmt: skip
+    batch_id = tenant.post("/v1/batches", {"items": items}).json()["id"]
+    deadline = time.monotonic() + 60
+    while tenant.get(f"/v1/batches/{batch_id}").json()["status"] != "completed":
+        assert time.monotonic() < deadline, tenant.get(f"/v1/batches/{batch_id}").json()
+        time.sleep(0.3)
+    page = tenant.get(f"/v1/batches/{batch_id}/items").json()["items"]
+    assert [i["quality"]["regenerations"] for i in page] == [1, 1] and all(
+        i["quality"]["passed"] for i in page
+    )
+    lines = tenant.get(f"/v1/batches/{batch_id}/results.jsonl").text.splitlines()
+    given = [{k: v for k, v in json.loads(line)["quality"].items() if v is not None} for line in lines]
+    assert given == [i["quality"] for i in page]  # results.jsonl writes nulls out; the API leaves them
+    presets = {p["name"]: p for p in tenant.get("/v1/presets").json()["presets"]}
+    staging = presets["virtual-staging"]
+    assert (
+        staging["steps"] == ["analyze", "generate", "verify"] and staging["rubric"]["max_regenerations"] == 2
+    )
+    assert staging["price"] == 2 and sum(staging["step_prices"].values()) == 1500
+    room = next(p for p in staging["params"] if p["name"] == "room_type")
+    assert room["default"] == "auto" and room["auto_from"] == "analysis.room_type"

@@ -28,9 +28,11 @@ def test_an_end_user_stages_a_photo_and_sees_before_and_after(page: Page, tenant
     expect(page.locator("#preset")).to_contain_text("virtual-staging")
     page.select_option("#preset", "virtual-staging")
     page.select_option("#param-style", "scandinavian")
+    expect(page.locator("#param-room_type")).to_have_value("auto")  # the photo's analysis says
     page.set_input_files("#photo", str(photo(tmp_path)))
     page.click("#submit")
     expect(page.locator("#notice")).to_have_text("Your image is ready.", timeout=30_000)
+    expect(page.locator("#quality")).to_contain_text("Quality check passed")  # analyzed, staged, verified
     expect(page.locator("#after")).to_have_attribute("src", re.compile(r"^https?://.+"))
     assert page.eval_on_selector("#after", "img => img.complete && img.naturalWidth > 0")
     assert page.eval_on_selector("#before", "img => img.complete && img.naturalWidth > 0")

@@ -10,7 +10,7 @@ import pytest
 
 from lote.batches.schemas import BatchStatus as BatchStatusLiteral
 from lote.clients.model import ModelPermanent, ModelThrottled, ModelTransient, classify
-from lote.jobs import store, worker
+from lote.jobs import attempts, store
 from lote.jobs.schemas import Status as JobStatusLiteral
 from lote.leases import Claim, ClaimKind
 from lote.statuses import IN_FLIGHT, TERMINAL, UNPAID, BatchStatus, DeliveryStatus, JobStatus
@@ -74,7 +74,7 @@ def test_a_queued_job_or_an_expired_lease_starts_the_next_attempt(job):
 
 
 def _judge(code="model_unavailable", retryable=True, last=False, job=None):
-    return worker.judge(job or {}, code, "message", retryable, last)
+    return attempts.judge(job or {}, code, "message", retryable, last)
 
 
 def test_transient_errors_retry_with_503_and_input_errors_with_a_plain_500():
@@ -110,7 +110,7 @@ def test_the_same_malformed_answer_three_times_in_a_row_fails_the_job():
 
 
 def test_long_messages_are_cut_to_a_thousand_characters():
-    verdict = worker.judge({}, "model_unavailable", "x" * 5000, False, False)
+    verdict = attempts.judge({}, "model_unavailable", "x" * 5000, False, False)
     assert len(verdict.update["error"]["message"]) == 1000
 
 

@@ -15,7 +15,7 @@ from lote import images, timeutil
 from lote.errors import InvalidRequest
 from lote.idempotency import Key
 from lote.jobs import presets
-from lote.jobs.worker import is_last_attempt
+from lote.jobs.attempts import is_last_attempt
 from lote.netguard import is_public
 from lote.services import Services
 from lote.settings import Settings
@@ -94,8 +94,8 @@ def test_a_batch_retried_item_gets_the_queues_whole_window_again():
 
 
 def test_presets_fill_defaults_and_name_bad_fields():
-    prompt = presets.resolve("virtual-staging", {"style": "boho"}, 1)
-    assert "boho" in prompt and "living room" in prompt
+    prompt = presets.resolve("virtual-staging", {"style": "boho", "room_type": "bedroom"}, 1)
+    assert "boho" in prompt and "bedroom" in prompt
     with pytest.raises(InvalidRequest) as caught:
         presets.resolve("virtual-staging", {"room_type": "attic"}, 1, "items.3.")
     assert caught.value.details["field"] == "items.3.params.room_type"

@@ -86,7 +86,9 @@ def validate(
                 prompt = presets.resolve(item.preset, item.params, len(item.images))
             if item.images:
                 check_inputs(None, tenant_id, input_bucket, item.images)
-            quality_plan.plan_for(item.preset, item.verify, item.max_regenerations, item.require_quality_pass)
+            plan = quality_plan.plan_for(
+                item.preset, item.verify, item.max_regenerations, item.require_quality_pass
+            )
         except LoteError as exc:
             field = exc.details.get("field", "") if isinstance(exc.details, dict) else ""
             errors.append(
@@ -97,7 +99,7 @@ def validate(
             "reference": item.reference, "prompt": prompt, "preset": item.preset, "params": item.params,
             "inputs": item.images, "model": item.model, "aspect_ratio": item.aspect_ratio,
             "output_format": item.output_format, "metadata": item.metadata,
-            "price": pricing.price(item.model or default_model, item.preset),
+            "price": pricing.price(item.model or default_model, item.preset, plan.steps),
         })  # fmt: skip
         asked = quality_plan.requested(item.verify, item.max_regenerations, item.require_quality_pass)
         if asked is not None:  # only when asked: 2,000 items share a manifest line budget

@@ -17,6 +17,7 @@ from lote.jobs.schemas import (
     Regenerations,
     Status,
 )
+from lote.quality.schemas import Quality
 from lote.validation import GS_IMAGE, ImageRef, Metadata, Params, RequestModel, WebhookUrl, whole
 
 if TYPE_CHECKING:
@@ -215,6 +216,7 @@ class Item(BaseModel):
     attempts: int
     output: ItemOutput | None = None
     error: JobError | None = None
+    quality: Quality | None = Field(None, description="What verification concluded (verified items only).")
 
 
 class ItemsPage(BaseModel):

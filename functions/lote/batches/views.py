@@ -16,6 +16,7 @@ from lote.dispatch import views as dispatch_views
 from lote.errors import InvalidRequest
 from lote.jobs.schemas import JobError
 from lote.jobs.views import poll_after
+from lote.quality.schemas import Quality
 from lote.services import Services
 from lote.statuses import JobStatus
 from lote.tenants.service import Caller
@@ -70,6 +71,7 @@ def _item(services: Services, snapshot: Any) -> Item:
         attempts=job.get("attempts", 0),
         output=output,
         error=error,
+        quality=Quality(**job["quality"]) if job.get("quality") else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""Credits per image, from pricing.json: the preset's price if it has one, else the model's."""
+"""Credits per image, from pricing.json: the generate step (the preset's price if it has one, else
+the model's) plus the pipeline's other steps, in thousandths of a credit, rounded half up."""
 
 from __future__ import annotations
 
@@ -17,12 +18,21 @@ def table() -> dict[str, Any]:
     return data
 
 
-def price(model: str, preset: str | None) -> int:
-    """Whole credits for one image."""
+def price(model: str, preset: str | None, steps: tuple[str, ...] = ("generate",)) -> int:
+    """Whole credits for one image made by `steps` (analyze, generate, verify): paid once, at
+    acceptance, whatever regenerations verification later asks for (they are lote's cost)."""
+    return max(1, (sum(step_prices(model, preset, steps).values()) + 500) // 1000)
+
+
+def step_prices(model: str, preset: str | None, steps: tuple[str, ...]) -> dict[str, int]:
+    """Each step's price in thousandths of a credit."""
     prices = table()
     if preset is not None and preset in prices["presets"]:
-        return int(prices["presets"][preset])
-    return int(prices["models"].get(model, prices["default_credits"]))
+        image = int(prices["presets"][preset])
+    else:
+        image = int(prices["models"].get(model, prices["default_credits"]))
+    extra = prices["steps_millicredits"]
+    return {step: image * 1000 if step == "generate" else int(extra[step]) for step in steps}
 
 
 def models() -> tuple[str, ...]:

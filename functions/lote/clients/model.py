@@ -64,13 +64,18 @@ class ModelClient:
         return genai.Client(api_key=OFFLINE_API_KEY, http_options=options)
 
 
+IMAGE, TEXT = "image", "text"
+
+
 class ModelFailure(Exception):
-    """A model call that produced no image; subclasses say whether retrying can help."""
+    """A model call that produced no answer; subclasses say whether retrying can help, `kind`
+    which model failed (`image` or `text`: each draws on its own quota)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.kind = IMAGE
 
 
 class ModelThrottled(ModelFailure):
@@ -186,7 +191,18 @@ def generate_json(
     client: ModelClient, model: str, prompt: str, images: list[tuple[bytes, str]], schema: type[Answer]
 ) -> ModelAnswer[Answer]:
     """One generateContent call answered as JSON in `schema` (google-genai `response_schema`); an
-    answer that does not fit the schema is a transient failure (the next attempt asks again)."""
+    answer that does not fit the schema is a transient failure (the next attempt asks again).
+    Failures are of kind `text`."""
+    try:
+        return _json_answer(client, model, prompt, images, schema)
+    except ModelFailure as exc:
+        exc.kind = TEXT
+        raise
+
+
+def _json_answer(
+    client: ModelClient, model: str, prompt: str, images: list[tuple[bytes, str]], schema: type[Answer]
+) -> ModelAnswer[Answer]:
     from google.genai import types
     from pydantic import ValidationError
 

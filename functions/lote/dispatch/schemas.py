@@ -57,7 +57,16 @@ class Pool(BaseModel):
     updated_at: str | None = None
 
 
+class TextPool(BaseModel):
+    """The text model's calls (a pipeline's analyze and verify steps): not paced by a dispatcher; a
+    quota error defers its job by the model's RetryInfo delay, and never slows the image pool."""
+
+    pool: str
+    last_minute: LastWindow = Field(description="Attempts that ended on a text call in the last 60 s.")
+
+
 class Scheduler(BaseModel):
     """Every pool's dispatcher."""
 
     pools: list[Pool]
+    text_pools: list[TextPool] = Field(default_factory=list)

@@ -40,6 +40,12 @@ def pool(settings: Settings) -> str:
     return settings.generation_queue
 
 
+def text_pool(settings: Settings) -> str:
+    """The pool of text model calls (a pipeline's analyze and verify): its own quota, recorded apart
+    so a text 429 never slows the image pool's pace."""
+    return f"text:{settings.text_model}"
+
+
 def limits(settings: Settings) -> control.Limits:
     """The controller's bounds: the ceiling is the generation queue's rate; the start defaults to it."""
     ceiling = settings.dispatch_ceiling_rps

@@ -3,6 +3,7 @@ operators' view of every pool (GET /v1/admin/scheduler)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -10,9 +11,12 @@ from lote import timeutil
 from lote.dispatch import lanes, state
 from lote.dispatch import service as dispatch
 from lote.dispatch.control import Breaker
-from lote.dispatch.schemas import LastWindow, Pool, Scheduler, TenantBacklog, TierBacklog
+from lote.dispatch.schemas import LastWindow, Pool, Scheduler, TenantBacklog, TextPool, TierBacklog
 from lote.dispatch.share import Tier
+from lote.dispatch.state import Outcome
 from lote.services import Services
+
+TEXT_WINDOW = dt.timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,7 @@ def scheduler(services: Services) -> Scheduler:
     last = doc.get("last")
     window = None
     if last:
-        calls = int(last["successes"]) + int(last["quota_errors"]) + int(last["failures"])
-        window = LastWindow(
-            seconds=round(float(last["seconds"]), 3), successes=last["successes"],
-            quota_errors=last["quota_errors"], failures=last["failures"],
-            quota_error_share=round(int(last["quota_errors"]) / calls, 3) if calls else 0.0,
-        )  # fmt: skip
+        window = _window(last["seconds"], last["successes"], last["quota_errors"], last["failures"])
     pool = Pool(
         pool=name, rate_per_s=round(float(doc.get("rate", bounds.start)), 3), start_per_s=bounds.start,
         ceiling_per_s=bounds.ceiling, breaker=doc.get("breaker", "closed"),
@@ -87,4 +86,20 @@ def scheduler(services: Services) -> Scheduler:
         released_last_window=int(doc.get("released") or 0), tiers=tiers, tenants=tenants,
         updated_at=timeutil.iso(doc.get("run_at")),
     )  # fmt: skip
-    return Scheduler(pools=[pool])
+    return Scheduler(pools=[pool], text_pools=[_text_pool(services)])
+
+
+def _window(seconds: float, successes: int, quota_errors: int, failures: int) -> LastWindow:
+    calls = int(successes) + int(quota_errors) + int(failures)
+    return LastWindow(
+        seconds=round(float(seconds), 3), successes=successes, quota_errors=quota_errors, failures=failures,
+        quota_error_share=round(int(quota_errors) / calls, 3) if calls else 0.0,
+    )  # fmt: skip
+
+
+def _text_pool(services: Services) -> TextPool:
+    """The text model's last minute, read from the calls its attempts recorded (one query)."""
+    name, now = dispatch.text_pool(services.settings), timeutil.now()
+    tally = state.calls_between(services.firestore.db, name, now - TEXT_WINDOW, now).tally
+    counts = [tally[Outcome.SUCCESS], tally[Outcome.QUOTA], tally[Outcome.FAILURE]]
+    return TextPool(pool=name, last_minute=_window(TEXT_WINDOW.total_seconds(), *counts))

@@ -10,6 +10,9 @@ from typing import Any
 from lote.errors import InvalidRequest
 
 PRESETS_FILE = Path(__file__).with_name("presets.json")
+# A parameter whose rule names an analysis field (`"auto": "room_type"`) may be `auto`: its value is
+# left as a `{name}` placeholder in the job's prompt and filled from what the analysis saw.
+AUTO = "auto"
 
 
 @lru_cache(maxsize=1)
@@ -36,6 +39,9 @@ def resolve(preset: str, params: dict[str, str], image_count: int, field: str = 
     values = {}
     for name, rule in spec["params"].items():
         value = params.get(name, rule.get("default"))
+        if value == AUTO and rule.get(AUTO):
+            values[name] = "{" + name + "}"  # filled by the pipeline (quality/pipeline.py fill_auto)
+            continue
         if value is None:
             raise InvalidRequest(f"preset {preset!r} needs {name!r}", {"field": f"{field}params.{name}"})
         if "choices" in rule and value not in rule["choices"]:
@@ -50,6 +56,35 @@ def resolve(preset: str, params: dict[str, str], image_count: int, field: str = 
             {"field": f"{field}images"},
         )
     return str(spec["template"]).format(**values)
+
+
+def auto_params(preset: str | None) -> dict[str, tuple[str, list[str]]]:
+    """The preset's parameters that may be `auto`: name → (the analysis field, the allowed values)."""
+    spec = catalogue().get(preset or "") or {}
+    return {
+        name: (str(rule[AUTO]), list(rule.get("choices") or []))
+        for name, rule in (spec.get("params") or {}).items()
+        if rule.get(AUTO)
+    }
+
+
+def filled(preset: str | None, params: dict[str, str], analysis: dict[str, Any] | None) -> dict[str, str]:
+    """The request's params as they stand: an `auto` one (asked, or by default) shows `auto` until
+    the analysis has filled it, then what the analysis saw."""
+    shown = dict(params)
+    for name, (field, _allowed) in auto_params(preset).items():
+        rule = catalogue()[preset or ""]["params"][name]
+        if shown.get(name, rule.get("default")) == AUTO:
+            shown[name] = str(analysis[field]) if analysis and analysis.get(field) else AUTO
+    return shown
+
+
+def fill(prompt: str, preset: str | None, analysis: dict[str, Any] | None) -> str:
+    """The prompt with its `auto` placeholders replaced by what the analysis saw (as is until then)."""
+    for name, (field, _allowed) in auto_params(preset).items():
+        if analysis and analysis.get(field):
+            prompt = prompt.replace("{" + name + "}", str(analysis[field]))
+    return prompt
 
 
 def names() -> tuple[str, ...]:

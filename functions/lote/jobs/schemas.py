@@ -218,6 +218,9 @@ class PresetParam(BaseModel):
     choices: list[str] | None = Field(None, description="The allowed values, when the preset limits them.")
     default: str | None = Field(None, description="Used when the request leaves the parameter out.")
     required: bool
+    auto_from: str | None = Field(
+        None, description="`auto` is allowed: the photo's analysis fills it from this field of its answer."
+    )
 
 
 class Preset(BaseModel):
@@ -226,8 +229,21 @@ class Preset(BaseModel):
     name: str
     description: str
     min_images: int = Field(description="Input images the preset needs.")
-    price: int = Field(description="Credits per image.")
+    price: int = Field(description="Credits per image with the preset's steps (regenerations are free).")
     params: list[PresetParam]
+    steps: list[Literal["analyze", "generate", "verify"]] = Field(description="What each image goes through.")
+    step_prices: dict[str, int] = Field(
+        description="Each step's price in thousandths of a credit; their sum, rounded half up, is `price`."
+    )
+    rubric: Rubric | None = Field(None, description="What verification checks (null: not verified).")
+
+
+class Rubric(BaseModel):
+    """A preset's verification: its checks, the score to reach, the regenerations allowed."""
+
+    checks: list[str]
+    threshold: float
+    max_regenerations: int = Field(description="The default; a request may lower it, not raise it.")
 
 
 class PresetList(BaseModel):

@@ -117,7 +117,7 @@ def new_job(
         prompt = presets.resolve(req.preset, req.params, len(req.images), field_prefix)
     else:
         prompt = req.prompt or ""
-    quality_plan.plan_for(
+    plan = quality_plan.plan_for(
         req.preset, req.verify, req.max_regenerations, req.require_quality_pass, field_prefix
     )
     bucket = services.settings.input_bucket
@@ -128,18 +128,20 @@ def new_job(
     spec = {
         **req.model_dump(),
         "prompt": prompt,
-        "price": pricing.price(model, req.preset),
+        "price": pricing.price(model, req.preset, plan.steps),
         "quality_request": asked,
     }
     return job_document(tenant_id, spec, inputs, services.settings.default_model)
 
 
-def enqueue(services: Services, job_id: str, generation: int = 0) -> bool:
-    """After the job's commit: its task, flagged on the job; False leaves it to the repair sweep."""
+def enqueue(services: Services, job_id: str, generation: int = 0, delay_s: float = 0.0) -> bool:
+    """After the job's commit: its task (to run `delay_s` from now), flagged on the job; False
+    leaves it to the repair sweep."""
     return tasks.enqueue(
         services,
         tasks.Generate(job_id=job_id, gen=generation),
         lambda: store.mark_enqueued(services.firestore.db, job_id, tasks.check_at(services, tasks.Generate)),
+        delay_s,
     )
 
 
@@ -158,7 +160,8 @@ def submit(
     if any(uri.startswith("data:") for uri in req.images):
         # data: inputs are stored before the commit: refuse first what the commit would refuse
         # (it checks again, atomically, and debits). Without them the commit alone decides.
-        price = pricing.price(req.model or services.settings.default_model, req.preset)
+        plan = quality_plan.plan_for(req.preset, req.verify, req.max_regenerations, req.require_quality_pass)
+        price = pricing.price(req.model or services.settings.default_model, req.preset, plan.steps)
         debit = credits.job_debit(job_id, price)
         credits.precheck(db, credits.Admission(caller.tenant_id, debit, caller.max_in_flight))
     doc = {

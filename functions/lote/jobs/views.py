@@ -10,7 +10,8 @@ from lote.billing import pricing
 from lote.dispatch import share
 from lote.dispatch import views as dispatch_views
 from lote.jobs import presets
-from lote.jobs.schemas import Generation, JobError, Links, Output, Preset, PresetList, PresetParam
+from lote.jobs.schemas import Generation, JobError, Links, Output, Preset, PresetList, PresetParam, Rubric
+from lote.quality import plan as quality_plan
 from lote.quality.schemas import Quality
 from lote.services import Services
 from lote.statuses import TERMINAL, JobStatus
@@ -83,9 +84,9 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
         cancel_requested=bool(job.get("cancel_requested")) and job["status"] not in TERMINAL,
         output=output,
         error=error,
-        prompt=job.get("prompt") or "",
+        prompt=presets.fill(job.get("prompt") or "", job.get("preset"), _analysis(job)),
         preset=job.get("preset"),
-        params=job.get("params") or {},
+        params=presets.filled(job.get("preset"), job.get("params") or {}, _analysis(job)),
         images=list(job.get("inputs") or []),
         aspect_ratio=job.get("aspect_ratio"),
         output_format=job.get("output_format") or "png",
@@ -95,6 +96,11 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
         quality=Quality(**job["quality"]) if job.get("quality") else None,
         links=job_links,
     )
+
+
+def _analysis(job: dict[str, Any]) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = (job.get("pipeline") or {}).get("analysis")
+    return found
 
 
 def etag(job_id: str, update_time: dt.datetime | None, waiting_on_model: bool = False) -> str:
@@ -116,20 +122,32 @@ def poll_after(job: dict[str, Any]) -> int | None:
 
 
 def preset_list(default_model: str) -> PresetList:
-    """Every preset with its parameters, choices, defaults and price, from presets.json."""
-    return PresetList(
-        presets=[
+    """Every preset with its parameters, steps, rubric and price (by step), from presets.json."""
+    found = []
+    for name, spec in sorted(presets.catalogue().items()):
+        plan = quality_plan.plan_for(name, None, None, False)
+        auto = presets.auto_params(name)
+        params = [
+            PresetParam(name=param, required=rule.get("default") is None, default=rule.get("default"),
+                        choices=[presets.AUTO, *rule["choices"]] if param in auto else rule.get("choices"),
+                        auto_from=f"analysis.{auto[param][0]}" if param in auto else None)
+            for param, rule in spec["params"].items()
+        ]  # fmt: skip
+        rubric = None
+        if plan.rubric is not None:
+            rubric = Rubric(checks=list(plan.rubric.checks), threshold=plan.rubric.threshold,
+                            max_regenerations=plan.max_regenerations)  # fmt: skip
+        prices = pricing.step_prices(default_model, name, plan.steps)
+        found.append(
             Preset(
                 name=name,
                 description=spec.get("description", ""),
                 min_images=int(spec.get("min_images", 0)),
-                price=pricing.price(default_model, name),
-                params=[
-                    PresetParam(name=param, choices=rule.get("choices"), default=rule.get("default"),
-                                required=rule.get("default") is None)
-                    for param, rule in spec["params"].items()
-                ],
+                price=pricing.price(default_model, name, plan.steps),
+                params=params,
+                steps=list(plan.steps),
+                step_prices=prices,
+                rubric=rubric,
             )
-            for name, spec in sorted(presets.catalogue().items())
-        ]
-    )  # fmt: skip
+        )
+    return PresetList(presets=found)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from lote import images, retries, tasks, timeutil
+from lote import images, tasks, timeutil
 from lote.answers import Answer
-from lote.clients.model import ModelFailure, ModelPermanent, ModelThrottled, generate_image
+from lote.clients.model import IMAGE, TEXT, ModelFailure, ModelPermanent, ModelThrottled, generate_image
 from lote.clients.storage import ObjectTooLarge
 from lote.dispatch import lanes, share, state
 from lote.dispatch import service as dispatch
 from lote.dispatch.state import Outcome
-from lote.jobs import inputs, outputs, recovery, store
+from lote.jobs import attempts, inputs, outputs, recovery, store
+from lote.jobs import service as jobs
 from lote.leases import ClaimKind
 from lote.quality import pipeline
 from lote.quality import plan as quality_plan
@@ -25,62 +27,6 @@ from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.worker")
-# A model that answers garbage this many times in a row for one job is not having a bad minute:
-# fail the job (refunded) instead of retrying until the queue gives up (30 minutes with queue.yaml).
-MALFORMED_LIMIT = 3
-MALFORMED_CODES = frozenset({"model_bad_response"})
-
-
-def error_streak(job: dict[str, Any], code: str) -> int:
-    """How many attempts in a row, this one included, failed with `code`."""
-    previous = (job.get("last_error") or {}).get("code")
-    return int(job.get("error_streak") or 0) + 1 if previous == code else 1
-
-
-def gives_up(job: dict[str, Any], code: str) -> bool:
-    """Whether a retryable failure has repeated enough to be treated as permanent."""
-    return code in MALFORMED_CODES and error_streak(job, code) >= MALFORMED_LIMIT
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a failed attempt leads to: the job's update, and the answer that tells Cloud Tasks
-    whether to retry (200 ends the task; 500 and 503 retry it)."""
-
-    update: dict[str, Any]
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def final(self) -> bool:
-        """Whether the job fails for good (refunded, its webhook sent)."""
-        return bool(self.update["status"] == JobStatus.FAILED)
-
-
-def judge(job: dict[str, Any], code: str, message: str, retryable: bool, last_attempt: bool) -> Verdict:
-    """The retry rule: a permanent error, the queue's last attempt, or the same malformed answer
-    MALFORMED_LIMIT times in a row fail the job; anything else puts it back in the queue.
-
-    An input that failed to load answers a plain 500, so one partner's host does not slow every
-    tenant; other transient errors answer 503. (A quota error is no failed attempt: see _hold.)
-    """
-    if retryable and gives_up(job, code):
-        retryable, message = False, f"{message} ({MALFORMED_LIMIT} malformed answers in a row)"
-    error = {"code": code, "message": message[:1000], "retryable": retryable}
-    if not retryable or last_attempt:
-        return Verdict({"status": JobStatus.FAILED, "error": error})
-    again = {"status": JobStatus.QUEUED, "last_error": error, "error_streak": error_streak(job, code)}
-    return Verdict(again, 500 if code.startswith("input_") else 503)
-
-
-def is_last_attempt(services: Services, retry_count: int, job: dict[str, Any]) -> bool:
-    """Whether the generation queue will not retry after this attempt fails. The queue's retry
-    window runs from the current task's start: the job's creation, or the batch retry that gave
-    it a new task (recovery.cycle_start)."""
-    s = services.settings
-    return retries.is_last_attempt(
-        s.generation_max_attempts, s.generation_max_retry_s, retry_count, recovery.cycle_start(job)
-    )
 
 
 def _load_inputs(services: Services, job: dict[str, Any]) -> list[tuple[bytes, str]]:
@@ -125,48 +71,79 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
     except (GoogleAPICallError, RequestException) as exc:
         return _storage_failed(services, job_id, attempt, retry_count, job, exc)
     call = ModelCall(services, job_id, job, attempt, retry_count > 0, began)
+    s = services.settings
+    ends = lambda exc: _ends_job(services, retry_count, job, exc)  # noqa: E731
+    steps = pipeline.Attempt(attempt, began, s.task_dispatch_deadline_s, s.model_timeout_s, ends)
     try:
-        plan = quality_plan.plan_of(job)
-        if pipeline.uses_pipeline(plan):
-            done = pipeline.run(services, job_id, job, plan, attempt, loaded)
-        else:
-            image = generate_image(
-                services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio")
-            )
-            output, created = outputs.store(services, job_id, job, image.data)
-            done = pipeline.Result(output, None, image.usage, image.elapsed_ms, created)
+        done = _generate(services, job_id, job, steps, loaded)
     except pipeline.Stopped as exc:
         if exc.reason == "stale":
             return Answer(200, {"result": "noop", "reason": "another attempt took the job over"})
         with webhooks.events(services) as outbox:  # a cancel was requested: this ends the job canceled
             written = store.finish(db, job_id, attempt, {"status": JobStatus.CANCELED}, outbox)
         return Answer(200, {"result": written})
-    except ModelThrottled as exc:
-        return _hold(services, job_id, attempt, job, call.staged(Outcome.QUOTA), exc.code, exc.message)
+    except pipeline.OutOfTime as exc:
+        record = call.staged(Outcome.SUCCESS, IMAGE if exc.image_calls else TEXT)
+        return _defer(services, job_id, attempt, job, record, None, 0.0)
     except ModelFailure as exc:
-        retryable = not isinstance(exc, ModelPermanent)
-        outcome = Outcome.FAILURE if retryable else Outcome.SUCCESS  # a refusal is the model working
-        opened = state.breaker_opened_at(db, call.pool) if retryable else None
-        if opened is not None and recovery.cycle_start(job) < opened:
-            # Released before the model went down for everyone: wait held, spending neither attempts
-            # nor retry window. Work released since is a probe, and its failures count as usual.
-            return _hold(services, job_id, attempt, job, call.staged(outcome), exc.code, exc.message)
-        return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, retryable,
-                       also=call.staged(outcome))  # fmt: skip
+        return _model_failed(call, retry_count, exc)
     except (GoogleAPICallError, RequestException) as exc:
         return _storage_failed(services, job_id, attempt, retry_count, job, exc, call.staged(Outcome.SUCCESS))
     update = {"status": JobStatus.SUCCEEDED, "output": done.output, "error": None, "model_ms": done.model_ms,
               "usage": done.usage}  # fmt: skip
     if done.quality is not None:
         update["quality"] = done.quality
+    made = IMAGE if done.image_calls else TEXT  # a resumed attempt may have called the verifier alone
     with webhooks.events(services) as outbox:
-        written = store.finish(
-            db, job_id, attempt, update, outbox, call.staged(Outcome.SUCCESS, produced=True)
-        )
+        written = store.finish(db, job_id, attempt, update, outbox, call.staged(Outcome.SUCCESS, made, True))
     if written == JobStatus.CANCELED and done.created:
         services.storage.delete(done.output["bucket"], done.output["object"])
     log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, written, done.model_ms)
     return Answer(200, {"result": written})
+
+
+def _generate(
+    services: Services,
+    job_id: str,
+    job: dict[str, Any],
+    steps: pipeline.Attempt,
+    loaded: list[tuple[bytes, str]],
+) -> pipeline.Result:
+    """The image: through the quality pipeline when the job's plan has more than one generation."""
+    plan = quality_plan.plan_of(job)
+    if pipeline.uses_pipeline(plan):
+        return pipeline.run(services, job_id, job, plan, steps, loaded)
+    image = generate_image(services.model, job["model"], job["prompt"], loaded, job.get("aspect_ratio"))
+    output, created = outputs.store(services, job_id, job, image.data)
+    return pipeline.Result(output, None, image.usage, image.elapsed_ms, created)
+
+
+def _model_failed(call: ModelCall, retry_count: int, exc: ModelFailure) -> Answer:
+    """A model call that ended the attempt. An image quota error holds the job again; a text quota
+    error defers it by its RetryInfo delay (the image pace untouched); other failures are judged."""
+    services, job_id, job, attempt = call.services, call.job_id, call.job, call.attempt
+    if isinstance(exc, ModelThrottled):
+        if exc.kind == IMAGE:
+            return _hold(services, job_id, attempt, job, call.staged(Outcome.QUOTA), exc.code, exc.message)
+        error = {"code": exc.code, "message": exc.message[:1000], "retryable": True}
+        record = call.staged(Outcome.QUOTA, TEXT)
+        return _defer(services, job_id, attempt, job, record, error, exc.retry_after_s)
+    retryable = not isinstance(exc, ModelPermanent)
+    outcome = Outcome.FAILURE if retryable else Outcome.SUCCESS  # a refusal is the model working
+    db = services.firestore.db
+    opened = state.breaker_opened_at(db, call.pool(IMAGE)) if retryable and exc.kind == IMAGE else None
+    if opened is not None and recovery.cycle_start(job) < opened:
+        # Released before the model went down for everyone: wait held, spending neither attempts
+        # nor retry window. Work released since is a probe, and its failures count as usual.
+        return _hold(services, job_id, attempt, job, call.staged(outcome), exc.code, exc.message)
+    return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, retryable,
+                   also=call.staged(outcome, exc.kind))  # fmt: skip
+
+
+def _ends_job(services: Services, retry_count: int, job: dict[str, Any], exc: ModelFailure) -> bool:
+    """Whether this failure would fail the job for good (judged as _failed would judge it)."""
+    last = attempts.is_last_attempt(services, retry_count, job)
+    return attempts.judge(job, exc.code, exc.message, not isinstance(exc, ModelPermanent), last).final
 
 
 Also = Callable[[Any, dict[str, Any]], None]
@@ -183,17 +160,17 @@ class ModelCall:
     retry: bool  # the queue is retrying this task after a failed call
     began: float  # time.monotonic() when the attempt claimed the job
 
-    @property
-    def pool(self) -> str:
-        """The quota this call drew on."""
-        return dispatch.pool(self.services.settings)
+    def pool(self, kind: str) -> str:
+        """The quota a call of `kind` (image or text) drew on."""
+        s = self.services.settings
+        return dispatch.pool(s) if kind == IMAGE else dispatch.text_pool(s)
 
-    def staged(self, outcome: Outcome, produced: bool = False) -> Also:
-        """What store.finish stages along with the attempt's end: the call's outcome on the job, and
-        the attempt's duration when it `produced` an image."""
-        took = round((time.monotonic() - self.began) * 1000) if produced else None
+    def staged(self, outcome: Outcome, kind: str = IMAGE, produced: bool = False) -> Also:
+        """What store.finish stages along with the attempt's end: the outcome of its last call of
+        `kind` on the job, and the attempt's duration when it `produced` an image."""
+        took = round((time.monotonic() - self.began) * 1000) if produced and kind == IMAGE else None
         fields = state.call_fields(
-            self.pool, outcome, str(share.tier_of(self.job)), self.retry, timeutil.now(), took
+            self.pool(kind), outcome, str(share.tier_of(self.job)), self.retry, timeutil.now(), took
         )
         return lambda _tx, written: written.update(call=fields)
 
@@ -245,6 +222,39 @@ def _hold(
     return Answer(200, {"result": "held" if outcome == JobStatus.QUEUED else outcome, "code": code})
 
 
+# A text model's RetryInfo may ask for long waits: a deferred job comes back after at most this.
+DEFER_CAP_S = 60.0
+
+
+def _defer(
+    services: Services,
+    job_id: str,
+    attempt: int,
+    job: dict[str, Any],
+    record: Also,
+    error: dict[str, Any] | None,
+    delay_s: float,
+) -> Answer:
+    """Go on in a new task `{job}-{gen+1}` about `delay_s` from now, this attempt not counted: the
+    lease had no room for the pipeline's next step, or the text model's quota asked to wait. Not
+    held in a lane: the image pool's pace does not govern text calls. The task is created after the
+    commit; if that fails the job is left unflagged and the repair sweep creates the same task."""
+    gen = int(job.get("task_gen") or 0) + 1
+    update: dict[str, Any] = {"status": JobStatus.QUEUED, "attempts": attempt - 1, "task_gen": gen,
+                              "enqueued": False, "released_at": timeutil.now()}  # fmt: skip
+    if error is not None:
+        update["last_error"] = error
+    with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
+        outcome = store.finish(services.firestore.db, job_id, attempt, update, outbox, record)
+    if outcome == JobStatus.QUEUED:
+        # Jitter spreads the jobs one quota error deferred, so they do not all come back at once.
+        jitter = random.uniform(1.0, 1.5)  # noqa: S311 (spreading load, not a secret)
+        jobs.enqueue(services, job_id, gen, min(delay_s, DEFER_CAP_S) * jitter)
+    reason = error["code"] if error else "out_of_time"
+    log.info("job %s attempt %d deferred to task %d (%s): %s", job_id, attempt, gen, reason, outcome)
+    return Answer(200, {"result": "deferred" if outcome == JobStatus.QUEUED else outcome, "code": reason})
+
+
 def _failed(
     services: Services,
     job_id: str,
@@ -257,8 +267,8 @@ def _failed(
     also: Also | None = None,
 ) -> Answer:
     """Record a failed attempt as judge() rules: failed for good (200), or back to queued."""
-    last = is_last_attempt(services, retry_count, job)
-    verdict = judge(job, code, message, retryable, last)
+    last = attempts.is_last_attempt(services, retry_count, job)
+    verdict = attempts.judge(job, code, message, retryable, last)
     error = verdict.update.get("error") or verdict.update["last_error"]
     with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
         outcome = store.finish(services.firestore.db, job_id, attempt, verdict.update, outbox, also)

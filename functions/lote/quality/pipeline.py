@@ -4,11 +4,20 @@ task resumes at the step that did not finish and no model call is paid twice."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from lote.clients.model import ModelPermanent, ModelTransient, generate_image, generate_json
-from lote.jobs import outputs, store
+from lote.clients.model import (
+    ModelFailure,
+    ModelPermanent,
+    ModelThrottled,
+    ModelTransient,
+    generate_image,
+    generate_json,
+)
+from lote.jobs import outputs, presets, store
 from lote.quality.plan import Plan, Step, delivered, next_step, passes
 from lote.quality.schemas import Analysis, verdict_model
 from lote.services import Services
@@ -22,17 +31,47 @@ class Stopped(Exception):
         self.reason = reason
 
 
+class OutOfTime(Exception):
+    """The attempt's lease has no room for another step: its steps so far are recorded, and the job
+    goes on in a new task (the worker defers it, this attempt not counted)."""
+
+    def __init__(self, image_calls: int) -> None:
+        super().__init__(f"no room for another step after {image_calls} image calls")
+        self.image_calls = image_calls
+
+
+# What a step may need beyond its model call: reading an image back, storing one, the checkpoint.
+STEP_SLACK_S = 5.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The attempt running the pipeline: its number (the checkpoints' precondition), its clock, and
+    whether a failure would end the job (then the images made so far are delivered, not lost)."""
+
+    number: int
+    began: float  # time.monotonic() at the claim
+    lease_s: float  # the task's dispatch deadline: the attempt must answer within it
+    step_s: float  # a model call's timeout: the longest a step waits on the model
+    ends_job: Callable[[ModelFailure], bool] = lambda _exc: False
+
+    def has_room(self, now: float | None = None) -> bool:
+        """Whether one more step fits before the lease runs out."""
+        elapsed = (time.monotonic() if now is None else now) - self.began
+        return elapsed + self.step_s + STEP_SLACK_S <= self.lease_s
+
+
 @dataclass
 class Result:
     """What the pipeline delivers: the output, its quality (None when not verified), each step's
-    usage, and the image model's milliseconds."""
+    usage, the image model's milliseconds, and how many image calls this attempt made."""
 
     output: dict[str, Any]
     quality: dict[str, Any] | None
     usage: dict[str, Any]
     model_ms: int
     created: bool = True
-    leftovers: list[str] = field(default_factory=list)
+    image_calls: int = 1
 
 
 def uses_pipeline(plan: Plan) -> bool:
@@ -45,58 +84,116 @@ def run(
     job_id: str,
     job: dict[str, Any],
     plan: Plan,
-    attempt: int,
+    attempt: Attempt,
     inputs: list[tuple[bytes, str]],
 ) -> Result:
-    """The steps left for this job, recorded one by one; raises ModelFailure as one call would
-    (ModelPermanent `input_unsuitable` / `quality_rejected` end the job, refunded), or Stopped."""
+    """The steps left for this job, recorded one by one. Raises ModelFailure as one call would
+    (ModelPermanent `input_unsuitable` / `quality_rejected` end the job, refunded), Stopped, or
+    OutOfTime; a failure that ends the job once an image exists delivers what there is."""
     state: dict[str, Any] = dict(job.get("pipeline") or {})
     state.setdefault("images", [])
     state.setdefault("verdicts", [])
     usage: dict[str, Any] = dict(state.get("usage") or {})
     fresh: dict[int, bytes] = {}  # images generated in this attempt: verified without a read
     model_ms = int(state.get("model_ms") or 0)
+    steps = 0
     while (step := next_step(plan, state)) is not Step.FINISH:
-        if step is Step.ANALYZE:
-            answer = generate_json(
-                services.model, services.settings.text_model, analyze_prompt(job), inputs, Analysis
-            )
-            analysis = answer.value.model_dump()
-            _add(usage, "analyze", services.settings.text_model, answer.elapsed_ms, answer.usage)
-            _refuse_unsuitable(plan, analysis)
-            state["analysis"] = analysis
-        elif step is Step.GENERATE:
-            index = len(state["images"])
-            prompt = generation_prompt(job["prompt"], state.get("analysis"), state["verdicts"])
-            image = generate_image(services.model, job["model"], prompt, inputs, job.get("aspect_ratio"))
-            candidate = index if plan.rubric is not None else None
-            output, _ = outputs.store(services, job_id, job, image.data, candidate)
-            fresh[index] = image.data
-            model_ms += image.elapsed_ms
-            _add(usage, "generate", job["model"], image.elapsed_ms, image.usage)
-            state["images"].append(output)
-        else:
-            assert plan.rubric is not None  # next_step verifies only with a rubric
-            output = state["images"][-1]
-            data = fresh.get(len(state["images"]) - 1) or _read(services, output)
-            schema = verdict_model(plan.rubric.checks)
-            shown = [*inputs, (data, output["mime_type"])]
-            ask = verify_prompt(job, plan.rubric.checks)
-            verdict = generate_json(services.model, services.settings.text_model, ask, shown, schema)
-            _add(usage, "verify", services.settings.text_model, verdict.elapsed_ms, verdict.usage)
-            state["verdicts"].append(verdict.value.model_dump())
+        if steps and not attempt.has_room():  # the first step always runs: every attempt moves on
+            raise OutOfTime(len(fresh))
+        steps += 1
+        try:
+            if step is Step.ANALYZE:
+                answer = generate_json(
+                    services.model, services.settings.text_model, analyze_prompt(job), inputs, Analysis
+                )
+                analysis = answer.value.model_dump()
+                _add(usage, "analyze", services.settings.text_model, answer.elapsed_ms, answer.usage)
+                _refuse_unsuitable(plan, analysis)
+                fill_auto(job, analysis)  # refuses a photo no allowed value fits, before an image is paid
+                state["analysis"] = analysis
+            elif step is Step.GENERATE:
+                index = len(state["images"])
+                asked = fill_auto(job, state.get("analysis"))
+                prompt = generation_prompt(asked, state.get("analysis"), state["verdicts"])
+                image = generate_image(services.model, job["model"], prompt, inputs, job.get("aspect_ratio"))
+                candidate = index if plan.rubric is not None else None
+                output, _ = outputs.store(services, job_id, job, image.data, candidate)
+                fresh[index] = image.data
+                model_ms += image.elapsed_ms
+                _add(usage, "generate", job["model"], image.elapsed_ms, image.usage)
+                state["images"].append(output)
+            else:
+                state["verdicts"].append(_verify(services, job, plan, state, inputs, fresh, usage))
+        except ModelFailure as exc:
+            if isinstance(exc, ModelThrottled) or not state["images"] or not attempt.ends_job(exc):
+                raise
+            return _salvage(services, plan, state, usage, model_ms, exc, len(fresh))
         checkpoint = {"pipeline": {**state, "usage": usage, "model_ms": model_ms}}
-        recorded = store.checkpoint(services.firestore.db, job_id, attempt, checkpoint)
+        recorded = store.checkpoint(services.firestore.db, job_id, attempt.number, checkpoint)
         if recorded != "ok":
             if recorded == "canceled":  # nothing of this job will be delivered
                 for image in state["images"]:
                     services.storage.delete(image["bucket"], image["object"])
             raise Stopped(recorded)
-    return _finish(services, plan, state, usage, model_ms)
+    return _finish(services, plan, state, usage, model_ms, len(fresh))
+
+
+def _verify(
+    services: Services,
+    job: dict[str, Any],
+    plan: Plan,
+    state: dict[str, Any],
+    inputs: list[tuple[bytes, str]],
+    fresh: dict[int, bytes],
+    usage: dict[str, Any],
+) -> dict[str, Any]:
+    """The verifier's verdict on the last image, compared with the inputs."""
+    assert plan.rubric is not None  # next_step verifies only with a rubric
+    output = state["images"][-1]
+    data = fresh.get(len(state["images"]) - 1) or _read(services, output)
+    shown = [*inputs, (data, output["mime_type"])]
+    ask = verify_prompt(job, plan.rubric.checks)
+    model = services.settings.text_model
+    verdict = generate_json(services.model, model, ask, shown, verdict_model(plan.rubric.checks))
+    _add(usage, "verify", model, verdict.elapsed_ms, verdict.usage)
+    return verdict.value.model_dump()
+
+
+def _salvage(
+    services: Services,
+    plan: Plan,
+    state: dict[str, Any],
+    usage: dict[str, Any],
+    model_ms: int,
+    exc: ModelFailure,
+    image_calls: int,
+) -> Result:
+    """A failure that ends the job once images exist: a regeneration that failed leaves the verified
+    ones to choose from; a verifier that never answered leaves the last image unverified, delivered
+    with `passed: false`, or refused `verifier_unavailable` (refunded) under require_quality_pass."""
+    images, verdicts = state["images"], state["verdicts"]
+    if len(verdicts) == len(images):
+        return _finish(services, plan, state, usage, model_ms, image_calls)
+    if plan.require_pass:
+        for image in images:
+            services.storage.delete(image["bucket"], image["object"])
+        raise ModelPermanent("verifier_unavailable", f"the image could not be verified: {exc.message}")
+    for image in images[:-1]:
+        services.storage.delete(image["bucket"], image["object"])
+    quality: dict[str, Any] = {
+        "passed": False, "score": None, "checks": [], "regenerations": len(images) - 1,
+        "verifier_model": services.settings.text_model, "unverified": f"{exc.code}: {exc.message}"[:500],
+    }  # fmt: skip
+    return Result(images[-1], quality, usage, model_ms, image_calls=image_calls)
 
 
 def _finish(
-    services: Services, plan: Plan, state: dict[str, Any], usage: dict[str, Any], model_ms: int
+    services: Services,
+    plan: Plan,
+    state: dict[str, Any],
+    usage: dict[str, Any],
+    model_ms: int,
+    image_calls: int,
 ) -> Result:
     """The image to deliver and its quality; the other images deleted first (a retry of this
     finish finds the delivered one still there); a never-passing image refused if asked."""
@@ -121,7 +218,7 @@ def _finish(
         raise ModelPermanent(
             "quality_rejected", f"no image passed verification in {len(images)} tries (best score {best})"
         )
-    return Result(images[chosen], quality, usage, model_ms)
+    return Result(images[chosen], quality, usage, model_ms, image_calls=image_calls)
 
 
 def _refuse_unsuitable(plan: Plan, analysis: dict[str, Any]) -> None:
@@ -149,6 +246,21 @@ def _add(usage: dict[str, Any], step: str, model: str, elapsed_ms: int, tokens: 
     entry["ms"] += elapsed_ms
     entry["prompt_tokens"] += int(tokens.get("prompt_tokens", 0))
     entry["output_tokens"] += int(tokens.get("output_tokens", 0))
+
+
+def fill_auto(job: dict[str, Any], analysis: dict[str, Any] | None) -> str:
+    """The job's prompt with its `auto` parameters filled from the analysis; `input_unsuitable`
+    when what the analysis saw is not one of the parameter's allowed values."""
+    prompt = str(job["prompt"])
+    for name, (field, allowed) in presets.auto_params(job.get("preset")).items():
+        seen = str((analysis or {}).get(field))
+        if "{" + name + "}" in prompt and analysis is not None and allowed and seen not in allowed:
+            raise ModelPermanent(
+                "input_unsuitable",
+                f"the photo shows a {seen}; {job.get('preset')} handles {', '.join(allowed)} "
+                f"(set params.{name} to say which)",
+            )
+    return presets.fill(prompt, job.get("preset"), analysis)
 
 
 def analyze_prompt(job: dict[str, Any]) -> str:

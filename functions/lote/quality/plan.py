@@ -45,6 +45,13 @@ class Plan:
     require_pass: bool
     requires_empty: bool = False
 
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The steps an image goes through once (what its price is made of)."""
+        first = (Step.ANALYZE.value,) if self.analyze else ()
+        last = (Step.VERIFY.value,) if self.rubric is not None else ()
+        return (*first, Step.GENERATE.value, *last)
+
 
 def plan_for(
     preset: str | None,

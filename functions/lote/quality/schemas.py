@@ -56,7 +56,10 @@ class Quality(BaseModel):
     """What verification concluded about a generation (`quality` on GET, items, results, webhooks)."""
 
     passed: bool
-    score: float
+    score: float | None = Field(description="The delivered image's score; null when it went unverified.")
     checks: list[Check]
     regenerations: int = Field(description="Images generated again after a failed verification.")
     verifier_model: str
+    unverified: str | None = Field(
+        None, description="Why the delivered image has no verdict: the verifier's last failure."
+    )

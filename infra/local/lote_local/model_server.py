@@ -37,6 +37,7 @@ KNOBS = {
     "hang": "seconds a `timeout` fault holds the request (default from --hang-s)",
     "analyze / verify": "a JSON request's step (text_model.py): fail | unsuitable | furnished | "
     "malformed | timeout | 503 | 429",
+    "seen": "what a JSON answer's enums say (e.g. the analysis's room type), `_` for a space",
 }
 _MARKER = re.compile(r"\[\[([^\]]*)\]\]")
 _PATH = re.compile(
@@ -251,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(text_response(model, '{"passed": tru', prompt, images)).encode())
         else:
             verdict = action if action in ("fail", "unsuitable", "furnished") else ""
-            body = json.dumps(text_model.answer(schema, images, verdict))
+            body = json.dumps(text_model.answer(schema, images, verdict, knobs.get("seen", "")))
             self._json(200, text_response(model, body, prompt, images))
 
     def _image_response(

@@ -3,8 +3,8 @@ deterministically from the input images, with knobs for every branch of the qual
 
 A request with `responseMimeType: application/json` and a `responseSchema` (Gemini's schema:
 OBJECT, STRING with or without enum, BOOLEAN, INTEGER, NUMBER, ARRAY) or a `responseJsonSchema`
-(JSON Schema) gets an object filled field by field: enums pick a value from a digest of the
-images, booleans are true, numbers are a high score, arrays of objects with an enum `name` get one
+(JSON Schema) gets an object filled field by field: enums answer their first value (what a
+`[[seen=VALUE]]` knob names instead, `_` for a space: `seen=dining_room`), booleans are true, numbers are a high score, arrays of objects with an enum `name` get one
 entry per name. What the fields mean is lote's reading, so the knobs name lote's steps, found by
 the schema's title (`Analysis` → analyze, `Verdict` → verify):
 
@@ -51,10 +51,11 @@ def image_knobs(images: list[bytes]) -> str:
     return " ".join(found)
 
 
-def answer(schema: dict[str, Any], images: list[bytes], verdict: str) -> Any:
-    """An instance of `schema` for these images; `verdict` is "", "fail", "unsuitable" or "furnished"."""
+def answer(schema: dict[str, Any], images: list[bytes], verdict: str, seen: str = "") -> Any:
+    """An instance of `schema` for these images; `verdict` is "", "fail", "unsuitable" or "furnished";
+    `seen` is the value an enum answers when it is one of its options."""
     digest = hashlib.sha256(b"".join(images)).hexdigest()
-    return _fill(schema, "", digest, verdict)
+    return _fill(schema, "", digest, verdict, seen.replace("_", " "))
 
 
 def _kind(schema: dict[str, Any]) -> str:
@@ -64,18 +65,18 @@ def _kind(schema: dict[str, Any]) -> str:
     return str(kind).lower()
 
 
-def _fill(schema: dict[str, Any], name: str, digest: str, verdict: str) -> Any:
+def _fill(schema: dict[str, Any], name: str, digest: str, verdict: str, seen: str = "") -> Any:
     """A value for field `name` of this schema (a JSON Schema `anyOf` takes its first branch)."""
     if "anyOf" in schema:
         branches = [s for s in schema["anyOf"] if _kind(s) != "null"]
-        return _fill(branches[0] if branches else {"type": "null"}, name, digest, verdict)
+        return _fill(branches[0] if branches else {"type": "null"}, name, digest, verdict, seen)
     kind = _kind(schema)
     if "enum" in schema:
         options = list(schema["enum"])
-        return options[int(digest[:8], 16) % len(options)] if options else ""
+        return seen if seen in options else (options[0] if options else "")
     if kind == "object":
         properties = schema.get("properties") or {}
-        return {key: _fill(sub, key, hashlib.sha256((digest + key).encode()).hexdigest(), verdict)
+        return {key: _fill(sub, key, hashlib.sha256((digest + key).encode()).hexdigest(), verdict, seen)
                 for key, sub in properties.items()}  # fmt: skip
     if kind == "array":
         return _array(schema.get("items") or {"type": "string"}, name, digest, verdict)
@@ -89,8 +90,8 @@ def _fill(schema: dict[str, Any], name: str, digest: str, verdict: str) -> Any:
         return round(value) if kind == "integer" and name != "score" else value
     if kind == "null":
         return None
-    if verdict == "fail" and name in ("finding", "findings", "reason"):
-        return f"the {name} of a failed check: a window moved ({digest[:6]})"
+    if name in ("finding", "findings", "reason"):  # what is wrong: nothing, when the check passed
+        return f"the {name} of a failed check: a window moved ({digest[:6]})" if verdict == "fail" else ""
     return f"{name or 'text'} {digest[:6]}"
 
 

@@ -35,7 +35,11 @@ function showParams(preset) {
     let field;
     if (param.choices) {
       field = document.createElement("select");
-      for (const choice of param.choices) field.add(new Option(choice, choice, false, choice === param.default));
+      for (const choice of param.choices) {
+        // `auto`: the photo's analysis picks the value (param.auto_from says from what).
+        const label = choice === "auto" && param.auto_from ? "detect from the photo" : choice;
+        field.add(new Option(label, choice, false, choice === param.default));
+      }
     } else {
       field = Object.assign(document.createElement("input"), { type: "text", value: param.default || "" });
     }
@@ -124,7 +128,24 @@ async function follow(api, say, id, before, known) {
   $("before").src = before || "";
   $("after").src = job.output.url;
   $("download").href = job.output.url;
+  showQuality(job.quality);
   say("Your image is ready.", true);
+}
+
+// What the verifier concluded, in words: nothing when the image was not verified.
+function showQuality(quality) {
+  const line = $("quality");
+  line.hidden = !quality;
+  if (!quality) return;
+  const tries = quality.regenerations ? ` after ${quality.regenerations + 1} tries` : "";
+  if (quality.passed) {
+    line.textContent = `Quality check passed: score ${quality.score.toFixed(2)}${tries}.`;
+  } else if (quality.score === null || quality.score === undefined) {
+    line.textContent = "Not checked: the quality check was unavailable. Look closely before you use it.";
+  } else {
+    const failed = quality.checks.filter((check) => !check.passed).map((check) => check.name.replace(/_/g, " "));
+    line.textContent = `The quality check found problems${tries}: ${failed.join(", ") || "a low score"}. Look closely before you use it.`;
+  }
 }
 
 // A small JPEG of the photo, kept with the job in this tab so a reload can still show "before".

@@ -1,0 +1,69 @@
+"""What a failed attempt leads to: the retry rules (pure, apart from reading the settings), shared by
+the worker and its pipeline so both judge an attempt's end the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lote import retries
+from lote.jobs import recovery
+from lote.services import Services
+from lote.statuses import JobStatus
+
+# A model that answers garbage this many times in a row for one job is not having a bad minute:
+# fail the job (refunded) instead of retrying until the queue gives up (30 minutes with queue.yaml).
+MALFORMED_LIMIT = 3
+MALFORMED_CODES = frozenset({"model_bad_response"})
+
+
+def error_streak(job: dict[str, Any], code: str) -> int:
+    """How many attempts in a row, this one included, failed with `code`."""
+    previous = (job.get("last_error") or {}).get("code")
+    return int(job.get("error_streak") or 0) + 1 if previous == code else 1
+
+
+def gives_up(job: dict[str, Any], code: str) -> bool:
+    """Whether a retryable failure has repeated enough to be treated as permanent."""
+    return code in MALFORMED_CODES and error_streak(job, code) >= MALFORMED_LIMIT
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a failed attempt leads to: the job's update, and the answer that tells Cloud Tasks
+    whether to retry (200 ends the task; 500 and 503 retry it)."""
+
+    update: dict[str, Any]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        """Whether the job fails for good (refunded, its webhook sent)."""
+        return bool(self.update["status"] == JobStatus.FAILED)
+
+
+def judge(job: dict[str, Any], code: str, message: str, retryable: bool, last_attempt: bool) -> Verdict:
+    """The retry rule: a permanent error, the queue's last attempt, or the same malformed answer
+    MALFORMED_LIMIT times in a row fail the job; anything else puts it back in the queue.
+
+    An input that failed to load answers a plain 500, so one partner's host does not slow every
+    tenant; other transient errors answer 503. (A quota error is no failed attempt: see _hold.)
+    """
+    if retryable and gives_up(job, code):
+        retryable, message = False, f"{message} ({MALFORMED_LIMIT} malformed answers in a row)"
+    error = {"code": code, "message": message[:1000], "retryable": retryable}
+    if not retryable or last_attempt:
+        return Verdict({"status": JobStatus.FAILED, "error": error})
+    again = {"status": JobStatus.QUEUED, "last_error": error, "error_streak": error_streak(job, code)}
+    return Verdict(again, 500 if code.startswith("input_") else 503)
+
+
+def is_last_attempt(services: Services, retry_count: int, job: dict[str, Any]) -> bool:
+    """Whether the generation queue will not retry after this attempt fails. The queue's retry
+    window runs from the current task's start: the job's creation, or the batch retry that gave
+    it a new task (recovery.cycle_start)."""
+    s = services.settings
+    return retries.is_last_attempt(
+        s.generation_max_attempts, s.generation_max_retry_s, retry_count, recovery.cycle_start(job)
+    )
