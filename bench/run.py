@@ -13,6 +13,7 @@ from bench import (
     dispatch_bench,
     generation_bench,
     machine,
+    quality_bench,
     stack_bench,
     web_bench,
     webhook_bench,
@@ -28,10 +29,11 @@ SUITES = {
     "fairness": dispatch_bench.run_fairness,
     "outage": dispatch_bench.run_outage,
     "web": web_bench.run,
+    "quality": quality_bench.run,
     "chaos": lambda: chaos_report.section(chaos.run(chaos.FULL)),
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
-DEFAULT = ["stack", "generation", "batch", "webhooks", "quota", "fairness", "outage", "web"]
+DEFAULT = ["stack", "generation", "batch", "webhooks", "quota", "fairness", "outage", "web", "quality"]
 
 
 def main() -> None:

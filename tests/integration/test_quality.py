@@ -190,3 +190,29 @@ def test_batch_items_and_results_carry_quality_and_presets_say_their_steps_and_p
     assert staging["price"] == 2 and sum(staging["step_prices"].values()) == 1500
     room = next(p for p in staging["params"] if p["name"] == "room_type")
     assert room["default"] == "auto" and room["auto_from"] == "analysis.room_type"
+
+
+def test_a_cancel_between_steps_stops_the_calls_and_keeps_no_candidate(
+    tenant: Tenant, stack: Stack, services: Services
+):
+    run_id = time.time_ns()
+    answer = tenant.post(
+        "/v1/generations", {"prompt": f"a den [[latency=1500 run={run_id}]]", "verify": True}
+    )
+    job_id = answer.json()["id"]
+    deadline = time.monotonic() + 20
+    while calls_of(stack, run_id)["requests"] < 1:  # the image call is under way
+        assert time.monotonic() < deadline, tenant.get(f"/v1/generations/{job_id}").json()
+        time.sleep(0.05)
+    assert tenant.post(f"/v1/generations/{job_id}/cancel").status_code in (200, 202)
+    job = tenant.wait(job_id)
+    assert job["status"] == "canceled", job
+    assert calls_of(stack, run_id) == {
+        "requests": 1,
+        "text:analyze": 0,
+        "text:verify": 0,
+    }  # verify never asked
+    bucket = services.settings.output_bucket
+    assert (
+        services.storage.names(bucket, f"outputs/{tenant.tenant_id}/{job_id}") == []
+    )  # its candidate deleted

@@ -97,6 +97,7 @@ def run(
     fresh: dict[int, bytes] = {}  # images generated in this attempt: verified without a read
     model_ms = int(state.get("model_ms") or 0)
     steps = 0
+    since = None  # the last checkpoint's write: the next one's precondition
     while (step := next_step(plan, state)) is not Step.FINISH:
         if steps and not attempt.has_room():  # the first step always runs: every attempt moves on
             raise OutOfTime(len(fresh))
@@ -128,8 +129,10 @@ def run(
             if isinstance(exc, ModelThrottled) or not state["images"] or not attempt.ends_job(exc):
                 raise
             return _salvage(services, plan, state, usage, model_ms, exc, len(fresh))
+        if next_step(plan, state) is Step.FINISH:
+            break  # the attempt's finish records the last step, in the same write as the result
         checkpoint = {"pipeline": {**state, "usage": usage, "model_ms": model_ms}}
-        recorded = store.checkpoint(services.firestore.db, job_id, attempt.number, checkpoint)
+        recorded, since = store.checkpoint(services.firestore.db, job_id, attempt.number, checkpoint, since)
         if recorded != "ok":
             if recorded == "canceled":  # nothing of this job will be delivered
                 for image in state["images"]:
