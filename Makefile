@@ -11,11 +11,11 @@ TF := terraform -chdir=terraform
 
 .PHONY: install dev test screenshots test-unit test-integration lint lint-infra fmt bench chaos fuzz deploy deploy-secrets tf-init clean
 
-$(STAMP): functions/requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): functions/requirements.txt requirements-dev.txt pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-r functions/requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e . -e ./clients/python
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -161,3 +161,60 @@ def answers(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, ConnectionError):
         return False
+
+
+class DroppingProxy:
+    """An HTTP proxy to `upstream` that forwards every request, but for the first `drops` requests
+    that `match` it reads the upstream's answer and then closes the client's connection without
+    a byte: the server did the work and the client never heard (a connection lost on the way back)."""
+
+    def __init__(self, upstream: str, match: Callable[[str, str], bool], drops: int = 1) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        self.dropped: list[str] = []
+        self.forwarded: list[str] = []
+        parts = urlsplit(upstream)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                connection = http.client.HTTPConnection(host, port, timeout=120)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                connection.request(self.command, self.path, body=body or None, headers=headers)
+                answer = connection.getresponse()
+                payload = answer.read()
+                connection.close()
+                proxy.forwarded.append(f"{self.command} {self.path} {answer.status}")
+                if match(self.command, self.path) and len(proxy.dropped) < drops:
+                    proxy.dropped.append(f"{self.command} {self.path} {answer.status}")
+                    self.close_connection = True  # nothing written: the client sees the connection end
+                    return
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = _relay
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        """Base URL of the proxy."""
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()

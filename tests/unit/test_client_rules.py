@@ -1,0 +1,143 @@
+"""The Python client's rules that need no server: its models against the OpenAPI document, retry
+delays, item files, download names, webhook verification, and the command line's exit codes."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from lote import openapi
+from lote.settings import Settings
+from lote_client import cli, models
+from lote_client._http import RetryPolicy, server_delay
+from lote_client._shared import file_name, read_items
+from lote_client.errors import (
+    ConnectionFailed,
+    InvalidRequest,
+    LoteError,
+    ServerError,
+    WaitTimeout,
+    WebhookVerificationError,
+    from_answer,
+)
+from lote_client.webhooks import verify
+
+# The client's model → the document's schema of the same resource.
+SCHEMAS = {
+    models.Accepted: "Accepted", models.Generation: "Generation", models.Output: "Output", models.JobError: "JobError", models.Quality: "Quality",
+    models.Check: "Check", models.Links: "Links", models.Batch: "Batch", models.Counts: "Counts",
+    models.Fanout: "Fanout", models.BatchLinks: "BatchLinks", models.BatchAccepted: "BatchAccepted",
+    models.BatchSummary: "BatchSummary", models.Item: "Item", models.ItemOutput: "ItemOutput",
+    models.Preset: "Preset", models.PresetParam: "PresetParam", models.Rubric: "Rubric",
+    models.Upload: "UploadAnswer",
+}  # fmt: skip
+
+
+def test_every_client_model_has_exactly_the_documents_fields_and_requires_no_more():
+    schemas = openapi.document(Settings(_env_file=None))["components"]["schemas"]
+    for model, name in SCHEMAS.items():
+        schema = schemas[name]
+        documented, required = set(schema["properties"]), set(schema.get("required", []))
+        fields = set(model.model_fields)
+        assert fields == documented, (model.__name__, fields ^ documented)
+        client_required = {f for f, info in model.model_fields.items() if info.is_required()}
+        assert client_required <= required, (model.__name__, client_required - required)
+
+
+def test_a_server_that_names_its_wait_is_obeyed_else_jittered_backoff_grows_to_its_cap():
+    assert server_delay({"Retry-After": "7"}) == 7
+    later = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 18 <= (server_delay({"Retry-After": later}) or 0) <= 20
+    assert server_delay({"RateLimit-Remaining": "0", "RateLimit-Reset": "12"}) == 12
+    assert server_delay({"RateLimit-Remaining": "3", "RateLimit-Reset": "12"}) is None
+    policy = RetryPolicy(attempts=9, base_s=0.5, cap_s=4, max_wait_s=60)
+    assert 7 <= (policy.delay(1, {"Retry-After": "7"}) or 0) <= 7.7  # told 7 s: that, in full, beyond the cap
+    assert policy.delay(1, {"Retry-After": "600"}) is None  # longer than the caller would wait: no retry
+    assert all(
+        0 <= (policy.delay(n) or 0) <= min(4, 0.5 * 2 ** (n - 1)) for n in range(1, 9) for _ in range(20)
+    )
+
+
+def test_error_answers_become_typed_exceptions_carrying_the_apis_fields():
+    bad = from_answer(
+        400, {"error": {"code": "invalid_request", "message": "no", "details": {"field": "prompt"}}}
+    )
+    assert isinstance(bad, InvalidRequest) and bad.details == {"field": "prompt"} and bad.status == 400
+    proxy = from_answer(502, None, "<html>bad gateway</html>")
+    assert isinstance(proxy, ServerError) and proxy.code == "http_502"
+    assert cli._exit_code(bad) == cli.REFUSED and cli._exit_code(proxy) == cli.UNREACHABLE
+    assert cli._exit_code(ConnectionFailed(0, "connection_failed", "x")) == cli.UNREACHABLE
+    assert cli._exit_code(WaitTimeout(0, "wait_timeout", "x")) == cli.TIMED_OUT
+    assert cli._exit_code(WebhookVerificationError("x")) == cli.UNVERIFIED
+
+
+def test_items_files_read_csv_columns_and_jsonl_lines_and_name_what_is_wrong(tmp_path: Path):
+    rows = tmp_path / "items.csv"
+    rows.write_text("reference,preset,images,params.style,metadata.crm_id,verify,max_regenerations\n"
+                    "A-1,virtual-staging,https://x/a.jpg https://x/b.jpg,boho,991,true,1\n"
+                    "A-2,declutter,https://x/c.jpg,,,,\n")  # fmt: skip
+    first, second = read_items(rows)
+    assert first == {"reference": "A-1", "preset": "virtual-staging", "images": ["https://x/a.jpg", "https://x/b.jpg"],
+                     "params": {"style": "boho"}, "metadata": {"crm_id": "991"}, "verify": True,
+                     "max_regenerations": 1}  # fmt: skip
+    assert second == {"reference": "A-2", "preset": "declutter", "images": ["https://x/c.jpg"]}
+    lines = tmp_path / "items.jsonl"
+    lines.write_text('{"reference": "x", "prompt": "a cat"}\n\n{"reference": "y", "prompt": "a dog"}\n')
+    assert [i["reference"] for i in read_items(lines)] == ["x", "y"]
+    rows.write_text("reference,room\nA-1,kitchen\n")
+    with pytest.raises(LoteError, match=r"params\.room or metadata\.room"):
+        read_items(rows)
+    lines.write_text('{"reference": "x"}\nnot json\n')
+    with pytest.raises(LoteError, match=r"items\.jsonl:2"):
+        read_items(lines)
+
+
+def test_download_names_are_the_reference_made_safe_and_never_shared():
+    assert file_name("A-12.b", "image/png") == "A-12.b.png"
+    unsafe = [file_name(ref, "image/jpeg") for ref in ("a/b", "a_b", "a:b", "../../etc")]
+    assert len(set(unsafe)) == 4 and all("/" not in n and not n.startswith(".") for n in unsafe)
+
+
+def _signed(secret: str, body: bytes, msg_id: str = "msg_1", at: int | None = None) -> dict[str, str]:
+    stamp = int(time.time()) if at is None else at
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = base64.b64encode(
+        hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    ).decode()
+    return {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": f"v1,{mac}"}
+
+
+def test_webhooks_verify_with_either_secret_during_a_rotation_and_refuse_anything_altered():
+    old, new = (
+        "whsec_" + base64.b64encode(b"o" * 24).decode(),
+        "whsec_" + base64.b64encode(b"n" * 24).decode(),
+    )
+    body = json.dumps({"type": "generation.succeeded", "data": {"id": "gen_1"}}).encode()
+    assert verify(_signed(old, body), body, [new, old])["data"]["id"] == "gen_1"
+    both = _signed(new, body)
+    both["webhook-signature"] += " " + _signed(old, body)["webhook-signature"]
+    assert verify(both, body, old)["type"] == "generation.succeeded"  # lote signs with both secrets
+    refusals: list[tuple[dict[str, str], bytes, Any]] = [
+        (_signed(old, body), body + b" ", old),  # the body changed
+        (_signed(old, body), body, new),  # another secret
+        (_signed(old, body, at=int(time.time()) - 3600), body, old),  # a replayed old capture
+        ({"webhook-id": "m"}, body, old),  # headers missing
+    ]
+    for headers, sent, secret in refusals:
+        with pytest.raises(WebhookVerificationError):
+            verify(headers, sent, secret)
+
+
+def test_models_keep_fields_a_newer_server_adds():
+    found = models.Counts.model_validate({"total": 1, "queued": 0, "running": 0, "succeeded": 1, "failed": 0,
+                                          "canceled": 0, "held": 3})  # fmt: skip
+    assert isinstance(found, BaseModel) and found.model_extra == {"held": 3}
