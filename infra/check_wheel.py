@@ -1,4 +1,5 @@
-"""`make lint`'s packaging check: build the wheel, install it in a clean venv, import every module.
+"""`make lint`'s packaging check: build the wheel, install it in a clean venv, import every module;
+then the same for the Python client (clients/python), which must install on its own.
 
 A package missing from the wheel, or a data file it reads (pricing.json, presets.json), fails here
 rather than on a partner's machine. The venv is new each time and imports come from the wheel, not
@@ -39,6 +40,37 @@ def run(*command: str | Path) -> None:
     subprocess.run([str(part) for part in command], check=True, cwd=ROOT)
 
 
+CLIENT_IMPORTS = """
+import importlib, importlib.util, pkgutil, sys
+from pathlib import Path
+import lote_client
+here = Path(lote_client.__file__).resolve()
+assert Path(sys.prefix).resolve() in here.parents, f"lote_client imported from {here}"
+assert importlib.util.find_spec("lote") is None, "the client pulled in the server package"
+count = sum(1 for info in pkgutil.walk_packages(lote_client.__path__, "lote_client.")
+            if importlib.import_module(info.name))
+print(f"client ok: {count} modules imported from {here.parent}")
+"""
+
+
+def check_client() -> None:
+    """`pip install ./clients/python[cli]` in a new venv: it imports, needs no `lote`, runs `lote`."""
+    work = WORK / "client"
+    venv.create(work, with_pip=True)
+    python = work / "bin" / "python"
+    run(
+        python,
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "install",
+        "--quiet",
+        f"{ROOT / 'clients' / 'python'}[cli]",
+    )
+    run(python, "-c", CLIENT_IMPORTS)
+    run(work / "bin" / "lote", "--help")
+
+
 def main() -> None:
     """Build, install clean, import everything, check the console scripts."""
     shutil.rmtree(WORK, ignore_errors=True)
@@ -55,6 +87,7 @@ def main() -> None:
     for script in ("lote-admin", "lote-stack", "lote-tasks-emulator", "lote-model-server"):
         if not (WORK / "venv" / "bin" / script).exists():
             sys.exit(f"wheel check: console script {script} was not installed")
+    check_client()
 
 
 if __name__ == "__main__":

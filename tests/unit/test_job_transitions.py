@@ -77,9 +77,11 @@ def _judge(code="model_unavailable", retryable=True, last=False, job=None):
     return attempts.judge(job or {}, code, "message", retryable, last)
 
 
-def test_transient_errors_retry_with_503_and_input_errors_with_a_plain_500():
-    assert _judge("model_timeout").status == 503
+def test_one_images_transient_failure_retries_with_a_plain_500_and_shared_trouble_with_503():
+    # A 503 slows the whole queue (Cloud Tasks' congestion control): one image's fault must not.
+    assert _judge("model_timeout").status == 500 and _judge("model_bad_response").status == 500
     assert _judge("input_unreachable").status == 500
+    assert _judge("storage_unavailable").status == 503
 
 
 @pytest.mark.parametrize(("retryable", "last"), [(False, False), (True, True), (False, True)])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lote_local.config import free_port
+from lote_local.config import PICK_FROM, ephemeral_low, free_port
 from lote_local.processes import Service, StackError, Supervisor
 from lote_local.restarts import RestartPolicy
 from tests.support import answers
@@ -119,3 +119,10 @@ def test_an_instance_that_hangs_at_start_counts_as_a_quick_crash(tmp_path: Path)
         assert result[0] is not None and result[0].startswith("hangs crashed 3 times in a row")
     finally:
         supervisor.stop_all()
+
+
+def test_ports_are_picked_below_the_ephemeral_range_so_no_bind_zero_can_take_them():
+    # A bind(0) anywhere (the Firestore emulator's websocket server did) may be handed a port that
+    # free_port() picked from the ephemeral range and released; below the range that cannot happen.
+    picked = {free_port() for _ in range(40)}
+    assert len(picked) == 40 and max(picked) < ephemeral_low() and min(picked) >= PICK_FROM

@@ -15,6 +15,8 @@ from lote.statuses import JobStatus
 # fail the job (refunded) instead of retrying until the queue gives up (30 minutes with queue.yaml).
 MALFORMED_LIMIT = 3
 MALFORMED_CODES = frozenset({"model_bad_response"})
+# Failures that are not one image's but everyone's: the queue should back off as a whole.
+SHARED_TROUBLE = frozenset({"storage_unavailable"})
 
 
 def error_streak(job: dict[str, Any], code: str) -> int:
@@ -47,8 +49,11 @@ def judge(job: dict[str, Any], code: str, message: str, retryable: bool, last_at
     """The retry rule: a permanent error, the queue's last attempt, or the same malformed answer
     MALFORMED_LIMIT times in a row fail the job; anything else puts it back in the queue.
 
-    An input that failed to load answers a plain 500, so one partner's host does not slow every
-    tenant; other transient errors answer 503. (A quota error is no failed attempt: see _hold.)
+    A failure of this one image (its input host, a model error, a garbled answer) answers a plain
+    500: the task is retried with its own backoff and the queue is not slowed for every tenant (a
+    503 would: Cloud Tasks' congestion control). The model failing broadly is the dispatcher's
+    breaker's to judge. Only trouble that hits every image alike (Cloud Storage) answers 503, so
+    the queue backs off. (A quota error is no failed attempt: see worker._hold.)
     """
     if retryable and gives_up(job, code):
         retryable, message = False, f"{message} ({MALFORMED_LIMIT} malformed answers in a row)"
@@ -56,7 +61,7 @@ def judge(job: dict[str, Any], code: str, message: str, retryable: bool, last_at
     if not retryable or last_attempt:
         return Verdict({"status": JobStatus.FAILED, "error": error})
     again = {"status": JobStatus.QUEUED, "last_error": error, "error_streak": error_streak(job, code)}
-    return Verdict(again, 500 if code.startswith("input_") else 503)
+    return Verdict(again, 503 if code in SHARED_TROUBLE else 500)
 
 
 def is_last_attempt(services: Services, retry_count: int, job: dict[str, Any]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
@@ -11,9 +12,38 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PICK_FROM = 10_000
+_given: set[int] = set()
+
+
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (what bind(0) and outgoing connections use)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port nothing listens on right now, picked below the kernel's ephemeral range.
+
+    A port from bind(0) goes back to the kernel's pool when released, and the next bind(0) anywhere
+    may get it before our service binds it: the Firestore emulator's websocket server once took the
+    port picked for the emulator itself. Ports below the range are never handed out that way."""
+    high = ephemeral_low() - 1
+    for _ in range(500 if high > PICK_FROM else 0):
+        port = random.randint(PICK_FROM, high)  # noqa: S311 (spreading picks, not a secret)
+        if port in _given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # no room below the range
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -4,9 +4,10 @@ deterministically from the input images, with knobs for every branch of the qual
 A request with `responseMimeType: application/json` and a `responseSchema` (Gemini's schema:
 OBJECT, STRING with or without enum, BOOLEAN, INTEGER, NUMBER, ARRAY) or a `responseJsonSchema`
 (JSON Schema) gets an object filled field by field: enums answer their first value (what a
-`[[seen=VALUE]]` knob names instead, `_` for a space: `seen=dining_room`), booleans are true, numbers are a high score, arrays of objects with an enum `name` get one
-entry per name. What the fields mean is lote's reading, so the knobs name lote's steps, found by
-the schema's title (`Analysis` → analyze, `Verdict` → verify):
+`[[seen=VALUE]]` knob names instead, `_` for a space: `seen=dining_room`), booleans are true,
+numbers are a high score, arrays of objects with an enum `name` get one entry per name. What the
+fields mean is lote's reading, so the knobs name lote's steps, found by the schema's title
+(`Analysis` → analyze, `Verdict` → verify):
 
 - `[[verify=fail]]` — the verdict fails (every `passed` false, `score` low); with `times=N` only
   the first N verify calls carrying the same markers fail.
