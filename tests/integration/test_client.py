@@ -12,6 +12,7 @@ import pytest
 from google.cloud.firestore import FieldFilter
 from PIL import Image
 
+from examples.webhook_receiver import create_app
 from lote.services import Services
 from lote_client import AsyncLote, Batch, Lote, NotFound, RetryPolicy, WebhookVerificationError
 from tests.integration.conftest import Tenant
@@ -141,6 +142,16 @@ def test_real_deliveries_verify_with_the_client_through_a_secret_rotation(tenant
             )
         with pytest.raises(WebhookVerificationError):
             lote.webhooks.verify(rotated.headers, rotated.body.replace(b"succeeded", b"failed"), new)
+    # The example receiver (examples/webhook_receiver.py) takes the same delivery, once.
+    received: list[dict] = []
+    receiver = create_app([new, old], received.append).test_client()
+    headers = {k: v for k, v in rotated.headers.items() if k.lower().startswith(("webhook-", "content-type"))}
+    assert receiver.post("/lote/webhooks", data=rotated.body, headers=headers).status_code == 204
+    assert (
+        receiver.post("/lote/webhooks", data=rotated.body, headers=headers).status_code == 204
+    )  # redelivered
+    assert [event["type"] for event in received] == ["generation.succeeded"]  # handled once
+    assert receiver.post("/lote/webhooks", data=rotated.body + b" ", headers=headers).status_code == 400
 
 
 def test_a_manifest_carries_more_items_than_a_post_may(new_tenant, services: Services):
