@@ -1,5 +1,5 @@
 """The `lote` command line against the local stack: every command, `--json`, the exit codes a script
-relies on, Ctrl-C while following a batch, and a 15,000-row CSV that goes up as a manifest."""
+relies on, and Ctrl-C while following a batch (a 15,000-row CSV: test_cli_manifest.py)."""
 
 from __future__ import annotations
 
@@ -131,19 +131,11 @@ def test_ctrl_c_while_following_leaves_the_batch_running_and_says_how_to_resume(
         time.sleep(0.5)
 
 
-def test_a_15000_row_csv_goes_up_as_a_manifest(new_tenant, tmp_path: Path):
-    tenant = new_tenant(credits=20_000)
-    rows = "".join(f"big-{i},a room {i}\n" for i in range(15_000))
-    (tmp_path / "big.csv").write_text("reference,prompt\n" + rows)
-    accepted = lote(tenant, "batch", "submit", tmp_path / "big.csv", "--priority", "economy", "--json")
-    assert accepted.exit_code == 0, accepted.output
-    batch_id = _json(accepted)["id"]
-    assert _json(accepted)["total"] == 15_000
-    canceled = _json(lote(tenant, "batch", "cancel", batch_id, "--json"))  # the test needs no 15,000 images
-    assert canceled["status"] == "canceled"
-    deadline = time.monotonic() + 180
-    while (body := tenant.get(f"/v1/batches/{batch_id}").json())["counts"]["canceled"] + body["counts"][
-        "succeeded"
-    ] < 15_000:
-        assert time.monotonic() < deadline, body["counts"]
-        time.sleep(1)
+def test_the_quickstart_example_runs_start_to_finish(tenant: Tenant, tmp_path: Path):
+    env = {**os.environ, "LOTE_API_URL": tenant.base, "LOTE_API_KEY": tenant.api_key}
+    script = Path(__file__).resolve().parents[2] / "examples" / "quickstart.py"
+    done = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "50 images saved" in done.stdout and (tmp_path / "nook.png").exists()
+    assert len(list((tmp_path / "listings").iterdir())) == 50

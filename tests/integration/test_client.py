@@ -14,7 +14,15 @@ from PIL import Image
 
 from examples.webhook_receiver import create_app
 from lote.services import Services
-from lote_client import AsyncLote, Batch, Lote, NotFound, RetryPolicy, WebhookVerificationError
+from lote_client import (
+    AsyncLote,
+    Batch,
+    Lote,
+    NotFound,
+    PermissionDenied,
+    RetryPolicy,
+    WebhookVerificationError,
+)
 from tests.integration.conftest import Tenant
 from tests.support import DroppingProxy, Target
 
@@ -163,3 +171,13 @@ def test_a_manifest_carries_more_items_than_a_post_may(new_tenant, services: Ser
         doc = services.firestore.db.collection("batches").document(accepted.id).get().to_dict() or {}
         assert accepted.total == 30 and doc["source"] == "manifest"  # sent as a JSONL upload
         assert lote.batches.wait(accepted.id, timeout=60).counts.succeeded == 30
+
+
+def test_a_client_token_works_in_place_of_the_key_within_its_scopes(tenant: Tenant):
+    minted = tenant.post("/v1/client-tokens", {"subject": "user-7", "scopes": ["generations:create", "generations:read"],
+                                               "ttl_s": 600})  # fmt: skip
+    with Lote(token=minted.json()["token"], base_url=tenant.base, retry=FAST) as lote:
+        assert lote.generations.create("a token's hall", wait=True).status == "succeeded"
+        with pytest.raises(PermissionDenied) as refused:
+            lote.batches.create([{"reference": "r", "prompt": "x"}])
+        assert refused.value.status == 403 and refused.value.code == "insufficient_scope"
