@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from lote import ids
+from lote.jobs import service as jobs
+from lote.jobs import store, worker
+from lote.jobs.schemas import GenerationRequest
 from lote.services import Services
 from lote.settings import Settings
 from lote.tenants import service as tenants
@@ -43,3 +49,19 @@ def running(extra_env: dict[str, str] | None = None, **overrides: object) -> Ite
             yield Bench(stack, services, created["tenant_id"], created["api_key"])
         finally:
             stack.stop()
+
+
+def run_in_process(
+    services: Services, tenant_id: str, request: GenerationRequest
+) -> tuple[float, dict[str, Any]]:
+    """A new job handled by the worker in this process, no task: (handler ms, the job when it ended)."""
+    job_id = ids.new_id("gen")
+    doc = jobs.new_job(services, tenant_id, job_id, request)
+    doc["enqueued"] = True
+    store.create(services.firestore.db, job_id, doc, None, (202, {}, {}))
+    started = time.perf_counter()
+    answer = worker.run(services, job_id, 0)
+    elapsed = (time.perf_counter() - started) * 1000
+    if answer.status != 200 or answer.body["result"] != "succeeded":
+        raise RuntimeError(f"worker run failed: {answer}")
+    return elapsed, store.ref(services.firestore.db, job_id).get().to_dict() or {}

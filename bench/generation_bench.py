@@ -9,10 +9,7 @@ import time
 
 import requests
 
-from bench.common import running
-from lote import ids
-from lote.jobs import service as jobs
-from lote.jobs import store, worker
+from bench.common import run_in_process, running
 from lote.jobs.schemas import GenerationRequest
 from lote.services import Services
 from lote_local.config import REPO_ROOT
@@ -62,19 +59,10 @@ def worker_overhead(services: Services, tenant_id: str) -> tuple[list[float], li
     """(handler ms, handler ms minus the model call) per image, the worker run in-process."""
     totals, overheads = [], []
     for i in range(WORKER_RUNS + 1):
-        job_id = ids.new_id("gen")
-        doc = jobs.new_job(services, tenant_id, job_id, GenerationRequest(prompt=f"overhead {i}"))
-        doc["enqueued"] = True  # run directly, no task
-        store.create(services.firestore.db, job_id, doc, None, (202, {}, {}))
-        started = time.perf_counter()
-        answer = worker.run(services, job_id, 0)
-        elapsed = (time.perf_counter() - started) * 1000
-        if answer.status != 200 or answer.body["result"] != "succeeded":
-            raise RuntimeError(f"worker run failed: {answer}")
-        model_ms = (store.ref(services.firestore.db, job_id).get().to_dict() or {})["model_ms"]
+        elapsed, job = run_in_process(services, tenant_id, GenerationRequest(prompt=f"overhead {i}"))
         if i:  # the first run builds the clients
             totals.append(elapsed)
-            overheads.append(elapsed - model_ms)
+            overheads.append(elapsed - job["model_ms"])
     return totals, overheads
 
 

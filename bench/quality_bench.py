@@ -13,10 +13,7 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from bench.common import running
-from lote import ids
-from lote.jobs import service as jobs
-from lote.jobs import store, worker
+from bench.common import run_in_process, running
 from lote.jobs.schemas import GenerationRequest
 from lote.services import Services
 
@@ -42,20 +39,6 @@ def _photo(knobs: str, i: int) -> str:
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
-def _one(services: Services, tenant_id: str, request: GenerationRequest) -> tuple[float, dict[str, Any]]:
-    """The worker run in-process on a new job: (handler ms, the job when it ended)."""
-    job_id = ids.new_id("gen")
-    doc = jobs.new_job(services, tenant_id, job_id, request)
-    doc["enqueued"] = True  # run directly, no task
-    store.create(services.firestore.db, job_id, doc, None, (202, {}, {}))
-    started = time.perf_counter()
-    answer = worker.run(services, job_id, 0)
-    elapsed = (time.perf_counter() - started) * 1000
-    if answer.status != 200 or answer.body["result"] != "succeeded":
-        raise RuntimeError(f"worker run failed: {answer}")
-    return elapsed, store.ref(services.firestore.db, job_id).get().to_dict() or {}
-
-
 def _model_ms(job: dict[str, Any]) -> float:
     usage = job.get("usage") or {}
     if "generate" in usage:  # a pipeline records each step's calls
@@ -68,10 +51,10 @@ def measure(services: Services, tenant_id: str) -> dict[str, Any]:
     overhead: dict[str, list[float]] = {"plain": [], "passed first": [], "regenerated once": []}
     staged: list[dict[str, Any]] = []
     for i in range(RUNS + 1):
-        plain_ms, plain = _one(services, tenant_id, GenerationRequest(prompt=f"quality bench {i}"))
+        plain_ms, plain = run_in_process(services, tenant_id, GenerationRequest(prompt=f"quality bench {i}"))
         knobs = f"verify=fail times=1 run={time.time_ns()}" if i % FAIL_EVERY == 1 else ""
         request = GenerationRequest(preset="virtual-staging", images=[_photo(knobs, i)])
-        ms, job = _one(services, tenant_id, request)
+        ms, job = run_in_process(services, tenant_id, request)
         if i == 0:
             continue
         overhead["plain"].append(plain_ms - _model_ms(plain))

@@ -1,8 +1,8 @@
 """The Python client from start to finish, no notebook needed: one image, then a batch from the CRM file.
 
-    make dev                                  # in one shell
-    source .lote/local.env                    # in another: LOTE_API_URL and the demo LOTE_API_KEY
-    .venv/bin/python examples/quickstart.py
+make dev                                  # in one shell
+source .lote/local.env                    # in another: LOTE_API_URL and the demo LOTE_API_KEY
+.venv/bin/python examples/quickstart.py
 """
 
 from __future__ import annotations
@@ -29,11 +29,15 @@ def main() -> None:
 
         def progress(now: Batch) -> None:
             c = now.counts
-            print(f"  {now.progress:5.1f}%  {c.succeeded} ok, {c.failed} failed, {c.queued + c.running} to go")
+            print(
+                f"  {now.progress:5.1f}%  {c.succeeded} ok, {c.failed} failed, {c.queued + c.running} to go"
+            )
 
         final = lote.batches.wait(batch.id, on_progress=progress)
         report = lote.batches.download(final.id, Path("listings"), concurrency=16)
-        print(f"{report.downloaded} images saved, {report.skipped} already there, {len(report.failed)} failed")
+        print(
+            f"{report.downloaded} images saved, {report.skipped} already there, {len(report.failed)} failed"
+        )
         for item in lote.batches.iter_items(final.id, status="failed"):
             print(f"  {item.reference}: {item.error.code if item.error else '?'}")
 

@@ -9,8 +9,9 @@ from lote.billing import pricing
 from lote.clients.model import ModelPermanent
 from lote.errors import InvalidRequest
 from lote.jobs import presets
-from lote.quality.pipeline import STEP_SLACK_S, Attempt, fill_auto
+from lote.quality.pipeline import STEP_SLACK_S, Attempt
 from lote.quality.plan import plan_for
+from lote.quality.prompts import fill_auto
 
 IMAGE_MODEL = "gemini-2.5-flash-image"
 

@@ -17,8 +17,9 @@ from lote.clients.model import (
     generate_image,
     generate_json,
 )
-from lote.jobs import outputs, presets, store
+from lote.jobs import outputs, store
 from lote.quality.plan import Plan, Step, delivered, next_step, passes
+from lote.quality.prompts import analyze_prompt, fill_auto, generation_prompt, verify_prompt
 from lote.quality.schemas import Analysis, verdict_model
 from lote.services import Services
 
@@ -183,11 +184,24 @@ def _salvage(
         raise ModelPermanent("verifier_unavailable", f"the image could not be verified: {exc.message}")
     for image in images[:-1]:
         services.storage.delete(image["bucket"], image["object"])
-    quality: dict[str, Any] = {
-        "passed": False, "score": None, "checks": [], "regenerations": len(images) - 1,
-        "verifier_model": services.settings.text_model, "unverified": f"{exc.code}: {exc.message}"[:500],
-    }  # fmt: skip
+    quality = _quality(services, len(images), False, None, [], f"{exc.code}: {exc.message}"[:500])
     return Result(images[-1], quality, usage, model_ms, image_calls=image_calls)
+
+
+def _quality(
+    services: Services,
+    images: int,
+    passed: bool,
+    score: float | None,
+    checks: list[Any],
+    unverified: str = "",
+) -> dict[str, Any]:
+    """The `quality` a job records (quality/schemas.py Quality)."""
+    found = {"passed": passed, "score": score, "checks": checks, "regenerations": images - 1,
+             "verifier_model": services.settings.text_model}  # fmt: skip
+    if unverified:
+        found["unverified"] = unverified
+    return found
 
 
 def _finish(
@@ -205,13 +219,8 @@ def _finish(
     quality = None
     if plan.rubric is not None and verdicts:
         verdict = verdicts[chosen]
-        quality = {
-            "passed": passes(plan.rubric, verdict),
-            "score": float(verdict["score"]),
-            "checks": verdict["checks"],
-            "regenerations": len(images) - 1,
-            "verifier_model": services.settings.text_model,
-        }
+        quality = _quality(services, len(images), passes(plan.rubric, verdict), float(verdict["score"]),
+                           verdict["checks"])  # fmt: skip
     keep = None if quality is not None and not quality["passed"] and plan.require_pass else chosen
     for index, image in enumerate(images):
         if index != keep:
@@ -249,54 +258,3 @@ def _add(usage: dict[str, Any], step: str, model: str, elapsed_ms: int, tokens: 
     entry["ms"] += elapsed_ms
     entry["prompt_tokens"] += int(tokens.get("prompt_tokens", 0))
     entry["output_tokens"] += int(tokens.get("output_tokens", 0))
-
-
-def fill_auto(job: dict[str, Any], analysis: dict[str, Any] | None) -> str:
-    """The job's prompt with its `auto` parameters filled from the analysis; `input_unsuitable`
-    when what the analysis saw is not one of the parameter's allowed values."""
-    prompt = str(job["prompt"])
-    for name, (field, allowed) in presets.auto_params(job.get("preset")).items():
-        seen = str((analysis or {}).get(field))
-        if "{" + name + "}" in prompt and analysis is not None and allowed and seen not in allowed:
-            raise ModelPermanent(
-                "input_unsuitable",
-                f"the photo shows a {seen}; {job.get('preset')} handles {', '.join(allowed)} "
-                f"(set params.{name} to say which)",
-            )
-    return presets.fill(prompt, job.get("preset"), analysis)
-
-
-def analyze_prompt(job: dict[str, Any]) -> str:
-    """What the analyzer is asked about the input photo."""
-    return (
-        "Analyze the input photo before it is edited. Say whether it shows the interior of a room, "
-        "whether the room is empty of furniture, its room type, the fixed elements (windows, doors, "
-        "built-ins) that must not move, the camera perspective and the lighting. "
-        f"The edit that will be asked for: {job['prompt']}"
-    )
-
-
-def generation_prompt(prompt: str, analysis: dict[str, Any] | None, verdicts: list[dict[str, Any]]) -> str:
-    """The request's prompt with what the analysis found and what the last verdict faulted."""
-    parts = [prompt]
-    if analysis:
-        fixed = ", ".join(analysis.get("fixed_elements") or []) or "none listed"
-        parts.append(
-            f"The photo is a {analysis['room_type']}. Keep these exactly where they are: {fixed}. "
-            f"Camera: {analysis['perspective']}. Lighting: {analysis['lighting']}."
-        )
-    if verdicts:
-        failed = [c for c in verdicts[-1].get("checks") or [] if not c.get("passed")]
-        if failed:
-            notes = "; ".join(f"{c['name']}: {c.get('finding') or 'failed'}" for c in failed)
-            parts.append(f"A previous image failed these checks, avoid it: {notes}.")
-    return "\n".join(parts)
-
-
-def verify_prompt(job: dict[str, Any], checks: tuple[str, ...]) -> str:
-    """What the verifier is asked: the inputs come first, the generated image last."""
-    return (
-        "The last image was generated from the images before it for this request: "
-        f"{job['prompt']}\nJudge each check strictly and say what is wrong and where: "
-        f"{', '.join(checks)}. Then score the image from 0 (unusable) to 1."
-    )

@@ -185,15 +185,8 @@ class BatchSummary(Model):
     links: BatchLinks
 
 
-class ItemOutput(Model):
+class ItemOutput(Output):
     """A batch item's image: `url` redirects (with your key) to a fresh signed URL."""
-
-    url: str
-    mime_type: str
-    width: int
-    height: int
-    bytes: int
-    sha256: str
 
 
 class Item(Model):
