@@ -18,8 +18,9 @@ from pydantic import BaseModel
 from lote import openapi
 from lote.settings import Settings
 from lote_client import cli, models
+from lote_client._download import _api_path
 from lote_client._http import RetryPolicy, server_delay
-from lote_client._shared import file_name, read_items
+from lote_client._shared import file_name, read_items, upload_name
 from lote_client.errors import (
     ConnectionFailed,
     InvalidRequest,
@@ -141,3 +142,24 @@ def test_models_keep_fields_a_newer_server_adds():
     found = models.Counts.model_validate({"total": 1, "queued": 0, "running": 0, "succeeded": 1, "failed": 0,
                                           "canceled": 0, "held": 3})  # fmt: skip
     assert isinstance(found, BaseModel) and found.model_extra == {"held": 3}
+
+
+def test_what_the_review_found_a_csv_row_too_long_a_bad_retry_after_and_local_errors():
+    assert server_delay({"Retry-After": "1.5"}) is None  # neither seconds nor a date: not a crash
+    assert cli._exit_code(LoteError(0, "invalid_items_file", "x")) == cli.USAGE  # not "unreachable"
+    assert cli._exit_code(from_answer(503, None)) == cli.UNREACHABLE
+
+
+def test_a_row_with_more_cells_than_columns_is_named(tmp_path: Path):
+    rows = tmp_path / "items.csv"
+    rows.write_text("reference,prompt\nA-1,a cat,surplus\n")
+    with pytest.raises(LoteError, match=r"items\.csv:2: more cells than columns"):
+        read_items(rows)
+
+
+def test_output_links_are_followed_under_the_clients_own_base_url():
+    base = "https://gateway.example/lote"
+    assert _api_path(f"{base}/v1/generations/g/output", base) == "/v1/generations/g/output"
+    assert _api_path("http://10.0.0.7:8080/v1/generations/g/output", base) == "/v1/generations/g/output"
+    assert _api_path("https://gateway.example/lote/v1/x?a=1", "https://other/lote") == "/v1/x?a=1"
+    assert upload_name(Path("my photo é.jpg")) == "my_photo__.jpg"

@@ -9,7 +9,7 @@ from lote.billing import pricing
 from lote.clients.model import ModelPermanent
 from lote.errors import InvalidRequest
 from lote.jobs import presets
-from lote.quality.pipeline import STEP_SLACK_S, Attempt
+from lote.quality.pipeline import STEP_SLACK_S, Attempt, keeps_every_image
 from lote.quality.plan import plan_for
 from lote.quality.prompts import fill_auto
 
@@ -68,3 +68,16 @@ def test_a_step_starts_only_when_its_model_timeout_fits_in_what_is_left_of_the_l
     assert attempt.has_room(now=100.0)
     assert attempt.has_room(now=100.0 + 300 - 120 - STEP_SLACK_S)
     assert not attempt.has_room(now=100.0 + 300 - 120 - STEP_SLACK_S + 0.1)
+
+
+def test_the_last_step_is_left_to_the_finish_only_when_the_finish_deletes_nothing():
+    verified = plan_for(None, True, None, False)
+    required = plan_for(None, True, None, True)
+    good = {"checks": [{"name": "matches_prompt", "passed": True}], "score": 0.9}
+    bad = {"checks": [{"name": "matches_prompt", "passed": False}], "score": 0.2}
+    one = {"images": [{"object": "a.g0.png"}]}
+    assert keeps_every_image(verified, {**one, "verdicts": [good]})
+    assert keeps_every_image(verified, {**one, "verdicts": [bad]})  # delivered marked, not deleted
+    assert not keeps_every_image(required, {**one, "verdicts": [bad]})  # refused: deleted first
+    assert not keeps_every_image(verified, {"images": [{}, {}], "verdicts": [bad, good]})  # a loser to delete
+    assert keeps_every_image(plan_for(None, None, None, False), {**one, "verdicts": []})

@@ -130,8 +130,11 @@ def run(
             if isinstance(exc, ModelThrottled) or not state["images"] or not attempt.ends_job(exc):
                 raise
             return _salvage(services, plan, state, usage, model_ms, exc, len(fresh))
-        if next_step(plan, state) is Step.FINISH:
-            break  # the attempt's finish records the last step, in the same write as the result
+        if next_step(plan, state) is Step.FINISH and keeps_every_image(plan, state):
+            # The attempt's finish records the last step, in the same write as the result. Not when
+            # the finish deletes images first: a crash after the deletes would leave a retry
+            # verifying an image that is gone.
+            break
         checkpoint = {"pipeline": {**state, "usage": usage, "model_ms": model_ms}}
         recorded, since = store.checkpoint(services.firestore.db, job_id, attempt.number, checkpoint, since)
         if recorded != "ok":
@@ -140,6 +143,16 @@ def run(
                     services.storage.delete(image["bucket"], image["object"])
             raise Stopped(recorded)
     return _finish(services, plan, state, usage, model_ms, len(fresh))
+
+
+def keeps_every_image(plan: Plan, state: dict[str, Any]) -> bool:
+    """Whether finishing deletes nothing: one image, delivered (passed, or kept without a pass)."""
+    images, verdicts = state["images"], state["verdicts"]
+    if len(images) != 1:
+        return False
+    if plan.rubric is None or not plan.require_pass or not verdicts:
+        return True
+    return passes(plan.rubric, verdicts[-1])  # a refused image is deleted before the job fails
 
 
 def _verify(

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from lote_client.client import Lote
-from lote_client.errors import APIError, LoteError, WaitTimeout, WebhookVerificationError
+from lote_client.errors import APIError, ConnectionFailed, LoteError, WaitTimeout, WebhookVerificationError
 
-OK, INCOMPLETE, REFUSED, UNREACHABLE, TIMED_OUT, UNVERIFIED, INTERRUPTED = 0, 1, 3, 4, 5, 6, 130
+OK, INCOMPLETE, USAGE, REFUSED, UNREACHABLE, TIMED_OUT, UNVERIFIED, INTERRUPTED = 0, 1, 2, 3, 4, 5, 6, 130
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, soft_wrap=True)  # commands in messages stay on one line, to copy
 
@@ -26,9 +26,11 @@ def _exit_code(exc: LoteError) -> int:
         return UNVERIFIED
     if isinstance(exc, WaitTimeout):
         return TIMED_OUT
-    if isinstance(exc, APIError) and 400 <= exc.status < 500:
-        return REFUSED
-    return UNREACHABLE if exc.status == 0 or exc.status >= 500 else REFUSED
+    if isinstance(exc, ConnectionFailed):
+        return UNREACHABLE
+    if isinstance(exc, APIError):
+        return UNREACHABLE if exc.status >= 500 else REFUSED
+    return USAGE  # found here, before any request: a bad file, a missing setting, a wrong checksum
 
 
 def command(function: F) -> F:
@@ -44,6 +46,9 @@ def command(function: F) -> F:
         except KeyboardInterrupt:
             err.print("\nInterrupted.")
             sys.exit(INTERRUPTED)
+        except OSError as exc:  # a file to read or write here: the caller's to fix
+            err.print(f"[red]error[/red] {exc}")
+            sys.exit(USAGE)
         except LoteError as exc:
             if as_json:
                 click.echo(

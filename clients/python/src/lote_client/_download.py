@@ -50,10 +50,17 @@ class Report:
             self.downloaded += 1
 
 
-def _api_path(url: str) -> str:
-    """An item's output link as a path of the API (its host may be a proxy's)."""
+def _api_path(url: str, base_url: str) -> str:
+    """An item's output link as a path under the client's base URL: the link is the API's own URL,
+    which may not be the one the client reaches it by (a proxy, a path prefix)."""
+    if url.startswith(base_url):
+        return url[len(base_url) :]
     parts = urlsplit(url)
-    return parts.path if parts.scheme else url
+    if not parts.scheme:
+        return url
+    prefix = urlsplit(base_url).path.rstrip("/")
+    path = parts.path[len(prefix) :] if prefix and parts.path.startswith(prefix + "/") else parts.path
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 def _location(response: httpx.Response) -> str:
@@ -67,10 +74,14 @@ def _write(chunks: Iterable[bytes], target: Path, sha256: str | None) -> None:
     """Write to a temporary file and move it into place once its checksum is right."""
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
-    with partial.open("wb") as handle:
-        for chunk in chunks:
-            digest.update(chunk)
-            handle.write(chunk)
+    try:
+        with partial.open("wb") as handle:
+            for chunk in chunks:
+                digest.update(chunk)
+                handle.write(chunk)
+    except BaseException:  # a broken stream or Ctrl-C: no half file left behind
+        partial.unlink(missing_ok=True)
+        raise
     if sha256 and digest.hexdigest() != sha256:
         partial.unlink(missing_ok=True)
         raise LoteError(0, "checksum_mismatch", f"{target.name}: the bytes received are not the image's")
@@ -80,7 +91,8 @@ def _write(chunks: Iterable[bytes], target: Path, sha256: str | None) -> None:
 def fetch(transport: Transport, api_path: str, target: Path, sha256: str | None) -> None:
     """Save one image; each try asks the API for a fresh signed URL."""
     for attempt in range(1, transport.retry.attempts + 1):
-        location = _location(transport.send(Request("GET", _api_path(api_path))))
+        path = _api_path(api_path, transport.config.base_url)
+        location = _location(transport.send(Request("GET", path)))
         try:
             with transport.http.stream("GET", location) as response:
                 if response.status_code == 200:
@@ -136,7 +148,8 @@ def batch(
             if on_file is not None:
                 on_file(result)
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    try:
         running: set[Future[FileResult]] = set()
         for item in items:
             if item.output is None:
@@ -147,13 +160,18 @@ def batch(
                 done(finished)
         finished, _ = wait(running)
         done(finished)
+    except BaseException:  # Ctrl-C: drop what has not started instead of downloading it first
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return report
 
 
 async def fetch_async(transport: AsyncTransport, api_path: str, target: Path, sha256: str | None) -> None:
     """fetch() for the async client."""
     for attempt in range(1, transport.retry.attempts + 1):
-        location = _location(await transport.send(Request("GET", _api_path(api_path))))
+        path = _api_path(api_path, transport.config.base_url)
+        location = _location(await transport.send(Request("GET", path)))
         try:
             async with transport.http.stream("GET", location) as response:
                 if response.status_code == 200:

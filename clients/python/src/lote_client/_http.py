@@ -84,7 +84,10 @@ def server_delay(headers: Mapping[str, str]) -> float | None:
         value = value.strip()
         if value.isdigit():
             return float(value)
-        when = email.utils.parsedate_to_datetime(value) if value else None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):  # neither seconds nor a date: as if not said
+            when = None
         if when is not None:
             return max(0.0, when.timestamp() - time.time())
     remaining = headers.get("RateLimit-Remaining") or headers.get("ratelimit-remaining")

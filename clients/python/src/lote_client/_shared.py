@@ -43,6 +43,12 @@ def is_local(image: str | Path) -> bool:
     return isinstance(image, Path) or not re.match(r"^(https?|gs|data):", str(image))
 
 
+def upload_name(path: Path) -> str | None:
+    """A local file's name as /v1/uploads accepts it (ASCII letters, digits, `._-`)."""
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in path.name)[:200]
+    return name or None
+
+
 def sha256_of(path: Path) -> str:
     """The file's SHA-256, hex."""
     digest = hashlib.sha256()
@@ -89,9 +95,9 @@ def _json_line(line: str, number: int, path: Path) -> dict[str, Any]:
 def _csv_row(row: dict[str, str | None], number: int, path: Path) -> dict[str, Any]:
     item: dict[str, Any] = {}
     for column, raw in row.items():
-        value = (raw or "").strip()
-        if column is None:
+        if column is None:  # csv puts the cells beyond the header in a list under None
             raise LoteError(0, "invalid_items_file", f"{path}:{number}: more cells than columns")
+        value = (raw if isinstance(raw, str) else "").strip()
         if not value:
             continue
         name = column.strip()

@@ -14,7 +14,7 @@ import httpx
 from lote_client import _download, _shared, webhooks
 from lote_client._http import AsyncTransport, Config, Request, RetryPolicy, decode, raise_for
 from lote_client.errors import ConnectionFailed, LoteError, WaitTimeout
-from lote_client.models import Accepted, Batch, BatchAccepted, Generation, Item, Preset, Upload
+from lote_client.models import Accepted, Batch, BatchAccepted, BatchSummary, Generation, Item, Preset, Upload
 
 Image = str | Path
 
@@ -49,9 +49,7 @@ class AsyncUploads:
     async def image(self, path: Image) -> str:
         """Upload a local image file; its `gs://` URI."""
         file = Path(path)
-        return await self.put(
-            file.read_bytes(), _shared.content_type(file), file.name if file.name.isascii() else None
-        )
+        return await self.put(file.read_bytes(), _shared.content_type(file), _shared.upload_name(file))
 
 
 class AsyncGenerations:
@@ -229,15 +227,33 @@ class AsyncBatches:
                 return
 
     async def results(self, batch_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Every item of results.jsonl, streamed."""
-        url = f"{self._t.config.base_url}/v1/batches/{batch_id}/results.jsonl"
-        async with self._t.http.stream("GET", url, headers=self._t.config.headers()) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise_for(response)
-            async for line in response.aiter_lines():
-                if line.strip():
-                    yield json.loads(line)
+        """Every item of results.jsonl, streamed; a broken stream resumes where it stopped."""
+        done = 0
+        for attempt in range(1, self._t.retry.attempts + 1):
+            url = f"{self._t.config.base_url}/v1/batches/{batch_id}/results.jsonl"
+            lines = 0
+            try:
+                async with self._t.http.stream("GET", url, headers=self._t.config.headers()) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise_for(response)
+                    async for line in response.aiter_lines():
+                        if not line.strip():
+                            continue
+                        lines += 1
+                        if lines > done:
+                            done = lines
+                            yield json.loads(line)
+                return
+            except httpx.TransportError as exc:
+                if attempt == self._t.retry.attempts:
+                    raise ConnectionFailed(0, "connection_failed", str(exc)) from exc
+                await asyncio.sleep(self._t.retry.backoff(attempt))
+
+    @staticmethod
+    def from_file(path: str | Path) -> list[dict[str, Any]]:
+        """Items from a CSV or JSONL file (see the README for the columns)."""
+        return _shared.read_items(Path(path))
 
     async def cancel(self, batch_id: str) -> dict[str, Any]:
         """Cancel: queued items at once, running ones finish."""
@@ -247,9 +263,10 @@ class AsyncBatches:
     async def retry(
         self, batch_id: str, include_permanent: bool = False, error_codes: list[str] | None = None
     ) -> int:
-        """Queue failed items again; how many."""
+        """See `Lote.batches.retry`."""
         payload = _shared.body(include_permanent=include_permanent or None, error_codes=error_codes)
-        return int((await self._t.json(Request.create(f"/v1/batches/{batch_id}/retry", payload)))["retried"])
+        call = Request("POST", f"/v1/batches/{batch_id}/retry", payload, safe=False)
+        return int((await self._t.json(call))["retried"])
 
     async def download(
         self,
@@ -261,6 +278,18 @@ class AsyncBatches:
         """See `Lote.batches.download`."""
         items = self.iter_items(batch_id, status="succeeded")
         return await _download.batch_async(self._t, items, Path(out_dir), concurrency, on_file)
+
+    async def list(self, status: str | None = None) -> AsyncIterator[BatchSummary]:
+        """The tenant's batches, newest first."""
+        token = None
+        while True:
+            params = _shared.body(status=status, page_token=token)
+            page = await self._t.json(Request("GET", "/v1/batches", params=params))
+            for found in page["batches"]:
+                yield BatchSummary.model_validate(found)
+            token = page.get("next_page_token")
+            if not token:
+                return
 
 
 class AsyncPresets:

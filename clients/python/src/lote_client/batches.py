@@ -131,9 +131,11 @@ class Batches:
     def retry(
         self, batch_id: str, include_permanent: bool = False, error_codes: list[str] | None = None
     ) -> int:
-        """Queue failed items again (paid again, refunded if they fail again); how many."""
+        """Queue failed items again (paid again, refunded if they fail again); how many. Not retried
+        after a lost answer (it may have been applied): check the batch, then call again."""
         payload = _shared.body(include_permanent=include_permanent or None, error_codes=error_codes)
-        return int(self._t.json(Request.create(f"/v1/batches/{batch_id}/retry", payload))["retried"])
+        call = Request("POST", f"/v1/batches/{batch_id}/retry", payload, safe=False)
+        return int(self._t.json(call)["retried"])
 
     def list(self, status: str | None = None) -> Iterator[BatchSummary]:
         """The tenant's batches, newest first."""

@@ -1,6 +1,7 @@
 """`lote`: the command line, built on the client. Every command takes `--json`; exit codes are stable:
-0 done, 1 finished but not all succeeded, 2 usage, 3 refused by the API (4xx), 4 unreachable or
-server error, 5 wait timed out, 6 webhook not verified, 130 interrupted (the work goes on)."""
+0 done, 1 finished but not all succeeded, 2 usage (bad arguments, a bad items file, a missing
+setting, a local file), 3 refused by the API (4xx), 4 unreachable or server error, 5 wait timed
+out, 6 webhook not verified, 130 interrupted (the work goes on)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lote_client._cli_common import (  # noqa: F401 (the exit codes are part of 
     TIMED_OUT,
     UNREACHABLE,
     UNVERIFIED,
+    USAGE,
     _exit_code,
     client,
     command,

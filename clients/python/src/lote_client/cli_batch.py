@@ -25,7 +25,11 @@ def batch() -> None:
 @click.option("--prompt", help="Default prompt for every item.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Default preset parameter.")
 @click.option("--priority", type=click.Choice(["express", "standard", "economy"]), help="Scheduling tier.")
-@click.option("--idempotency-key", help="Resubmitting with the same key returns the same batch.")
+@click.option(
+    "--idempotency-key",
+    help="Resubmitting the same file with the same key returns the same batch (up to 10,000 items: "
+    "a larger file is uploaded again, and its key then answers 409 idempotency_conflict).",
+)
 @click.option("--wait", is_flag=True, help="Follow the batch with a progress bar until it ends.")
 @click.option(
     "--download",

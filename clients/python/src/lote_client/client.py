@@ -54,12 +54,7 @@ class Uploads:
     def image(self, path: Image) -> str:
         """Upload a local image file; its `gs://` URI."""
         file = Path(path)
-        return self.put(file.read_bytes(), _shared.content_type(file), _safe_filename(file))
-
-
-def _safe_filename(path: Path) -> str | None:
-    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in path.name)[:200]
-    return name or None
+        return self.put(file.read_bytes(), _shared.content_type(file), _shared.upload_name(file))
 
 
 class Generations:
