@@ -125,7 +125,7 @@ def run() -> str:
         line("plain"), line("passed first"), line("regenerated once"),
         "",
         f"A staging that passes first costs **{med['passed first'] - med['plain']:.1f} ms** more than a plain "
-        f"generation (a checkpoint write after each step but the last, whose record is the finish); goal: the pipeline's overhead ≤ 50 ms "
+        f"generation (a checkpoint write after each step but the last, whose record is the finish when it deletes no image); goal: the pipeline's overhead ≤ 50 ms "
         f"(**{med['passed first']:.1f} ms**, {med['regenerated once']:.1f} ms with a regeneration).",
         "",
         f"Model calls per image at a 20% first-pass failure rate: **{sum(calls.values()):.2f}** "
