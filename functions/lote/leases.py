@@ -1,13 +1,15 @@
 """Leases: one attempt at a time on a document (a job, a webhook delivery), whoever delivers the task.
 
 A task may be delivered twice at once (Cloud Tasks is at-least-once). The attempt that takes the
-lease, in a transaction, does the work; a concurrent one finds it held ("busy") and backs off; one
-that finds the work finished or superseded does nothing ("noop").
+lease does the work; a concurrent one finds it held ("busy") and backs off; one that finds the work
+finished or superseded does nothing ("noop").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,16 +58,26 @@ Judge = Callable[[dict[str, Any] | None, dt.datetime], Claim | dict[str, Any]]
 
 
 def take(db: firestore.Client, ref: firestore.DocumentReference, judge: Judge, attempts: int = 20) -> Claim:
-    """In one transaction: read the document, let `judge` refuse (a Claim) or return the update that
-    takes the lease; apply it and answer the claimed document."""
+    """Read the document, let `judge` refuse (a Claim) or return the update that takes the lease,
+    and write it preconditioned on the update time that was read; a lost race reads again.
 
-    def run(tx: firestore.Transaction) -> Claim:
-        snapshot = ref.get(transaction=tx)
+    Not a transaction: a transaction's locks outlive a process that dies holding them (the Firestore
+    emulator keeps them about a minute), and a worker killed mid-claim then stalled the retry of its
+    job and the repair sweep. A preconditioned write holds no lock."""
+    from google.api_core.exceptions import Aborted, FailedPrecondition
+
+    for attempt in range(attempts):
+        snapshot = ref.get()
         doc = snapshot.to_dict() if snapshot.exists else None
         verdict = judge(doc, timeutil.now())
         if isinstance(verdict, Claim):
             return verdict
-        tx.update(snapshot.reference, verdict)
+        try:
+            ref.update(verdict, option=db.write_option(last_update_time=snapshot.update_time))
+        except (FailedPrecondition, Aborted):  # written meanwhile (or locked by a transaction): again
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
+            continue
         return Claim(ClaimKind.CLAIMED, {**(doc or {}), **verdict})
-
-    return transactions.run(db, run, attempts)
+    raise transactions.Contention(
+        "too many concurrent attempts on this document; retry", headers={"Retry-After": "1"}
+    )
