@@ -16,7 +16,8 @@ UPLOAD_TTL = dt.timedelta(minutes=15)
 def create(services: Services, caller: Caller, req: UploadRequest) -> UploadAnswer:
     """A V4 PUT URL with the content type and the size range bound into its signature."""
     bucket = services.settings.input_bucket
-    upload_id = ids.new_id("upl")
+    # Named by its content when the caller gives its hash: the same bytes get the same URI.
+    upload_id = f"sha256-{req.sha256}" if req.sha256 else ids.new_id("upl")
     name = f"{tenant_upload_prefix(caller.tenant_id)}{upload_id}/{req.filename or 'upload'}"
     headers = {"Content-Type": req.content_type, "x-goog-content-length-range": f"0,{req.max_bytes}"}
     url = services.storage.signed_url(

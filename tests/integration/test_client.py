@@ -181,3 +181,17 @@ def test_a_client_token_works_in_place_of_the_key_within_its_scopes(tenant: Tena
         with pytest.raises(PermissionDenied) as refused:
             lote.batches.create([{"reference": "r", "prompt": "x"}])
         assert refused.value.status == 403 and refused.value.code == "insufficient_scope"
+
+
+def test_a_create_that_uploads_first_can_be_resubmitted_with_its_key(tenant: Tenant, tmp_path: Path):
+    # Uploads are named by their content, so the resubmitted body is the same and the key replays.
+    photo = _photo(tmp_path)
+    items = [{"reference": f"k{i}", "prompt": f"k {i}"} for i in range(12)]
+    with _lote(tenant) as lote:
+        first = lote.generations.create(preset="declutter", images=[photo], idempotency_key="same-photo")
+        again = lote.generations.create(preset="declutter", images=[photo], idempotency_key="same-photo")
+        assert again.id == first.id
+        batch = lote.batches.create(items, inline_limit=10, idempotency_key="same-manifest")  # a manifest
+        assert lote.batches.create(items, inline_limit=10, idempotency_key="same-manifest").id == batch.id
+        lote.generations.wait(first.id, 30)
+        lote.batches.wait(batch.id, timeout=60)

@@ -277,6 +277,13 @@ class UploadRequest(RequestModel):
     ]
     max_bytes: UploadSize = 10 * 1024 * 1024
     filename: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The content's SHA-256 (hex): the object is then named by it, so the same content "
+        "uploaded again has the same gs_uri, and a create resubmitted with its Idempotency-Key matches. "
+        "Upload exactly that content.",
+    )
 
 
 class UploadAnswer(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -27,7 +28,8 @@ class AsyncUploads:
 
     async def put(self, data: bytes, content_type: str, filename: str | None = None) -> str:
         """Upload bytes; the `gs://` URI to use in requests."""
-        asked = _shared.body(content_type=content_type, max_bytes=len(data), filename=filename)
+        digest = hashlib.sha256(data).hexdigest()  # named by content: see Lote.uploads.put
+        asked = _shared.body(content_type=content_type, max_bytes=len(data), filename=filename, sha256=digest)
         answer = Upload.model_validate(await self._t.json(Request.create("/v1/uploads", asked)))
         for attempt in range(1, self._t.retry.attempts + 1):
             try:

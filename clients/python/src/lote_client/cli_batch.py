@@ -27,8 +27,7 @@ def batch() -> None:
 @click.option("--priority", type=click.Choice(["express", "standard", "economy"]), help="Scheduling tier.")
 @click.option(
     "--idempotency-key",
-    help="Resubmitting the same file with the same key returns the same batch (up to 10,000 items: "
-    "a larger file is uploaded again, and its key then answers 409 idempotency_conflict).",
+    help="Resubmitting the same file with the same key returns the same batch.",
 )
 @click.option("--wait", is_flag=True, help="Follow the batch with a progress bar until it ends.")
 @click.option(

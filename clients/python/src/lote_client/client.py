@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,10 +33,10 @@ class Uploads:
 
     def put(self, data: bytes, content_type: str, filename: str | None = None) -> str:
         """Upload bytes; the `gs://` URI to use in requests."""
-        answer = Upload.model_validate(
-            self._t.json(Request.create("/v1/uploads", _shared.body(content_type=content_type,
-                                                                    max_bytes=len(data), filename=filename)))
-        )  # fmt: skip
+        # Named by its content, so a create resubmitted with its Idempotency-Key uploads to the same URI.
+        asked = _shared.body(content_type=content_type, max_bytes=len(data), filename=filename,
+                             sha256=hashlib.sha256(data).hexdigest())  # fmt: skip
+        answer = Upload.model_validate(self._t.json(Request.create("/v1/uploads", asked)))
         for attempt in range(1, self._t.retry.attempts + 1):  # the signed URL may be retried as is
             try:
                 stored = self._t.http.put(answer.upload_url, content=data, headers=answer.headers)
