@@ -8,8 +8,6 @@ finished or superseded does nothing ("noop").
 from __future__ import annotations
 
 import datetime as dt
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -64,20 +62,14 @@ def take(db: firestore.Client, ref: firestore.DocumentReference, judge: Judge, a
     Not a transaction: a transaction's locks outlive a process that dies holding them (the Firestore
     emulator keeps them about a minute), and a worker killed mid-claim then stalled the retry of its
     job and the repair sweep. A preconditioned write holds no lock."""
-    from google.api_core.exceptions import Aborted, FailedPrecondition
 
-    for attempt in range(attempts):
+    def build(batch: firestore.WriteBatch) -> tuple[Claim, bool]:
         snapshot = ref.get()
         doc = snapshot.to_dict() if snapshot.exists else None
         verdict = judge(doc, timeutil.now())
         if isinstance(verdict, Claim):
-            return verdict
-        try:
-            ref.update(verdict, option=db.write_option(last_update_time=snapshot.update_time))
-        except (FailedPrecondition, Aborted):  # written meanwhile (or locked by a transaction): again
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
-            continue
-        return Claim(ClaimKind.CLAIMED, {**(doc or {}), **verdict})
-    raise transactions.Contention(
-        "too many concurrent attempts on this document; retry", headers={"Retry-After": "1"}
-    )
+            return verdict, False
+        batch.update(ref, verdict, option=db.write_option(last_update_time=snapshot.update_time))
+        return Claim(ClaimKind.CLAIMED, {**(doc or {}), **verdict}), True
+
+    return transactions.optimistic(db, build, attempts)

@@ -72,4 +72,4 @@ def optimistic(
             time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
             continue
         return result
-    raise Contention("too many concurrent changes to this account; retry", headers={"Retry-After": "1"})
+    raise Contention("too many concurrent changes to this record; retry", headers={"Retry-After": "1"})
