@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 
+from google.cloud.firestore import Increment
+
 from lote.audit import scan
 from lote.services import Services
+from lote.tenants.store import TENANTS
 
 
 def test_the_sampled_balance_check_sees_no_false_violation_while_work_is_accepted(
@@ -45,3 +48,16 @@ def _latest_finished_is(services: Services, tenant_id: str) -> bool:
     )
     latest = list(query.limit(1).stream())
     return bool(latest) and latest[0].get("tenant_id") == tenant_id
+
+
+def test_the_sampled_balance_check_still_reports_a_real_mismatch(new_tenant, services: Services):
+    # Believing a mismatch only when a second settled read shows it must not hide a broken balance.
+    tenant = new_tenant()
+    job = tenant.post("/v1/generations", {"prompt": "audited"}).json()
+    tenant.wait(job["id"])
+    ref = services.firestore.db.collection(TENANTS).document(tenant.tenant_id)
+    ref.update({"credits": Increment(3)})
+    report = scan.sample(services, 20)
+    ref.update({"credits": Increment(-3)})  # the fixture's closing audit must find it whole
+    found = [v for v in report.violations if v.invariant == "balance_equals_ledger"]
+    assert [(v.tenant_id, v.detail["credits"] - v.detail["ledger"]) for v in found] == [(tenant.tenant_id, 3)]
