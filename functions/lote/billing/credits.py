@@ -108,13 +108,14 @@ def precheck(db: firestore.Client, admission: Admission) -> firestore.DocumentSn
     return tenant
 
 
-def refund_job(tx: firestore.Transaction, db: firestore.Client, job_id: str, job: dict[str, Any]) -> None:
-    """Inside the transaction that fails or cancels a job, before its writes (this reads the
-    tenant): give a single generation's price back, once."""
+def refund_job(batch: firestore.WriteBatch, db: firestore.Client, job_id: str, job: dict[str, Any]) -> None:
+    """Into the optimistic commit that fails or cancels a job: give a single generation's price
+    back, once (the entry is created only if absent; the balance is guarded by its update time)."""
     credits = single_refund(job)
     if credits:
-        tenant = ledger.tenant_ref(db, job["tenant_id"]).get(transaction=tx)
-        ledger.stage(tx, db, tenant, Entry(f"refund-{job_id}", credits, "refund", job_id))
+        entry = Entry(f"refund-{job_id}", credits, "refund", job_id)
+        if not ledger.entry_ref(db, job["tenant_id"], entry.id).get().exists:
+            ledger.add(batch, db, ledger.tenant_ref(db, job["tenant_id"]).get(), entry)
 
 
 def refund_batch(

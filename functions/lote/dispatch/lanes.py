@@ -15,7 +15,7 @@ from lote.dispatch.share import Lane, Tier
 
 if TYPE_CHECKING:
     from google.cloud import firestore
-    from google.cloud.firestore import Transaction
+    from google.cloud.firestore import Transaction, WriteBatch
 
 LANES = "lanes"
 JOBS = "jobs"  # jobs/store.py's collection: importing it from there would close a cycle through jobs/views.py
@@ -52,10 +52,12 @@ def hold_fields(lane_id: str, rank: int) -> dict[str, Any]:
     return {"hold": lane_id, "hold_rank": rank, "enqueued": None, "task_check_at": None, "lease_until": None}
 
 
-def activate(db: firestore.Client, lane_id: str, doc: dict[str, Any], tx: Transaction | None = None) -> None:
-    """Mark the lane active (inside `tx` when given)."""
-    if tx is not None:
-        tx.set(ref(db, lane_id), doc, merge=True)
+def activate(
+    db: firestore.Client, lane_id: str, doc: dict[str, Any], writer: Transaction | WriteBatch | None = None
+) -> None:
+    """Mark the lane active (a blind merge: inside `writer`'s commit when given)."""
+    if writer is not None:
+        writer.set(ref(db, lane_id), doc, merge=True)
     else:
         ref(db, lane_id).set(doc, merge=True)
 

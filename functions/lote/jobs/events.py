@@ -32,11 +32,15 @@ def event(api_url: str, job_id: str, job: dict[str, Any]) -> tuple[str, str, dic
 
 
 def stage(
-    outbox: Outbox, tx: firestore.Transaction, db: firestore.Client, job_id: str, job: dict[str, Any]
+    outbox: Outbox,
+    writer: firestore.Transaction | firestore.WriteBatch,
+    db: firestore.Client,
+    job_id: str,
+    job: dict[str, Any],
 ) -> None:
     """The event of a job that has just reached a terminal state, if its owner asked for it."""
     found = event(outbox.api_url, job_id, job)
     if found is not None:
         kind, url, data = found
-        outbox.stage(tx, db, tenant_id=job["tenant_id"], url=url, kind=kind, subject=job_id, data=data,
+        outbox.stage(writer, db, tenant_id=job["tenant_id"], url=url, kind=kind, subject=job_id, data=data,
                      occurrence=occurrence(job))  # fmt: skip

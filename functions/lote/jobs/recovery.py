@@ -16,12 +16,11 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from lote import bulk, timeutil, transactions
-from lote.jobs.store import JOBS, TX_ATTEMPTS, end, ref
+from lote.jobs.store import JOBS, end, ref, rewinder, unchanged
 from lote.statuses import JobStatus
 
 if TYPE_CHECKING:
     from google.cloud import firestore
-    from google.cloud.firestore import Transaction
 
     from lote.webhooks.events import Outbox
 
@@ -98,25 +97,28 @@ def restart(
     reason: str,
     outbox: Outbox | None = None,
 ) -> int | str | None:
-    """A job whose task is gone (still in `status` with task generation `generation`, checked in a
-    transaction): a new task generation (returned; the caller enqueues it), or `abandoned` when it
-    was created before `abandon_before` (failed, refunded, event staged). None if it moved on."""
+    """A job whose task is gone (still in `status` with task generation `generation`, checked by an
+    optimistic commit): a new task generation (returned; the caller enqueues it), or `abandoned` when
+    it was created before `abandon_before` (failed, refunded, event staged). None if it moved on."""
+    document = ref(db, job_id)
+    rewind = rewinder(outbox)
 
-    def run(tx: Transaction) -> int | str | None:
-        snapshot = ref(db, job_id).get(transaction=tx)
+    def build(batch: firestore.WriteBatch) -> tuple[int | str | None, bool]:
+        rewind()
+        snapshot = document.get()
         job = snapshot.to_dict() or {}
         if job.get("status") != status or int(job.get("task_gen") or 0) != generation:
-            return None
+            return None, False
         lease = job.get("lease_until")
         if status == JobStatus.RUNNING and (lease is None or lease >= timeutil.now()):
-            return None  # the lease is live (or was never taken): its attempt is still the owner
+            return None, False  # the lease is live (or was never taken): its attempt is still the owner
         if cycle_start(job) < abandon_before:
             final = {"status": JobStatus.FAILED, "error": abandon_error(reason), "lease_until": None}
-            tx.update(snapshot.reference, end(tx, db, job_id, job, final, outbox))
-            return ABANDONED
+            batch.update(document, end(batch, db, job_id, job, final, outbox), option=unchanged(db, snapshot))
+            return ABANDONED, True
         update = {"status": JobStatus.QUEUED, "lease_until": None, "task_gen": generation + 1}
-        tx.update(snapshot.reference, {**update, "enqueued": False})
-        return generation + 1
+        batch.update(document, {**update, "enqueued": False}, option=unchanged(db, snapshot))
+        return generation + 1, True
 
-    result: int | str | None = transactions.run(db, run, TX_ATTEMPTS)
+    result: int | str | None = transactions.optimistic(db, build)
     return result

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from google.cloud import firestore
-    from google.cloud.firestore import Transaction
 
     from lote.webhooks.events import Outbox
 
@@ -119,34 +118,55 @@ def finish(
     attempt: int,
     update: dict[str, Any],
     outbox: Outbox | None = None,
-    also: Callable[[Transaction, dict[str, Any]], None] | None = None,
+    also: Callable[[firestore.WriteBatch, dict[str, Any]], None] | None = None,
 ) -> str:
     """Apply a terminal (or back-to-queued) update if this attempt still owns the job; a terminal
-    state stages its webhook event in `outbox`, in the same transaction, and `also(tx, written)`
+    state stages its webhook event in `outbox`, in the same commit, and `also(batch, written)`
     stages whatever else the outcome writes (the model call's record, a held job's lane).
 
     Returns the status written, `canceled` when a cancel was requested meanwhile (then `update` is
     not applied), or `stale` when another attempt took over.
     """
+    document = ref(db, job_id)
+    rewind = rewinder(outbox)
 
-    def run(tx: Transaction) -> str:
-        snapshot = ref(db, job_id).get(transaction=tx)
+    def build(batch: firestore.WriteBatch) -> tuple[str, bool]:
+        rewind()
+        snapshot = document.get()
         job = snapshot.to_dict() or {}
         if job.get("status") != JobStatus.RUNNING or job.get("attempts") != attempt:
-            return "stale"
+            return "stale", False
         now = timeutil.now()
         if job.get("cancel_requested"):
             final = {"status": JobStatus.CANCELED, "finished_at": now, "lease_until": None}
         else:
             final = {**update, "lease_until": None}
         if final["status"] in TERMINAL:
-            final = end(tx, db, job_id, job, final, outbox)
+            final = end(batch, db, job_id, job, final, outbox)
         if also is not None:
-            also(tx, final)
-        tx.update(snapshot.reference, final)
-        return str(final["status"])
+            also(batch, final)
+        batch.update(document, final, option=unchanged(db, snapshot))
+        return str(final["status"]), True
 
-    return transactions.run(db, run, TX_ATTEMPTS)
+    return transactions.optimistic(db, build)
+
+
+def unchanged(db: firestore.Client, snapshot: firestore.DocumentSnapshot) -> Any:
+    """The write option of an optimistic job transition: the commit fails if anything wrote the job
+    since `snapshot` was read, and the transition is read and judged again."""
+    return db.write_option(last_update_time=snapshot.update_time)
+
+
+def rewinder(outbox: Outbox | None) -> Callable[[], None]:
+    """Call at the start of each optimistic try: forgets what a lost try staged in `outbox` (its
+    commit never happened, so its events must not be enqueued)."""
+    mark = len(outbox.staged) if outbox is not None else 0
+
+    def rewind() -> None:
+        if outbox is not None:
+            del outbox.staged[mark:]
+
+    return rewind
 
 
 def checkpoint(
@@ -184,22 +204,22 @@ def checkpoint(
 
 
 def end(
-    tx: Transaction,
+    batch: firestore.WriteBatch,
     db: firestore.Client,
     job_id: str,
     job: dict[str, Any],
     final: dict[str, Any],
     outbox: Outbox | None,
 ) -> dict[str, Any]:
-    """Inside a job's transaction, before its write: what every terminal transition also does (the
-    refund of a failed or canceled single, the finish time and TTL, the webhook event)."""
+    """Into a job's optimistic commit: what every terminal transition also does (the refund of a
+    failed or canceled single, the finish time and TTL, the webhook event)."""
     if final["status"] in UNPAID:
-        credits.refund_job(tx, db, job_id, job)  # reads the tenant: before any write of this transaction
+        credits.refund_job(batch, db, job_id, job)
     now = timeutil.now()
     final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now),
              "hold": None}  # fmt: skip
     if outbox is not None:
-        events.stage(outbox, tx, db, job_id, {**job, **final})
+        events.stage(outbox, batch, db, job_id, {**job, **final})
     return final
 
 
@@ -210,22 +230,26 @@ def cancel(
 
     Raises JobFinished (409) for a finished job.
     """
+    document = ref(db, job_id)
+    rewind = rewinder(outbox)
 
-    def run(tx: Transaction) -> dict[str, Any] | None:
-        snapshot = ref(db, job_id).get(transaction=tx)
+    def build(batch: firestore.WriteBatch) -> tuple[dict[str, Any] | None, bool]:
+        rewind()
+        snapshot = document.get()
         job = snapshot.to_dict() if snapshot.exists else None
         if job is None or job.get("tenant_id") != tenant_id:
-            return None
+            return None, False
         if job["status"] in TERMINAL:
             raise JobFinished(
                 f"generation {job_id} has already finished", {"id": job_id, "status": job["status"]}
             )
         if job["status"] == JobStatus.QUEUED:
             canceled = {"status": JobStatus.CANCELED, "cancel_requested": True}
-            update = end(tx, db, job_id, job, canceled, outbox)
+            update = end(batch, db, job_id, job, canceled, outbox)
         else:
             update = {"cancel_requested": True}
-        tx.update(snapshot.reference, update)
-        return {**job, **update}
+        batch.update(document, update, option=unchanged(db, snapshot))
+        return {**job, **update}, True
 
-    return transactions.run(db, run, TX_ATTEMPTS)
+    result: dict[str, Any] | None = transactions.optimistic(db, build)
+    return result

@@ -172,7 +172,7 @@ class ModelCall:
         fields = state.call_fields(
             self.pool(kind), outcome, str(share.tier_of(self.job)), self.retry, timeutil.now(), took
         )
-        return lambda _tx, written: written.update(call=fields)
+        return lambda _batch, written: written.update(call=fields)
 
 
 def _storage_failed(
@@ -209,10 +209,10 @@ def _hold(
         "last_error": {"code": code, "message": message[:1000], "retryable": True},
     }  # fmt: skip
 
-    def also(tx: Any, written: dict[str, Any]) -> None:
-        record(tx, written)
+    def also(batch: Any, written: dict[str, Any]) -> None:
+        record(batch, written)
         if written["status"] == JobStatus.QUEUED:
-            lanes.activate(db, lane, lane_doc, tx)
+            lanes.activate(db, lane, lane_doc, batch)
 
     with webhooks.events(services) as outbox:  # a cancel requested meanwhile ends the job here
         outcome = store.finish(db, job_id, attempt, update, outbox, also)

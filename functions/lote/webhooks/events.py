@@ -49,7 +49,7 @@ class Outbox:
 
     def stage(
         self,
-        tx: firestore.Transaction,
+        writer: firestore.Transaction | firestore.WriteBatch,
         db: firestore.Client,
         *,
         tenant_id: str,
@@ -59,8 +59,8 @@ class Outbox:
         data: dict[str, Any],
         occurrence: int = 0,
     ) -> None:
-        """Inside the transaction of a state change: its event, once (the id derives from it)."""
+        """Into the commit of a state change: its event, once (the id derives from it)."""
         msg_id = delivery_id(subject, kind, occurrence)
-        store.stage(tx, db, msg_id, tenant_id, url, kind, subject, envelope(msg_id, kind, data))
+        store.stage(writer, db, msg_id, tenant_id, url, kind, subject, envelope(msg_id, kind, data))
         if msg_id not in self.staged:  # a retried transaction body stages the same id again
             self.staged.append(msg_id)

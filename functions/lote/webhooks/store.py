@@ -56,7 +56,7 @@ def document(tenant_id: str, url: str, kind: str, subject: str, body: str) -> di
 
 
 def stage(
-    tx: firestore.Transaction,
+    writer: firestore.Transaction | firestore.WriteBatch,
     db: firestore.Client,
     delivery_id: str,
     tenant_id: str,
@@ -65,8 +65,8 @@ def stage(
     subject: str,
     body: str,
 ) -> None:
-    """Inside the transaction of a state change: the event and its pending delivery."""
-    tx.create(ref(db, delivery_id), document(tenant_id, url, kind, subject, body))
+    """Into the commit of a state change: the event and its pending delivery (created only if absent)."""
+    writer.create(ref(db, delivery_id), document(tenant_id, url, kind, subject, body))
 
 
 def mark_enqueued(db: firestore.Client, delivery_id: str, check_at: dt.datetime) -> None:
