@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -11,6 +12,8 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
 T = TypeVar("T")
+log = logging.getLogger("lote.transactions")
+SLOW_S = 1.0  # an optimistic commit slower than this is logged with what it lost to
 
 
 class Contention(Unavailable):
@@ -56,7 +59,9 @@ def optimistic(
 
     # A commit that waits on a lock (Aborted) already took seconds: past this, answer 503 rather
     # than hold the client beyond its timeout.
-    deadline = time.monotonic() + deadline_s
+    began = time.monotonic()
+    deadline = began + deadline_s
+    lost: list[str] = []
     for attempt in range(attempts):
         if attempt and time.monotonic() > deadline:
             break
@@ -66,10 +71,15 @@ def optimistic(
             return result
         try:
             batch.commit()
-        except (AlreadyExists, FailedPrecondition, Aborted):
+        except (AlreadyExists, FailedPrecondition, Aborted) as exc:
             # Aborted: the commit waited for a document a transaction held (a lock timeout); the
             # same as a lost race, read again.
+            lost.append(type(exc).__name__)
             time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
             continue
+        if time.monotonic() - began > SLOW_S:
+            log.info("optimistic commit took %.1f s after %d lost tries: %s", time.monotonic() - began,
+                     len(lost), ", ".join(lost))  # fmt: skip
         return result
+    log.warning("optimistic commit gave up after %d lost tries: %s", len(lost), ", ".join(lost))
     raise Contention("too many concurrent changes to this record; retry", headers={"Retry-After": "1"})
