@@ -20,7 +20,7 @@ from lote.settings import Settings
 from lote_client import cli, models
 from lote_client._download import _api_path
 from lote_client._http import RetryPolicy, server_delay
-from lote_client._shared import file_name, read_items, upload_name
+from lote_client._shared import FileNames, file_name, read_items, upload_name
 from lote_client.errors import (
     ConnectionFailed,
     InvalidRequest,
@@ -106,6 +106,20 @@ def test_download_names_are_the_reference_made_safe_and_never_shared():
     assert file_name("A-12.b", "image/png") == "A-12.b.png"
     unsafe = [file_name(ref, "image/jpeg") for ref in ("a/b", "a_b", "a:b", "../../etc")]
     assert len(set(unsafe)) == 4 and all("/" not in n and not n.startswith(".") for n in unsafe)
+
+
+def test_references_differing_only_in_case_get_files_a_case_insensitive_disk_keeps_apart():
+    # macOS and Windows ignore case: `Kitchen.png` and `kitchen.png` were one file there, each
+    # download overwrote the other and every rerun fetched both again.
+    names = FileNames()
+    given = [names.name(ref, mime) for ref, mime in
+             (("Kitchen", "image/png"), ("kitchen", None), ("KITCHEN", "image/jpeg"), ("hall", "image/png"))]  # fmt: skip
+    assert given[0] == "Kitchen.png" and given[3] == "hall.png"
+    stems = [name.rsplit(".", 1)[0].casefold() for name in given]
+    assert len(set(stems)) == 4  # the item without an output (still failed) reserved its name too
+    again = FileNames()  # a rerun, in the same item order, names each file as the first run did
+    assert [again.name(r, m) for r, m in (("Kitchen", "image/png"), ("kitchen", "image/png"))] == [
+        "Kitchen.png", given[1].replace(".bin", ".png")]  # fmt: skip
 
 
 def _signed(secret: str, body: bytes, msg_id: str = "msg_1", at: int | None = None) -> dict[str, str]:

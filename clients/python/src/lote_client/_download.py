@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from lote_client._http import AsyncTransport, Request, Transport
-from lote_client._shared import file_name, sha256_of
+from lote_client._shared import FileNames, sha256_of
 from lote_client.errors import ConnectionFailed, LoteError
 from lote_client.models import Item
 
@@ -108,13 +108,21 @@ def fetch(transport: Transport, api_path: str, target: Path, sha256: str | None)
         time.sleep(transport.retry.backoff(attempt))
 
 
-def _result(item: Item, out_dir: Path) -> tuple[Path, FileResult | None]:
-    """Where the item goes, and its result if nothing needs fetching."""
+def _known(item: Item, path: Path) -> FileResult | None:
+    """The item's result if its file is already there with the right SHA-256 (nothing to fetch)."""
     assert item.output is not None  # only succeeded items are downloaded
-    path = out_dir / file_name(item.reference, item.output.mime_type)
     if path.is_file() and sha256_of(path) == item.output.sha256:
-        return path, FileResult(item.reference, path, "skipped")
-    return path, None
+        return FileResult(item.reference, path, "skipped")
+    return None
+
+
+def _named(items: Iterable[Item], out_dir: Path) -> Iterable[tuple[Item, Path]]:
+    """The items that have an image, each with its file (named in item order: see FileNames)."""
+    names = FileNames()
+    for item in items:
+        path = out_dir / names.name(item.reference, item.output.mime_type if item.output else None)
+        if item.output is not None:
+            yield item, path
 
 
 def batch(
@@ -125,15 +133,14 @@ def batch(
     on_file: Callable[[FileResult], object] | None,
 ) -> Report:
     """Download every item with an output, `concurrency` at a time (never more than a few pages of
-    items held in memory)."""
+    items held in memory). `items` are all the batch's items, in order, whatever their status."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
 
-    def one(item: Item) -> FileResult:
+    def one(item: Item, path: Path) -> FileResult:
         assert item.output is not None
-        path = out_dir / file_name(item.reference, item.output.mime_type)
         try:
-            _, known = _result(item, out_dir)
+            known = _known(item, path)
             if known is not None:
                 return known
             fetch(transport, item.output.url, path, item.output.sha256)
@@ -151,10 +158,8 @@ def batch(
     pool = ThreadPoolExecutor(max_workers=concurrency)
     try:
         running: set[Future[FileResult]] = set()
-        for item in items:
-            if item.output is None:
-                continue
-            running.add(pool.submit(one, item))
+        for item, path in _named(items, out_dir):
+            running.add(pool.submit(one, item, path))
             if len(running) >= 4 * concurrency:
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 done(finished)
@@ -198,12 +203,11 @@ async def batch_async(
     out_dir.mkdir(parents=True, exist_ok=True)
     report, gate = Report(), asyncio.Semaphore(concurrency)
 
-    async def one(item: Item) -> None:
+    async def one(item: Item, path: Path) -> None:
         async with gate:
             assert item.output is not None
-            path = out_dir / file_name(item.reference, item.output.mime_type)
             try:
-                _, result = _result(item, out_dir)
+                result = _known(item, path)
                 if result is None:
                     await fetch_async(transport, item.output.url, path, item.output.sha256)
                     result = FileResult(item.reference, path, "downloaded")
@@ -214,10 +218,12 @@ async def batch_async(
                 on_file(result)
 
     tasks: set[asyncio.Task[None]] = set()
+    names = FileNames()
     async for item in items:
+        path = out_dir / names.name(item.reference, item.output.mime_type if item.output else None)
         if item.output is None:
             continue
-        tasks.add(asyncio.create_task(one(item)))
+        tasks.add(asyncio.create_task(one(item, path)))
         if len(tasks) >= 4 * concurrency:
             finished, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in finished:

@@ -61,10 +61,35 @@ def sha256_of(path: Path) -> str:
 def file_name(reference: str, mime_type: str) -> str:
     """A batch item's file: its reference, made safe for any file system (a reference that had to
     change gets a short hash of itself, so two references never share a file)."""
+    return _stem(reference) + EXTENSIONS.get(mime_type, ".bin")
+
+
+def _stem(reference: str) -> str:
     safe = _SAFE.sub("_", reference).strip("._") or "item"
-    if safe != reference:
-        safe = f"{safe[:100]}-{hashlib.sha1(reference.encode()).hexdigest()[:8]}"  # noqa: S324 (a name, not a secret)
-    return safe + EXTENSIONS.get(mime_type, ".bin")
+    return safe if safe == reference else _hashed(safe, reference)
+
+
+def _hashed(stem: str, reference: str) -> str:
+    return f"{stem[:100]}-{hashlib.sha1(reference.encode()).hexdigest()[:8]}"  # noqa: S324 (a name, not a secret)
+
+
+class FileNames:
+    """The files of one batch download, given in item order (every item, with an output or not).
+
+    macOS and Windows file systems ignore case, so `Kitchen` and `kitchen` would share a file: the
+    later item's name gets a short hash of its reference. Every item reserves its name, whatever
+    its status, so a rerun after a retry names each file as the first run did."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, str] = {}
+
+    def name(self, reference: str, mime_type: str | None) -> str:
+        """The item's file name (its extension from `mime_type`, `.bin` when unknown)."""
+        stem = _stem(reference)
+        if self._owners.setdefault(stem.casefold(), reference) != reference:
+            stem = _hashed(stem, reference)
+            self._owners.setdefault(stem.casefold(), reference)
+        return stem + EXTENSIONS.get(mime_type or "", ".bin")
 
 
 def read_items(path: Path) -> list[dict[str, Any]]:

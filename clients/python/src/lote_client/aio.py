@@ -278,7 +278,7 @@ class AsyncBatches:
         on_file: Callable[[_download.FileResult], object] | None = None,
     ) -> _download.Report:
         """See `Lote.batches.download`."""
-        items = self.iter_items(batch_id, status="succeeded")
+        items = self.iter_items(batch_id)  # all of them: each reserves its file name (FileNames)
         return await _download.batch_async(self._t, items, Path(out_dir), concurrency, on_file)
 
     async def list(self, status: str | None = None) -> AsyncIterator[BatchSummary]:

@@ -156,9 +156,11 @@ class Batches:
         concurrency: int = 16,
         on_file: Callable[[_download.FileResult], object] | None = None,
     ) -> _download.Report:
-        """Every succeeded item's image into `out_dir`, named by its reference; files already there with
-        the right SHA-256 are skipped (so a rerun resumes); failures are reported, not raised."""
-        items = self.iter_items(batch_id, status="succeeded")
+        """Every succeeded item's image into `out_dir`, named by its reference (made safe; a later
+        reference differing only in case gets a short hash, for case-insensitive file systems); files
+        already there with the right SHA-256 are skipped (so a rerun resumes); failures are reported,
+        not raised."""
+        items = self.iter_items(batch_id)  # all of them: each reserves its file name (FileNames)
         return _download.batch(self._t, items, Path(out_dir), concurrency, on_file)
 
 
