@@ -166,9 +166,13 @@ def answers(url: str) -> bool:
 class DroppingProxy:
     """An HTTP proxy to `upstream` that forwards every request, but for the first `drops` requests
     that `match` it reads the upstream's answer and then closes the client's connection without
-    a byte: the server did the work and the client never heard (a connection lost on the way back)."""
+    a byte: the server did the work and the client never heard (a connection lost on the way back).
+    With `cut_at`, the answer's headers and its first `cut_at` bytes get through (a stream broken
+    midway)."""
 
-    def __init__(self, upstream: str, match: Callable[[str, str], bool], drops: int = 1) -> None:
+    def __init__(
+        self, upstream: str, match: Callable[[str, str], bool], drops: int = 1, cut_at: int | None = None
+    ) -> None:
         import http.client
         from urllib.parse import urlsplit
 
@@ -190,17 +194,19 @@ class DroppingProxy:
                 payload = answer.read()
                 connection.close()
                 proxy.forwarded.append(f"{self.command} {self.path} {answer.status}")
-                if match(self.command, self.path) and len(proxy.dropped) < drops:
+                cut = match(self.command, self.path) and len(proxy.dropped) < drops
+                if cut:
                     proxy.dropped.append(f"{self.command} {self.path} {answer.status}")
-                    self.close_connection = True  # nothing written: the client sees the connection end
-                    return
+                    self.close_connection = True  # the client sees the connection end
+                    if cut_at is None:
+                        return  # nothing written
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
                     if name.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(payload[:cut_at] if cut else payload)
 
             do_GET = do_POST = do_PUT = _relay
 

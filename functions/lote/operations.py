@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from lote.access.schemas import ClientToken, ClientTokenRequest, RevokedToken
 from lote.batches.schemas import (
+    MAX_MANIFEST_ITEMS,
     Batch,
     BatchAccepted,
     BatchPage,
@@ -60,6 +61,9 @@ KEY = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "str
 TOKEN = {"name": "page_token", "in": "query", "required": False,
          "schema": {"type": "string", "minLength": 1, "maxLength": 200},
          "description": "`next_page_token` of the previous page; other values are refused."}  # fmt: skip
+FROM_INDEX = {"name": "from_index", "in": "query", "required": False,
+              "schema": {"type": "integer", "minimum": 0, "maximum": MAX_MANIFEST_ITEMS, "default": 0},
+              "description": "Start at the item with this `index` (to resume a stream)."}  # fmt: skip
 PAGE_SIZE = {"name": "page_size", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}  # fmt: skip
 
@@ -169,7 +173,8 @@ OPERATIONS: list[Operation] = [
               ItemsPage, params=[BATCH, status_param(ITEM_STATUSES), TOKEN, PAGE_SIZE], errors=(400, 404),
               scopes=("batches:read",)),
     Operation("get", "/v1/batches/{batch_id}/results.jsonl", "getBatchResults", "Every item as JSON lines",
-              "200", params=[BATCH], errors=(404,), media="application/jsonl", scopes=("batches:read",)),
+              "200", params=[BATCH, FROM_INDEX], errors=(400, 404), media="application/jsonl",
+              scopes=("batches:read",)),
     Operation("post", "/v1/batches/{batch_id}/retry", "retryBatch", "Retry failed items", "200", RetryAnswer,
               RetryRequest, [BATCH], (*BODY, 402, 404, 409), body_required=False, scopes=("batches:write",)),
     Operation("post", "/v1/batches/{batch_id}/cancel", "cancelBatch", "Cancel a batch", "200", CancelAnswer,

@@ -82,6 +82,11 @@ def test_a_small_batch_end_to_end(tenant):
         for line in tenant.get(f"/v1/batches/{accepted['id']}/results.jsonl").text.splitlines()
     ]
     assert [line["index"] for line in lines] == list(range(7))
+    tail = tenant.get(f"/v1/batches/{accepted['id']}/results.jsonl?from_index=5").text.splitlines()
+    assert [json.loads(line)["index"] for line in tail] == [5, 6]
+    for bad in ("-1", "x", "100001"):
+        refused = tenant.get(f"/v1/batches/{accepted['id']}/results.jsonl?from_index={bad}")
+        assert refused.status_code == 400 and refused.json()["error"]["details"]["field"] == "from_index"
     image = tenant.get(lines[3]["output"]["url"].removeprefix(tenant.base))
     assert image.status_code == 302
     assert requests.get(image.headers["Location"], timeout=10).content[:4] == b"\x89PNG"

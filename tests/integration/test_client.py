@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud.firestore import FieldFilter
@@ -95,6 +96,7 @@ def test_a_batch_is_followed_listed_streamed_and_downloaded_resumably(tenant: Te
         assert len(list(lote.batches.iter_items(accepted.id, page_size=5))) == 13  # three pages
         rows = list(lote.batches.results(accepted.id))
         assert [r["reference"] for r in rows] == [i["reference"] for i in items]
+        assert _results_through_a_broken_stream(tenant, accepted.id) == rows
         out = tmp_path / "out"
         first = lote.batches.download(accepted.id, out, concurrency=4)
         assert (first.downloaded, first.skipped, first.failed) == (12, 0, [])
@@ -111,6 +113,29 @@ def test_a_batch_is_followed_listed_streamed_and_downloaded_resumably(tenant: Te
         assert lote.batches.retry(accepted.id, include_permanent=True) == 1
         assert accepted.id in {b.id for b in lote.batches.list()}
         lote.batches.wait(accepted.id, timeout=60)
+
+
+def _results_through_a_broken_stream(tenant: Tenant, batch_id: str) -> list[dict[str, Any]]:
+    # The first answer breaks after four and a half lines: the client asks again from the fifth item
+    # (it used to count lines, which shift if the batch's items are still being created).
+    first = tenant.get(f"/v1/batches/{batch_id}/results.jsonl").content
+    cut_at = sum(len(line) + 1 for line in first.split(b"\n")[:4]) + 20
+    proxy = DroppingProxy(tenant.base, lambda method, path: "results.jsonl" in path, cut_at=cut_at)
+    try:
+        with _lote(tenant, proxy.url) as lote:
+            rows = list(lote.batches.results(batch_id))
+
+        async def streamed() -> list[dict[str, Any]]:
+            async with AsyncLote(tenant.api_key, base_url=proxy.url, retry=FAST) as lote:
+                return [row async for row in lote.batches.results(batch_id)]
+
+        proxy.dropped.clear()  # the async client's first answer breaks the same way
+        assert asyncio.run(streamed()) == rows
+    finally:
+        proxy.close()
+    resumed = [f for f in proxy.forwarded if "from_index" in f]
+    assert resumed == [f"GET /v1/batches/{batch_id}/results.jsonl?from_index=4 200"] * 2, proxy.forwarded
+    return rows
 
 
 def test_the_async_client_does_the_same_calls(tenant: Tenant, tmp_path: Path):

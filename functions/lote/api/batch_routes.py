@@ -59,7 +59,7 @@ def register(app: flask.Flask) -> None:
     @app.get("/v1/batches/<batch_id>/results.jsonl")
     def batch_results(batch_id: str) -> flask.Response:
         services, caller = authenticated()
-        lines = batch_views.results(services, caller, batch_id)
+        lines = batch_views.results(services, caller, batch_id, _int_arg("from_index", 0))
         return flask.Response(lines, mimetype="application/jsonl")
 
     @app.post("/v1/batches/<batch_id>/retry")

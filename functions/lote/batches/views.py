@@ -9,7 +9,7 @@ from typing import Any
 
 from lote import ids
 from lote.batches import fanout, progress, store
-from lote.batches.schemas import Batch, Item, ItemOutput, ItemsPage
+from lote.batches.schemas import MAX_MANIFEST_ITEMS, Batch, Item, ItemOutput, ItemsPage
 from lote.batches.service import owned
 from lote.dispatch import lanes
 from lote.dispatch import views as dispatch_views
@@ -89,12 +89,14 @@ def items(
     return ItemsPage(items=page, next_page_token=_token(page[-1].index) if len(page) == page_size else None)
 
 
-def results(services: Services, caller: Caller, batch_id: str) -> Iterator[bytes]:
-    """Every item as a JSON line, in input order (1,000 per query)."""
+def results(services: Services, caller: Caller, batch_id: str, from_index: int = 0) -> Iterator[bytes]:
+    """Every item as a JSON line, in input order (1,000 per query), from the item `from_index` on."""
+    if not 0 <= from_index <= MAX_MANIFEST_ITEMS:
+        raise InvalidRequest(f"from_index must be 0-{MAX_MANIFEST_ITEMS}", {"field": "from_index"})
     owned(services, caller, batch_id)
 
     def lines() -> Iterator[bytes]:
-        after = None
+        after = from_index - 1 if from_index else None
         while True:
             found = store.page_items(services.firestore.db, batch_id, None, 1000, after)
             for snapshot in found:

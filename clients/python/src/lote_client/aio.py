@@ -229,23 +229,22 @@ class AsyncBatches:
                 return
 
     async def results(self, batch_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Every item of results.jsonl, streamed; a broken stream resumes where it stopped."""
-        done = 0
+        """See `Lote.batches.results`."""
+        start = 0
+        url = f"{self._t.config.base_url}/v1/batches/{batch_id}/results.jsonl"
         for attempt in range(1, self._t.retry.attempts + 1):
-            url = f"{self._t.config.base_url}/v1/batches/{batch_id}/results.jsonl"
-            lines = 0
+            params = {"from_index": start} if start else None
+            headers = self._t.config.headers()
             try:
-                async with self._t.http.stream("GET", url, headers=self._t.config.headers()) as response:
+                async with self._t.http.stream("GET", url, params=params, headers=headers) as response:
                     if response.status_code >= 400:
                         await response.aread()
                         raise_for(response)
                     async for line in response.aiter_lines():
-                        if not line.strip():
-                            continue
-                        lines += 1
-                        if lines > done:
-                            done = lines
-                            yield json.loads(line)
+                        if line.strip():
+                            row = json.loads(line)
+                            start = int(row["index"]) + 1
+                            yield row
                 return
             except httpx.TransportError as exc:
                 if attempt == self._t.retry.attempts:

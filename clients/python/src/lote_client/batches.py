@@ -94,34 +94,30 @@ class Batches:
                 return
 
     def results(self, batch_id: str) -> Iterator[dict[str, Any]]:
-        """Every item of results.jsonl, streamed; a broken stream resumes where it stopped."""
-        done = 0
+        """Every item of results.jsonl, streamed; a broken stream resumes after the last item read
+        (`from_index`), so no item is yielded twice or skipped."""
+        start = 0
         for attempt in range(1, self._t.retry.attempts + 1):
             try:
-                yield from self._stream(batch_id, skip=done)
+                for row in self._stream(batch_id, start):
+                    start = int(row["index"]) + 1
+                    yield row
                 return
-            except _Broken as broken:
-                done = broken.lines
+            except httpx.TransportError as exc:
                 if attempt == self._t.retry.attempts:
-                    raise ConnectionFailed(0, "connection_failed", str(broken)) from None
+                    raise ConnectionFailed(0, "connection_failed", str(exc)) from None
                 time.sleep(self._t.retry.backoff(attempt))
 
-    def _stream(self, batch_id: str, skip: int) -> Iterator[dict[str, Any]]:
-        lines = 0
+    def _stream(self, batch_id: str, start: int) -> Iterator[dict[str, Any]]:
         url = f"{self._t.config.base_url}/v1/batches/{batch_id}/results.jsonl"
-        try:
-            with self._t.http.stream("GET", url, headers=self._t.config.headers()) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise_for(response)
-                for line in response.iter_lines():
-                    if not line.strip():
-                        continue
-                    lines += 1
-                    if lines > skip:
-                        yield json.loads(line)
-        except httpx.TransportError as exc:
-            raise _Broken(max(lines, skip), str(exc)) from exc
+        params = {"from_index": start} if start else None
+        with self._t.http.stream("GET", url, params=params, headers=self._t.config.headers()) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for(response)
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
 
     def cancel(self, batch_id: str) -> dict[str, Any]:
         """Cancel: queued items at once, running ones finish. {status, canceled, running}."""
@@ -162,9 +158,3 @@ class Batches:
         not raised."""
         items = self.iter_items(batch_id)  # all of them: each reserves its file name (FileNames)
         return _download.batch(self._t, items, Path(out_dir), concurrency, on_file)
-
-
-class _Broken(Exception):
-    def __init__(self, lines: int, reason: str) -> None:
-        super().__init__(reason)
-        self.lines = lines
