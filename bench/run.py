@@ -13,6 +13,7 @@ from bench import (
     dispatch_bench,
     generation_bench,
     machine,
+    memory_bench,
     quality_bench,
     stack_bench,
     web_bench,
@@ -30,10 +31,22 @@ SUITES = {
     "outage": dispatch_bench.run_outage,
     "web": web_bench.run,
     "quality": quality_bench.run,
+    "memory": memory_bench.run,
     "chaos": lambda: chaos_report.section(chaos.run(chaos.FULL)),
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
-DEFAULT = ["stack", "generation", "batch", "webhooks", "quota", "fairness", "outage", "web", "quality"]
+DEFAULT = [
+    "stack",
+    "generation",
+    "batch",
+    "webhooks",
+    "quota",
+    "fairness",
+    "outage",
+    "web",
+    "quality",
+    "memory",
+]
 
 
 def main() -> None:

@@ -6,7 +6,10 @@ import datetime as dt
 import io
 import ipaddress
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -62,6 +65,33 @@ def test_garbage_and_truncated_images_are_refused():
         with pytest.raises(images.InvalidImage) as caught:
             images.inspect(data)
         assert caught.value.code == "input_not_image"
+
+
+def test_a_photo_is_checked_whole_without_its_full_bitmap(tmp_path: Path):
+    # A 12-megapixel JPEG used to be decoded in full (36 MB per request in flight) only to prove it
+    # decodes; at 1/8 scale every byte is still read, so a truncated one is refused the same.
+    out = io.BytesIO()
+    Image.radial_gradient("L").resize((4000, 3000)).convert("RGB").save(out, format="JPEG", quality=90)
+    info = images.inspect(out.getvalue())
+    assert (info.mime_type, info.width, info.height) == ("image/jpeg", 4000, 3000)
+    with pytest.raises(images.InvalidImage) as caught:
+        images.inspect(out.getvalue()[: out.tell() * 3 // 4])
+    assert caught.value.code == "input_not_image"
+    # Pillow's bitmaps are not Python allocations: measure the high-water mark of a fresh process
+    # that only reads the file and checks it.
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(out.getvalue())
+    # (VmHWM, not ru_maxrss: Linux carries a parent's maxrss across fork and exec.)
+    probe = (
+        "import sys; from pathlib import Path; from lote import images\n"
+        "hwm = lambda: int(next(l for l in Path('/proc/self/status').read_text().splitlines()"
+        " if l.startswith('VmHWM')).split()[1])\n"
+        "data = Path(sys.argv[1]).read_bytes(); before = hwm(); images.inspect(data); print(hwm() - before)"
+    )
+    measured = subprocess.run(
+        [sys.executable, "-c", probe, photo], capture_output=True, text=True, check=True
+    )
+    assert int(measured.stdout) < 8_000, measured.stdout  # KiB; a full decode grows it by ~35,000
 
 
 def _services(**settings: object) -> Services:

@@ -27,3 +27,10 @@ def test_render_is_deterministic_in_every_format(mime: str):
     first = render("a house", [], "4:3", mime, 64)
     assert first == render("a house", [], "4:3", mime, 64)
     assert first[1:] == (64, 48)
+
+
+def test_grain_makes_a_deterministic_image_that_compresses_like_a_photo():
+    plain = render("a house", [], None, "image/png", 1024)[0]
+    grainy = render("a house", [], None, "image/png", 1024, grain=3)
+    assert grainy == render("a house", [], None, "image/png", 1024, grain=3)
+    assert len(plain) < 50_000 and 1_000_000 < len(grainy[0]) < 2_500_000  # Gemini's outputs are ~1.5 MB

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 from fractions import Fraction
 
 from PIL import Image, ImageDraw, ImageOps
@@ -34,8 +35,11 @@ def render(
     aspect_ratio: str | None,
     mime_type: str,
     long_edge: int,
+    grain: int = 0,
 ) -> tuple[bytes, int, int]:
-    """Encoded image bytes and their size; the same arguments always give the same bytes."""
+    """Encoded image bytes and their size; the same arguments always give the same bytes. `grain`
+    (percent) blends in noise, so the image compresses like a photograph: at 1024 px a PNG is
+    ~6 KiB without it and ~1.5 MB (Gemini's usual output) with 3."""
     digest = hashlib.sha256(prompt.encode())
     for data in inputs:
         digest.update(hashlib.sha256(data).digest())
@@ -54,6 +58,9 @@ def render(
     border = max(2, size[0] // 64)
     draw.rectangle((0, 0, size[0] - 1, size[1] - 1), outline=(seed[3], seed[4], seed[5]), width=border)
     draw.text((border * 2, border * 2), prompt[:60], fill=(255, 255, 255))
+    if grain > 0:
+        noise = random.Random(seed).randbytes(size[0] * size[1] * 3)  # noqa: S311 (deterministic, not a secret)
+        image = Image.blend(image, Image.frombytes("RGB", size, noise), min(grain, 100) / 100)
     out = io.BytesIO()
     image.save(out, format=FORMATS[mime_type])
     return out.getvalue(), size[0], size[1]
