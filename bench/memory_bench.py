@@ -23,6 +23,7 @@ from PIL import Image
 from bench import costs
 from bench.common import Bench, running
 from lote.batches import store as batch_store
+from lote.settings import Settings
 
 CONCURRENCY = costs.deployed().concurrency  # terraform/variables.tf (THREADS the same)
 LATENCY_MS = 8000
@@ -195,6 +196,9 @@ def section(results: list[Measured]) -> str:
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        f"Deployed: {memory_gib:g} GiB per worker instance.",
+        f"Deployed: {memory_gib:g} GiB per worker instance; its attempts may reserve "
+        f"{Settings(_env_file=None).worker_memory_budget_mb} MiB for their images (`LOTE_WORKER_MEMORY_BUDGET_MB`, "
+        "jobs/memory.py: each reserves 6 MiB and 5× its inputs' bytes before reading them, and waits, or gives its "
+        "job back uncounted, when that is more than is left).",
         "",
     ])  # fmt: skip

@@ -30,6 +30,11 @@ locals {
     manifests = { name = "${var.project_id}-${local.p}-manifests", days = var.manifest_retention_days }
   }
   queues = module.config.queues
+  # The worker's attempts reserve memory for their images (functions/lote/jobs/memory.py): all of the
+  # instance's but 600 MiB, kept for the runtime and the allocator's slack (bench/RESULTS.md).
+  worker_memory_mib = (endswith(var.functions["worker"].memory, "Gi")
+    ? tonumber(trimsuffix(var.functions["worker"].memory, "Gi")) * 1024
+  : tonumber(trimsuffix(var.functions["worker"].memory, "Mi")))
 
   # What every function reads (lote/settings.py); secrets are wired per function in functions.tf.
   common_env = {
@@ -60,5 +65,6 @@ locals {
     LOTE_CREDIT_PACKS             = jsonencode(var.credit_packs)
     LOTE_CHECKOUT_SUCCESS_URL     = var.checkout_success_url
     LOTE_CHECKOUT_CANCEL_URL      = var.checkout_cancel_url
+    LOTE_WORKER_MEMORY_BUDGET_MB  = tostring(max(64, local.worker_memory_mib - 600))
   }
 }

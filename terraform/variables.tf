@@ -41,15 +41,20 @@ variable "functions" {
   }))
   description = "Scaling of each function: instances, request concurrency (THREADS matches it), memory and vCPU."
   # The worker's concurrency is derived in bench/RESULTS.md ("Batches"): the fewest requests per instance
-  # that keep infrastructure at or under $0.01 per 1,000 images, and CPU under 25% of the vCPU.
+  # that keep infrastructure at or under $0.01 per 1,000 images, and CPU under 25% of the vCPU. Its memory
+  # too ("The worker's memory"): 64 requests with one listing photo each peaked at 1.3 GiB.
   default = {
     api            = { min_instances = 0, max_instances = 20, concurrency = 40, memory = "1Gi", cpu = "1" }
-    worker         = { min_instances = 0, max_instances = 50, concurrency = 64, memory = "1Gi", cpu = "1" }
+    worker         = { min_instances = 0, max_instances = 50, concurrency = 64, memory = "2Gi", cpu = "1" }
     stripe_webhook = { min_instances = 0, max_instances = 5, concurrency = 20, memory = "512Mi", cpu = "1" }
   }
   validation {
     condition     = alltrue([for f in values(var.functions) : f.concurrency >= 2 && f.max_instances >= f.min_instances])
     error_message = "Each function needs concurrency of at least 2 and max_instances >= min_instances."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : can(regex("^[0-9]+(Mi|Gi)$", f.memory))])
+    error_message = "Each function's memory is a whole number of Mi or Gi, such as 512Mi or 2Gi."
   }
 }
 

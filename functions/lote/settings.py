@@ -249,6 +249,16 @@ class Settings(BaseSettings):
         "gemini-2.5-flash", description="The vision model that analyzes inputs and verifies outputs."
     )
     model_timeout_s: float = Field(120.0, gt=0, description="Timeout of one model call.")
+    worker_memory_budget_mb: int = Field(
+        1400,
+        ge=64,
+        description="MiB the worker's attempts in flight may reserve for their images (jobs/memory.py): "
+        "about the instance's memory less 600 (2 GiB deployed).",
+        json_schema_extra=DEPLOY,
+    )
+    worker_memory_wait_s: float = Field(
+        20.0, ge=0, le=300, description="Seconds an attempt waits for memory before giving its job back."
+    )
 
     @model_validator(mode="after")
     def _token_keys_are_long(self) -> Settings:

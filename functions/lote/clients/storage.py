@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lote.clients.lazy import Lazy
@@ -58,13 +59,18 @@ class StorageClient:
             return False
         return True
 
-    def read(self, bucket: str, name: str, max_bytes: int) -> bytes | None:
-        """An object's bytes (None if missing); ObjectTooLarge past `max_bytes`."""
+    def read(
+        self, bucket: str, name: str, max_bytes: int, before: Callable[[int], None] | None = None
+    ) -> bytes | None:
+        """An object's bytes (None if missing); ObjectTooLarge past `max_bytes`. `before(size)` is
+        called once the size is known, before the download (the worker reserves memory there)."""
         blob = self.client.bucket(bucket).get_blob(name)
         if blob is None:
             return None
         if (blob.size or 0) > max_bytes:
             raise ObjectTooLarge(f"gs://{bucket}/{name} is {blob.size} bytes; the limit is {max_bytes}")
+        if before is not None:
+            before(blob.size or 0)
         data: bytes = blob.download_as_bytes()
         return data
 

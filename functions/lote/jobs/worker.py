@@ -17,7 +17,7 @@ from lote.clients.storage import ObjectTooLarge
 from lote.dispatch import lanes, share, state
 from lote.dispatch import service as dispatch
 from lote.dispatch.state import Outcome
-from lote.jobs import attempts, inputs, outputs, recovery, store
+from lote.jobs import attempts, inputs, memory, outputs, recovery, store
 from lote.jobs import service as jobs
 from lote.leases import ClaimKind
 from lote.quality import pipeline
@@ -29,20 +29,20 @@ from lote.webhooks import service as webhooks
 log = logging.getLogger("lote.worker")
 
 
-def _load_inputs(services: Services, job: dict[str, Any]) -> list[tuple[bytes, str]]:
-    """Every input's bytes, proven to be an image."""
+def _load_inputs(services: Services, job: dict[str, Any], held: memory.Hold) -> list[tuple[bytes, str]]:
+    """Every input's bytes, proven to be an image; each reserves its memory before it is read."""
     loaded = []
     for uri in job.get("inputs") or []:
         if uri.startswith("gs://"):
             bucket, name = inputs.parse_gs(uri)
             try:
-                data = services.storage.read(bucket, name, images.MAX_INPUT_BYTES)
+                data = services.storage.read(bucket, name, images.MAX_INPUT_BYTES, held.input)
             except ObjectTooLarge as exc:
                 raise inputs.InputError("input_too_large", str(exc)) from None
             if data is None:
                 raise inputs.InputError("input_not_found", f"{uri} does not exist")
         else:
-            data = inputs.fetch(uri, inputs.FetchPolicy())
+            data = inputs.fetch(uri, inputs.FetchPolicy(), held.input)
         info = inputs.inspect_input(data, uri)
         loaded.append((data, info.mime_type))
     return loaded
@@ -60,12 +60,28 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
             429, {"result": "busy", "reason": claim.reason}, {"Retry-After": str(claim.retry_after)}
         )
     job, began = claim.doc, time.monotonic()
-    attempt = int(job["attempts"])
+    s = services.settings
+    # Waiting must leave the lease room for a model call (the attempt's first step always runs).
+    wait_s = max(0.0, min(s.worker_memory_wait_s, s.task_dispatch_deadline_s - s.model_timeout_s - 5))
+    try:
+        with memory.hold(s.worker_memory_budget_mb * 1024 * 1024, wait_s) as held:
+            return _attempt(services, job_id, job, retry_count, began, held)
+    except memory.MemoryBusy as exc:
+        # Nothing was called: the dispatcher's measures must not count this attempt.
+        log.info("job %s: %s", job_id, exc.message)
+        return _defer(services, job_id, int(job["attempts"]), job, lambda _b, _w: None, None, 1.0)
+
+
+def _attempt(
+    services: Services, job_id: str, job: dict[str, Any], retry_count: int, began: float, held: memory.Hold
+) -> Answer:
+    """The claimed attempt: its inputs, the image (through the pipeline), and how it ended."""
     from google.api_core.exceptions import GoogleAPICallError
     from requests import RequestException
 
+    db, attempt = services.firestore.db, int(job["attempts"])
     try:
-        loaded = _load_inputs(services, job)
+        loaded = _load_inputs(services, job, held)
     except inputs.InputError as exc:
         return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, exc.retryable)
     except (GoogleAPICallError, RequestException) as exc:

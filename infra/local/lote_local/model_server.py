@@ -205,7 +205,11 @@ class _Handler(BaseHTTPRequestHandler):
             seen = self.server.seen[key]
         if fault and "times" in knobs and seen > int(knobs["times"]):
             fault = ""
-        time.sleep(int(knobs.get("latency", defaults.latency_ms)) / 1000)
+        self._waiting(run, +1)
+        try:
+            time.sleep(int(knobs.get("latency", defaults.latency_ms)) / 1000)
+        finally:
+            self._waiting(run, -1)
         if time.time() < self.server.outage_until:
             fault = "503"  # the model is down for everyone
         with self.server.lock:
@@ -255,6 +259,15 @@ class _Handler(BaseHTTPRequestHandler):
             verdict = action if action in ("fail", "unsuitable", "furnished") else ""
             body = json.dumps(text_model.answer(schema, images, verdict, knobs.get("seen", "")))
             self._json(200, text_response(model, body, prompt, images))
+
+    def _waiting(self, run: str | None, change: int) -> None:
+        """Count a run's image calls in flight, and the most there ever were (`in_flight_max:run=…`)."""
+        if run:
+            with self.server.lock:
+                stats = self.server.stats
+                stats[f"in_flight:run={run}"] += change
+                stats[f"in_flight_max:run={run}"] = max(stats[f"in_flight_max:run={run}"],
+                                                        stats[f"in_flight:run={run}"])  # fmt: skip
 
     def _image_response(
         self, model: str, request: dict[str, Any], prompt: str, images: list[bytes]
