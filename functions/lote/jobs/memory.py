@@ -1,11 +1,13 @@
-"""The worker's memory budget: an attempt reserves what its images will cost before it holds them,
-so a burst of large inputs waits its turn instead of running the instance out of memory.
+"""The worker's memory budget: an attempt reserves what its images may cost before it holds any of
+them, so a burst of large inputs waits its turn instead of running the instance out of memory.
 
 A request in flight holds its input bytes, the model call's base64 JSON of them (the client makes
-three copies: bench/RESULTS.md, "The worker's memory"), and the answer's image. An attempt reserves
-OUTPUT_BYTES when it starts and INPUT_FACTOR × each input's size before reading it (the object's
-size, or the URL's Content-Length, or the most an input may be). An attempt that cannot reserve
-within its wait gives the job back to the queue, uncounted (worker._defer), holding nothing.
+three copies: bench/RESULTS.md, "The worker's memory"), and the answer's image. An attempt reserves,
+all at once, OUTPUT_BYTES and INPUT_FACTOR × the most each of its inputs may be; as each input's size
+becomes known (the object's size, the URL's Content-Length) it gives back what it will not use.
+Reserving all at once, never piece by piece, is what keeps attempts from each holding part of the
+budget while waiting for more (the first version did, and a batch of four-photo items livelocked).
+An attempt that cannot reserve within its wait gives its job back to the queue, uncounted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from lote.errors import LoteError
+from lote.images import MAX_INPUT_BYTES
 
 INPUT_FACTOR = 5  # the bytes, and the model call's three copies of their base64
 OUTPUT_BYTES = 6 * 1024 * 1024  # the answer's JSON and its image (Gemini's are ~1.5 MB)
@@ -57,21 +60,19 @@ class Budget:
 
 
 class Hold:
-    """One attempt's reservations, returned together when it ends."""
+    """One attempt's reservation: taken whole, given back as it turns out smaller, and returned
+    entirely when the attempt ends."""
 
-    def __init__(self, budget: Budget, wait_s: float) -> None:
+    def __init__(self, budget: Budget) -> None:
         self._budget = budget
-        self._deadline = time.monotonic() + wait_s
         self.held = 0
 
-    def add(self, size: int) -> None:
-        """Reserve `size` more bytes within what is left of the attempt's wait."""
-        self._budget.take(size, max(0.0, self._deadline - time.monotonic()))
-        self.held += size
-
     def input(self, size: int) -> None:
-        """Before reading an input of `size` bytes: what holding it costs."""
-        self.add(INPUT_FACTOR * size)
+        """Before reading an input of `size` bytes: give back what was reserved beyond it."""
+        spare = INPUT_FACTOR * max(0, MAX_INPUT_BYTES - size)
+        if spare:
+            self._budget.give(spare)
+            self.held -= spare
 
 
 _BUDGETS: dict[int, Budget] = {}
@@ -84,14 +85,20 @@ def budget(limit: int) -> Budget:
         return _BUDGETS.setdefault(limit, Budget(limit))
 
 
+def worst_case(inputs: int) -> int:
+    """What an attempt with `inputs` input images reserves before it knows their sizes."""
+    return OUTPUT_BYTES + inputs * INPUT_FACTOR * MAX_INPUT_BYTES
+
+
 @contextmanager
-def hold(limit: int, wait_s: float) -> Iterator[Hold]:
-    """An attempt's reservations against the process's budget, OUTPUT_BYTES taken at once; all
-    returned when the block ends."""
-    held = Hold(budget(limit), wait_s)
+def hold(limit: int, inputs: int, wait_s: float) -> Iterator[Hold]:
+    """An attempt's reservation against the process's budget, for `inputs` images of any size;
+    MemoryBusy when it does not fit within `wait_s`. All of it is returned when the block ends."""
+    shared = budget(limit)
+    shared.take(worst_case(inputs), wait_s)
+    held = Hold(shared)
+    held.held = worst_case(inputs)
     try:
-        held.add(OUTPUT_BYTES)
         yield held
     finally:
-        if held.held:
-            budget(limit).give(held.held)
+        shared.give(held.held)

@@ -64,7 +64,8 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
     # Waiting must leave the lease room for a model call (the attempt's first step always runs).
     wait_s = max(0.0, min(s.worker_memory_wait_s, s.task_dispatch_deadline_s - s.model_timeout_s - 5))
     try:
-        with memory.hold(s.worker_memory_budget_mb * 1024 * 1024, wait_s) as held:
+        limit, count = s.worker_memory_budget_mb * 1024 * 1024, len(job.get("inputs") or [])
+        with memory.hold(limit, count, wait_s) as held:
             return _attempt(services, job_id, job, retry_count, began, held)
     except memory.MemoryBusy as exc:
         # Nothing was called: the dispatcher's measures must not count this attempt.
