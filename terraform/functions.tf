@@ -48,7 +48,7 @@ resource "google_cloudfunctions2_function" "fn" {
     ingress_settings                 = each.value.ingress
     service_account_email            = google_service_account.fn[each.key].email
     all_traffic_on_latest_revision   = true
-    environment_variables = merge(local.common_env, {
+    environment_variables = merge(local.common_env, local.malloc_env, {
       # functions-framework serves as many requests at once as it has threads.
       THREADS = tostring(var.functions[each.key].concurrency)
     })

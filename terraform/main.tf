@@ -36,6 +36,14 @@ locals {
     ? tonumber(trimsuffix(var.functions["worker"].memory, "Gi")) * 1024
   : tonumber(trimsuffix(var.functions["worker"].memory, "Mi")))
 
+  # glibc's allocator, read at process start: buffers of 1 MiB or more (images, their base64) are mapped
+  # and unmapped, not kept in per-thread arenas. With its defaults the worker's heaviest requests held
+  # 3.3 GiB at their peak, with these 1.4 GiB (bench/RESULTS.md, "The worker's memory").
+  malloc_env = {
+    MALLOC_MMAP_THRESHOLD_ = "1048576"
+    MALLOC_ARENA_MAX       = "2"
+  }
+
   # What every function reads (lote/settings.py); secrets are wired per function in functions.tf.
   common_env = {
     LOTE_MODE                     = "production"

@@ -21,7 +21,9 @@ from lote.services import Services
 from lote_local.stack import Stack
 from tests.integration.conftest import Tenant
 
-BUDGET_MB = 64  # an attempt reserves 56 MiB for a photo of any size, then keeps 20 for its 2.8 MB: two never fit
+BUDGET_MB = (
+    64  # an attempt reserves 56 MiB for a photo of any size, then keeps 20 for its 2.8 MB: two never fit
+)
 
 
 def _photo() -> bytes:

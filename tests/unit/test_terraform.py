@@ -312,3 +312,11 @@ def test_alert_queries_name_log_metrics_the_way_promql_maps_them_and_survive_emp
     assert 'replace(name, "/[^A-Za-z0-9_]/", "_")' in text
     queries = re.findall(r'query\s*=\s*"([^"]*)"', text)
     assert queries and all(q.count("sum(") == 1 for q in queries)  # one metric per condition
+
+
+def test_the_functions_run_with_the_allocator_settings_the_local_stack_measures():
+    from lote_local.stack import MALLOC_ENV
+
+    assert {k: unquote(v) for k, v in local("malloc_env").items()} == MALLOC_ENV
+    service = resources("google_cloudfunctions2_function")["fn"]["service_config"][0]
+    assert "local.malloc_env" in service["environment_variables"]

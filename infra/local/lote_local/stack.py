@@ -19,6 +19,9 @@ from lote_local.processes import Service, StackError, Supervisor
 
 HOST = "127.0.0.1"
 # What the offline Stripe charges for each default credit pack, in cents.
+# As deployed (terraform/main.tf, local.malloc_env): large buffers mapped and unmapped by glibc, two
+# arenas; the worker's memory measured locally (bench/memory_bench.py) is then what Cloud Run sees.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_ARENA_MAX": "2"}
 LOCAL_PACK_PRICES = {"credits_100": 500, "credits_1000": 4000, "credits_10000": 30000}
 
 
@@ -147,7 +150,7 @@ class Stack:
     def _functions(self) -> list[Service]:
         c = self.config
         framework = str(Path(sys.executable).parent / "functions-framework")
-        env = {**self.env(), "THREADS": str(c.function_threads), "PYTHONUNBUFFERED": "1"}
+        env = {**self.env(), **MALLOC_ENV, "THREADS": str(c.function_threads), "PYTHONUNBUFFERED": "1"}
         source = str(REPO_ROOT / "functions" / "main.py")
         ports = {"api": c.api_port, "worker": c.worker_port, "stripe_webhook": c.stripe_webhook_port}
         return [
