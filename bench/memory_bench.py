@@ -192,13 +192,14 @@ def section(results: list[Measured]) -> str:
         f"(so {CONCURRENCY} requests are in flight at once), 1024 px PNG outputs with grain {GRAIN} (Gemini-sized). "
         "Resident memory of the worker's process group, sampled every 50 ms, MiB:",
         "",
-        "| case | idle | median while busy | peak | per request in flight | succeeded |",
+        "| case | idle | median while busy | peak | (peak − idle) / 64 | succeeded |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
         f"Deployed: {memory_gib:g} GiB per worker instance; its attempts may reserve "
         f"{Settings(_env_file=None).worker_memory_budget_mb} MiB for their images (`LOTE_WORKER_MEMORY_BUDGET_MB`, "
-        "jobs/memory.py: each reserves 6 MiB and 5× its inputs' bytes before reading them, and waits, or gives its "
-        "job back uncounted, when that is more than is left).",
+        "jobs/memory.py: each reserves 6 MiB and 5 × 10 MiB per input before reading any, gives back what its inputs' "
+        "sizes leave unused, and waits, or gives its job back uncounted, when there is no room; so the heaviest requests "
+        "run a few at a time). Functions run with `MALLOC_MMAP_THRESHOLD_=1048576` and `MALLOC_ARENA_MAX=2`.",
         "",
     ])  # fmt: skip
