@@ -60,18 +60,19 @@ class StorageClient:
         return True
 
     def read(
-        self, bucket: str, name: str, max_bytes: int, before: Callable[[int], None] | None = None
+        self, bucket: str, name: str, max_bytes: int, after: Callable[[int], None] | None = None
     ) -> bytes | None:
-        """An object's bytes (None if missing); ObjectTooLarge past `max_bytes`. `before(size)` is
-        called once the size is known, before the download (the worker reserves memory there)."""
+        """An object's bytes as stored (None if missing); ObjectTooLarge past `max_bytes`. `after(n)`
+        is told how many bytes were read (the worker gives back memory it reserved for more)."""
         blob = self.client.bucket(bucket).get_blob(name)
         if blob is None:
             return None
         if (blob.size or 0) > max_bytes:
             raise ObjectTooLarge(f"gs://{bucket}/{name} is {blob.size} bytes; the limit is {max_bytes}")
-        if before is not None:
-            before(blob.size or 0)
-        data: bytes = blob.download_as_bytes()
+        # Raw: an object stored gzip-encoded is not inflated here (nor by GCS), so its size is the bound.
+        data: bytes = blob.download_as_bytes(raw_download=True)
+        if after is not None:
+            after(len(data))
         return data
 
     def read_range(self, bucket: str, name: str, start: int, end: int) -> bytes:

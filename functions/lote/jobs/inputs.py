@@ -49,9 +49,9 @@ def _resolve(host: str, port: int, policy: FetchPolicy) -> str:
     return str(addresses[0])
 
 
-def fetch(url: str, policy: FetchPolicy, before: Callable[[int], None] | None = None) -> bytes:
+def fetch(url: str, policy: FetchPolicy, after: Callable[[int], None] | None = None) -> bytes:
     """GET an image URL, pinned to the checked address so DNS cannot be rebound in between.
-    `before(size)` is called before the body is read: its Content-Length, or the most it may be."""
+    `after(n)` is told how many bytes the body was (not what its headers claimed)."""
     import urllib3
 
     deadline = time.monotonic() + policy.timeout_s
@@ -79,8 +79,6 @@ def fetch(url: str, policy: FetchPolicy, before: Callable[[int], None] | None = 
                     retryable = response.status == 429 or response.status >= 500
                     code = "input_not_found" if response.status in (404, 410) else "input_fetch_failed"
                     raise InputError(code, f"GET {url} answered {response.status}", retryable=retryable)
-                if before is not None:
-                    before(_expected_size(response.headers.get("Content-Length"), policy.max_bytes))
                 data = response.read(policy.max_bytes + 1)
             finally:
                 response.release_conn()
@@ -90,13 +88,10 @@ def fetch(url: str, policy: FetchPolicy, before: Callable[[int], None] | None = 
             pool.close()
         if len(data) > policy.max_bytes:
             raise InputError("input_too_large", f"{url} is larger than {policy.max_bytes} bytes")
+        if after is not None:
+            after(len(data))
         return data
     raise InputError("input_fetch_failed", f"more than {policy.max_redirects} redirects from {url}")
-
-
-def _expected_size(length: str | None, most: int) -> int:
-    """What a body will be: its declared length when that is a number within `most`, else `most`."""
-    return int(length) if length is not None and length.isdigit() and int(length) <= most else most
 
 
 def parse_gs(uri: str) -> tuple[str, str]:

@@ -3,8 +3,8 @@ them, so a burst of large inputs waits its turn instead of running the instance 
 
 A request in flight holds its input bytes, the model call's base64 JSON of them (the client makes
 three copies: bench/RESULTS.md, "The worker's memory"), and the answer's image. An attempt reserves,
-all at once, OUTPUT_BYTES and INPUT_FACTOR × the most each of its inputs may be; as each input's size
-becomes known (the object's size, the URL's Content-Length) it gives back what it will not use.
+all at once, OUTPUT_BYTES and INPUT_FACTOR × the most each of its inputs may be; once each input is
+read it gives back what that input did not need (by the bytes read, never by what headers claimed).
 Reserving all at once, never piece by piece, is what keeps attempts from each holding part of the
 budget while waiting for more (the first version did, and a batch of four-photo items livelocked).
 An attempt that cannot reserve within its wait gives its job back to the queue, uncounted.
@@ -68,7 +68,7 @@ class Hold:
         self.held = 0
 
     def input(self, size: int) -> None:
-        """Before reading an input of `size` bytes: give back what was reserved beyond it."""
+        """An input of `size` bytes was read: give back what was reserved beyond it."""
         spare = INPUT_FACTOR * max(0, MAX_INPUT_BYTES - size)
         if spare:
             self._budget.give(spare)

@@ -30,7 +30,8 @@ log = logging.getLogger("lote.worker")
 
 
 def _load_inputs(services: Services, job: dict[str, Any], held: memory.Hold) -> list[tuple[bytes, str]]:
-    """Every input's bytes, proven to be an image; each reserves its memory before it is read."""
+    """Every input's bytes, proven to be an image; what each did not need of the attempt's memory
+    reservation is given back as soon as it is read."""
     loaded = []
     for uri in job.get("inputs") or []:
         if uri.startswith("gs://"):
