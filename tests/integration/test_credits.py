@@ -151,3 +151,51 @@ def test_retrying_failed_items_charges_them_again_and_refunds_what_fails_again(
     assert _balance(services, tenant.tenant_id) == 93  # charged 3 again, refunded 3 again
     reasons = Counter(e["reason"] for e in _ledger(services, tenant.tenant_id))
     assert reasons == {"grant": 1, "debit": 2, "refund": 2}
+
+
+def test_a_refund_that_keeps_losing_to_a_busy_tenant_is_committed_under_a_lock(
+    new_tenant, services: Services, caplog
+):
+    # Optimistic, the refund's write of the balance lost every race to the tenant's other writes (a
+    # stream of admissions) and the finish gave up: the job sat running until its lease expired.
+    import datetime as dt
+    import logging
+
+    from google.cloud.firestore import Increment
+
+    from lote import ids
+    from lote.jobs import service as jobs
+    from lote.jobs import store
+    from lote.jobs.schemas import GenerationRequest
+
+    tenant = new_tenant(credits=10)
+    db = services.firestore.db
+    job_id = ids.new_id("gen")
+    request = GenerationRequest.model_validate({"prompt": "refunded under contention"})
+    doc = {**jobs.new_job(services, tenant.tenant_id, job_id, request), "enqueued": True}
+    store.create(db, job_id, doc, None, (202, {}, {}))
+    claim = store.claim(db, job_id, dt.timedelta(seconds=60), services.clock() + dt.timedelta(minutes=5))
+    attempt = int(claim.doc["attempts"])
+    assert _balance(services, tenant.tenant_id) == 10 - int(doc["price"])
+    stop = threading.Event()
+
+    def busy_tenant() -> None:  # every write changes the tenant's update time, as an admission does
+        while not stop.is_set():
+            db.collection(TENANTS).document(tenant.tenant_id).update({"busy": Increment(1)})
+
+    hammers = [threading.Thread(target=busy_tenant) for _ in range(3)]
+    for hammer in hammers:
+        hammer.start()
+    failed = {"status": "failed", "error": {"code": "safety_blocked", "message": "x", "retryable": False}}
+    try:
+        with caplog.at_level(logging.INFO, logger="lote.transactions"):
+            written = store.finish(db, job_id, attempt, failed)
+    finally:
+        stop.set()
+        for hammer in hammers:
+            hammer.join()
+    assert written == "failed"
+    assert _balance(services, tenant.tenant_id) == 10  # refunded, once
+    assert [e["reason"] for e in _ledger(services, tenant.tenant_id)].count("refund") == 1
+    assert any("gave up" in r.getMessage() for r in caplog.records)  # it did lose every optimistic try
+    db.collection(TENANTS).document(tenant.tenant_id).update({"busy": None})

@@ -108,14 +108,20 @@ def precheck(db: firestore.Client, admission: Admission) -> firestore.DocumentSn
     return tenant
 
 
-def refund_job(batch: firestore.WriteBatch, db: firestore.Client, job_id: str, job: dict[str, Any]) -> None:
-    """Into the optimistic commit that fails or cancels a job: give a single generation's price
-    back, once (the entry is created only if absent; the balance is guarded by its update time)."""
+def refund_job(commit: Any, db: firestore.Client, job_id: str, job: dict[str, Any], locked: bool) -> None:
+    """Into the commit that fails or cancels a job, before its writes: give a single generation's
+    price back, once. In a transaction (`locked`) its read of the tenant guards the balance; in an
+    optimistic batch the balance is preconditioned on the tenant's update time and the entry is
+    created only if absent."""
     credits = single_refund(job)
-    if credits:
-        entry = Entry(f"refund-{job_id}", credits, "refund", job_id)
-        if not ledger.entry_ref(db, job["tenant_id"], entry.id).get().exists:
-            ledger.add(batch, db, ledger.tenant_ref(db, job["tenant_id"]).get(), entry)
+    if not credits:
+        return
+    entry = Entry(f"refund-{job_id}", credits, "refund", job_id)
+    tenant_ref = ledger.tenant_ref(db, job["tenant_id"])
+    if locked:
+        ledger.stage(commit, db, tenant_ref.get(transaction=commit), entry)
+    elif not ledger.entry_ref(db, job["tenant_id"], entry.id).get().exists:
+        ledger.add(commit, db, tenant_ref.get(), entry)
 
 
 def refund_batch(

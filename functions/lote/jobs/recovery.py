@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from lote import bulk, timeutil, transactions
-from lote.jobs.store import JOBS, end, ref, rewinder, unchanged
+from lote import bulk, timeutil
+from lote.jobs import commits
+from lote.jobs.store import JOBS, end, ref
 from lote.statuses import JobStatus
 
 if TYPE_CHECKING:
@@ -97,15 +98,13 @@ def restart(
     reason: str,
     outbox: Outbox | None = None,
 ) -> int | str | None:
-    """A job whose task is gone (still in `status` with task generation `generation`, checked by an
-    optimistic commit): a new task generation (returned; the caller enqueues it), or `abandoned` when
+    """A job whose task is gone (still in `status` with task generation `generation`, checked by its
+    commit): a new task generation (returned; the caller enqueues it), or `abandoned` when
     it was created before `abandon_before` (failed, refunded, event staged). None if it moved on."""
     document = ref(db, job_id)
-    rewind = rewinder(outbox)
 
-    def build(batch: firestore.WriteBatch) -> tuple[int | str | None, bool]:
-        rewind()
-        snapshot = document.get()
+    def body(write: commits.Writer) -> tuple[int | str | None, bool]:
+        snapshot = write.get(document)
         job = snapshot.to_dict() or {}
         if job.get("status") != status or int(job.get("task_gen") or 0) != generation:
             return None, False
@@ -114,11 +113,11 @@ def restart(
             return None, False  # the lease is live (or was never taken): its attempt is still the owner
         if cycle_start(job) < abandon_before:
             final = {"status": JobStatus.FAILED, "error": abandon_error(reason), "lease_until": None}
-            batch.update(document, end(batch, db, job_id, job, final, outbox), option=unchanged(db, snapshot))
+            write.update(snapshot, end(write, job_id, job, final, outbox))
             return ABANDONED, True
         update = {"status": JobStatus.QUEUED, "lease_until": None, "task_gen": generation + 1}
-        batch.update(document, {**update, "enqueued": False}, option=unchanged(db, snapshot))
+        write.update(snapshot, {**update, "enqueued": False})
         return generation + 1, True
 
-    result: int | str | None = transactions.optimistic(db, build)
+    result: int | str | None = commits.run(db, outbox, body)
     return result

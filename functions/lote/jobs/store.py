@@ -11,7 +11,7 @@ from lote.access import store as tokens
 from lote.billing import credits
 from lote.errors import Conflict
 from lote.idempotency import Key, Replay, create_once
-from lote.jobs import events
+from lote.jobs import commits, events
 from lote.statuses import TERMINAL, UNPAID, JobStatus
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ class JobFinished(Conflict):
     code = "generation_finished"
 
 
-TX_ATTEMPTS = 20  # the emulator serializes contended transactions; give them room
+TX_ATTEMPTS = commits.TX_ATTEMPTS
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
 INDEXES: list[tuple[str, tuple[str, ...]]] = []  # its queries are in jobs/recovery.py
 BUSY_RETRY_AFTER_S = 2
@@ -118,21 +118,19 @@ def finish(
     attempt: int,
     update: dict[str, Any],
     outbox: Outbox | None = None,
-    also: Callable[[firestore.WriteBatch, dict[str, Any]], None] | None = None,
+    also: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> str:
     """Apply a terminal (or back-to-queued) update if this attempt still owns the job; a terminal
-    state stages its webhook event in `outbox`, in the same commit, and `also(batch, written)`
+    state stages its webhook event in `outbox`, in the same commit, and `also(commit, written)`
     stages whatever else the outcome writes (the model call's record, a held job's lane).
 
     Returns the status written, `canceled` when a cancel was requested meanwhile (then `update` is
     not applied), or `stale` when another attempt took over.
     """
     document = ref(db, job_id)
-    rewind = rewinder(outbox)
 
-    def build(batch: firestore.WriteBatch) -> tuple[str, bool]:
-        rewind()
-        snapshot = document.get()
+    def body(write: commits.Writer) -> tuple[str, bool]:
+        snapshot = write.get(document)
         job = snapshot.to_dict() or {}
         if job.get("status") != JobStatus.RUNNING or job.get("attempts") != attempt:
             return "stale", False
@@ -142,31 +140,13 @@ def finish(
         else:
             final = {**update, "lease_until": None}
         if final["status"] in TERMINAL:
-            final = end(batch, db, job_id, job, final, outbox)
+            final = end(write, job_id, job, final, outbox)
         if also is not None:
-            also(batch, final)
-        batch.update(document, final, option=unchanged(db, snapshot))
+            also(write.commit, final)
+        write.update(snapshot, final)
         return str(final["status"]), True
 
-    return transactions.optimistic(db, build)
-
-
-def unchanged(db: firestore.Client, snapshot: firestore.DocumentSnapshot) -> Any:
-    """The write option of an optimistic job transition: the commit fails if anything wrote the job
-    since `snapshot` was read, and the transition is read and judged again."""
-    return db.write_option(last_update_time=snapshot.update_time)
-
-
-def rewinder(outbox: Outbox | None) -> Callable[[], None]:
-    """Call at the start of each optimistic try: forgets what a lost try staged in `outbox` (its
-    commit never happened, so its events must not be enqueued)."""
-    mark = len(outbox.staged) if outbox is not None else 0
-
-    def rewind() -> None:
-        if outbox is not None:
-            del outbox.staged[mark:]
-
-    return rewind
+    return commits.run(db, outbox, body)
 
 
 def checkpoint(
@@ -204,22 +184,21 @@ def checkpoint(
 
 
 def end(
-    batch: firestore.WriteBatch,
-    db: firestore.Client,
+    write: commits.Writer,
     job_id: str,
     job: dict[str, Any],
     final: dict[str, Any],
     outbox: Outbox | None,
 ) -> dict[str, Any]:
-    """Into a job's optimistic commit: what every terminal transition also does (the refund of a
-    failed or canceled single, the finish time and TTL, the webhook event)."""
+    """Into a job's transition, before its writes: what every terminal transition also does (the
+    refund of a failed or canceled single, the finish time and TTL, the webhook event)."""
     if final["status"] in UNPAID:
-        credits.refund_job(batch, db, job_id, job)
+        credits.refund_job(write.commit, write.db, job_id, job, write.locked)  # reads come first
     now = timeutil.now()
     final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now),
              "hold": None}  # fmt: skip
     if outbox is not None:
-        events.stage(outbox, batch, db, job_id, {**job, **final})
+        events.stage(outbox, write.commit, write.db, job_id, {**job, **final})
     return final
 
 
@@ -231,11 +210,9 @@ def cancel(
     Raises JobFinished (409) for a finished job.
     """
     document = ref(db, job_id)
-    rewind = rewinder(outbox)
 
-    def build(batch: firestore.WriteBatch) -> tuple[dict[str, Any] | None, bool]:
-        rewind()
-        snapshot = document.get()
+    def body(write: commits.Writer) -> tuple[dict[str, Any] | None, bool]:
+        snapshot = write.get(document)
         job = snapshot.to_dict() if snapshot.exists else None
         if job is None or job.get("tenant_id") != tenant_id:
             return None, False
@@ -245,11 +222,11 @@ def cancel(
             )
         if job["status"] == JobStatus.QUEUED:
             canceled = {"status": JobStatus.CANCELED, "cancel_requested": True}
-            update = end(batch, db, job_id, job, canceled, outbox)
+            update = end(write, job_id, job, canceled, outbox)
         else:
             update = {"cancel_requested": True}
-        batch.update(document, update, option=unchanged(db, snapshot))
+        write.update(snapshot, update)
         return {**job, **update}, True
 
-    result: dict[str, Any] | None = transactions.optimistic(db, build)
+    result: dict[str, Any] | None = commits.run(db, outbox, body)
     return result
