@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -102,28 +103,41 @@ def _job_now(services: Services, job_id: str) -> dict[str, Any]:
     return services.firestore.db.collection(JOBS).document(job_id).get().to_dict() or {}
 
 
-def _snapshot(
-    services: Services, tenant_id: str, whole_ledger: bool
-) -> tuple[dict[str, Any] | None, Any, bool]:
-    """The tenant and its ledger (every entry, or the sum of its deltas) at one instant, and whether
-    the read settled (see below): read apart, a debit committed in between would look like a broken
-    balance."""
+@dataclass(frozen=True)
+class _Balance:
+    """A tenant (None when gone), its ledger entries (when all were read), the ledger's sum, and
+    whether the read settled (_snapshot)."""
+
+    tenant: dict[str, Any] | None
+    entries: dict[str, dict[str, Any]]
+    total: int
+    settled: bool
+
+    def violations(self, tenant_id: str, report: Report) -> list[Violation]:
+        """`balance_equals_ledger`, judged only on a settled read (else counted unsettled)."""
+        if not self.settled:
+            report.checked["balances_unsettled"] += 1  # too busy to read at one instant: next time
+            return []
+        return rules.ledger_balance(tenant_id, int((self.tenant or {}).get("credits", 0)), self.total)
+
+
+def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> _Balance:
+    """The tenant and its ledger (every entry, or only the sum of its deltas) at one instant: read
+    apart, a debit committed in between would look like a broken balance."""
     from google.cloud import firestore as fs
 
     db = services.firestore.db
     tenant_ref = db.collection(TENANTS).document(tenant_id)
     ledger = tenant_ref.collection(LEDGER)
 
-    def read(tx: Any) -> tuple[Any, dict[str, Any] | None, Any]:
+    def read(tx: Any) -> tuple[Any, _Balance]:
         tenant = tenant_ref.get(transaction=tx)
         if whole_ledger:
-            return (
-                tenant.update_time,
-                tenant.to_dict(),
-                {s.id: s.to_dict() or {} for s in ledger.stream(transaction=tx)},
-            )
-        total = int(ledger.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
-        return tenant.update_time, tenant.to_dict(), total
+            entries = {s.id: s.to_dict() or {} for s in ledger.stream(transaction=tx)}
+            total = sum(int(e.get("delta", 0)) for e in entries.values())
+        else:
+            entries, total = {}, int(ledger.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
+        return tenant.update_time, _Balance(tenant.to_dict(), entries, total, settled=False)
 
     # A read-only transaction reads at one instant in Firestore, but the emulator can show a commit
     # that is still being applied to one read and not to the other (the CI saw credits = ledger + 1
@@ -132,33 +146,28 @@ def _snapshot(
     # mismatch only when a second settled read shows it too; a real one never goes away.
     settled_mismatches = 0
     for _ in range(SETTLE_TRIES):
-        updated, tenant, view = fs.transactional(read)(db.transaction(read_only=True))
+        updated, found = fs.transactional(read)(db.transaction(read_only=True))
         if tenant_ref.get(field_paths=["credits"]).update_time != updated:
             continue
-        total = sum(int(e.get("delta", 0)) for e in view.values()) if whole_ledger else view
-        if int((tenant or {}).get("credits", 0)) == total:
-            return tenant, view, True
+        if int((found.tenant or {}).get("credits", 0)) == found.total:
+            return dataclasses.replace(found, settled=True)
         settled_mismatches += 1
         if settled_mismatches == 2:
-            return tenant, view, True
+            return dataclasses.replace(found, settled=True)
     # Never settled twice on one answer (the tenant is busy): not a finding either way this time.
-    return tenant, view, False
+    return found
 
 
 def _tenant(services: Services, tenant_id: str, report: Report) -> None:
     db = services.firestore.db
-    tenant, entries, settled = _snapshot(services, tenant_id, whole_ledger=True)
+    balance = _snapshot(services, tenant_id, whole_ledger=True)
+    tenant, entries = balance.tenant, balance.entries
     if tenant is None:
         return
     now = timeutil.now()
     report.checked["tenants"] += 1
     report.checked["ledger_entries"] += len(entries)
-    if settled:
-        report.violations += rules.ledger_balance(
-            tenant_id, int(tenant.get("credits", 0)), sum(int(e.get("delta", 0)) for e in entries.values())
-        )
-    else:
-        report.checked["balances_unsettled"] += 1  # too busy to read at one instant: checked next time
+    report.violations += balance.violations(tenant_id, report)
     jobs = {s.id: s.to_dict() or {} for s in _where(db.collection(JOBS), "tenant_id", tenant_id).stream()}
     batches = {
         s.id: s.to_dict() or {}
@@ -227,12 +236,8 @@ def sample(services: Services, size: int) -> Report:
     jobs = {s.id: s.to_dict() or {} for s in query.stream()}
     tenants = {str(doc.get("tenant_id")) for doc in jobs.values()}
     for tenant_id in tenants:
-        tenant, total, settled = _snapshot(services, tenant_id, whole_ledger=False)
         report.checked["tenants"] += 1
-        if settled:
-            report.violations += rules.ledger_balance(tenant_id, int((tenant or {}).get("credits", 0)), total)
-        else:
-            report.checked["balances_unsettled"] += 1
+        report.violations += _snapshot(services, tenant_id, whole_ledger=False).violations(tenant_id, report)
     ledger_refs = [
         db.collection(TENANTS).document(str(d["tenant_id"])).collection(LEDGER).document(f"refund-{j}")
         for j, d in jobs.items()

@@ -117,11 +117,10 @@ def refund_job(commit: Any, db: firestore.Client, job_id: str, job: dict[str, An
     if not credits:
         return
     entry = Entry(f"refund-{job_id}", credits, "refund", job_id)
-    tenant_ref = ledger.tenant_ref(db, job["tenant_id"])
     if locked:
-        ledger.stage(commit, db, tenant_ref.get(transaction=commit), entry)
-    elif not ledger.entry_ref(db, job["tenant_id"], entry.id).get().exists:
-        ledger.add(commit, db, tenant_ref.get(), entry)
+        ledger.stage(commit, db, ledger.tenant_ref(db, job["tenant_id"]).get(transaction=commit), entry)
+    else:
+        ledger.enter(commit, db, job["tenant_id"], entry)
 
 
 def refund_batch(

@@ -83,18 +83,21 @@ def stage(
 def apply(db: firestore.Client, tenant_id: str, entry: Entry) -> dict[str, Any] | None:
     """One entry on its own, optimistically: the balance is written with a precondition on the update
     time that was read, and a lost race reads again. None when the tenant does not exist."""
-    ref = entry_ref(db, tenant_id, entry.id)
+    return transactions.optimistic(db, lambda batch: enter(batch, db, tenant_id, entry))
 
-    def build(batch: firestore.WriteBatch) -> tuple[dict[str, Any] | None, bool]:
-        existing = ref.get()
-        if existing.exists:
-            return existing.to_dict() or {}, False
-        tenant = tenant_ref(db, tenant_id).get()
-        if not tenant.exists:
-            return None, False
-        return add(batch, db, tenant, entry), True
 
-    return transactions.optimistic(db, build)
+def enter(
+    batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, entry: Entry
+) -> tuple[dict[str, Any] | None, bool]:
+    """Into an optimistic batch, once: (the stored entry, True) with the tenant's new balance
+    (add()), or (the entry as it exists, False) and nothing written; (None, False) without the tenant."""
+    existing = entry_ref(db, tenant_id, entry.id).get()
+    if existing.exists:
+        return existing.to_dict() or {}, False
+    tenant = tenant_ref(db, tenant_id).get()
+    if not tenant.exists:
+        return None, False
+    return add(batch, db, tenant, entry), True
 
 
 def add(

@@ -63,9 +63,9 @@ class Hold:
     """One attempt's reservation: taken whole, given back as it turns out smaller, and returned
     entirely when the attempt ends."""
 
-    def __init__(self, budget: Budget) -> None:
+    def __init__(self, budget: Budget, held: int) -> None:
         self._budget = budget
-        self.held = 0
+        self.held = held
 
     def input(self, size: int) -> None:
         """An input of `size` bytes was read: give back what was reserved beyond it."""
@@ -96,8 +96,7 @@ def hold(limit: int, inputs: int, wait_s: float) -> Iterator[Hold]:
     MemoryBusy when it does not fit within `wait_s`. All of it is returned when the block ends."""
     shared = budget(limit)
     shared.take(worst_case(inputs), wait_s)
-    held = Hold(shared)
-    held.held = worst_case(inputs)
+    held = Hold(shared, worst_case(inputs))
     try:
         yield held
     finally:
