@@ -10,6 +10,7 @@ from typing import Any
 from bench.chaos_actors import Single
 from lote import bulk
 from lote.batches.store import BATCHES
+from lote.billing import purse
 from lote.billing.ledger import LEDGER
 from lote.jobs.store import JOBS
 from lote.services import Services
@@ -65,6 +66,12 @@ class State:
     deliveries: dict[str, str]  # id → status
 
 
+def _balance(db: Any, tenant_id: str) -> int:
+    """The whole balance: the tenant document's part and its purse slices'."""
+    found = purse.read(db, tenant_id)
+    return found.balance if found is not None else 0
+
+
 def read(services: Services, tenant_id: str, batch_id: str) -> State:
     """The tenant's jobs, its batch, its ledger and its webhook deliveries, now."""
     db = services.firestore.db
@@ -76,7 +83,7 @@ def read(services: Services, tenant_id: str, batch_id: str) -> State:
         jobs={s.id: s.to_dict() or {} for s in jobs},
         batch=db.collection(BATCHES).document(batch_id).get().to_dict() or {},
         entries={s.id: s.to_dict() or {} for s in tenant.collection(LEDGER).stream()},
-        credits=int(tenant.get().get("credits")),
+        credits=_balance(db, tenant_id),
         deliveries={s.id: str(s.get("status")) for s in deliveries},
     )
 

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         description="Where the worker fetches the keys that sign OIDC tokens (the emulator's locally).",
     )
 
+    purse_slices: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Documents a tenant's balance and in-flight slots are split over, so that its concurrent "
+        "single generations do not serialize on one (billing/purse.py).",
+    )
     dispatch_queue: str = Field("dispatch", description="Queue of the dispatcher's self-rescheduling ticks.")
     dispatch_window_s: float = Field(
         2.0, ge=0.5, le=60, description="Seconds between dispatcher ticks: one control window of the pace."

@@ -1,4 +1,4 @@
-"""Running Firestore transactions: the client's retries, then a 503 the caller may retry."""
+"""Running Firestore transactions: the client's retries, then a 429 the caller may retry."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from lote.errors import Unavailable
+from lote.errors import TooManyRequests
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -16,8 +16,11 @@ log = logging.getLogger("lote.transactions")
 SLOW_S = 1.0  # an optimistic commit slower than this is logged with what it lost to
 
 
-class Contention(Unavailable):
-    """A document is too busy right now (the transaction lost every retry); retry shortly."""
+class Contention(TooManyRequests):
+    """A document is too busy right now (the transaction lost every retry); retry shortly.
+
+    429, not 503: the service is up, this record is overloaded, and Retry-After says when to come
+    back (to Cloud Tasks both slow the queue the same way)."""
 
     code = "contention"
 
@@ -57,7 +60,7 @@ def optimistic(
 
     from google.api_core.exceptions import Aborted, AlreadyExists, FailedPrecondition
 
-    # A commit that waits on a lock (Aborted) already took seconds: past this, answer 503 rather
+    # A commit that waits on a lock (Aborted) already took seconds: past this, answer 429 rather
     # than hold the client beyond its timeout.
     began = time.monotonic()
     deadline = began + deadline_s

@@ -46,7 +46,11 @@ def _job(services: Services, job_id: str) -> dict[str, Any]:
 
 
 def _balance(services: Services, tenant_id: str) -> int:
-    return int(services.firestore.db.collection("tenants").document(tenant_id).get().get("credits"))
+    from lote.billing import purse
+
+    found = purse.read(services.firestore.db, tenant_id)
+    assert found is not None
+    return found.balance
 
 
 def test_a_queued_job_whose_task_ran_out_of_attempts_gets_a_new_one(

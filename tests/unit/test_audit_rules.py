@@ -154,3 +154,15 @@ def test_a_client_token_counts_exactly_what_was_submitted_with_it_and_stays_unde
     assert rules.client_token("tok_a", {**doc, "max_images": None}, 3) == []
     assert rules.client_token("tok_a", doc, 2)[0].invariant == "token_images_are_counted"  # a lost job
     assert rules.client_token("tok_a", {**doc, "images": 4}, 4)[0].detail["max_images"] == 3  # over its cap
+
+
+def test_a_purse_whose_slices_do_not_match_its_singles_is_named():
+    held = {0: {"credits": 5, "slots": 2, "in_use": 1}, 1: {"credits": -1, "slots": 1, "in_use": 2}}
+    found = rules.purse("ten_a", 4, held, {0: 1, 1: 1, 2: 1})
+    assert [(v.invariant, v.subject) for v in found] == [
+        ("purse_slice_not_overdrawn", "ten_a/1"),
+        ("purse_slot_per_single_in_flight", "ten_a/1"),
+        ("purse_slot_per_single_in_flight", "ten_a/2"),
+        ("purse_slots_lent_held", "ten_a"),
+    ]
+    assert rules.purse("ten_a", 3, {0: {"credits": 0, "slots": 3, "in_use": 1}}, {0: 1}) == []

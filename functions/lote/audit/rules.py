@@ -42,6 +42,31 @@ def ledger_balance(tenant_id: str, credits: int, ledger_sum: int) -> list[Violat
     ]
 
 
+def purse(
+    tenant_id: str, slots_lent: int, slices: dict[int, dict[str, int]], singles: dict[int, int]
+) -> list[Violation]:
+    """A purse's slices (billing/purse.py) hold what was lent to them and nothing below zero: no
+    slice overdrawn, every slot lent accounted for, and each slice's `in_use` is exactly the single
+    generations admitted through it that are still queued or running (`singles`)."""
+    found = []
+    for index, held in sorted(slices.items()):
+        if held["credits"] < 0 or not 0 <= held["in_use"] <= held["slots"]:
+            found.append(
+                Violation("purse_slice_not_overdrawn", f"{tenant_id}/{index}", tenant_id, dict(held))
+            )
+        if held["in_use"] != singles.get(index, 0):
+            found.append(Violation("purse_slot_per_single_in_flight", f"{tenant_id}/{index}", tenant_id,
+                                   {"in_use": held["in_use"], "singles": singles.get(index, 0)}))  # fmt: skip
+    for index in sorted(set(singles) - set(slices)):
+        found.append(Violation("purse_slot_per_single_in_flight", f"{tenant_id}/{index}", tenant_id,
+                               {"in_use": 0, "singles": singles[index]}))  # fmt: skip
+    held_slots = sum(h["slots"] for h in slices.values())
+    if held_slots != slots_lent:
+        found.append(Violation("purse_slots_lent_held", tenant_id, tenant_id,
+                               {"slots_lent": slots_lent, "held": held_slots}))  # fmt: skip
+    return found
+
+
 def debit_has_its_cause(
     entry_id: str, entry: dict[str, Any], tenant_id: str, cause_exists: bool
 ) -> list[Violation]:

@@ -15,13 +15,14 @@ from lote.access import store as access_store
 from lote.audit import rules
 from lote.audit.rules import Violation, Windows
 from lote.batches import store as batch_store
+from lote.billing import purse
 from lote.billing.ledger import LEDGER
 from lote.dispatch import lanes
 from lote.dispatch import service as dispatch
 from lote.dispatch import state as dispatch_state
 from lote.jobs.store import JOBS
 from lote.services import Services
-from lote.statuses import JobStatus
+from lote.statuses import IN_FLIGHT, JobStatus
 from lote.tenants.store import TENANTS
 from lote.webhooks.store import DELIVERIES
 
@@ -105,55 +106,94 @@ def _job_now(services: Services, job_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Balance:
-    """A tenant (None when gone), its ledger entries (when all were read), the ledger's sum, and
-    whether the read settled (_snapshot)."""
+    """A tenant (None when gone), its purse slices, the in-flight singles admitted through each,
+    its ledger entries (when all were read), the ledger's sum, and whether the read settled
+    (_snapshot)."""
 
     tenant: dict[str, Any] | None
+    slices: dict[int, dict[str, int]]
+    singles: dict[int, int]
     entries: dict[str, dict[str, Any]]
     total: int
     settled: bool
 
+    @property
+    def credits(self) -> int:
+        """The whole balance: the tenant document's part and its slices'."""
+        return int((self.tenant or {}).get("credits", 0)) + sum(s["credits"] for s in self.slices.values())
+
     def violations(self, tenant_id: str, report: Report) -> list[Violation]:
-        """`balance_equals_ledger`, judged only on a settled read (else counted unsettled)."""
+        """`balance_equals_ledger` and the purse's rules, judged only on a settled read (else
+        counted unsettled)."""
         if not self.settled:
             report.checked["balances_unsettled"] += 1  # too busy to read at one instant: next time
             return []
-        return rules.ledger_balance(tenant_id, int((self.tenant or {}).get("credits", 0)), self.total)
+        if self.tenant is None:
+            return []
+        report.checked["purse_slices"] += len(self.slices)
+        lent = int(self.tenant.get("slots_lent", 0))
+        return rules.ledger_balance(tenant_id, self.credits, self.total) + rules.purse(
+            tenant_id, lent, self.slices, self.singles
+        )
 
 
 def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> _Balance:
-    """The tenant and its ledger (every entry, or only the sum of its deltas) at one instant: read
-    apart, a debit committed in between would look like a broken balance."""
+    """The tenant, its purse slices, the singles in flight through them and its ledger (every entry,
+    or only the sum of its deltas) at one instant: read apart, a debit committed in between would
+    look like a broken balance."""
     from google.cloud import firestore as fs
 
     db = services.firestore.db
     tenant_ref = db.collection(TENANTS).document(tenant_id)
     ledger = tenant_ref.collection(LEDGER)
+    slices_ref = tenant_ref.collection(purse.SLICES)
+    in_flight = (
+        _where(_where(db.collection(JOBS), "tenant_id", tenant_id), "batch_id", None)
+        .where(filter=fs.FieldFilter("status", "in", list(IN_FLIGHT)))
+        .select(["purse_slice"])
+    )
 
-    def read(tx: Any) -> tuple[Any, _Balance]:
+    def times(snapshots: Any) -> dict[str, Any]:
+        return {s.reference.path: s.update_time for s in snapshots}
+
+    def read(tx: Any) -> tuple[dict[str, Any], _Balance]:
         tenant = tenant_ref.get(transaction=tx)
+        slices = list(slices_ref.stream(transaction=tx))
+        singles: dict[int, int] = defaultdict(int)
+        for job in in_flight.stream(transaction=tx):
+            index = (job.to_dict() or {}).get("purse_slice")
+            if index is not None:
+                singles[int(index)] += 1
         if whole_ledger:
             entries = {s.id: s.to_dict() or {} for s in ledger.stream(transaction=tx)}
             total = sum(int(e.get("delta", 0)) for e in entries.values())
         else:
             entries, total = {}, int(ledger.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
-        return tenant.update_time, _Balance(tenant.to_dict(), entries, total, settled=False)
+        held = {
+            int(s.id): {k: int(v) for k, v in (s.to_dict() or {}).items() if k != "frozen"} for s in slices
+        }
+        found = _Balance(tenant.to_dict(), held, dict(singles), entries, total, settled=False)
+        return times([tenant, *slices]), found
 
     # A read-only transaction reads at one instant in Firestore, but the emulator can show a commit
     # that is still being applied to one read and not to the other (the CI saw credits = ledger + 1
-    # once in ~1,200 samples). Every ledger entry is committed with a write to the tenant, so:
-    # retry until the tenant's update time is the same after the reads (a seqlock), and believe a
-    # mismatch only when a second settled read shows it too; a real one never goes away.
+    # once in ~1,200 samples). Every ledger entry, and every change of a single's slot, is committed
+    # with a write to the tenant or one of its slices, so: retry until their update times are the
+    # same after the reads (a seqlock), and believe a mismatch only when a second settled read shows
+    # it too; a real one never goes away.
     settled_mismatches = 0
     for _ in range(SETTLE_TRIES):
         updated, found = fs.transactional(read)(db.transaction(read_only=True))
-        if tenant_ref.get(field_paths=["credits"]).update_time != updated:
+        after = times([tenant_ref.get(field_paths=["credits"]), *slices_ref.select(["credits"]).stream()])
+        if after != updated:
             continue
-        if int((found.tenant or {}).get("credits", 0)) == found.total:
-            return dataclasses.replace(found, settled=True)
+        found = dataclasses.replace(found, settled=True)
+        if not found.violations(tenant_id, Report()):
+            return found
         settled_mismatches += 1
         if settled_mismatches == 2:
-            return dataclasses.replace(found, settled=True)
+            return found
+        found = dataclasses.replace(found, settled=False)
     # Never settled twice on one answer (the tenant is busy): not a finding either way this time.
     return found
 

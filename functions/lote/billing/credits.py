@@ -74,49 +74,90 @@ def batch_debit(batch_id: str, price: int) -> Entry:
 
 @dataclass(frozen=True)
 class Admission:
-    """A debit to enter in the same commit as what it pays for, and the in-flight limit to check."""
+    """A debit to enter in the same commit as what it pays for; for a single generation
+    (`max_in_flight` set) also its in-flight slot, both taken from one purse slice of `slices`."""
 
     tenant_id: str
     debit: Entry
     max_in_flight: int | None = None  # single generations: also check the in-flight limit
+    slices: int = 1
 
 
-def admit(batch: firestore.WriteBatch, db: firestore.Client, admission: Admission) -> None:
-    """Into an optimistic batch: 402 or 429 (raised, nothing written), else the debit and balance.
+def admit(batch: firestore.WriteBatch, db: firestore.Client, admission: Admission) -> int | None:
+    """Into an optimistic batch: 402 or 429 (raised, nothing written), else the debit. Returns the
+    purse slice a single was admitted through (its end gives back there), None for a batch.
 
-    The balance is written even when the work is free: its update-time precondition is what
-    serializes racing submissions, so the in-flight count is exact.
-    """
-    tenant = precheck(db, admission)
-    if admission.debit.delta:
-        ledger.add(batch, db, tenant, admission.debit)
-    else:
-        ledger.touch(batch, db, tenant)
+    A single touches one slice of its tenant's purse (billing/purse.py), never the tenant
+    document on the common path, so a tenant's concurrent end users do not serialize. A batch's
+    debit is entered on the tenant document; when that alone cannot pay it, the slices' credits are
+    gathered into it in the same commit (preconditioned on each)."""
+    from lote.billing import purse
 
-
-def precheck(db: firestore.Client, admission: Admission) -> firestore.DocumentSnapshot:
-    """The admission rule, writing nothing: 402 or 429, else the tenant as read. Also called alone
-    before work the commit would waste (uploads, manifest validation); admit() checks again."""
-    from lote.tenants import limits
-
-    tenant = ledger.tenant_ref(db, admission.tenant_id).get()
-    require_funds(ledger.balance(tenant), -admission.debit.delta)
     if admission.max_in_flight is not None:
-        # Counted after the tenant is read: a submission that commits in between changes the
-        # tenant's update time, so admit()'s commit fails its precondition and counts again.
-        limits.require_room(limits.singles_in_flight(db, admission.tenant_id), admission.max_in_flight)
-    return tenant
+        index = purse.take(batch, db, admission.tenant_id, -admission.debit.delta, admission.max_in_flight,
+                           admission.slices)  # fmt: skip
+        ledger.record(batch, db, admission.tenant_id, admission.debit)
+        return index
+    if not admission.debit.delta:
+        precheck(db, admission)  # free work writes nothing on the tenant, but a debt refuses it
+        return None
+    tenant = ledger.tenant_ref(db, admission.tenant_id).get()
+    require_funds(ledger.balance(tenant) + _in_slices(db, admission.tenant_id), -admission.debit.delta)
+    stored = ledger.add(batch, db, tenant, admission.debit)
+    _require_paid(stored, admission.debit)
+    return None
 
 
-def refund_job(commit: Any, db: firestore.Client, job_id: str, job: dict[str, Any], locked: bool) -> None:
-    """Into the commit that fails or cancels a job, before its writes: give a single generation's
-    price back, once. In a transaction (`locked`) its read of the tenant guards the balance; in an
-    optimistic batch the balance is preconditioned on the tenant's update time and the entry is
-    created only if absent."""
-    credits = single_refund(job)
-    if not credits:
+def _in_slices(db: firestore.Client, tenant_id: str) -> int:
+    from lote.billing import purse
+
+    return sum(s.credits for s, _ in purse.read_slices(db, tenant_id).values())
+
+
+def _require_paid(stored: dict[str, Any], debit: Entry) -> None:
+    """402 when a debit entered on the tenant document left it in debt: the slices gathered for it
+    were spent meanwhile (raised before the commit, so nothing is written)."""
+    after = stored.get("balance_after")
+    if after is not None and after < 0:
+        require_funds(after - debit.delta, -debit.delta)
+
+
+def precheck(db: firestore.Client, admission: Admission) -> None:
+    """The admission rule against the whole purse, writing nothing: 402 or 429. Called alone before
+    work the commit would waste (uploads, manifest validation); admit() checks again."""
+    from lote.billing import purse
+
+    found = purse.read(db, admission.tenant_id)
+    whole = found if found is not None else purse.Purse(0, 0)
+    if admission.max_in_flight is None:
+        require_funds(whole.balance, -admission.debit.delta)
+    else:
+        purse.refuse(whole, -admission.debit.delta, admission.max_in_flight)
+
+
+def end_job(
+    commit: Any, db: firestore.Client, job_id: str, job: dict[str, Any], refunded: bool, locked: bool
+) -> None:
+    """Into the commit that ends a job, before its writes: a single generation's in-flight slot
+    back, and, when it failed or was canceled (`refunded`), its price, once.
+
+    A single admitted through a purse slice gets both back there as increments (the commit is
+    already guarded by the job's own precondition or lock, which makes it happen once); the ledger
+    entry is created only if absent. One admitted before purses existed refunds to the tenant
+    document: in a transaction (`locked`) its read of the tenant guards the balance; in an
+    optimistic batch the balance is preconditioned on the tenant's update time."""
+    from lote.billing import purse
+
+    refund = single_refund(job) if refunded else 0
+    entry = Entry(f"refund-{job_id}", refund, "refund", job_id)
+    index = job.get("purse_slice")
+    if index is not None and not job.get("batch_id"):
+        purse.give_back(commit, db, job["tenant_id"], int(index), refund)
+        if refund:
+            ledger.record(commit, db, job["tenant_id"], entry)
         return
-    entry = Entry(f"refund-{job_id}", credits, "refund", job_id)
+    if not refund:
+        return
     if locked:
         ledger.stage(commit, db, ledger.tenant_ref(db, job["tenant_id"]).get(transaction=commit), entry)
     else:
@@ -156,8 +197,9 @@ def charge_retry(
     if not price:
         return charged
     tenant = ledger.tenant_ref(db, batch["tenant_id"]).get(transaction=tx)
-    require_funds(ledger.balance(tenant), price)
-    ledger.stage(tx, db, tenant, Entry(f"debit-{batch_id}-r{gen}", -price, "debit", batch_id))
+    debit = Entry(f"debit-{batch_id}-r{gen}", -price, "debit", batch_id)
+    require_funds(ledger.balance(tenant) + _in_slices(db, batch["tenant_id"]), price)
+    _require_paid(ledger.stage(tx, db, tenant, debit), debit)
     return charged
 
 

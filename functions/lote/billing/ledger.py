@@ -1,4 +1,5 @@
-"""The ledger: `tenants/{id}/ledger/{entry}`; the tenant's `credits` always equals the sum of it.
+"""The ledger: `tenants/{id}/ledger/{entry}`; the tenant's balance (its document's `credits` plus
+its purse slices', billing/purse.py) always equals the sum of it.
 
 Entry ids are deterministic from their cause (a grant request, a job, a Stripe event), so the same
 cause can never be entered twice: applying an entry that exists returns it unchanged.
@@ -34,8 +35,9 @@ class Entry:
         if isinstance(self.delta, bool) or not isinstance(self.delta, int):
             raise TypeError("ledger deltas are whole credits")
 
-    def document(self, balance_after: int) -> dict[str, Any]:
-        """What is stored for the entry, given the balance it leaves."""
+    def document(self, balance_after: int | None) -> dict[str, Any]:
+        """What is stored for the entry, given the balance it leaves as read when it was made (None
+        for an entry made through one purse slice, which reads no other part of the balance)."""
         return {
             "delta": self.delta,
             "reason": self.reason,
@@ -52,7 +54,8 @@ def tenant_ref(db: firestore.Client, tenant_id: str) -> firestore.DocumentRefere
 
 
 def balance(tenant: firestore.DocumentSnapshot) -> int:
-    """The balance a tenant snapshot holds (0 for a tenant without one)."""
+    """The part of the balance the tenant document holds (0 for a tenant without one); the rest is
+    in its purse slices."""
     return int((tenant.to_dict() or {}).get("credits", 0))
 
 
@@ -77,7 +80,7 @@ def stage(
     if existing.exists:
         return existing.to_dict() or {}
     # The transaction's own read of the tenant guards the balance: no precondition needed.
-    return _write(tx, db, tenant, entry, None)
+    return _write(tx, db, tenant, entry, None, locked=True)
 
 
 def apply(db: firestore.Client, tenant_id: str, entry: Entry) -> dict[str, Any] | None:
@@ -105,14 +108,17 @@ def add(
 ) -> dict[str, Any]:
     """Into an optimistic batch (transactions.optimistic): the entry, created only if absent, and
     the new balance, guarded by the update time of the `tenant` snapshot that was read."""
-    return _write(batch, db, tenant, entry, db.write_option(last_update_time=tenant.update_time))
+    return _write(
+        batch, db, tenant, entry, db.write_option(last_update_time=tenant.update_time), locked=False
+    )
 
 
-def touch(batch: firestore.WriteBatch, db: firestore.Client, tenant: firestore.DocumentSnapshot) -> None:
-    """Into an optimistic batch: rewrite the balance unchanged, so the commit fails if the tenant
-    changed since `tenant` was read (serializes racing admissions of free work)."""
-    batch.update(tenant.reference, {"credits": balance(tenant)},
-                 option=db.write_option(last_update_time=tenant.update_time))  # fmt: skip
+def record(batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, entry: Entry) -> dict[str, Any]:
+    """Into the commit that moves `entry.delta` on a purse slice (billing/purse.py): the entry,
+    created only if absent, so the commit fails if its cause was already entered."""
+    stored = entry.document(None)
+    batch.create(entry_ref(db, tenant_id, entry.id), stored)
+    return stored
 
 
 def _write(
@@ -121,12 +127,25 @@ def _write(
     tenant: firestore.DocumentSnapshot,
     entry: Entry,
     option: Any,
+    locked: bool,
 ) -> dict[str, Any]:
-    after = balance(tenant) + entry.delta
-    record = entry.document(after)
+    from lote.billing import purse
+
+    current = balance(tenant)
+    if entry.delta < 0 and current + entry.delta < 0:
+        # The tenant document alone cannot pay it: the slices' credits come back first (a debit
+        # checked against the whole balance, or a debt that the slices must not spend around).
+        moved = purse.gather(writer, db, tenant, entry.delta, locked)
+        after = current + moved + entry.delta
+        total = after
+    else:
+        after = current + entry.delta
+        # The slices are read apart from the commit: the balance this entry shows is as read.
+        total = after + sum(s.credits for s, _ in purse.read_slices(db, tenant.id).values())
+    stored = entry.document(total)
     writer.update(tenant.reference, {"credits": after}, option=option)
-    writer.create(entry_ref(db, tenant.id, entry.id), record)
-    return record
+    writer.create(entry_ref(db, tenant.id, entry.id), stored)
+    return stored
 
 
 def page(

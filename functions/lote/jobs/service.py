@@ -177,7 +177,8 @@ def submit(
     )
     body = accepted.model_dump(exclude_none=True)
     headers = {"Location": accepted.links.self}
-    replay = store.create(db, job_id, doc, key, (202, body, headers), caller.max_in_flight, caller.token_id)
+    replay = store.create(db, job_id, doc, key, (202, body, headers), caller.max_in_flight, caller.token_id,
+                          services.settings.purse_slices)  # fmt: skip
     if replay is not None:
         return replay.answer()
     enqueue(services, job_id)

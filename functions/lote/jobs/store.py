@@ -56,15 +56,17 @@ def create(
     answer: tuple[int, dict[str, Any], dict[str, str]],
     max_in_flight: int | None = None,
     token_id: str | None = None,
+    slices: int = 1,
 ) -> Replay | None:
     """Create the job, its idempotency record and its debit atomically (and count it against the
     client token's image cap); a replay when the key was seen; 402, 403 or 429 (nothing written)
     when the balance, the token's cap or the in-flight limit does not allow it."""
     debit = credits.job_debit(job_id, int(doc["price"]))
-    admission = credits.Admission(doc["tenant_id"], debit, max_in_flight)
+    admission = credits.Admission(doc["tenant_id"], debit, max_in_flight, slices)
 
     def also(batch: firestore.WriteBatch) -> None:
-        credits.admit(batch, db, admission)
+        # Staged before the job is: the slice it was admitted through is recorded on it.
+        doc["purse_slice"] = credits.admit(batch, db, admission)
         if token_id is not None:
             tokens.charge(batch, db, token_id, 1)
 
@@ -190,10 +192,11 @@ def end(
     final: dict[str, Any],
     outbox: Outbox | None,
 ) -> dict[str, Any]:
-    """Into a job's transition, before its writes: what every terminal transition also does (the
-    refund of a failed or canceled single, the finish time and TTL, the webhook event)."""
-    if final["status"] in UNPAID:
-        credits.refund_job(write.commit, write.db, job_id, job, write.locked)  # reads come first
+    """Into a job's transition, before its writes: what every terminal transition also does (a
+    single's slot back and, failed or canceled, its refund; the finish time and TTL; the webhook
+    event)."""
+    refunded = final["status"] in UNPAID
+    credits.end_job(write.commit, write.db, job_id, job, refunded, write.locked)  # reads come first
     now = timeutil.now()
     final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now),
              "hold": None}  # fmt: skip

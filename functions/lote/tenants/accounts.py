@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from lote import bulk, ids, timeutil
-from lote.billing import credits, ledger
+from lote.billing import credits, ledger, purse
 from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
 from lote.statuses import IN_FLIGHT
@@ -54,10 +54,16 @@ def account(services: Services, caller: Caller) -> Account:
     this_month = bulk.count(jobs.where(filter=FieldFilter("created_at", ">=", month_start(timeutil.now()))))
     return Account(
         tenant_id=caller.tenant_id, name=tenant["name"], plan=tenant.get("plan", store.DEFAULT_PLAN),
-        balance=int(tenant.get("credits", 0)), limits=_limits(tenant),
+        balance=_balance(services, caller.tenant_id), limits=_limits(tenant),
         in_flight=in_flight, images_this_month=this_month,
         generations_in_flight=limits.singles_in_flight(services.firestore.db, caller.tenant_id),
     )  # fmt: skip
+
+
+def _balance(services: Services, tenant_id: str) -> int:
+    """The whole balance: the tenant document's part and its purse slices' (billing/purse.py)."""
+    found = purse.read(services.firestore.db, tenant_id)
+    return found.balance if found is not None else 0
 
 
 def ledger_page(services: Services, tenant_id: str, token: str | None, size: int = 100) -> LedgerPage:
@@ -82,7 +88,7 @@ def show_tenant(services: Services, tenant_id: str) -> Tenant:
     keys = [_key(s.to_dict() or {}) for s in store.keys(services.firestore.db, tenant_id)]
     return Tenant(
         tenant_id=tenant_id, name=tenant["name"], plan=tenant.get("plan", store.DEFAULT_PLAN),
-        balance=int(tenant.get("credits", 0)), limits=_limits(tenant),
+        balance=_balance(services, tenant_id), limits=_limits(tenant),
         allowed_origins=list(tenant.get("allowed_origins") or []), keys=keys,
     )  # fmt: skip
 
@@ -94,6 +100,9 @@ def set_plan(services: Services, tenant_id: str, update: PlanUpdate) -> Tenant:
     origins = None if update.allowed_origins is None else sorted({o.lower() for o in update.allowed_origins})
     if store.set_plan(services.firestore.db, tenant_id, update.plan, changes, origins) is None:
         raise NotFound(f"no tenant {tenant_id!r}", {"id": tenant_id})
+    if "max_in_flight" in changes:
+        # Slots the purse's slices hold beyond what they use return, so a lower limit binds at once.
+        purse.reclaim_slots(services.firestore.db, tenant_id)
     return show_tenant(services, tenant_id)
 
 

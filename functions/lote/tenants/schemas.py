@@ -72,7 +72,11 @@ class LedgerEntry(BaseModel):
     reason: str
     reference: str
     note: str = ""
-    balance_after: int
+    balance_after: int | None = Field(
+        None,
+        description="The balance just after this entry, as read when it was made; absent for a single "
+        "generation's debit or refund, which touches one slice of the balance and reads no other.",
+    )
     created_at: str
 
 

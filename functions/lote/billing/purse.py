@@ -1,0 +1,290 @@
+"""A tenant's balance and in-flight slots, split so that admissions never serialize on one document.
+
+    tenants/{t}                credits (the unreserved part of the balance), slots_lent
+    tenants/{t}/slices/{k}     credits, slots (in-flight slots it holds), in_use, frozen
+
+The balance is `tenants/{t}.credits` plus every slice's `credits` (the audit checks it equals the
+ledger's sum). A single generation is admitted against one slice chosen at random: one read and one
+commit preconditioned on that slice alone, so a tenant's thousands of end users spread over
+LOTE_PURSE_SLICES documents instead of racing for one. A slice that cannot cover an admission is
+refilled from the tenant document (a share of what is there, so refills are rare), else from the
+other slices; only when the whole purse cannot cover it is the answer 402 or 429.
+
+Exact, not approximate: a slice's credits never go below zero (every debit is preconditioned on the
+slice it reads), and a slice's free slots are lent out of `max_in_flight` by the tenant document, so
+the admitted singles never exceed the balance nor the limit. A single's refund and its slot go back
+to the slice it was admitted from as blind increments in the commit that ends it (no read, no
+precondition: an increment commutes with every other write of that slice).
+
+A debt (a clawback or negative grant larger than the tenant document holds) first gathers every
+slice into the tenant document; slices left empty then are `frozen`, so a refund that later lands on
+one of them cannot be spent while the tenant is in debt: a frozen slice admits only through the slow
+path, which reads the tenant document and pays the debt first.
+
+The arithmetic is pure (plan_take, gather_plan); the functions below it read and stage.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from lote.tenants.limits import require_room
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+SLICES = "slices"
+
+
+# --- The arithmetic ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One slice of a purse as read (or as it will be written)."""
+
+    credits: int = 0
+    slots: int = 0
+    in_use: int = 0
+    frozen: bool = False
+
+    @property
+    def free(self) -> int:
+        """Slots it can still admit with."""
+        return self.slots - self.in_use
+
+    def covers(self, price: int) -> bool:
+        """Whether it alone admits one single of `price` (the fast path)."""
+        return not self.frozen and self.credits >= price and self.free >= 1
+
+    def fields(self) -> dict[str, Any]:
+        """Its stored fields."""
+        return {"credits": self.credits, "slots": self.slots, "in_use": self.in_use, "frozen": self.frozen}
+
+
+@dataclass(frozen=True)
+class Purse:
+    """The tenant document's part and every slice: the whole balance and every slot."""
+
+    credits: int
+    slots_lent: int
+    slices: dict[int, Slice] = field(default_factory=dict)
+
+    @property
+    def balance(self) -> int:
+        """The tenant's balance: what the ledger sums to."""
+        return self.credits + sum(s.credits for s in self.slices.values())
+
+    def free_slots(self, limit: int) -> int:
+        """Singles it may still admit under `limit`."""
+        return (limit - self.slots_lent) + sum(max(0, s.free) for s in self.slices.values())
+
+
+@dataclass(frozen=True)
+class Take:
+    """What an admission writes: the slice it debits (`index`), the slices it changed (including
+    that one), and the tenant document's new fields if it changed (a refill or a debt paid)."""
+
+    index: int
+    slices: dict[int, Slice]
+    main: tuple[int, int] | None = None  # (credits, slots_lent)
+
+
+def refuse(purse: Purse, price: int, limit: int) -> None:
+    """Raise what an admission of `price` gets against the whole purse when it does not fit: 402
+    when the balance does not cover it (a negative balance covers nothing), 429 at the limit."""
+    from lote.billing.credits import require_funds  # credits builds on this module
+
+    require_funds(purse.balance, price)
+    require_room(limit - purse.free_slots(limit), limit)
+
+
+def gather_plan(purse: Purse, delta: int = 0) -> Purse:
+    """Every slice's credits moved into the tenant document (slots stay where they are), before an
+    entry of `delta` is made there; slices are left frozen when that entry leaves a debt, so no
+    refund landing on one of them is spent before the debt is paid."""
+    debt = purse.balance + delta < 0
+    slices = {k: replace(s, credits=0, frozen=debt) for k, s in purse.slices.items()}
+    return Purse(purse.balance, purse.slots_lent, slices)
+
+
+def plan_take(purse: Purse, index: int, price: int, limit: int, count: int) -> Take:
+    """Admit one single of `price` through slice `index` of a purse split in `count` slices,
+    moving credits and a slot into it when it lacks them; raises 402 or 429 (refuse()).
+
+    Refills take a 1/`count` share of what the tenant document holds (at least what is missing),
+    so a busy tenant writes its tenant document about `count` times per drain, not per admission.
+    """
+    before = purse
+    if purse.credits < 0:  # a debt is paid from the slices before anything is admitted
+        purse = gather_plan(purse)
+    refuse(purse, price, limit)
+    main_credits, lent = purse.credits, purse.slots_lent
+    changed: dict[int, Slice] = {}
+    target = purse.slices.get(index, Slice())
+    short = price - target.credits
+    if short > 0:
+        moved = min(main_credits, max(short, main_credits // count))
+        main_credits -= moved
+        target = replace(target, credits=target.credits + moved)
+        short -= moved
+    for k, other in sorted(purse.slices.items(), key=lambda kv: -kv[1].credits):
+        if short <= 0:
+            break
+        if k != index and other.credits > 0:
+            moved = min(other.credits, short)
+            changed[k] = replace(other, credits=other.credits - moved)
+            target = replace(target, credits=target.credits + moved)
+            short -= moved
+    if target.free < 1:
+        spare = limit - lent
+        if spare >= 1:
+            lent_now = min(spare, max(1, spare // count))
+            lent += lent_now
+            target = replace(target, slots=target.slots + lent_now)
+        else:
+            k, other = next((k, s) for k, s in purse.slices.items() if k != index and s.free >= 1)
+            changed[k] = replace(changed.get(k, other), slots=other.slots - 1)
+            target = replace(target, slots=target.slots + 1)
+    changed[index] = replace(target, credits=target.credits - price, in_use=target.in_use + 1, frozen=False)
+    for k, now in purse.slices.items():  # slices a paid debt emptied (gather_plan) are written too
+        if k not in changed and now != before.slices[k]:
+            changed[k] = now
+    main = (main_credits, lent) if (main_credits, lent) != (before.credits, before.slots_lent) else None
+    return Take(index, changed, main)
+
+
+# --- Reading and staging ----------------------------------------------------------------------
+
+
+def slice_ref(db: firestore.Client, tenant_id: str, index: int) -> firestore.DocumentReference:
+    """Where slice `index` of a tenant's purse lives."""
+    from lote.billing.ledger import tenant_ref
+
+    return tenant_ref(db, tenant_id).collection(SLICES).document(str(index))
+
+
+def _slice(snapshot: firestore.DocumentSnapshot) -> Slice:
+    doc = snapshot.to_dict() or {}
+    return Slice(int(doc.get("credits", 0)), int(doc.get("slots", 0)), int(doc.get("in_use", 0)),
+                 bool(doc.get("frozen", False)))  # fmt: skip
+
+
+def read_slices(
+    db: firestore.Client, tenant_id: str, transaction: Any = None
+) -> dict[int, tuple[Slice, firestore.DocumentSnapshot]]:
+    """Every slice of a tenant that exists (one query), with the snapshot it was read from."""
+    from lote.billing.ledger import tenant_ref
+
+    found = tenant_ref(db, tenant_id).collection(SLICES).stream(transaction=transaction)
+    return {int(s.id): (_slice(s), s) for s in found}
+
+
+def read(db: firestore.Client, tenant_id: str) -> Purse | None:
+    """The whole purse as read now (not at one instant: for answers, never for writes); None
+    without the tenant."""
+    from lote.billing.ledger import tenant_ref
+
+    tenant = tenant_ref(db, tenant_id).get()
+    if not tenant.exists:
+        return None
+    return of(tenant, {k: s for k, (s, _) in read_slices(db, tenant_id).items()})
+
+
+def of(tenant: firestore.DocumentSnapshot, slices: dict[int, Slice]) -> Purse:
+    """The purse of a tenant snapshot and its slices."""
+    doc = tenant.to_dict() or {}
+    return Purse(int(doc.get("credits", 0)), int(doc.get("slots_lent", 0)), slices)
+
+
+def take(
+    batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, price: int, limit: int, count: int
+) -> int:
+    """Into an optimistic batch: admit one single of `price` under `limit` in flight, raising 402 or
+    429 with nothing staged. Returns the slice it was admitted through (recorded on the job, so its
+    end gives back to the same slice).
+
+    Reads one slice when it covers the admission (the common case); otherwise the tenant document
+    and every slice, and stages a refill. Every document written is preconditioned on the update time
+    read (or created if absent), so a lost race reads again."""
+    from lote.billing.ledger import tenant_ref
+
+    index = random.randrange(count)  # noqa: S311 - spreading load, not security
+    ref = slice_ref(db, tenant_id, index)
+    snapshot = ref.get()
+    current = _slice(snapshot)
+    if snapshot.exists and current.covers(price):
+        fields = {"credits": current.credits - price, "in_use": current.in_use + 1}
+        batch.update(ref, fields, option=db.write_option(last_update_time=snapshot.update_time))
+        return index
+    tenant = tenant_ref(db, tenant_id).get()
+    read_now = read_slices(db, tenant_id)
+    purse = of(tenant, {k: s for k, (s, _) in read_now.items()})
+    ready = [k for k, s in purse.slices.items() if s.covers(price)]
+    if ready and purse.credits >= 0:  # another slice covers it: no refill needed
+        index = random.choice(ready)  # noqa: S311
+    plan = plan_take(purse, index, price, limit, count)
+    for k, new in plan.slices.items():
+        target = slice_ref(db, tenant_id, k)
+        if k in read_now:
+            option = db.write_option(last_update_time=read_now[k][1].update_time)
+            batch.update(target, new.fields(), option=option)
+        else:
+            batch.create(target, new.fields())
+    if plan.main is not None:
+        credits, lent = plan.main
+        batch.update(tenant.reference, {"credits": credits, "slots_lent": lent},
+                     option=db.write_option(last_update_time=tenant.update_time))  # fmt: skip
+    return plan.index
+
+
+def give_back(commit: Any, db: firestore.Client, tenant_id: str, index: int, credits: int) -> None:
+    """Into the commit that ends a single admitted through slice `index`: its slot, and `credits`
+    (its refund, or 0), as increments: no read, nothing to lose a race on."""
+    from google.cloud.firestore import Increment
+
+    fields: dict[str, Any] = {"in_use": Increment(-1)}
+    if credits:
+        fields["credits"] = Increment(credits)
+    commit.update(slice_ref(db, tenant_id, index), fields)
+
+
+def gather(
+    commit: Any, db: firestore.Client, tenant: firestore.DocumentSnapshot, delta: int, locked: bool
+) -> int:
+    """Into a commit that makes an entry of `delta` on the tenant document (before its writes): move
+    every slice's credits into it (preconditioned on each slice in a batch; a transaction's reads
+    guard them when `locked`), freezing them if the entry leaves a debt. Returns the credits moved,
+    which the caller adds to the balance it writes."""
+    slices = read_slices(db, tenant.id, transaction=commit if locked else None)
+    purse = of(tenant, {k: s for k, (s, _) in slices.items()})
+    gathered = gather_plan(purse, delta)
+    for k, (old, snapshot) in slices.items():
+        if gathered.slices[k] != old:
+            option = None if locked else db.write_option(last_update_time=snapshot.update_time)
+            commit.update(snapshot.reference, gathered.slices[k].fields(), option=option)
+    return gathered.credits - purse.credits
+
+
+def reclaim_slots(db: firestore.Client, tenant_id: str) -> None:
+    """After a plan change: every slice keeps only the slots its singles use and the rest return to
+    the tenant document, so a lowered `max_in_flight` binds at once (in a transaction: rare)."""
+    from lote import transactions
+    from lote.billing.ledger import tenant_ref
+
+    def body(tx: firestore.Transaction) -> None:
+        tenant = tenant_ref(db, tenant_id).get(transaction=tx)
+        slices = read_slices(db, tenant_id, transaction=tx)
+        if not tenant.exists:
+            return
+        lent = 0
+        for old, snapshot in slices.values():
+            kept = max(0, old.in_use)
+            lent += kept
+            if kept != old.slots:
+                tx.update(snapshot.reference, {"slots": kept})
+        tx.update(tenant.reference, {"slots_lent": lent})
+
+    transactions.run(db, body)
