@@ -113,3 +113,10 @@ def test_a_purse_never_admits_past_its_balance_or_limit_and_conserves_credits(
         assert sum(s.in_use for s in state.slices.values()) == len(running) <= max(limit, len(running))
         if state.balance < 0:  # in debt: no slice admits anything on the fast path
             assert not any(s.covers(0) for s in state.slices.values())
+
+
+def test_a_missing_slice_is_refillable_while_the_tenant_document_holds_enough():
+    before = Purse(1000, 10, {0: Slice(credits=50, slots=10)})
+    assert purse.refillable(before, 5, price=4, limit=100)  # so slice 5 gets made, not 0 reused
+    assert not purse.refillable(Purse(2, 10, before.slices), 5, price=4, limit=100)
+    assert not purse.refillable(Purse(1000, 100, before.slices), 5, price=4, limit=100)

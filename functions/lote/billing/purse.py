@@ -110,6 +110,15 @@ def gather_plan(purse: Purse, delta: int = 0) -> Purse:
     return Purse(purse.balance, purse.slots_lent, slices)
 
 
+def refillable(purse: Purse, index: int, price: int, limit: int) -> bool:
+    """Whether the tenant document alone can refill slice `index` for an admission of `price` (so
+    every slice gets its share, instead of the existing ones taking every admission)."""
+    target = purse.slices.get(index, Slice())
+    credits_ok = purse.credits >= max(0, price - target.credits)
+    slots_ok = target.free >= 1 or limit - purse.slots_lent >= 1
+    return not target.frozen and credits_ok and slots_ok
+
+
 def plan_take(purse: Purse, index: int, price: int, limit: int, count: int) -> Take:
     """Admit one single of `price` through slice `index` of a purse split in `count` slices,
     moving credits and a slot into it when it lacks them; raises 402 or 429 (refuse()).
@@ -223,8 +232,8 @@ def take(
     read_now = read_slices(db, tenant_id)
     purse = of(tenant, {k: s for k, (s, _) in read_now.items()})
     ready = [k for k, s in purse.slices.items() if s.covers(price)]
-    if ready and purse.credits >= 0:  # another slice covers it: no refill needed
-        index = random.choice(ready)  # noqa: S311
+    if ready and not refillable(purse, index, price, limit):
+        index = random.choice(ready)  # noqa: S311 - another slice covers it: no consolidation needed
     plan = plan_take(purse, index, price, limit, count)
     for k, new in plan.slices.items():
         target = slice_ref(db, tenant_id, k)
