@@ -85,6 +85,16 @@ class Settings(BaseSettings):
         description="Where the worker fetches the keys that sign OIDC tokens (the emulator's locally).",
     )
 
+    admission_concurrency: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Submissions one api instance works on at once; more wait up to LOTE_ADMISSION_WAIT_MS, "
+        "then are answered 429 `overloaded` with Retry-After (fast, instead of queueing behind the others).",
+    )
+    admission_wait_ms: int = Field(
+        300, ge=0, le=10_000, description="How long a submission waits for its turn before 429 `overloaded`."
+    )
     purse_slices: int = Field(
         16,
         ge=1,

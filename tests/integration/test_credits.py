@@ -34,10 +34,14 @@ def _balance(services: Services, tenant_id: str) -> int:
 def _post_retrying(
     session: requests.Session, url: str, body: dict, headers: dict | None = None
 ) -> requests.Response:
-    """POST, honouring 429 contention answers the way a client should (their Retry-After)."""
+    """POST, honouring 429 contention and overload answers the way a client should (their
+    Retry-After)."""
     for _ in range(60):
         response = session.post(url, json=body, headers=headers or {}, timeout=120)
-        if response.status_code != 429 or response.json()["error"]["code"] != "contention":
+        if response.status_code != 429 or response.json()["error"]["code"] not in (
+            "contention",
+            "overloaded",
+        ):
             return response
         time.sleep(float(response.headers.get("Retry-After", "1")))
     raise AssertionError("still contended after 60 tries")

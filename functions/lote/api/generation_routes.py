@@ -6,6 +6,7 @@ from __future__ import annotations
 import flask
 
 from lote import openapi
+from lote.api import overload
 from lote.api.http import applied, authenticated, json_body, parse, prefer_wait, respond, respond_cached
 from lote.jobs import service as jobs
 from lote.jobs import views
@@ -18,10 +19,11 @@ def register(app: flask.Flask) -> None:
 
     @app.post("/v1/generations")
     def create_generation() -> flask.Response:
-        services, caller = authenticated()
-        payload = json_body(flask.request)
-        req = parse(GenerationRequest, payload)
-        answer = jobs.submit(services, caller, payload, req, flask.request.headers.get("Idempotency-Key"))
+        with overload.turn(current_services().settings):
+            services, caller = authenticated()
+            payload = json_body(flask.request)
+            req = parse(GenerationRequest, payload)
+            answer = jobs.submit(services, caller, payload, req, flask.request.headers.get("Idempotency-Key"))
         wait = prefer_wait(flask.request)
         final = jobs.finished_within(services, caller, answer.body["id"], wait) if wait else None
         if final is not None:

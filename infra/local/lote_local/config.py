@@ -73,7 +73,10 @@ class StackConfig(BaseSettings):
     model_fault: str = Field("", description="offline model's default fault (see model_server.KNOBS)")
     model_long_edge: int = Field(512, ge=16, le=4096, description="pixels of the offline model's long edge")
     model_quota_rps: float = Field(0.0, ge=0, description="offline model's quota in requests/s (0: none)")
-    function_threads: int = Field(16, ge=1, description="THREADS of each local function")
+    function_threads: int = Field(16, ge=1, description="THREADS of the worker and stripe_webhook")
+    api_threads: int = Field(
+        64, ge=1, description="THREADS of the api: waits (Prefer: wait) hold threads, submissions take turns"
+    )
     queue_yaml: Path = Field(REPO_ROOT / "queue.yaml", description="queue settings the emulator loads")
     tasks_update_delay_s: float = Field(
         0.0, ge=0, description="how long the Cloud Tasks emulator takes to apply an UpdateQueue"

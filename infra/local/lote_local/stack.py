@@ -153,12 +153,13 @@ class Stack:
         env = {**self.env(), **MALLOC_ENV, "THREADS": str(c.function_threads), "PYTHONUNBUFFERED": "1"}
         source = str(REPO_ROOT / "functions" / "main.py")
         ports = {"api": c.api_port, "worker": c.worker_port, "stripe_webhook": c.stripe_webhook_port}
+        threads = {"api": c.api_threads}
         return [
             Service(
                 name,
                 [framework, "--target", name, "--source", source, "--host", HOST, "--port", str(port)],
                 self.url(port) + "/healthz",
-                env,
+                {**env, "THREADS": str(threads.get(name, c.function_threads))},
                 restartable=True,
             )
             for name, port in ports.items()
