@@ -95,6 +95,19 @@ class Settings(BaseSettings):
     admission_wait_ms: int = Field(
         300, ge=0, le=10_000, description="How long a submission waits for its turn before 429 `overloaded`."
     )
+    batch_live_count_max: int = Field(
+        5_000,
+        ge=0,
+        description="Up to this many items a batch's status read counts them live; a larger batch shows the "
+        "tally last recorded by its checker (at most LOTE_BATCH_REFRESH_S old while it runs, a poll asks for "
+        "a count when it is older), so a poll costs the same whatever the batch's size.",
+    )
+    batch_refresh_s: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="How old a large batch's recorded tally may get before a poll asks for a count.",
+    )
     purse_slices: int = Field(
         16,
         ge=1,

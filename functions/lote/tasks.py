@@ -164,6 +164,33 @@ class EmitItemEvents(Task):
         return f"{self.batch_id}-items-{self.completion}-{self.start}{self.tag}"
 
 
+class CancelItems(Task):
+    """A page of a canceled batch's queued items to cancel, from index `start` (a large batch's
+    cancel answers at once and carries on here, page by page)."""
+
+    route: ClassVar[str] = "/tasks/batch-cancel"
+    batch_id: str
+    start: int = 0
+    tag: str = Field(default="", exclude=True)  # lets the repair sweep start a fresh chain
+
+    def task_id(self) -> str:
+        """`{batch}-cancel-{start}{tag}`."""
+        return f"{self.batch_id}-cancel-{self.start}{self.tag}"
+
+
+class RefreshBatch(Task):
+    """Count a large batch's items and record the tally a status read shows (one per `slot`, a
+    time bucket, so polls ask for at most one count per bucket)."""
+
+    route: ClassVar[str] = "/tasks/batch-refresh"
+    batch_id: str
+    slot: int = NAME_ONLY
+
+    def task_id(self) -> str:
+        """`{batch}-refresh-{slot}`."""
+        return f"{self.batch_id}-refresh-{self.slot}"
+
+
 class Dispatch(Task):
     """One tick of the dispatcher of a model pool: the pace for the window, then the release of
     held work. One name per pool and window, so a tick created twice (its own successor and a

@@ -166,3 +166,17 @@ def test_a_purse_whose_slices_do_not_match_its_singles_is_named():
         ("purse_slots_lent_held", "ten_a"),
     ]
     assert rules.purse("ten_a", 3, {0: {"credits": 0, "slots": 3, "in_use": 1}}, {0: 1}) == []
+
+
+def test_a_cancel_still_paging_long_after_the_repair_window_is_named():
+    import datetime as dt
+
+    windows = Windows(dt.timedelta(seconds=10), dt.timedelta(days=1))
+    now = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+    paging = {"tenant_id": "ten_a", "cancel_pending": True, "canceled_at": now - dt.timedelta(seconds=20)}
+    assert rules.batch_cancel("bat_1", paging, now, windows) == []
+    stuck = {**paging, "canceled_at": now - dt.timedelta(seconds=31)}
+    assert [v.invariant for v in rules.batch_cancel("bat_1", stuck, now, windows)] == [
+        "batch_cancel_completes"
+    ]
+    assert rules.batch_cancel("bat_1", {**stuck, "cancel_pending": False}, now, windows) == []

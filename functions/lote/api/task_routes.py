@@ -10,11 +10,12 @@ import flask
 from lote import oidc, repair
 from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
-from lote.batches import fanout, item_events
+from lote.batches import cancel, fanout, item_events
 from lote.dispatch import service as dispatch
 from lote.jobs import worker
 from lote.services import Services
 from lote.tasks import (
+    CancelItems,
     CheckBatch,
     DeliverWebhook,
     Dispatch,
@@ -23,6 +24,7 @@ from lote.tasks import (
     Generate,
     Payload,
     PlanFanout,
+    RefreshBatch,
     Sweep,
 )
 from lote.web import current_services
@@ -60,6 +62,14 @@ def register(app: flask.Flask) -> None:
         return _handle(
             CheckBatch, lambda services, task: fanout.check(services, task.batch_id, task.gen, task.seq)
         )
+
+    @app.post(CancelItems.route)
+    def batch_cancel() -> flask.Response:
+        return _handle(CancelItems, lambda services, task: cancel.run(services, task.batch_id, task.start))
+
+    @app.post(RefreshBatch.route)
+    def batch_refresh() -> flask.Response:
+        return _handle(RefreshBatch, lambda services, task: fanout.refresh(services, task.batch_id))
 
     @app.post(EmitItemEvents.route)
     def batch_item_events() -> flask.Response:

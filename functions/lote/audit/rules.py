@@ -155,6 +155,15 @@ def _job_event(job_id: str, doc: dict[str, Any], deliveries: set[str]) -> list[V
     return [Violation("one_event_per_change", job_id, str(doc.get("tenant_id")), detail)]
 
 
+def batch_cancel(batch_id: str, doc: dict[str, Any], now: dt.datetime, windows: Windows) -> list[Violation]:
+    """A canceled batch's queued items are canceled within the repair window (batches/cancel.py
+    pages through them; the sweep restarts a lost chain): `cancel_pending` does not linger."""
+    at = doc.get("canceled_at")
+    if not doc.get("cancel_pending") or at is None or now - at <= 3 * windows.repair_after:
+        return []
+    return [Violation("batch_cancel_completes", batch_id, str(doc.get("tenant_id")), {"canceled_at": at})]
+
+
 def batch(
     batch_id: str,
     doc: dict[str, Any],

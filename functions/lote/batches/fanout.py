@@ -149,10 +149,12 @@ def cancel_queued(services: Services, snapshots: list[Any]) -> int:
 def observe(
     services: Services, batch_id: str, batch: dict[str, Any]
 ) -> tuple[dict[str, int], int, dict[str, Any]]:
-    """(counts, chunks done, batch) with any due transition recorded."""
+    """(counts, chunks done, batch) with any due transition recorded; for a batch too large to be
+    counted by status reads, also the tally they show (progress.counted_live)."""
     db = services.firestore.db
     tally = store.counts(db, batch_id)
     done_chunks = store.chunks_done(db, batch_id)
+    record = not progress.counted_live(batch, services.settings.batch_live_count_max)
     finishing = progress.finished(tally, batch["total"], done_chunks >= len(batch["chunks"]))
     begun = progress.started(tally)
     if (finishing and batch.get("finished_at") is None) or (begun and batch.get("started_at") is None):
@@ -165,7 +167,21 @@ def observe(
             tasks.create(
                 services, tasks.EmitItemEvents(batch_id=batch_id, completion=int(batch["completions"]))
             )
+    if record:
+        processed = int(tally.get(JobStatus.SUCCEEDED, 0)) + int(tally.get(JobStatus.FAILED, 0))
+        store.record_progress(
+            db, batch_id, tally, done_chunks, throughput_per_s(services, batch_id, batch, processed)
+        )
     return tally, done_chunks, batch
+
+
+def refresh(services: Services, batch_id: str) -> Answer:
+    """Count a large batch now (a poll found its recorded tally stale): the RefreshBatch task."""
+    batch = store.ref(services.firestore.db, batch_id).get().to_dict()
+    if batch is None or not progress.stale(batch, timeutil.now(), services.settings.batch_refresh_s / 2):
+        return Answer(200, {"result": "noop", "reason": "no such batch, or counted recently"})
+    tally, _, _ = observe(services, batch_id, batch)
+    return Answer(200, {"result": "counted", "remaining": progress.remaining(tally, int(batch["total"]))})
 
 
 def throughput_per_s(

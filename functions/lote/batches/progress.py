@@ -12,6 +12,31 @@ from lote.batches.schemas import Batch, BatchLinks, Counts, Fanout
 from lote.statuses import TERMINAL, JobStatus
 
 
+def counted_live(batch: dict[str, Any], live_max: int) -> bool:
+    """Whether a status read counts the batch's items itself (count() aggregations cost about one
+    read per 1,000 index entries and take time in proportion): up to `live_max` items
+    (LOTE_BATCH_LIVE_COUNT_MAX). A larger batch shows the tally its checker chain, or a count a
+    poll asked for, recorded (`progress` on the batch document): a poll of 100,000 items costs two
+    reads."""
+    return int(batch.get("total") or 0) <= live_max
+
+
+def recorded(batch: dict[str, Any]) -> tuple[dict[str, int], int, float | None, dt.datetime | None]:
+    """What the last count of a large batch recorded: (tally, chunks done, items/s, when); an empty
+    tally before the first (its items count as queued)."""
+    found = batch.get("progress") or {}
+    stored = found.get("tally") or {}
+    tally = {status.value: int(stored.get(status.value, 0)) for status in JobStatus}
+    return tally, int(found.get("chunks_done") or 0), found.get("rate_per_s"), found.get("at")
+
+
+def stale(batch: dict[str, Any], now: dt.datetime, refresh_s: float) -> bool:
+    """Whether a running large batch's recorded tally is older than `refresh_s` (a poll then asks
+    for a count)."""
+    at = recorded(batch)[3]
+    return batch.get("finished_at") is None and (at is None or (now - at).total_seconds() > refresh_s)
+
+
 def terminal(tally: dict[str, int]) -> int:
     """Items that have finished (succeeded, failed or canceled)."""
     return sum(tally.get(status, 0) for status in TERMINAL)

@@ -262,11 +262,16 @@ class RetryAnswer(BaseModel):
 
 
 class CancelAnswer(BaseModel):
-    """What a cancel did."""
+    """What a cancel did, and what it still does."""
 
     status: BatchStatus
-    canceled: int
-    running: int
+    canceled: int = Field(description="Queued items this request canceled.")
+    running: int = Field(description="Items running now: they finish (and are charged if they succeed).")
+    canceling: int = Field(
+        0,
+        description="Queued items still being canceled in the background (an estimate; 0 when every "
+        "queued item is canceled). The batch's counts show them canceled as it goes.",
+    )
 
 
 class UploadRequest(RequestModel):

@@ -11,6 +11,7 @@ from typing import Any
 from lote import bulk, ids, tasks, timeutil
 from lote.access import store as tokens
 from lote.answers import Answer
+from lote.batches import cancel as batch_cancel
 from lote.batches import fanout, manifest, progress, store
 from lote.batches.schemas import (
     MAX_MANIFEST_ITEMS,
@@ -225,16 +226,23 @@ def _status_filter(status: str) -> Any:
 
 
 def cancel(services: Services, caller: Caller, batch_id: str) -> CancelAnswer:
-    """Queued items become canceled (their tasks no-op); running ones finish."""
+    """Queued items become canceled (their tasks no-op); running ones finish. The first page of
+    queued items is canceled here; a larger batch's rest in the background (batches/cancel.py), and
+    the answer says how many are still to go (`canceling`, estimated from the last recorded tally)."""
     owned(services, caller, batch_id)
     db = services.firestore.db
     batch = store.request_cancel(db, batch_id)  # BatchCompleted: 409
-    canceled = fanout.cancel_queued(
-        services, list(store.items(db, batch_id).where(filter=_status_filter(JobStatus.QUEUED)).stream())
-    )
+    canceled, following = batch_cancel.page(services, batch_id, 0)
     running = bulk.count(store.items(db, batch_id).where(filter=_status_filter(JobStatus.RUNNING)))
-    fanout.observe(services, batch_id, batch)
-    return CancelAnswer(status=BatchStatus.CANCELED, canceled=canceled, running=running)
+    if following is None:
+        batch_cancel.finish(services, batch_id)
+        return CancelAnswer(status=BatchStatus.CANCELED, canceled=canceled, running=running, canceling=0)
+    tasks.enqueue(services, tasks.CancelItems(batch_id=batch_id, start=following), lambda: None)
+    tally = (batch.get("progress") or {}).get("tally") or {}
+    left = progress.remaining(tally, int(batch["total"])) - canceled - running
+    return CancelAnswer(
+        status=BatchStatus.CANCELED, canceled=canceled, running=running, canceling=max(1, left)
+    )
 
 
 def list_batches(

@@ -53,6 +53,7 @@ INDEXES = [
     (BATCHES, ("tenant_id", "status", "created_at")),
     (BATCHES, ("fanout_enqueued", "created_at")),
     (BATCHES, ("item_events_pending", "finished_at")),
+    (BATCHES, ("cancel_pending", "canceled_at")),
     (BATCHES, ("finished_at", "created_at")),
 ]
 
@@ -203,12 +204,16 @@ def settle(
 
 
 def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
-    """Mark the batch canceled; BatchCompleted (409) once it has completed."""
+    """Mark the batch canceled, its queued items still to cancel (`cancel_pending`, cleared by the
+    last page of batches/cancel.py); BatchCompleted (409) once it has completed."""
 
     def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
         if batch.get("status") == BatchStatus.COMPLETED:
             raise BatchCompleted("the batch has already completed", {"id": batch_id})
-        return {"status": BatchStatus.CANCELED, "cancel_requested": True}
+        if batch.get("cancel_requested"):
+            return {}  # a repeated cancel: the first one's pages carry on
+        return {"status": BatchStatus.CANCELED, "cancel_requested": True, "cancel_pending": True,
+                "canceled_at": timeutil.now()}  # fmt: skip
 
     return _transact(db, batch_id, change)
 
@@ -265,6 +270,21 @@ def next_fanout_gen(db: firestore.Client, batch_id: str, seen: int) -> int | Non
 
     result = _transact(db, batch_id, change)
     return seen + 1 if int(result.get("fanout_gen") or 0) == seen + 1 else None
+
+
+def record_progress(
+    db: firestore.Client, batch_id: str, tally: dict[str, int], chunks: int, rate_per_s: float | None
+) -> None:
+    """Store what a count of a large batch found, for status reads that do not count (progress.py)."""
+    fields = {"tally": tally, "chunks_done": chunks, "rate_per_s": rate_per_s, "at": timeutil.now()}
+    ref(db, batch_id).update({"progress": fields})
+
+
+def cancel_pending_before(
+    db: firestore.Client, cutoff: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    """Canceled batches whose queued items are still being canceled, canceled before `cutoff`."""
+    return bulk.flagged_before(db, BATCHES, "cancel_pending", True, "canceled_at", cutoff, limit)
 
 
 def item_events_pending_before(

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from lote import ids
+from lote import ids, tasks, timeutil
 from lote.batches import fanout, progress, store
 from lote.batches.schemas import MAX_MANIFEST_ITEMS, Batch, Item, ItemOutput, ItemsPage
 from lote.batches.service import owned
@@ -23,11 +23,21 @@ from lote.tenants.service import Caller
 
 
 def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, int | None]:
-    """The batch with live counts (count() queries, never reading items), an ETag and a poll hint."""
+    """The batch with its counts, an ETag and a poll hint: counted live (count() queries, never
+    reading items) up to LOTE_BATCH_LIVE_COUNT_MAX items, else as last recorded, a count being asked
+    for when that is stale; either way a bounded number of reads."""
     batch, _ = owned(services, caller, batch_id)
-    tally, chunks_done, batch = fanout.observe(services, batch_id, batch)
-    processed = int(tally.get(JobStatus.SUCCEEDED, 0)) + int(tally.get(JobStatus.FAILED, 0))
-    rate = fanout.throughput_per_s(services, batch_id, batch, processed)
+    settings = services.settings
+    if progress.counted_live(batch, settings.batch_live_count_max):
+        tally, chunks_done, batch = fanout.observe(services, batch_id, batch)
+        processed = int(tally.get(JobStatus.SUCCEEDED, 0)) + int(tally.get(JobStatus.FAILED, 0))
+        rate = fanout.throughput_per_s(services, batch_id, batch, processed)
+    else:
+        tally, chunks_done, rate, _ = progress.recorded(batch)
+        now = timeutil.now()
+        if progress.stale(batch, now, settings.batch_refresh_s):
+            slot = int(now.timestamp() // settings.batch_refresh_s)
+            tasks.enqueue(services, tasks.RefreshBatch(batch_id=batch_id, slot=slot), lambda: None)
     share = dispatch_views.lane_share(services, lanes.batch_lane(batch_id))
     view = progress.render(services.settings.api_url, batch_id, batch, tally, chunks_done, rate,
                            share.waiting_on_model, share.rate_per_s)  # fmt: skip

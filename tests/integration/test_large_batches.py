@@ -1,0 +1,91 @@
+"""Status reads and cancels that do not grow with the batch: past LOTE_BATCH_LIVE_COUNT_MAX items a
+poll shows the tally last recorded (asking for a count when it is stale), and a cancel answers after
+its first page and carries on in the background. Run on a stack of its own whose threshold is 100
+items, so 1,200 items stand for 100,000."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from lote.batches import store as batch_store
+from lote.services import Services
+from lote.settings import Settings
+from lote_local.config import REPO_ROOT, StackConfig
+from lote_local.stack import Stack
+from tests.integration.conftest import ADMIN_TOKEN, Tenant, tenant_factory
+
+ITEMS = 1_200
+
+
+@pytest.fixture(scope="module")
+def small_threshold(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    config = StackConfig.ephemeral(
+        tmp_path_factory.mktemp("large"),
+        queue_yaml=REPO_ROOT / "tests" / "fixtures" / "queue.yaml",
+        model_long_edge=64,
+        admin_token=ADMIN_TOKEN,
+    )
+    running = Stack(config, extra_env={"LOTE_BATCH_LIVE_COUNT_MAX": "100", "LOTE_BATCH_REFRESH_S": "1"})
+    running.start()
+    running.write_env_file(config.state_dir / "local.env")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def large_services(small_threshold: Stack) -> Services:
+    return Services.build(Settings(_env_file=small_threshold.config.state_dir / "local.env"))
+
+
+@pytest.fixture
+def make_tenant(small_threshold: Stack, large_services: Services) -> Iterator[Callable[..., Tenant]]:
+    yield from tenant_factory(small_threshold, large_services)
+
+
+def _until(
+    read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool], timeout_s: float = 90
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = read()
+        if done(found):
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.3)
+
+
+def test_a_large_batch_is_read_from_its_recorded_tally_and_canceled_in_pages(
+    make_tenant, large_services: Services
+):
+    tenant = make_tenant()
+    db = large_services.firestore.db
+    # Each item waits 2 s in the model: nothing finishes while the cancel pages run.
+    items = [{"reference": f"r{i}", "prompt": f"p {i} [[latency=2000]]"} for i in range(ITEMS)]
+    batch_id = tenant.post("/v1/batches", {"items": items}).json()["id"]
+    status = lambda: tenant.get(f"/v1/batches/{batch_id}").json()  # noqa: E731
+    # Once fanned out, a poll shows what a count recorded (the poll itself counts nothing).
+    seen = _until(
+        status,
+        lambda b: b["fanout"]["complete"] and sum(b["counts"][s] for s in ("queued", "running")) == ITEMS,
+    )
+    recorded = batch_store.ref(db, batch_id).get().get("progress")
+    assert sum(recorded["tally"].values()) == ITEMS and seen["counts"]["total"] == ITEMS
+
+    answer = tenant.post(f"/v1/batches/{batch_id}/cancel").json()
+    # The first page in the request; the rest is being canceled in the background.
+    assert answer["status"] == "canceled" and 0 < answer["canceled"] <= 500
+    assert (
+        answer["canceling"] > 0 and answer["canceled"] + answer["canceling"] + answer["running"] >= ITEMS - 50
+    )
+    final = _until(status, lambda b: b["finished_at"] is not None if "finished_at" in b else False)
+    assert final["status"] == "canceled"
+    assert final["counts"]["canceled"] + final["counts"]["succeeded"] + final["counts"]["failed"] == ITEMS
+    assert final["counts"]["canceled"] >= ITEMS - 100  # only what was already running ran
+    assert batch_store.ref(db, batch_id).get().get("cancel_pending") is False
+    # A second cancel of a canceled batch changes nothing and answers at once.
+    again = tenant.post(f"/v1/batches/{batch_id}/cancel").json()
+    assert again["canceled"] == 0 and again["canceling"] == 0
