@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 from bench import (
+    admission_bench,
     batch_bench,
     chaos,
     chaos_report,
     dispatch_bench,
     generation_bench,
+    large_batch_bench,
     machine,
     memory_bench,
     quality_bench,
@@ -19,6 +21,7 @@ from bench import (
     web_bench,
     webhook_bench,
 )
+from bench.sim import grid as sim_grid
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SUITES = {
@@ -33,6 +36,9 @@ SUITES = {
     "quality": quality_bench.run,
     "memory": memory_bench.run,
     "chaos": lambda: chaos_report.section(chaos.run(chaos.FULL)),
+    "admission": admission_bench.run,
+    "large-batch": large_batch_bench.run,
+    "sim": sim_grid.run_all,
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
 DEFAULT = [
@@ -46,6 +52,9 @@ DEFAULT = [
     "web",
     "quality",
     "memory",
+    "admission",
+    "large-batch",
+    "sim",
 ]
 
 

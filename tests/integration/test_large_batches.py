@@ -76,11 +76,10 @@ def test_a_large_batch_is_read_from_its_recorded_tally_and_canceled_in_pages(
     assert sum(recorded["tally"].values()) == ITEMS and seen["counts"]["total"] == ITEMS
 
     answer = tenant.post(f"/v1/batches/{batch_id}/cancel").json()
-    # The first page in the request; the rest is being canceled in the background.
-    assert answer["status"] == "canceled" and 0 < answer["canceled"] <= 500
-    assert (
-        answer["canceling"] > 0 and answer["canceled"] + answer["canceling"] + answer["running"] >= ITEMS - 50
-    )
+    # Only marked in the request (its work does not grow with the batch); the items are canceled in
+    # the background, and the answer estimates them from the recorded tally.
+    assert answer["status"] == "canceled" and answer["canceled"] == 0
+    assert ITEMS - 100 <= answer["canceling"] + answer["running"] <= ITEMS
     final = _until(status, lambda b: b["finished_at"] is not None if "finished_at" in b else False)
     assert final["status"] == "canceled"
     assert final["counts"]["canceled"] + final["counts"]["succeeded"] + final["counts"]["failed"] == ITEMS

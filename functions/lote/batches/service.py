@@ -226,20 +226,29 @@ def _status_filter(status: str) -> Any:
 
 
 def cancel(services: Services, caller: Caller, batch_id: str) -> CancelAnswer:
-    """Queued items become canceled (their tasks no-op); running ones finish. The first page of
-    queued items is canceled here; a larger batch's rest in the background (batches/cancel.py), and
-    the answer says how many are still to go (`canceling`, estimated from the last recorded tally)."""
+    """Queued items become canceled (their tasks no-op); running ones finish.
+
+    A batch counted live (up to LOTE_BATCH_LIVE_COUNT_MAX items) is canceled here, its first page
+    at least, and the answer counts what it did. A larger one is only marked here: its items are
+    canceled page by page in the background (batches/cancel.py), and the answer estimates from the
+    last recorded tally what that will cancel (`canceling`) and what still runs, so the request does
+    the same work whatever the batch's size."""
     owned(services, caller, batch_id)
     db = services.firestore.db
     batch = store.request_cancel(db, batch_id)  # BatchCompleted: 409
+    if not progress.counted_live(batch, services.settings.batch_live_count_max):
+        tasks.enqueue(services, tasks.CancelItems(batch_id=batch_id), lambda: None)
+        tally, _, _, _ = progress.recorded(batch)
+        running = tally[JobStatus.RUNNING]
+        left = progress.remaining(tally, int(batch["total"])) - running
+        return CancelAnswer(status=BatchStatus.CANCELED, canceled=0, running=running, canceling=max(0, left))
     canceled, following = batch_cancel.page(services, batch_id, 0)
     running = bulk.count(store.items(db, batch_id).where(filter=_status_filter(JobStatus.RUNNING)))
     if following is None:
         batch_cancel.finish(services, batch_id)
         return CancelAnswer(status=BatchStatus.CANCELED, canceled=canceled, running=running, canceling=0)
     tasks.enqueue(services, tasks.CancelItems(batch_id=batch_id, start=following), lambda: None)
-    tally = (batch.get("progress") or {}).get("tally") or {}
-    left = progress.remaining(tally, int(batch["total"])) - canceled - running
+    left = int(batch["total"]) - canceled - running
     return CancelAnswer(
         status=BatchStatus.CANCELED, canceled=canceled, running=running, canceling=max(1, left)
     )

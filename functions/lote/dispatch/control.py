@@ -3,8 +3,12 @@
 The model's real capacity is unknown and moves (Gemini's per-project limits, Vertex AI's Dynamic
 Shared Quota), so it is measured, not configured. A quota error (429 RESOURCE_EXHAUSTED) means the
 pace is above capacity; the calls the model admitted in that window are a measurement of the
-capacity itself, so the pace drops multiplicatively but never below what was just admitted. With
-a backlog and no quota errors the pace rises by a fixed step, probing for more. The pace stays
+capacity itself, so the pace drops multiplicatively but never below what was just admitted, nor
+below the pace less the share of its calls that were refused (admitted answers come back a model
+latency late, refusals at once: at 500/s and 5 s of latency, the admitted count alone read 47/s
+and pinned the pace at 74% of the quota, bench/sim). With a backlog and no quota errors the pace
+rises by a step, or by a share of itself when that is more (a fixed 0.5/s took minutes to climb
+back at hundreds of calls per second), probing for more. The pace stays
 between a floor and the ceiling (queue.yaml's rate, which is also where it starts).
 
 When most first calls fail outright (5xx, timeouts: the model is down, not busy), the breaker opens:
@@ -58,7 +62,8 @@ class Limits:
     start: float  # calls/s at first, and after a restart with no state
     ceiling: float  # never above (the queue's own rate is set here too)
     floor: float = 0.2
-    step: float = 0.5  # additive increase per window, calls/s
+    step: float = 0.5  # additive increase per window, calls/s ...
+    step_share: float = 0.05  # ... or this share of the pace, whichever is more
     decrease: float = 0.7  # multiplicative decrease on quota errors
     breaker_share: float = 0.5  # open when this share of a window's calls failed ...
     breaker_min_calls: int = 5  # ... out of at least this many
@@ -90,12 +95,16 @@ def next_pace(pace: Pace, window: Window, limits: Limits) -> Pace:
     if first_calls >= limits.breaker_min_calls and first_failures >= limits.breaker_share * first_calls:
         return Pace(rate=limits.probe_per_s, breaker=Breaker.OPEN, resume_rate=pace.rate)
     if window.quota_errors > 0:
-        lowered = max(pace.rate * limits.decrease, window.admitted_per_s)
+        # The calls of this window were about the pace's worth; those refused say by how much the
+        # pace is above the quota, now (admitted answers trail by the model's latency).
+        refused = min(1.0, window.quota_errors / max(1.0, pace.rate * window.seconds))
+        lowered = max(pace.rate * limits.decrease, window.admitted_per_s, pace.rate * (1 - refused))
         return replace(pace, rate=_bounded(min(pace.rate, lowered), limits))
     if window.backlog > 0 and window.admitted_per_s >= pace.rate / 2:
         # Only while the pace is what holds the work back: a pace far above what runs (too few
         # workers, slow calls) would otherwise grow without meaning anything.
-        return replace(pace, rate=_bounded(pace.rate + limits.step, limits))
+        step = max(limits.step, pace.rate * limits.step_share)
+        return replace(pace, rate=_bounded(pace.rate + step, limits))
     return pace
 
 

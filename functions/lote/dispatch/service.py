@@ -28,8 +28,9 @@ from lote.settings import Settings
 from lote.statuses import JobStatus
 
 log = logging.getLogger("lote.dispatch")
-MAX_PASSES = 4  # rounds of the split: a drained lane's unused grant goes to the others
 IN_QUEUE_CAP = 10_000
+# Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
+INDEXES = [(lanes.JOBS, ("status", "hold", "error_streak"))]
 LANE_RATE_MEMORY = 0.5  # weight of the past in each lane's release rate (what ETAs divide by)
 MIN_LANE_RATE = 0.01
 INTERACTIVE_MEMORY = 0.5  # weight of the past in the singles' call rate
@@ -97,16 +98,19 @@ def stale(measured_at: dt.datetime | None, now: dt.datetime, every_s: float) -> 
 
 
 def in_queue(db: Any) -> int:
-    """Jobs released and not started (or waiting for a retry): what the queue already holds."""
+    """Jobs released and not started: what the queue already holds ahead of a new release. Jobs
+    waiting out a retry's backoff (`error_streak` > 0: minutes, not the queue's depth) are not
+    ahead of anything; counted, a handful of items that fail alone blocked every release until
+    their 30 minutes of retries ran out (bench/sim)."""
     from google.cloud.firestore import FieldFilter
 
-    query = (
+    queued = (
         db.collection(lanes.JOBS)
         .where(filter=FieldFilter("status", "==", JobStatus.QUEUED))
         .where(filter=FieldFilter("hold", "==", None))
-        .limit(IN_QUEUE_CAP)
     )
-    return bulk.count(query)
+    retrying = queued.where(filter=FieldFilter("error_streak", ">", 0))
+    return max(0, bulk.count(queued.limit(IN_QUEUE_CAP)) - bulk.count(retrying.limit(IN_QUEUE_CAP)))
 
 
 def any_running(db: Any) -> bool:
@@ -227,13 +231,17 @@ def budget(settings: Settings, current: dict[str, Any], waiting: int, elapsed_s:
     """Calls to release now: the pace's worth of the time since the last tick (at most two windows,
     so a late tick does not burst) and the fraction carried over, less what single generations are
     expected to use (their measured rate, at most twice LOTE_DISPATCH_INTERACTIVE_SHARE of it, so
-    batches borrow back whatever singles leave), less what the queue holds beyond its depth."""
+    batches borrow back whatever singles leave), less what the queue holds beyond its depth (not
+    while the breaker is open)."""
     rate, window_s = float(current["rate"]), settings.dispatch_window_s
     span = min(elapsed_s, 2 * window_s)
     allowance = rate * span + float(current.get("carry") or 0.0)
     expected = float(current.get("interactive_rate") or 0.0) * span
     reserve = min(expected, allowance * settings.dispatch_interactive_share * 2)
-    ahead = max(0.0, waiting - rate * settings.dispatch_depth_s)
+    # While the breaker is open the pace is a probe every few seconds: a job or two waiting out a
+    # retry backoff (queued, not due for minutes) would be "ahead" of it and stop every probe.
+    probing = current.get("breaker") == control.Breaker.OPEN
+    ahead = 0.0 if probing else max(0.0, waiting - rate * settings.dispatch_depth_s)
     return max(0.0, allowance - reserve - ahead)
 
 
@@ -250,46 +258,41 @@ def release(
     what was released (deficits, per-lane rates, the fraction carried)."""
     s, db = services.settings, services.firestore.db
     allowed = budget(s, current, waiting, seen.seconds)
-    left = math.floor(allowed)
     weights = {share.Tier(k): v for k, v in s.tier_weights.items()}
-    deficits: dict[str, float] = dict(current.get("deficits") or {})
-    remaining = list(active)
-    released: Counter[str] = Counter()
-    drained: set[str] = set()
     rate = max(float(current["rate"]), 1e-6)
-    for _ in range(MAX_PASSES):
-        if left <= 0 or not remaining:
-            break
-        grants = share.split(left, remaining, deficits, weights)
-        deficits = grants.deficits
-        if not grants.calls:
-            break
-        got = _release_round(services, grants.calls, sum(released.values()), rate)
-        for lane_id, n in got.items():
-            released[lane_id] += n
-            left -= n
-            if n < grants.calls[lane_id]:
-                drained.add(lane_id)
-        remaining = [lane for lane in remaining if lane.id not in drained]
-    for lane_id in drained:
-        deficits.pop(lane_id, None)
+    position = [0]
+
+    def take(calls: dict[str, int]) -> dict[str, int]:
+        got = _release_round(services, calls, position[0], rate)
+        position[0] += sum(got.values())
+        return got
+
+    done = share.rounds(math.floor(allowed), active, dict(current.get("deficits") or {}), weights, take)
+    for lane_id in done.drained:
         lanes.retire(db, lane_id)
-    live = {lane.id for lane in remaining}
+    state.record_release(db, pool_name, window, release_record(current, active, done, allowed, seen.seconds))
+    return sum(done.calls.values())
+
+
+def release_record(
+    current: dict[str, Any], active: list[share.Lane], done: share.Released, allowed: float, seconds: float
+) -> dict[str, Any]:
+    """What a window's release leaves in the pool's state (pure): jobs released, the fraction of a
+    call carried to the next window, each live lane's smoothed release rate (what ETAs divide by)
+    and deficits."""
+    live = {lane.id for lane in active} - done.drained
     previous_rates: dict[str, float] = dict(current.get("lane_rates") or {})
+    got = {lane_id: done.calls.get(lane_id, 0) / seconds for lane_id in live}
     lane_rates = {
-        lane_id: LANE_RATE_MEMORY * previous_rates.get(lane_id, released[lane_id] / seen.seconds)
-        + (1 - LANE_RATE_MEMORY) * released[lane_id] / seen.seconds
+        lane_id: LANE_RATE_MEMORY * previous_rates.get(lane_id, got[lane_id])
+        + (1 - LANE_RATE_MEMORY) * got[lane_id]
         for lane_id in live
     }
     # A lane that gets (almost) nothing has no rate: its ETA is unknown, not centuries away.
     lane_rates = {lane_id: rate for lane_id, rate in lane_rates.items() if rate >= MIN_LANE_RATE}
-    total = sum(released.values())
-    carry = min(1.0, allowed - math.floor(allowed)) if left <= 0 else 0.0
-    state.record_release(db, pool_name, window, {
-        "released": total, "carry": carry, "lane_rates": lane_rates,
-        "deficits": {k: v for k, v in deficits.items() if k in live},
-    })  # fmt: skip
-    return total
+    carry = min(1.0, allowed - math.floor(allowed)) if done.left <= 0 else 0.0
+    return {"released": sum(done.calls.values()), "carry": carry, "lane_rates": lane_rates,
+            "deficits": {k: v for k, v in done.deficits.items() if k in live}}  # fmt: skip
 
 
 def _release_round(services: Services, calls: dict[str, int], first: int, rate: float) -> dict[str, int]:

@@ -11,9 +11,12 @@ budgets stay fair over a few windows.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+MAX_PASSES = 4  # rounds of the split: a drained lane's unused grant goes to the others
 
 
 class Tier(StrEnum):
@@ -103,3 +106,44 @@ def _round_to(budget: int, owed: dict[str, float], calls: dict[str, int]) -> Non
             lane = min(candidates, key=lambda x: (owed[x] - calls[x], x))
             calls[lane] -= 1
             gap += 1
+
+
+@dataclass(frozen=True)
+class Released:
+    """A window's release: jobs released per lane, the lanes found drained (a grant they could not
+    fill), every lane's deficit after, and the calls of the budget left unreleased."""
+
+    calls: dict[str, int]
+    drained: frozenset[str]
+    deficits: dict[str, float]
+    left: int
+
+
+def rounds(
+    budget: int,
+    lanes: list[Lane],
+    deficits: dict[str, float],
+    tier_weights: dict[Tier, float],
+    take: Callable[[dict[str, int]], dict[str, int]],
+) -> Released:
+    """Release `budget` calls: split() between the lanes, `take` each round's grants (it releases up
+    to that many of each lane's held jobs and says how many it did), and give what a drained lane
+    could not use to the others, for up to MAX_PASSES rounds. The dispatcher's `take` creates
+    tasks; the simulator's (bench/sim) pops its model of the lanes."""
+    left, remaining = budget, list(lanes)
+    released: dict[str, int] = {}
+    drained: set[str] = set()
+    for _ in range(MAX_PASSES):
+        if left <= 0 or not remaining:
+            break
+        grants = split(left, remaining, deficits, tier_weights)
+        deficits = grants.deficits
+        if not grants.calls:
+            break
+        for lane_id, n in take(grants.calls).items():
+            released[lane_id] = released.get(lane_id, 0) + n
+            left -= n
+            if n < grants.calls[lane_id]:
+                drained.add(lane_id)
+        remaining = [lane for lane in remaining if lane.id not in drained]
+    return Released(released, frozenset(drained), deficits, left)

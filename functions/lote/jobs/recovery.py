@@ -84,6 +84,18 @@ def cycle_start(job: dict[str, Any]) -> dt.datetime:
     return started
 
 
+def breaker_start(job: dict[str, Any]) -> dt.datetime:
+    """When the job's current task began, for the breaker: its cycle, or a sweep's restart since.
+    A restarted job is new work (its task was made after the breaker opened, like a probe), so its
+    failure counts; held again instead, a handful of restarted jobs that fail alone were released
+    over and over as the probes and kept the breaker open for everyone. The retry and abandon
+    windows keep counting from cycle_start, so a job that keeps crashing its worker is still given
+    up on."""
+    restarted = job.get("restarted_at")
+    started = cycle_start(job)
+    return max(started, restarted) if restarted is not None else started
+
+
 def abandon_error(reason: str) -> dict[str, Any]:
     """The error of a job given up on: it could not run within LOTE_ABANDON_AFTER_S."""
     return {"code": ABANDONED, "message": f"gave up on this image: {reason}", "retryable": True}
@@ -115,7 +127,8 @@ def restart(
             final = {"status": JobStatus.FAILED, "error": abandon_error(reason), "lease_until": None}
             write.update(snapshot, end(write, job_id, job, final, outbox))
             return ABANDONED, True
-        update = {"status": JobStatus.QUEUED, "lease_until": None, "task_gen": generation + 1}
+        update = {"status": JobStatus.QUEUED, "lease_until": None, "task_gen": generation + 1,
+                  "restarted_at": timeutil.now()}  # fmt: skip
         write.update(snapshot, {**update, "enqueued": False})
         return generation + 1, True
 

@@ -88,7 +88,11 @@ def _attempt(
         return _failed(services, job_id, attempt, retry_count, job, exc.code, exc.message, exc.retryable)
     except (GoogleAPICallError, RequestException) as exc:
         return _storage_failed(services, job_id, attempt, retry_count, job, exc)
-    call = ModelCall(services, job_id, job, attempt, retry_count > 0, began)
+    # A retry for the breaker: the queue retrying the task, or a job whose earlier attempt failed
+    # (a sweep's restart or a batch retry starts a new task at retry count 0; counted as first calls,
+    # a handful of jobs that fail alone once opened the breaker for every tenant).
+    retried = retry_count > 0 or job.get("last_error") is not None
+    call = ModelCall(services, job_id, job, attempt, retried, began)
     s = services.settings
     ends = lambda exc: _ends_job(services, retry_count, job, exc)  # noqa: E731
     steps = pipeline.Attempt(attempt, began, s.task_dispatch_deadline_s, s.model_timeout_s, ends)
@@ -150,7 +154,7 @@ def _model_failed(call: ModelCall, retry_count: int, exc: ModelFailure) -> Answe
     outcome = Outcome.FAILURE if retryable else Outcome.SUCCESS  # a refusal is the model working
     db = services.firestore.db
     opened = state.breaker_opened_at(db, call.pool(IMAGE)) if retryable and exc.kind == IMAGE else None
-    if opened is not None and recovery.cycle_start(job) < opened:
+    if opened is not None and recovery.breaker_start(job) < opened:
         # Released before the model went down for everyone: wait held, spending neither attempts
         # nor retry window. Work released since is a probe, and its failures count as usual.
         return _hold(services, job_id, attempt, job, call.staged(outcome), exc.code, exc.message)
