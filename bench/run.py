@@ -9,6 +9,7 @@ from pathlib import Path
 from bench import (
     admission_bench,
     batch_bench,
+    capacity,
     chaos,
     chaos_report,
     dispatch_bench,
@@ -18,6 +19,7 @@ from bench import (
     memory_bench,
     quality_bench,
     stack_bench,
+    wait_bench,
     web_bench,
     webhook_bench,
 )
@@ -39,6 +41,8 @@ SUITES = {
     "admission": admission_bench.run,
     "large-batch": large_batch_bench.run,
     "sim": sim_grid.run_all,
+    "waits": wait_bench.run,
+    "capacity": capacity.section,
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
 DEFAULT = [
@@ -54,7 +58,9 @@ DEFAULT = [
     "memory",
     "admission",
     "large-batch",
+    "waits",
     "sim",
+    "capacity",
 ]
 
 

@@ -171,11 +171,12 @@ class CancelItems(Task):
     route: ClassVar[str] = "/tasks/batch-cancel"
     batch_id: str
     start: int = 0
+    seq: int = 0  # the link's place in its chain: a page run again from the same start is a new link
     tag: str = Field(default="", exclude=True)  # lets the repair sweep start a fresh chain
 
     def task_id(self) -> str:
-        """`{batch}-cancel-{start}{tag}`."""
-        return f"{self.batch_id}-cancel-{self.start}{self.tag}"
+        """`{batch}-cancel-{seq}-{start}{tag}`."""
+        return f"{self.batch_id}-cancel-{self.seq}-{self.start}{self.tag}"
 
 
 class RefreshBatch(Task):

@@ -19,7 +19,7 @@ KINDS = [
     tasks.CheckBatch(batch_id="bat_1", gen=0, seq=4),
     tasks.EmitItemEvents(batch_id="bat_1", completion=1, start=100),
     tasks.Dispatch(pool="generation", window=123),
-    tasks.CancelItems(batch_id="bat_1", start=500),
+    tasks.CancelItems(batch_id="bat_1", start=500, seq=3),
     tasks.RefreshBatch(batch_id="bat_1", slot=7),
 ]
 
@@ -42,7 +42,7 @@ PREVIOUS_BODIES = {
     "Dispatch": {"pool", "window"},  # new with issue 13: no earlier worker receives it
     # New with issue 23: the api may enqueue them before the worker is rolled out; the queue
     # retries their 404 until it is.
-    "CancelItems": {"batch_id", "start"},
+    "CancelItems": {"batch_id", "start", "seq"},
     "RefreshBatch": {"batch_id"},
 }
 
@@ -100,3 +100,13 @@ def test_queues_and_deadlines_come_from_settings():
 def test_a_body_with_an_unknown_field_is_refused():
     with pytest.raises(pydantic.ValidationError):
         tasks.Generate.model_validate({"job_id": "gen_1", "jobid": "gen_2"})
+
+
+def test_a_cancel_page_run_again_from_the_same_start_is_a_new_task():
+    # A page that lost a race looks at the same start again: with the start alone in its name the
+    # chain stopped at ALREADY_EXISTS (a 100,000-item cancel canceled 478 items and no more).
+    first, again = (
+        tasks.CancelItems(batch_id="bat_1", start=0),
+        tasks.CancelItems(batch_id="bat_1", start=0, seq=1),
+    )
+    assert first.task_id() != again.task_id()

@@ -65,7 +65,9 @@ def register(app: flask.Flask) -> None:
 
     @app.post(CancelItems.route)
     def batch_cancel() -> flask.Response:
-        return _handle(CancelItems, lambda services, task: cancel.run(services, task.batch_id, task.start))
+        return _handle(
+            CancelItems, lambda services, task: cancel.run(services, task.batch_id, task.start, task.seq)
+        )
 
     @app.post(RefreshBatch.route)
     def batch_refresh() -> flask.Response:

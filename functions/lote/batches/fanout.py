@@ -176,10 +176,22 @@ def observe(
 
 
 def refresh(services: Services, batch_id: str) -> Answer:
-    """Count a large batch now (a poll found its recorded tally stale): the RefreshBatch task."""
-    batch = store.ref(services.firestore.db, batch_id).get().to_dict()
-    if batch is None or not progress.stale(batch, timeutil.now(), services.settings.batch_refresh_s / 2):
-        return Answer(200, {"result": "noop", "reason": "no such batch, or counted recently"})
+    """Count a large batch now (a poll found its recorded tally stale): the RefreshBatch task. One
+    count at a time: it claims the batch with `progress.counting_at` (a write preconditioned on what
+    it read), which the recorded tally replaces."""
+    from google.api_core.exceptions import FailedPrecondition
+
+    db = services.firestore.db
+    snapshot = store.ref(db, batch_id).get()
+    batch, now = snapshot.to_dict(), timeutil.now()
+    if batch is None or not progress.stale(batch, now, services.settings.batch_refresh_s / 2):
+        return Answer(200, {"result": "noop", "reason": "no such batch, counted recently, or counting"})
+    try:
+        snapshot.reference.update(
+            {"progress.counting_at": now}, option=db.write_option(last_update_time=snapshot.update_time)
+        )
+    except FailedPrecondition:
+        return Answer(200, {"result": "noop", "reason": "the batch changed: another count or a transition"})
     tally, _, _ = observe(services, batch_id, batch)
     return Answer(200, {"result": "counted", "remaining": progress.remaining(tally, int(batch["total"]))})
 

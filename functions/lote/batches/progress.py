@@ -30,11 +30,18 @@ def recorded(batch: dict[str, Any]) -> tuple[dict[str, int], int, float | None, 
     return tally, int(found.get("chunks_done") or 0), found.get("rate_per_s"), found.get("at")
 
 
+COUNT_LEASE_S = 120  # a count of a large batch takes seconds; one that died frees the batch after this
+
+
 def stale(batch: dict[str, Any], now: dt.datetime, refresh_s: float) -> bool:
-    """Whether a running large batch's recorded tally is older than `refresh_s` (a poll then asks
-    for a count)."""
-    at = recorded(batch)[3]
-    return batch.get("finished_at") is None and (at is None or (now - at).total_seconds() > refresh_s)
+    """Whether a running large batch's recorded tally is older than `refresh_s` and no count is under
+    way (a poll then asks for one: counts of 100,000 items that overlapped fought over the batch
+    document's settling transaction for 40 s)."""
+    found = batch.get("progress") or {}
+    at, counting = found.get("at"), found.get("counting_at")
+    if batch.get("finished_at") is not None or (at is not None and (now - at).total_seconds() <= refresh_s):
+        return False
+    return counting is None or (now - counting).total_seconds() > COUNT_LEASE_S
 
 
 def terminal(tally: dict[str, int]) -> int:

@@ -242,12 +242,12 @@ def cancel(services: Services, caller: Caller, batch_id: str) -> CancelAnswer:
         running = tally[JobStatus.RUNNING]
         left = progress.remaining(tally, int(batch["total"])) - running
         return CancelAnswer(status=BatchStatus.CANCELED, canceled=0, running=running, canceling=max(0, left))
-    canceled, following = batch_cancel.page(services, batch_id, 0)
+    canceled, following = batch_cancel.page(services, batch_id, 0, int(batch["total"]))
     running = bulk.count(store.items(db, batch_id).where(filter=_status_filter(JobStatus.RUNNING)))
     if following is None:
         batch_cancel.finish(services, batch_id)
         return CancelAnswer(status=BatchStatus.CANCELED, canceled=canceled, running=running, canceling=0)
-    tasks.enqueue(services, tasks.CancelItems(batch_id=batch_id, start=following), lambda: None)
+    tasks.enqueue(services, tasks.CancelItems(batch_id=batch_id, start=following, seq=1), lambda: None)
     left = int(batch["total"]) - canceled - running
     return CancelAnswer(
         status=BatchStatus.CANCELED, canceled=canceled, running=running, canceling=max(1, left)
