@@ -42,9 +42,11 @@ variable "functions" {
   description = "Scaling of each function: instances, request concurrency (THREADS matches it), memory and vCPU."
   # The worker's concurrency is derived in bench/RESULTS.md ("Batches"): the fewest requests per instance
   # that keep infrastructure at or under $0.01 per 1,000 images, and CPU under 25% of the vCPU. Its memory
-  # too ("The worker's memory"): 64 requests with one listing photo each peaked at 1.3 GiB.
+  # too ("The worker's memory"): 64 requests with one listing photo each peaked at 1.3 GiB. The api's
+  # from "Waiting end users": a `Prefer: wait` holds a thread (and a listen stream) and little else,
+  # 1,000 waits held 175 MiB; submissions take LOTE_ADMISSION_CONCURRENCY turns of the instance.
   default = {
-    api            = { min_instances = 0, max_instances = 20, concurrency = 40, memory = "1Gi", cpu = "1" }
+    api            = { min_instances = 0, max_instances = 20, concurrency = 250, memory = "1Gi", cpu = "1" }
     worker         = { min_instances = 0, max_instances = 50, concurrency = 64, memory = "2Gi", cpu = "1" }
     stripe_webhook = { min_instances = 0, max_instances = 5, concurrency = 20, memory = "512Mi", cpu = "1" }
   }

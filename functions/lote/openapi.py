@@ -30,7 +30,8 @@ _STATUS_TEXT = {
     409: "Conflict with the resource's state, or an Idempotency-Key reused with another body",
     413: "Body over the limit",
     415: "Body is not application/json",
-    429: "rate_limited (see RateLimit-*) or too_many_in_flight; Retry-After says when to come back",
+    429: "rate_limited (see RateLimit-*), too_many_in_flight, overloaded (the instance is accepting all it "
+    "can) or contention (a record is busy); Retry-After says when to come back",
     500: "Internal error (no details)",
     503: "A dependency is unavailable or busy; retry after Retry-After",
 }

@@ -6,7 +6,9 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -50,6 +52,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running.write_env_file(config.state_dir / "local.env")
     yield running
     running.stop()
+
+
+@contextmanager
+def own_stack(folder: Path, extra_env: dict[str, str], **overrides: Any) -> Iterator[tuple[Stack, Services]]:
+    """A stack of a module's own (settings the shared one must not have), with in-process services;
+    stopped when the block ends."""
+    config = StackConfig.ephemeral(folder, admin_token=ADMIN_TOKEN, model_long_edge=64, **overrides)
+    running = Stack(config, extra_env=extra_env)
+    running.start()
+    try:
+        running.write_env_file(config.state_dir / "local.env")
+        yield running, Services.build(Settings(_env_file=config.state_dir / "local.env"))
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="session")

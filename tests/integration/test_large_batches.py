@@ -13,37 +13,29 @@ import pytest
 
 from lote.batches import store as batch_store
 from lote.services import Services
-from lote.settings import Settings
-from lote_local.config import REPO_ROOT, StackConfig
+from lote_local.config import REPO_ROOT
 from lote_local.stack import Stack
-from tests.integration.conftest import ADMIN_TOKEN, Tenant, tenant_factory
+from tests.integration.conftest import Tenant, own_stack, tenant_factory
 
 ITEMS = 1_200
 
 
 @pytest.fixture(scope="module")
-def small_threshold(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    config = StackConfig.ephemeral(
-        tmp_path_factory.mktemp("large"),
-        queue_yaml=REPO_ROOT / "tests" / "fixtures" / "queue.yaml",
-        model_long_edge=64,
-        admin_token=ADMIN_TOKEN,
-    )
-    running = Stack(config, extra_env={"LOTE_BATCH_LIVE_COUNT_MAX": "100", "LOTE_BATCH_REFRESH_S": "1"})
-    running.start()
-    running.write_env_file(config.state_dir / "local.env")
-    yield running
-    running.stop()
+def small_threshold(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Services]]:
+    env = {"LOTE_BATCH_LIVE_COUNT_MAX": "100", "LOTE_BATCH_REFRESH_S": "1"}
+    queues = REPO_ROOT / "tests" / "fixtures" / "queue.yaml"
+    with own_stack(tmp_path_factory.mktemp("large"), env, queue_yaml=queues) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def large_services(small_threshold: Stack) -> Services:
-    return Services.build(Settings(_env_file=small_threshold.config.state_dir / "local.env"))
+def large_services(small_threshold: tuple[Stack, Services]) -> Services:
+    return small_threshold[1]
 
 
 @pytest.fixture
-def make_tenant(small_threshold: Stack, large_services: Services) -> Iterator[Callable[..., Tenant]]:
-    yield from tenant_factory(small_threshold, large_services)
+def make_tenant(small_threshold: tuple[Stack, Services]) -> Iterator[Callable[..., Tenant]]:
+    yield from tenant_factory(*small_threshold)
 
 
 def _until(
