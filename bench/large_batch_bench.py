@@ -15,7 +15,7 @@ from lote.audit import scan
 from lote_client import Lote
 
 ITEMS = 100_000
-POLL_FOR_S = 60.0
+POLL_FOR_S = 120.0
 MODEL_MS = 1000
 
 

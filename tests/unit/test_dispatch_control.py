@@ -181,3 +181,43 @@ def test_singles_restart_the_measures_only_when_they_are_stale():
     assert stale(None, now, 300)  # never measured
     assert not stale(now - dt.timedelta(seconds=299), now, 300)
     assert stale(now - dt.timedelta(seconds=300), now, 300)
+
+
+def test_quota_errors_lower_the_pace_by_the_share_refused_when_admitted_answers_trail():
+    # 1,050 calls at 525/s: 84 refused at once, 699 answers back (the model's 5 s of latency trails
+    # them). Before: max(525 × 0.7, 349.5 admitted/s) = 367.5, 74% of the 500/s quota, for minutes.
+    seen = Window(WINDOW_S, successes=699, quota_errors=84, backlog=5000)
+    lowered = next_pace(Pace(rate=525), seen, Limits(start=750, ceiling=750))
+    assert lowered.rate == pytest.approx(525 * (1 - 84 / 1050))  # 483/s
+
+
+def test_the_pace_climbs_by_a_share_of_itself_when_that_is_more_than_the_step():
+    climbed = next_pace(
+        Pace(rate=368), Window(WINDOW_S, successes=736, backlog=5000), Limits(368, ceiling=750)
+    )
+    assert climbed.rate == pytest.approx(368 * 1.05)
+
+
+def test_no_work_queued_ahead_holds_back_the_probes_while_the_breaker_is_open():
+    from lote.dispatch.service import budget
+    from lote.settings import Settings
+
+    settings = Settings(dispatch_window_s=WINDOW_S)
+    probing = {"rate": 0.2, "breaker": "open", "carry": 0.0}
+    # Two jobs waiting out a retry's backoff used to be "ahead" of the 0.4 calls a window allows.
+    assert budget(settings, probing, 2, WINDOW_S) == pytest.approx(0.4)
+    assert budget(settings, {**probing, "breaker": "closed"}, 2, WINDOW_S) == 0.0
+
+
+def test_a_restart_by_the_sweep_is_new_work_for_the_breaker_but_not_for_the_retry_window():
+    from lote.jobs import recovery
+
+    released = dt.datetime(2026, 12, 4, 10, 0, tzinfo=dt.UTC)
+    job = {
+        "created_at": released,
+        "released_at": released,
+        "restarted_at": released + dt.timedelta(minutes=5),
+    }
+    assert recovery.breaker_start(job) == released + dt.timedelta(minutes=5)
+    assert recovery.cycle_start(job) == released  # the queue's retry and abandon windows go on
+    assert recovery.breaker_start({"created_at": released}) == released
