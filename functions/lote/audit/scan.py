@@ -172,7 +172,8 @@ def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> _Balanc
         else:
             entries, total = {}, int(ledger.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
         held = {
-            int(s.id): {k: int(v) for k, v in (s.to_dict() or {}).items() if k != "frozen"} for s in slices
+            int(s.id): {k: int(v) for k, v in (s.to_dict() or {}).items() if k not in ("frozen", "capped")}
+            for s in slices
         }
         counted = None if singles is None else dict(singles)
         found = _Balance(tenant.to_dict(), held, counted, entries, total, settled=False)

@@ -49,6 +49,7 @@ class Slice:
     slots: int = 0
     in_use: int = 0
     frozen: bool = False
+    capped: bool = False  # its tenant's limit was lowered below what is lent: admit only via the slow path
 
     @property
     def free(self) -> int:
@@ -57,11 +58,12 @@ class Slice:
 
     def covers(self, price: int) -> bool:
         """Whether it alone admits one single of `price` (the fast path)."""
-        return not self.frozen and self.credits >= price and self.free >= 1
+        return not self.frozen and not self.capped and self.credits >= price and self.free >= 1
 
     def fields(self) -> dict[str, Any]:
         """Its stored fields."""
-        return {"credits": self.credits, "slots": self.slots, "in_use": self.in_use, "frozen": self.frozen}
+        return {"credits": self.credits, "slots": self.slots, "in_use": self.in_use, "frozen": self.frozen,
+                "capped": self.capped}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,8 @@ def plan_take(purse: Purse, index: int, price: int, limit: int, count: int) -> T
             k, other = next((k, s) for k, s in purse.slices.items() if k != index and s.free >= 1)
             changed[k] = replace(changed.get(k, other), slots=other.slots - 1)
             target = replace(target, slots=target.slots + 1)
-    changed[index] = replace(target, credits=target.credits - price, in_use=target.in_use + 1, frozen=False)
+    changed[index] = replace(target, credits=target.credits - price, in_use=target.in_use + 1, frozen=False,
+                             capped=lent > limit)  # fmt: skip
     for k, now in purse.slices.items():  # slices a paid debt emptied (gather_plan) are written too
         if k not in changed and now != before.slices[k]:
             changed[k] = now
@@ -178,7 +181,7 @@ def slice_ref(db: firestore.Client, tenant_id: str, index: int) -> firestore.Doc
 def _slice(snapshot: firestore.DocumentSnapshot) -> Slice:
     doc = snapshot.to_dict() or {}
     return Slice(int(doc.get("credits", 0)), int(doc.get("slots", 0)), int(doc.get("in_use", 0)),
-                 bool(doc.get("frozen", False)))  # fmt: skip
+                 bool(doc.get("frozen", False)), bool(doc.get("capped", False)))  # fmt: skip
 
 
 def read_slices(
@@ -292,8 +295,9 @@ def reclaim_slots(db: firestore.Client, tenant_id: str) -> None:
         for old, snapshot in slices.values():
             kept = max(0, old.in_use)
             lent += kept
-            if kept != old.slots:
-                tx.update(snapshot.reference, {"slots": kept})
+            # Capped: its slots freed later must not be spent on the fast path while more is lent
+            # than the new limit; the slow path reads the tenant document and judges.
+            tx.update(snapshot.reference, {"slots": kept, "capped": True})
         tx.update(tenant.reference, {"slots_lent": lent})
 
     transactions.run(db, body)
