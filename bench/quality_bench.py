@@ -78,7 +78,7 @@ def cost_rows(staged: list[dict[str, Any]]) -> tuple[list[str], dict[str, float]
         n = len(staged)
         calls[step] = sum(u["calls"] for u in used) / n
         prompt = sum(u["prompt_tokens"] for u in used) / n
-        output = sum(u["output_tokens"] for u in used) / n
+        output = sum(u["output_tokens"] + u.get("thinking_tokens", 0) for u in used) / n  # as billed
         model = used[0]["model"]
         dollars = _dollars(model, prompt, output)
         listing = _dollars(
@@ -135,7 +135,7 @@ def run() -> str:
         "gemini-2.5-flash-image $0.30 in / $30 out), from the tokens the calls recorded, and for "
         "listing-size photos (1600×1200: 6 tiles, 1,548 tokens an image, where the offline model counts 258):",
         "",
-        "| step | model | calls per image | prompt tokens | output tokens | per 1,000 images | with listing photos |",
+        "| step | model | calls per image | prompt tokens | output + thinking tokens | per 1,000 images | with listing photos |",
         "|---|---|---:|---:|---:|---:|---:|",
         *rows,
         "",

@@ -135,9 +135,9 @@ def section(found: list[dict[str, Any]]) -> str:
             f"{MODEL_MS / 1000:g} s and bench/queue-bench.yaml's rate drains the crowd. *Late*: how long after the "
             "job's `finished_at` its user's answer arrived. Threads and memory: the api process at its peak.",
             "",
-            "| end users | api threads | images seen done | errors | crowd done in | requests per user | late p50 "
-            "| late p95 | api threads (peak) | api memory (peak) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| end users | api threads | images seen done | 429s (retried) | errors | crowd done in | requests per user "
+            "| late p50 | late p95 | api threads (peak) | api memory (peak) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
         ]

@@ -15,6 +15,8 @@ locals {
       audit_violations = google_logging_metric.audit_violations.name
       abandoned        = google_logging_metric.abandoned.name
       breaker_opened   = google_logging_metric.breaker_opened.name
+      model_blocked    = google_logging_metric.model_blocked.name
+      stripe_unsettled = google_logging_metric.stripe_unsettled.name
     } : key => "logging_googleapis_com:user_${replace(name, "/[^A-Za-z0-9_]/", "_")}"
   }
 }
@@ -88,6 +90,28 @@ resource "google_logging_metric" "abandoned" {
 resource "google_logging_metric" "breaker_opened" {
   name   = "${local.p}_breaker_opened"
   filter = "${local.worker_logs} AND textPayload=~\"lote.dispatch dispatch \\\\S+: breaker open \""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+# The deployment cannot use the model (lote/clients/model.py's operator trouble: a bad or expired key,
+# the API or billing disabled, a permission, the model not served here, the day's quota spent).
+resource "google_logging_metric" "model_blocked" {
+  name   = "${local.p}_model_blocked"
+  filter = "${local.worker_logs} AND textPayload=~\"lote.dispatch dispatch \\\\S+: breaker blocked \""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+# The Stripe reconciliation (lote/billing/reconcile.py): money taken that it could not match to credits
+# (an unknown tenant), or the reverse.
+resource "google_logging_metric" "stripe_unsettled" {
+  name   = "${local.p}_stripe_unsettled"
+  filter = "${local.worker_logs} AND textPayload=~\"lote.billing stripe reconcile: unsettled \""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -187,6 +211,42 @@ resource "google_monitoring_alert_policy" "breaker" {
   }
   documentation {
     content   = "Most first calls to the model failed (5xx, timeouts). Work waits held and one probe goes out every 5 s; `GET /v1/admin/scheduler` shows the breaker and the backlog. It closes by itself once probes succeed."
+    mime_type = "text/markdown"
+  }
+  notification_channels = [google_monitoring_notification_channel.email.id]
+}
+
+resource "google_monitoring_alert_policy" "model_blocked" {
+  display_name = "lote: the model refuses this deployment (dispatch blocked: key, billing, quota)"
+  combiner     = "OR"
+  conditions {
+    display_name = "dispatch blocked in 5 min"
+    condition_prometheus_query_language {
+      query               = "sum(increase(${local.promql.model_blocked}[5m])) > 0"
+      duration            = "0s"
+      evaluation_interval = "60s"
+    }
+  }
+  documentation {
+    content   = "The model answered that this deployment cannot use it: the worker's `breaker blocked (CODE)` line and `GET /v1/admin/scheduler` (`blocked_reason`) say why: `model_key_invalid` (renew GEMINI_API_KEY), `model_access_denied` (enable the API, billing, the service account's role), `model_not_available` (the model or region), `model_quota_per_day` (raise the quota or wait for the day to turn). No image fails or is refunded meanwhile; work waits held and one probe a minute goes out; dispatch resumes by itself when one passes."
+    mime_type = "text/markdown"
+  }
+  notification_channels = [google_monitoring_notification_channel.email.id]
+}
+
+resource "google_monitoring_alert_policy" "stripe_unsettled" {
+  display_name = "lote: a Stripe payment, refund or dispute could not be settled in credits"
+  combiner     = "OR"
+  conditions {
+    display_name = "unsettled in an hour"
+    condition_prometheus_query_language {
+      query               = "sum(increase(${local.promql.stripe_unsettled}[1h])) > 0"
+      duration            = "0s"
+      evaluation_interval = "300s"
+    }
+  }
+  documentation {
+    content   = "The worker's `stripe reconcile: unsettled KIND ID: OUTCOME` lines name the Stripe object: e.g. a paid Checkout Session for a tenant that does not exist (grant by hand with `lote-admin grant-credits`, or refund it in Stripe). `lote-admin reconcile` runs the same pass on demand."
     mime_type = "text/markdown"
   }
   notification_channels = [google_monitoring_notification_channel.email.id]

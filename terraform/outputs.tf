@@ -4,7 +4,7 @@ output "api_url" {
 }
 
 output "stripe_webhook_url" {
-  description = "Point a Stripe webhook endpoint here (events: checkout.session.completed, checkout.session.async_payment_succeeded, charge.refunded)."
+  description = "Point a Stripe webhook endpoint here (events: checkout.session.completed, checkout.session.async_payment_succeeded, charge.refunded, charge.dispute.created, charge.dispute.funds_withdrawn, charge.dispute.funds_reinstated, charge.dispute.closed, charge.refund.updated)."
   value       = google_cloudfunctions2_function.fn["stripe_webhook"].service_config[0].uri
 }
 

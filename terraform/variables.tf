@@ -134,6 +134,12 @@ variable "sweep_schedule" {
   default     = "*/5 * * * *"
 }
 
+variable "stripe_reconcile_schedule" {
+  type        = string
+  description = "Cron schedule (UTC) of the Stripe reconciliation."
+  default     = "17 * * * *"
+}
+
 variable "alert_email" {
   type        = string
   description = "Email address that receives alerts."

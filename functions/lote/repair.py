@@ -154,7 +154,7 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
         with _one(done, snapshot.id):
             if batches.enqueue_plan(services, snapshot.id):
                 done["enqueued"] += 1
-    for snapshot in batch_store.unfinished_before(db, cutoff, limit):
+    for snapshot in _running_batches(db, cutoff, limit):
         batch = snapshot.to_dict() or {}
         if not batch.get("fanout_enqueued"):
             continue
@@ -179,6 +179,22 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
         with _one(done, snapshot.id):
             tasks.create(services, fresh)
             done["item_events_restarted"] += 1
+
+
+def _running_batches(db: Any, cutoff: dt.datetime, limit: int) -> list[Any]:
+    """The next `limit` unfinished batches of a round over all of them. Running batches stay in the
+    query's answer for hours, so always taking the oldest `limit` would never reach a newer batch
+    whose checker chain was lost while more than `limit` older ones run; the round goes on from
+    where the last sweep stopped and wraps to the oldest."""
+    cursor = batch_store.sweep_cursor_ref(db)
+    after = (cursor.get().to_dict() or {}).get("after")
+    page = batch_store.unfinished_before(db, cutoff, limit, after=after)
+    if len(page) < limit and after is not None:  # the round ends here: wrap to its start
+        seen = {s.id for s in page}
+        page += [s for s in batch_store.unfinished_before(db, cutoff, limit - len(page)) if s.id not in seen]
+    full = len(page) >= limit
+    cursor.set({"after": page[-1].get("created_at") if full else None, "at": timeutil.now()})
+    return page
 
 
 def _dispatcher(services: Services, done: Counter[str]) -> None:

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         description="Model calls/s the pace never exceeds: the generation queue's rate in queue.yaml.",
         json_schema_extra=DEPLOY,
     )
+    dispatch_blocked_probe_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="While the model refuses the deployment (a bad key, billing, the day's quota: the "
+        "breaker is `blocked`), seconds between probes; dispatch resumes once one passes.",
+    )
     dispatch_depth_s: float = Field(
         1.0, ge=0, le=30, description="Seconds of work at the current pace kept released ahead of the model."
     )
@@ -240,6 +247,13 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = Field(
         None, description="Stripe API base URL; set only locally, to the offline fake."
     )
+    stripe_reconcile_lookback_s: int = Field(
+        4 * 86_400,
+        ge=3600,
+        le=90 * 86_400,
+        description="How far back the Stripe reconciliation lists sessions, refunds and disputes (Stripe "
+        "retries a live event for 3 days: a missed one is older than that).",
+    )
     credit_packs: dict[str, int] = Field(
         {"credits_100": 100, "credits_1000": 1000, "credits_10000": 10000},
         description="Credit packs as JSON: Stripe price `lookup_key` → credits it buys.",
@@ -316,6 +330,14 @@ class Settings(BaseSettings):
         if any(isinstance(n, bool) or n <= 0 for n in self.credit_packs.values()):
             raise ValueError("LOTE_CREDIT_PACKS must map lookup keys to positive whole credits")
         return self
+
+    @property
+    def stripe_livemode(self) -> bool | None:
+        """Whether the Stripe key is a live one (`sk_live_`, `rk_live_`), a test one, or unknown (no key)."""
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        if not key:
+            return None
+        return key.startswith(("sk_live_", "rk_live_"))
 
     @property
     def is_local(self) -> bool:

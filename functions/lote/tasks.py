@@ -216,6 +216,12 @@ class Sweep(Payload):
     route: ClassVar[str] = "/tasks/sweep"
 
 
+class Reconcile(Payload):
+    """The Stripe reconciliation (billing/reconcile.py); Cloud Scheduler calls it with `{}`."""
+
+    route: ClassVar[str] = "/tasks/reconcile"
+
+
 def check_at(services: Services, kind: type[Task]) -> dt.datetime:
     """When a task of `kind` created now may have run out of attempts (its queue's retry window,
     plus the sweep's slack): from then on the repair sweep asks Cloud Tasks whether it exists."""

@@ -45,7 +45,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     # Singles restart the dispatcher's measures after one window (300 s deployed), so a test of
     # their `eta` does not depend on what ran in the minutes before it.
-    running = Stack(config, extra_env={"LOTE_DISPATCH_MEASURE_EVERY_S": "2"})
+    # A blocked model is probed every 2 s (60 s deployed), so a test that fixes the key sees dispatch resume.
+    running = Stack(
+        config, extra_env={"LOTE_DISPATCH_MEASURE_EVERY_S": "2", "LOTE_DISPATCH_BLOCKED_PROBE_S": "2"}
+    )
     running.start()
     # As under `make dev`: a function that dies comes back (tests kill the worker on purpose).
     running.supervise_in_background()

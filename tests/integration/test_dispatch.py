@@ -31,6 +31,7 @@ PACE = {
     "LOTE_DISPATCH_START_RPS": "20",
     "LOTE_DISPATCH_CEILING_RPS": "40",
     "LOTE_DISPATCH_WINDOW_S": "1",
+    "LOTE_DISPATCH_BLOCKED_PROBE_S": "2",
 }
 
 
@@ -245,3 +246,72 @@ def test_operators_see_backlog_by_tier_and_tenant(paced, make_tenant, dispatch_q
     for tenant, batch_id in ((first, a), (second, b)):
         body = _wait(tenant, batch_id)
         assert body["status"] == "completed" and body["priority"] in ("standard", "economy")
+
+
+def _scheduler(paced: Stack) -> dict[str, Any]:
+    url = paced.url(paced.config.api_port) + "/v1/admin/scheduler"
+    answer = requests.get(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    pool: dict[str, Any] = answer.json()["pools"][0]
+    return pool
+
+
+def _refunds(services: Services, tenant_id: str) -> int:
+    ledger = services.firestore.db.collection("tenants").document(tenant_id).collection("ledger")
+    return sum(1 for s in ledger.stream() if (s.to_dict() or {}).get("reason") == "refund")
+
+
+def test_a_bad_key_pauses_dispatch_and_fixing_it_resumes_with_no_image_failed_or_refunded(
+    paced, make_tenant, paced_services
+):
+    # Gemini's real answer to an expired key (400 INVALID_ARGUMENT, ErrorInfo API_KEY_INVALID,
+    # tests/fixtures/gemini/): it used to fail and refund the whole backlog as model_invalid_argument.
+    tenant = make_tenant()
+    batch_id = _submit(tenant, 30, tag="K")
+    _wait(tenant, batch_id, lambda body: body["counts"]["succeeded"] >= 3)
+    _model(paced, "/trouble", {"recorded": "devapi-400-api-key-invalid"})
+    try:
+        waiting = _wait(
+            tenant, batch_id, lambda b: b.get("waiting_reason") is not None or b["status"] == "completed"
+        )
+        assert waiting["waiting_on_model"] and waiting["waiting_reason"] == "model_key_invalid", waiting
+        single = tenant.post("/v1/generations", {"prompt": "while the key is bad"}).json()
+        view = tenant.get(f"/v1/generations/{single['id']}").json()
+        assert view["waiting_reason"] == "model_key_invalid" and view["status"] == "queued"
+        pool = _scheduler(paced)
+        assert pool["breaker"] == "blocked" and pool["blocked_reason"] == "model_key_invalid"
+        assert _refunds(paced_services, tenant.tenant_id) == 0
+    finally:
+        _model(paced, "/trouble", {})  # the operator renews the key
+    done = _wait(tenant, batch_id)
+    assert (
+        done["counts"]["succeeded"] == 30
+        and done["counts"]["failed"] == 0
+        and done.get("waiting_reason") is None
+    )
+    after = tenant.wait(single["id"], timeout=60)
+    assert after["status"] == "succeeded" and after.get("waiting_reason") is None
+    attempts = [j["attempts"] for j in _jobs(paced_services, batch_id)]
+    assert max(attempts) == 1, attempts  # a refused call spends no attempt
+    assert _refunds(paced_services, tenant.tenant_id) == 0
+    assert (dispatch_state.load(paced_services.firestore.db, "generation") or {})["breaker"] == "closed"
+
+
+def test_a_spent_day_quota_pauses_dispatch_until_it_is_lifted(paced, make_tenant, paced_services):
+    # Gemini's per-day 429 (QuotaFailure GenerateRequestsPerDayPerProjectPerModel, no RetryInfo): no
+    # slowing down clears it, so lote stops calling instead of hammering it all day.
+    tenant = make_tenant()
+    _model(
+        paced, "/trouble", {"recorded": "devapi-429-per-day-quota-paid-limit-0-gemini-3-pro-image-preview"}
+    )
+    try:
+        single = tenant.post("/v1/generations", {"prompt": "after the day's quota"}).json()
+        deadline = time.monotonic() + 60
+        while (view := tenant.get(f"/v1/generations/{single['id']}").json()).get("waiting_reason") is None:
+            assert time.monotonic() < deadline, view
+            time.sleep(0.1)
+        assert view["waiting_reason"] == "model_quota_per_day" and view["status"] == "queued"
+    finally:
+        _model(paced, "/trouble", {})
+    after = tenant.wait(single["id"], timeout=60)
+    assert after["status"] == "succeeded" and after["attempts"] == 1
+    assert _refunds(paced_services, tenant.tenant_id) == 0

@@ -98,7 +98,7 @@ def test_a_job_too_old_to_finish_is_abandoned_refunded_and_reported(
 
 
 def test_a_batch_whose_fanout_and_checker_tasks_were_lost_still_completes(
-    tenant, services: Services, tasks_client, stack
+    tenant, services: Services, tasks_client, stack, generation_queue: str
 ):
     c = stack.config
     fanout_queue = f"projects/{c.project_id}/locations/{c.location}/queues/fanout"
@@ -111,15 +111,52 @@ def test_a_batch_whose_fanout_and_checker_tasks_were_lost_still_completes(
         batch_store.ref(db, batch_id).update({"created_at": timeutil.now() - dt.timedelta(minutes=5)})
         assert repair.sweep(services)["fanouts_resumed"] >= 1
         assert batch_store.ref(db, batch_id).get().get("fanout_gen") == 1
-    # The resumed fan-out creates the items; then lose the checker chain before it settles.
-    deadline = time.monotonic() + 30
-    while sum(batch_store.counts(db, batch_id)[s] for s in ("succeeded", "failed")) < 3:
-        assert time.monotonic() < deadline, batch_store.counts(db, batch_id)
-        time.sleep(0.05)
-    with paused(tasks_client, fanout_queue):
-        tasks_client.purge_queue(name=fanout_queue)
-        if batch_store.ref(db, batch_id).get().get("finished_at") is None:
-            assert repair.sweep(services)["batches_settled"] >= 1
+    # The resumed fan-out creates the items while none can run; then the checker chain is lost:
+    # its queue stays paused until the sweep has run, and the chain's generation is moved on, so a
+    # check that was already under way when the queue paused can only see unfinished items (the
+    # generation queue is still paused) or a newer generation (a no-op). Only the sweep can settle.
+    with paused(tasks_client, generation_queue):
+        deadline = time.monotonic() + 30
+        while (
+            len(batch_store.done_chunks(db, batch_id)) < 1
+            or sum(batch_store.counts(db, batch_id).values()) < 3
+        ):
+            assert time.monotonic() < deadline, batch_store.counts(db, batch_id)
+            time.sleep(0.05)
+        tasks_client.pause_queue(name=fanout_queue)
+        try:
+            tasks_client.purge_queue(name=fanout_queue)
+            batch_store.ref(db, batch_id).update({"check_gen": 1})
+        except BaseException:
+            tasks_client.resume_queue(name=fanout_queue)
+            raise
+    try:
+        deadline = time.monotonic() + 30
+        while sum(batch_store.counts(db, batch_id)[s] for s in ("succeeded", "failed")) < 3:
+            assert time.monotonic() < deadline, batch_store.counts(db, batch_id)
+            time.sleep(0.05)
+        assert batch_store.ref(db, batch_id).get().get("finished_at") is None
+        assert repair.sweep(services)["batches_settled"] >= 1
+    finally:
+        tasks_client.resume_queue(name=fanout_queue)
     batch = tenant.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "completed" and batch["counts"]["succeeded"] == 3
     assert batch_store.ref(db, batch_id).get().get("completions") == 1
+
+
+def test_the_sweep_reaches_every_running_batch_however_many_older_ones_run(services: Services):
+    """A round over running batches: each sweep takes the next `limit`, not always the oldest."""
+    db = services.firestore.db
+    ancient = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
+    ids = [f"bat_sweepround{i}{time.time_ns()}" for i in range(5)]
+    for i, batch_id in enumerate(ids):  # older than any real batch: the first of every round
+        batch_store.ref(db, batch_id).set(
+            {"finished_at": None, "created_at": ancient + dt.timedelta(seconds=i)}
+        )
+    batch_store.sweep_cursor_ref(db).delete()
+    try:
+        pages = [[s.id for s in repair._running_batches(db, timeutil.now(), 2)] for _ in range(3)]
+    finally:
+        for batch_id in ids:
+            batch_store.ref(db, batch_id).delete()
+    assert pages[0] == ids[:2] and pages[1] == ids[2:4] and pages[2][0] == ids[4], pages

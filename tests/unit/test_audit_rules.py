@@ -180,3 +180,25 @@ def test_a_cancel_still_paging_long_after_the_repair_window_is_named():
         "batch_cancel_completes"
     ]
     assert rules.batch_cancel("bat_1", {**stuck, "cancel_pending": False}, now, windows) == []
+
+
+def test_a_stripe_payment_takes_back_at_most_what_it_bought_and_its_chargebacks_are_in_the_ledger():
+    from lote.audit.rules import stripe_payment
+
+    entries = {
+        "dispute-dp_1": {"delta": -750},
+        "dispute-dp_2": {"delta": -100},
+        "dispute-return-dp_2": {"delta": 100},
+    }
+    doc = {"credits": 1000, "clawed_back": 250,
+           "disputes": {"dp_1": {"taken": 750}, "dp_2": {"taken": 100, "returned": True}}}  # fmt: skip
+    assert stripe_payment("pi_1", doc, entries, "ten_1") == []
+    over = {**doc, "clawed_back": 300}
+    assert [v.invariant for v in stripe_payment("pi_1", over, entries, "ten_1")] == [
+        "stripe_payment_takes_at_most_what_it_bought"
+    ]
+    unreturned = {k: v for k, v in entries.items() if k != "dispute-return-dp_2"}
+    found = stripe_payment("pi_1", doc, unreturned, "ten_1")
+    assert [(v.invariant, v.detail["entry"]) for v in found] == [
+        ("dispute_in_the_ledger", "dispute-return-dp_2")
+    ]

@@ -221,3 +221,58 @@ def test_a_restart_by_the_sweep_is_new_work_for_the_breaker_but_not_for_the_retr
     assert recovery.breaker_start(job) == released + dt.timedelta(minutes=5)
     assert recovery.cycle_start(job) == released  # the queue's retry and abandon windows go on
     assert recovery.breaker_start({"created_at": released}) == released
+
+
+def test_operator_trouble_blocks_dispatch_until_a_probe_passes_then_the_pace_comes_back_whole():
+    # A key that expired overnight: every call says so. No pace helps; probes go out a minute apart.
+    expired = Window(WINDOW_S, blocked=6, blocked_reason="model_key_invalid", backlog=500)
+    blocked = next_pace(Pace(rate=12), expired, LIMITS)
+    assert (blocked.breaker, blocked.rate, blocked.resume_rate) == (
+        Breaker.BLOCKED,
+        LIMITS.blocked_probe_per_s,
+        12,
+    )
+    assert blocked.reason == "model_key_invalid"
+    assert next_pace(blocked, Window(WINDOW_S, backlog=500), LIMITS) == blocked  # no probe answered yet
+    assert (
+        next_pace(blocked, Window(WINDOW_S, failures=1, backlog=500), LIMITS) == blocked
+    )  # nor did this one
+    fixed = next_pace(blocked, Window(WINDOW_S, successes=1, backlog=500), LIMITS)
+    assert (fixed.breaker, fixed.rate, fixed.reason) == (Breaker.CLOSED, 12, "")  # the capacity never changed
+
+
+def test_a_block_wins_over_an_open_breaker_and_keeps_the_pace_from_before_either():
+    opened = next_pace(Pace(rate=12), Window(WINDOW_S, failures=10, backlog=9), LIMITS)
+    day_spent = Window(WINDOW_S, blocked=1, blocked_reason="model_quota_per_day", backlog=9)
+    blocked = next_pace(opened, day_spent, LIMITS)
+    assert (blocked.breaker, blocked.resume_rate, blocked.reason) == (
+        Breaker.BLOCKED,
+        12,
+        "model_quota_per_day",
+    )
+    # Calls that got through outnumber the refusals (the day turned mid-window): not blocked.
+    assert (
+        next_pace(Pace(rate=12), Window(WINDOW_S, successes=5, blocked=1, backlog=9), LIMITS).breaker
+        == "closed"
+    )
+
+
+def test_the_state_keeps_the_block_and_its_reason_and_counts_from_the_first_breaker():
+    from lote.dispatch.service import next_state
+    from lote.dispatch.views import waiting_reason
+
+    bounds, t0 = Limits(start=10, ceiling=20), dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    state = next_state(None, Window(WINDOW_S), bounds, t0, 0, 0)
+    opened = next_state(
+        state, Window(WINDOW_S, failures=9, backlog=9), bounds, t0 + dt.timedelta(seconds=2), 9, 0
+    )
+    refused = Window(WINDOW_S, blocked=2, blocked_reason="model_access_denied", backlog=9)
+    blocked = next_state(opened, refused, bounds, t0 + dt.timedelta(seconds=4), 9, 0)
+    assert blocked["breaker"] == "blocked" and blocked["blocked_reason"] == "model_access_denied"
+    assert blocked["opened_at"] == opened["opened_at"]  # work released before the first breaker waits held
+    assert waiting_reason(blocked["breaker"], blocked["blocked_reason"]) == "model_access_denied"
+    back = next_state(
+        blocked, Window(WINDOW_S, successes=1, backlog=9), bounds, t0 + dt.timedelta(seconds=6), 9, 0
+    )
+    assert back["breaker"] == "closed" and back["opened_at"] is None and back["blocked_reason"] is None
+    assert waiting_reason(back["breaker"], back["blocked_reason"]) is None

@@ -9,7 +9,7 @@ import typing
 import pytest
 
 from lote.batches.schemas import BatchStatus as BatchStatusLiteral
-from lote.clients.model import ModelPermanent, ModelThrottled, ModelTransient, classify
+from lote.clients.model import ModelOperatorTrouble, ModelPermanent, ModelThrottled, ModelTransient, classify
 from lote.jobs import attempts, store
 from lote.jobs.schemas import Status as JobStatusLiteral
 from lote.leases import Claim, ClaimKind
@@ -98,8 +98,8 @@ def test_a_permanent_error_or_the_last_attempt_fails_the_job(retryable, last):
     }
 
 
-def test_the_same_malformed_answer_three_times_in_a_row_fails_the_job():
-    code = "model_bad_response"
+@pytest.mark.parametrize("code", ["model_bad_response", "no_image", "model_max_tokens"])
+def test_the_same_unusable_answer_three_times_in_a_row_fails_the_job(code: str):
     first = _judge(code)
     assert not first.final and first.update["error_streak"] == 1
     second = _judge(code, job={"last_error": {"code": code}, "error_streak": 1})
@@ -121,9 +121,9 @@ def test_long_messages_are_cut_to_a_thousand_characters():
     [
         (429, ModelThrottled, "model_rate_limited"),
         (400, ModelPermanent, "model_invalid_argument"),
-        (404, ModelPermanent, "model_not_found"),
-        (401, ModelTransient, "model_unavailable"),
-        (403, ModelTransient, "model_unavailable"),
+        (404, ModelOperatorTrouble, "model_not_available"),
+        (401, ModelOperatorTrouble, "model_key_invalid"),
+        (403, ModelOperatorTrouble, "model_access_denied"),
         (500, ModelTransient, "model_unavailable"),
         (503, ModelTransient, "model_unavailable"),
     ],
@@ -139,7 +139,9 @@ def test_a_429_waits_as_long_as_the_model_asks():
     }
     failure = classify(429, "text", body)
     assert isinstance(failure, ModelThrottled) and failure.retry_after_s == 32
-    assert isinstance(plain := classify(429, "text", None), ModelThrottled) and plain.retry_after_s == 10
+    assert (
+        isinstance(plain := classify(429, "text", None), ModelThrottled) and plain.retry_after_s is None
+    )  # the dispatcher paces
 
 
 def test_an_attempt_keeps_the_check_time_its_enqueue_recorded():

@@ -60,7 +60,7 @@ def test_every_task_kind_has_a_worker_route(task):
 
 def test_every_worker_task_route_has_a_task_kind():
     routes = {r.rule for r in worker_app().url_map.iter_rules() if r.rule.startswith("/tasks/")}
-    assert routes == {type(t).route for t in KINDS} | {tasks.Sweep.route}
+    assert routes == {type(t).route for t in KINDS} | {tasks.Sweep.route, tasks.Reconcile.route}
 
 
 @pytest.mark.parametrize("task", KINDS, ids=lambda t: type(t).__name__)

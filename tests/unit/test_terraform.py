@@ -263,6 +263,7 @@ def _log_line(source: str, starts: str, *args: object) -> str:
         "audit": ("audit/scan.py", "lote.audit"),
         "repair": ("repair.py", "lote.repair"),
         "dispatch": ("dispatch/service.py", "lote.dispatch"),
+        "billing": ("billing/reconcile.py", "lote.billing"),
     }[source]
     text = (REPO_ROOT / "functions" / "lote" / path).read_text()
     fmt = re.search(r'log\.\w+\(\s*"(' + re.escape(starts) + r'[^"]*)"', text)
@@ -293,9 +294,16 @@ def test_log_based_metrics_match_the_lines_the_code_prints():
     abandoned = _log_line("repair", "job %s abandoned", "gen_x", "its task ran out of attempts")
     assert pattern("audit_violations").search(violation) and not pattern("audit_violations").search(abandoned)
     assert pattern("abandoned").search(abandoned) and not pattern("abandoned").search(violation)
-    opened = _log_line("dispatch", "dispatch %s: breaker %s", "generation", "open", "Window(...)")
-    closed = _log_line("dispatch", "dispatch %s: breaker %s", "generation", "closed", "Window(...)")
+    opened = _log_line("dispatch", "dispatch %s: breaker %s", "generation", "open", "", "Window(...)")
+    closed = _log_line("dispatch", "dispatch %s: breaker %s", "generation", "closed", "", "Window(...)")
     assert pattern("breaker_opened").search(opened) and not pattern("breaker_opened").search(closed)
+    blocked = _log_line("dispatch", "dispatch %s: breaker %s%s (window %s)", "generation", "blocked",
+                        " (model_key_invalid)", "Window(...)")  # fmt: skip
+    assert pattern("model_blocked").search(blocked) and not pattern("model_blocked").search(opened)
+    assert not pattern("breaker_opened").search(blocked)
+    unsettled = _log_line("billing", "stripe reconcile: unsettled", "session", "cs_x", "unknown_tenant")
+    settled = _log_line("billing", "stripe reconcile: %s", "session", "cs_x", "granted")
+    assert pattern("stripe_unsettled").search(unsettled) and not pattern("stripe_unsettled").search(settled)
     latency = re.search(
         r'REGEXP_EXTRACT\(textPayload, \\"(.*)\\"\)', unquote(metrics["model_latency"]["value_extractor"])
     )

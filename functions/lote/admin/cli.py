@@ -11,6 +11,7 @@ from typing import Any
 from lote.access import service as access
 from lote.access.schemas import ClientTokenRequest
 from lote.audit import scan
+from lote.billing import reconcile
 from lote.errors import LoteError
 from lote.services import Services
 from lote.settings import Settings
@@ -78,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         "audit", help="check every invariant; exits 1 and lists the violations when one is broken"
     )
     audit.add_argument("--tenant", help="only this tenant (default: every tenant)")
+    settle = commands.add_parser(
+        "reconcile",
+        help="settle recent Stripe sessions, refunds and disputes the ledger lacks (safe to repeat)",
+    )
+    settle.add_argument("--days", type=int, help="how far back (default LOTE_STRIPE_RECONCILE_LOOKBACK_S)")
     return parser
 
 
@@ -112,6 +118,8 @@ def run(argv: list[str], services: Services) -> dict[str, Any]:
         return accounts.show_tenant(services, args.tenant).model_dump(mode="json")
     if args.command == "audit":
         return json.loads(scan.compact(scan.audit(services, args.tenant).as_dict()))
+    if args.command == "reconcile":
+        return reconcile.reconcile(services, args.days * 86_400 if args.days else None)
     raise AssertionError(args.command)  # argparse only admits the commands above
 
 

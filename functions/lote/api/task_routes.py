@@ -11,6 +11,7 @@ from lote import oidc, repair
 from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
 from lote.batches import cancel, fanout, item_events
+from lote.billing import reconcile
 from lote.dispatch import service as dispatch
 from lote.jobs import worker
 from lote.services import Services
@@ -24,6 +25,7 @@ from lote.tasks import (
     Generate,
     Payload,
     PlanFanout,
+    Reconcile,
     RefreshBatch,
     Sweep,
 )
@@ -95,3 +97,7 @@ def register(app: flask.Flask) -> None:
     @app.post(Sweep.route)
     def sweep() -> flask.Response:
         return _handle(Sweep, lambda services, _task: Answer(200, repair.sweep(services)))
+
+    @app.post(Reconcile.route)
+    def stripe_reconcile() -> flask.Response:
+        return _handle(Reconcile, lambda services, _task: Answer(200, reconcile.reconcile(services)))

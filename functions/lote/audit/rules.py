@@ -80,6 +80,31 @@ def debit_has_its_cause(
     ]
 
 
+def stripe_payment(
+    payment_id: str, doc: dict[str, Any], entries: dict[str, dict[str, Any]], tenant_id: str
+) -> list[Violation]:
+    """A Stripe payment's credits: what refunds and standing chargebacks took is between nothing
+    and what it bought, and each chargeback (and its return) is in the ledger for what it took."""
+    found: list[Violation] = []
+    bought, clawed = int(doc.get("credits") or 0), int(doc.get("clawed_back") or 0)
+    disputes = doc.get("disputes") or {}
+    standing = sum(int(d.get("taken", 0)) for d in disputes.values() if not d.get("returned"))
+    if not 0 <= clawed + standing <= bought:
+        found.append(Violation("stripe_payment_takes_at_most_what_it_bought", payment_id, tenant_id,
+                               {"credits": bought, "clawed_back": clawed, "disputed": standing}))  # fmt: skip
+    for dispute_id, dispute in sorted(disputes.items()):
+        taken = int(dispute.get("taken", 0))
+        expected = {f"dispute-{dispute_id}": -taken} if taken else {}
+        if taken and dispute.get("returned"):
+            expected[f"dispute-return-{dispute_id}"] = taken
+        for entry_id, delta in expected.items():
+            seen = (entries.get(entry_id) or {}).get("delta")
+            if seen != delta:
+                found.append(Violation("dispute_in_the_ledger", f"{payment_id}/{dispute_id}", tenant_id,
+                                       {"entry": entry_id, "expected": delta, "found": seen}))  # fmt: skip
+    return found
+
+
 def job(
     job_id: str,
     doc: dict[str, Any],

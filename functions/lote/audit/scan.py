@@ -17,6 +17,7 @@ from lote.audit.rules import Violation, Windows
 from lote.batches import store as batch_store
 from lote.billing import purse
 from lote.billing.ledger import LEDGER
+from lote.billing.stripe_events import PAYMENTS
 from lote.dispatch import lanes
 from lote.dispatch import service as dispatch
 from lote.dispatch import state as dispatch_state
@@ -251,6 +252,9 @@ def _tenant(services: Services, tenant_id: str, report: Report) -> None:
     for snapshot in _where(db.collection(access_store.COLLECTION), "tenant_id", tenant_id).stream():
         report.checked["client_tokens"] += 1
         report.violations += rules.client_token(snapshot.id, snapshot.to_dict() or {}, submitted[snapshot.id])
+    for snapshot in _where(db.collection(PAYMENTS), "tenant_id", tenant_id).stream():
+        report.checked["stripe_payments"] += 1
+        report.violations += rules.stripe_payment(snapshot.id, snapshot.to_dict() or {}, entries, tenant_id)
 
 
 def _batch(
@@ -294,10 +298,16 @@ def sample(services: Services, size: int) -> Report:
     expected = [e for e in (rules.expected_event(j, d) for j, d in jobs.items()) if e]
     delivered = {s.id for s in _existing(db, [db.collection(DELIVERIES).document(e) for e in expected])}
     windows = _windows(services)
+
+    def stored(doc: dict[str, Any]) -> list[str]:
+        name = (doc.get("output") or {}).get("object")
+        return [name] if name and services.storage.exists(services.settings.output_bucket, name) else []
+
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:  # one Storage request per job, not in series
+        found = dict(zip(jobs, pool.map(stored, jobs.values()), strict=True))
     for job_id, doc in jobs.items():
         report.checked["jobs"] += 1
-        name = (doc.get("output") or {}).get("object")
-        outputs = [name] if name and services.storage.exists(services.settings.output_bucket, name) else []
+        outputs = found[job_id]
         ids = delivered & {rules.expected_event(job_id, doc)}
         refund = refunds.get(f"{doc.get('tenant_id')}:refund-{job_id}")
         report.violations += rules.job(job_id, doc, now, windows, refund, outputs, ids, None)

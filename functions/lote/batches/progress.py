@@ -98,7 +98,7 @@ def render(
     tally: dict[str, int],
     chunks_done: int,
     rate_per_s: float | None = None,
-    waiting_on_model: bool = False,
+    waiting_reason: str | None = None,
     share_per_s: float | None = None,
 ) -> Batch:
     """The Batch resource: what GET /v1/batches/{id} answers and what batch events carry."""
@@ -124,7 +124,8 @@ def render(
         throughput_per_min=None if rate_per_s is None else round(rate_per_s * 60, 1),
         eta=eta,
         priority=batch.get("priority") or "standard",
-        waiting_on_model=waiting_on_model and batch.get("finished_at") is None,
+        waiting_on_model=waiting_reason is not None and batch.get("finished_at") is None,
+        waiting_reason=waiting_reason if batch.get("finished_at") is None else None,
         metadata=batch.get("metadata") or {},
         links=links(api_url, batch_id),
     )

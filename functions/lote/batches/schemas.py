@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
+from lote.dispatch.schemas import WAITING_REASON
 from lote.jobs.schemas import (
     AspectRatio,
     GenerationRequest,
@@ -189,7 +190,11 @@ class Batch(BaseModel):
     priority: Literal["express", "standard", "economy"] = "standard"
     waiting_on_model: bool = Field(
         False,
-        description="True while the model fails broadly and only probes are sent (the breaker is open).",
+        description="True while the work waits on the model: see `waiting_reason`.",
+    )
+    waiting_reason: str | None = Field(
+        None,
+        description=WAITING_REASON,
     )
     metadata: dict[str, str] = Field(default_factory=dict)
     links: BatchLinks

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from lote.webhooks.events import Outbox
 
 BATCHES = "batches"
+SWEEP = "repair_sweep"  # the repair sweep's place in its rounds (one small document per round)
 
 
 class BatchCompleted(Conflict):
@@ -241,18 +242,25 @@ def unplanned_before(
 
 
 def unfinished_before(
-    db: firestore.Client, cutoff: dt.datetime, limit: int
+    db: firestore.Client, cutoff: dt.datetime, limit: int, after: dt.datetime | None = None
 ) -> list[firestore.DocumentSnapshot]:
-    """Batches not finished (queued, running, or canceled with items still running), oldest first."""
+    """Batches not finished (queued, running, or canceled with items still running), oldest first,
+    created after `after` when given (the sweep's place in its round)."""
     fs = _fs()
     query = (
         db.collection(BATCHES)
         .where(filter=fs.FieldFilter("finished_at", "==", None))
         .where(filter=fs.FieldFilter("created_at", "<", cutoff))
         .order_by("created_at")
-        .limit(limit)
     )
-    return list(query.stream())
+    if after is not None:
+        query = query.start_after({"created_at": after})
+    return list(query.limit(limit).stream())
+
+
+def sweep_cursor_ref(db: firestore.Client) -> firestore.DocumentReference:
+    """Where the repair sweep's round over running batches stands (`after`: a created_at)."""
+    return db.collection(SWEEP).document("batches")
 
 
 def done_chunks(db: firestore.Client, batch_id: str) -> set[int]:

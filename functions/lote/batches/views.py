@@ -40,7 +40,7 @@ def get(services: Services, caller: Caller, batch_id: str) -> tuple[Batch, str, 
             tasks.enqueue(services, tasks.RefreshBatch(batch_id=batch_id, slot=slot), lambda: None)
     share = dispatch_views.lane_share(services, lanes.batch_lane(batch_id))
     view = progress.render(services.settings.api_url, batch_id, batch, tally, chunks_done, rate,
-                           share.waiting_on_model, share.rate_per_s)  # fmt: skip
+                           share.waiting_reason, share.rate_per_s)  # fmt: skip
     etag = ids.sha256_hex(view.model_dump_json(exclude={"eta", "throughput_per_min"}))[:24]
     hint = (
         None

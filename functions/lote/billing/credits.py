@@ -59,6 +59,25 @@ def clawback_target(credits: int, amount: int, amount_refunded: int) -> int:
     return min(credits, -(-credits * max(0, amount_refunded) // amount))
 
 
+def dispute_take(credits: int, amount: int, disputed: int, taken_elsewhere: int) -> int:
+    """Credits a chargeback of `disputed` (of a charge of `amount` that bought `credits`) takes back:
+    proportional, rounded against the buyer, never more than what refunds and other disputes of the
+    same payment (`taken_elsewhere`) left."""
+    return max(0, min(clawback_target(credits, amount, disputed), credits - max(0, taken_elsewhere)))
+
+
+# Dispute statuses: funds withdrawn (a chargeback) versus an inquiry (`warning_*`: no money moves),
+# and the closed ones that give the money back.
+DISPUTE_RETURNED = frozenset({"won", "warning_closed", "prevented"})
+DISPUTE_FINAL = DISPUTE_RETURNED | {"lost"}
+
+
+def dispute_withdraws(status: str, event_type: str) -> bool:
+    """Whether a dispute in `status` (seen in an event of `event_type`) has taken the money: every
+    dispute does but an inquiry, and an inquiry does once its funds are withdrawn."""
+    return event_type == "charge.dispute.funds_withdrawn" or not status.startswith("warning_")
+
+
 # --- Entries ---------------------------------------------------------------------------------
 
 

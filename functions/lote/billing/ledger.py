@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
 LEDGER = "ledger"
-Reason = Literal["purchase", "debit", "refund", "grant", "clawback"]
+# clawback: a Stripe refund takes back what it refunded; dispute: a chargeback takes back what was
+# disputed; reinstated: a dispute won (or a refund that failed) gives it back.
+Reason = Literal["purchase", "debit", "refund", "grant", "clawback", "dispute", "reinstated"]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,22 @@
 """Stripe events: signature checked on the raw body, each event applied once, credits through the ledger.
 
 `stripe_events/{event id}` records every event handled; ledger entry ids come from the Checkout
-Session (purchases) and from the charge and refunded amount (clawbacks), so neither a redelivered
-event nor two events about the same payment can move credits twice.
+Session (purchases), the charge and refunded amount (clawbacks), the dispute (chargebacks and their
+return) and the refund (a refund that failed), so neither a redelivered event, two events about
+the same payment, nor the reconciliation (reconcile.py) applying what an event missed can move
+credits twice.
+
+What each event does:
+- `checkout.session.completed` / `.async_payment_succeeded`: paid → the pack's credits, once.
+- `charge.refunded`: credits in proportion to the cumulative refunded amount are taken back.
+- `charge.dispute.created` / `.funds_withdrawn` (not an inquiry): the disputed share is taken back,
+  once per dispute, whatever refunds left (a balance may go negative: admissions stop, 402
+  `insufficient_credits`, until it is settled); `.closed` won (or an inquiry closed) /
+  `.funds_reinstated`: what that dispute took is given back, once. A win seen before the dispute
+  itself is remembered, so a late `created` takes nothing.
+- `charge.refund.updated` with a failed refund: what that refund took is given back.
+- an event whose `livemode` differs from the deployment's key is refused (400): a test-mode event
+  signed with a shared secret must not grant real credits.
 """
 
 from __future__ import annotations
@@ -34,6 +48,12 @@ class WebhookDisabled(Unavailable):
     code = "stripe_webhook_disabled"
 
 
+class LivemodeMismatch(InvalidRequest):
+    """A test-mode event reached a live deployment, or the reverse."""
+
+    code = "livemode_mismatch"
+
+
 class InvalidSignature(InvalidRequest):
     """The Stripe-Signature header does not match the body, or is too old."""
 
@@ -63,6 +83,11 @@ def verify(settings: Settings, payload: bytes, header: str | None) -> dict[str, 
         raise InvalidRequest("the body is not JSON", {"field": "body"}) from None
     if not isinstance(event, dict) or not _EVENT_ID.fullmatch(str(event.get("id", ""))):
         raise InvalidRequest("the body is not a Stripe event", {"field": "id"})
+    live = settings.stripe_livemode
+    if live is not None and bool(event.get("livemode")) is not live:
+        mode = "live" if event.get("livemode") else "test"
+        raise LivemodeMismatch(f"a {mode}-mode event reached a {'live' if live else 'test'}-mode deployment",
+                               {"field": "livemode"})  # fmt: skip
     return event
 
 
@@ -86,7 +111,7 @@ def handle(services: Services, event: dict[str, Any]) -> str:
     return outcome
 
 
-def _purchase(services: Services, event: dict[str, Any]) -> str:
+def purchase(services: Services, event: dict[str, Any]) -> str:
     session = event["data"]["object"]
     if session.get("payment_status") not in ("paid", "no_payment_required"):
         return "awaiting_payment"  # async methods: checkout.session.async_payment_succeeded follows
@@ -116,44 +141,153 @@ def _purchase(services: Services, event: dict[str, Any]) -> str:
     return transactions.optimistic(db, build)
 
 
-def _clawback(services: Services, event: dict[str, Any]) -> str:
+def _payment(services: Services, intent: str | None) -> tuple[Any, str | None]:
+    """The recorded purchase of a PaymentIntent, or why there is none: `not_ours` (no intent, or
+    another account's), or 503 while one of ours is not recorded yet (events arrive in any order;
+    Stripe delivers this one again later)."""
+    if not intent:
+        return None, "not_ours"
+    ref = services.firestore.db.collection(PAYMENTS).document(str(intent))
+    if ref.get().exists:
+        return ref, None
+    if services.stripe.payment_intent_metadata(str(intent)).get("tenant_id"):
+        raise Unavailable("the purchase of this charge is not recorded yet", headers={"Retry-After": "60"})
+    return None, "unknown_payment"
+
+
+def clawback(services: Services, event: dict[str, Any]) -> str:
     charge = event["data"]["object"]
-    intent, amount = charge.get("payment_intent"), int(charge.get("amount") or 0)
-    refunded = int(charge.get("amount_refunded") or 0)
-    if not intent or amount <= 0:
+    amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
+    if amount <= 0:
         return "not_ours"
+    payment_ref, missing = _payment(services, charge.get("payment_intent"))
+    if missing:
+        return missing
     db = services.firestore.db
-    payment_ref = db.collection(PAYMENTS).document(str(intent))
-    if not payment_ref.get().exists:
-        # Events arrive in any order: a refund of one of our checkouts whose purchase is not recorded
-        # yet is answered 503, so Stripe delivers it again later. The PaymentIntent says whose it is.
-        if services.stripe.payment_intent_metadata(str(intent)).get("tenant_id"):
-            raise Unavailable(
-                "the purchase of this charge is not recorded yet", headers={"Retry-After": "60"}
-            )
-        return "unknown_payment"
 
     def build(batch: Any) -> tuple[str, bool]:
         payment = payment_ref.get()
         paid = payment.to_dict() or {}
         # Stripe's amount_refunded is cumulative: the target covers every refund so far.
         target = credits.clawback_target(int(paid["credits"]), amount, refunded)
+        target = min(target, int(paid["credits"]) - _disputed(paid))
         delta = target - int(paid.get("clawed_back", 0))
         if delta <= 0:
             return "nothing_to_claw_back", False
         tenant = db.collection(TENANTS).document(paid["tenant_id"]).get()
         note = f"refund of {refunded}/{amount} on Stripe charge {charge.get('id')}"
-        entry_id = f"clawback-{charge.get('id')}-{refunded}"
+        # A refund that failed lowers the cumulative amount; a later refund may bring it back to a
+        # figure already entered, so the failures so far are part of the id.
+        failed = int(paid.get("failed_refunds", 0))
+        entry_id = f"clawback-{charge.get('id')}-{refunded}" + (f"-f{failed}" if failed else "")
         ledger.add(batch, db, tenant, Entry(entry_id, -delta, "clawback", event["id"], note))
-        batch.update(payment_ref, {"clawed_back": target},
+        batch.update(payment_ref, {"clawed_back": target, "refunded": refunded, "amount": amount},
                      option=db.write_option(last_update_time=payment.update_time))  # fmt: skip
         return "clawed_back", True
 
     return transactions.optimistic(db, build)
 
 
+def _disputed(paid: dict[str, Any], but: str | None = None) -> int:
+    """Credits the payment's disputes hold taken (all of them, or all but `but`)."""
+    return sum(int(d.get("taken", 0)) for k, d in (paid.get("disputes") or {}).items() if k != but)
+
+
+def chargeback(services: Services, event: dict[str, Any]) -> str:
+    dispute = event["data"]["object"]
+    dispute_id, status = str(dispute.get("id", "")), str(dispute.get("status", ""))
+    intent = dispute.get("payment_intent") or services.stripe.charge_payment_intent(
+        str(dispute.get("charge"))
+    )
+    payment_ref, missing = _payment(services, intent)
+    if missing:
+        return missing
+    db = services.firestore.db
+    returned = event["type"] == "charge.dispute.funds_reinstated" or status in credits.DISPUTE_RETURNED
+
+    def build(batch: Any) -> tuple[str, bool]:
+        payment = payment_ref.get()
+        paid = payment.to_dict() or {}
+        seen = dict((paid.get("disputes") or {}).get(dispute_id) or {})
+        tenant = db.collection(TENANTS).document(paid["tenant_id"]).get()
+        option = db.write_option(last_update_time=payment.update_time)
+        if returned:
+            if seen.get("returned"):
+                return "already_returned", False
+            taken = int(seen.get("taken", 0))
+            if taken:
+                note = f"dispute {dispute_id} {status or 'reinstated'}: its credits back"
+                entry = Entry(f"dispute-return-{dispute_id}", taken, "reinstated", event["id"], note)
+                ledger.add(batch, db, tenant, entry)
+            # Remembered even when nothing was taken: a `created` delivered late takes nothing then.
+            settled = {**seen, "returned": True, "status": status}
+            batch.update(payment_ref, {f"disputes.{dispute_id}": settled}, option=option)
+            return ("returned" if taken else "nothing_to_return"), True
+        if seen.get("returned") or "taken" in seen:
+            return "already_disputed", False
+        if not credits.dispute_withdraws(status, str(event["type"])):
+            return "inquiry", False  # no money moved yet
+        amount = int(paid.get("amount") or paid.get("amount_total") or 0)
+        taken_elsewhere = int(paid.get("clawed_back", 0)) + _disputed(paid, but=dispute_id)
+        take = credits.dispute_take(
+            int(paid["credits"]), amount, int(dispute.get("amount") or 0), taken_elsewhere
+        )
+        if take:
+            reason = dispute.get("reason", "unknown")
+            note = f"chargeback {dispute_id} ({reason}) of {dispute.get('amount')}/{amount}"
+            ledger.add(batch, db, tenant, Entry(f"dispute-{dispute_id}", -take, "dispute", event["id"], note))
+        batch.update(
+            payment_ref, {f"disputes.{dispute_id}": {"taken": take, "status": status}}, option=option
+        )
+        return "disputed", True
+
+    return transactions.optimistic(db, build)
+
+
+def refund_updated(services: Services, event: dict[str, Any]) -> str:
+    refund = event["data"]["object"]
+    if refund.get("status") != "failed":
+        return "ignored"
+    refund_id, failed_amount = str(refund.get("id", "")), int(refund.get("amount") or 0)
+    intent = refund.get("payment_intent") or services.stripe.charge_payment_intent(str(refund.get("charge")))
+    payment_ref, missing = _payment(services, intent)
+    if missing:
+        return missing
+    db = services.firestore.db
+
+    def build(batch: Any) -> tuple[str, bool]:
+        payment = payment_ref.get()
+        paid = payment.to_dict() or {}
+        entry_id = f"refund-failed-{refund_id}"
+        failed_ids = list(paid.get("failed_refund_ids") or [])
+        if refund_id in failed_ids:
+            return "already_given_back", False
+        amount = int(paid.get("amount") or paid.get("amount_total") or 0)
+        refunded = max(0, int(paid.get("refunded", 0)) - failed_amount)
+        target = credits.clawback_target(int(paid["credits"]), amount, refunded)
+        back = int(paid.get("clawed_back", 0)) - target
+        tenant = db.collection(TENANTS).document(paid["tenant_id"]).get()
+        if back > 0:
+            note = f"refund {refund_id} failed ({refund.get('failure_reason', 'unknown')}): its credits back"
+            ledger.add(batch, db, tenant, Entry(entry_id, back, "reinstated", event["id"], note))
+        update = {"clawed_back": min(target, int(paid.get("clawed_back", 0))), "refunded": refunded,
+                  "failed_refunds": len(failed_ids) + 1,
+                  "failed_refund_ids": [*failed_ids, refund_id]}  # fmt: skip
+        batch.update(payment_ref, update, option=db.write_option(last_update_time=payment.update_time))
+        return ("given_back" if back > 0 else "nothing_to_give_back"), True
+
+    return transactions.optimistic(db, build)
+
+
 _HANDLERS: dict[str, Callable[[Services, dict[str, Any]], str]] = {
-    "checkout.session.completed": _purchase,
-    "checkout.session.async_payment_succeeded": _purchase,
-    "charge.refunded": _clawback,
+    "checkout.session.completed": purchase,
+    "checkout.session.async_payment_succeeded": purchase,
+    "charge.refunded": clawback,
+    "charge.dispute.created": chargeback,
+    "charge.dispute.funds_withdrawn": chargeback,
+    "charge.dispute.funds_reinstated": chargeback,
+    "charge.dispute.closed": chargeback,
+    "charge.refund.updated": refund_updated,
 }
+# What the Stripe endpoint must send (README, Terraform output `stripe_webhook_events`).
+EVENT_TYPES = tuple(_HANDLERS)

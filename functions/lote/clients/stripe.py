@@ -130,6 +130,48 @@ class StripeClient:
         metadata: dict[str, Any] = intent.metadata.to_dict() if intent.metadata else {}
         return {str(k): str(v) for k, v in metadata.items()}
 
+    def charge(self, charge_id: str) -> dict[str, Any] | None:
+        """A charge as its events carry it, or None when this account has no such charge."""
+        import stripe
+
+        try:
+            found = self.client.v1.charges.retrieve(charge_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            with _translated():
+                raise
+        except stripe.StripeError:
+            with _translated():
+                raise
+        charge: dict[str, Any] = found.to_dict()
+        return charge
+
+    def charge_payment_intent(self, charge_id: str) -> str | None:
+        """The PaymentIntent of a charge (older event payloads name only the charge)."""
+        intent = (self.charge(charge_id) or {}).get("payment_intent")
+        return str(intent.get("id") if isinstance(intent, dict) else intent) if intent else None
+
+    def recent(self, kind: str, since: int) -> Iterator[dict[str, Any]]:
+        """Every object of `kind` (`checkout_sessions`, `disputes`, `refunds`) created since `since`
+        (seconds since the epoch), newest first, page after page (the reconciliation's view)."""
+        service = {
+            "checkout_sessions": lambda: self.client.v1.checkout.sessions,
+            "disputes": lambda: self.client.v1.disputes,
+            "refunds": lambda: self.client.v1.refunds,
+        }[kind]()
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"created": {"gte": since}, "limit": 100}
+            if after is not None:
+                params["starting_after"] = after
+            page = self._call(lambda p=params: service.list(params=p))  # type: ignore[attr-defined,misc]
+            for item in page.data:
+                yield item.to_dict()
+            if not page.has_more or not page.data:
+                return
+            after = page.data[-1].id
+
     def create_checkout_session(self, params: dict[str, Any], idempotency_key: str) -> CheckoutSession:
         """A hosted Checkout Session."""
         session = self._call(

@@ -14,6 +14,12 @@ between a floor and the ceiling (queue.yaml's rate, which is also where it start
 When most first calls fail outright (5xx, timeouts: the model is down, not busy), the breaker opens:
 the pace becomes a trickle of probes, and it closes (resuming at half the pace it had) once a
 window's probes succeed. Work that waits meanwhile is not released, so it spends no attempts.
+
+When the model answers that the deployment cannot use it (a bad or expired key, the API or billing
+disabled, a permission, the model not served here, the day's quota spent: clients/model.py's
+operator trouble), no pace helps and no image is at fault: the breaker is `blocked`, with the
+answer's code as its reason, until a probe (one a minute) gets an answer; then the pace it had
+comes back whole (the model's capacity did not change, its door was shut).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class Breaker(StrEnum):
 
     CLOSED = "closed"  # calls go out at the pace
     OPEN = "open"  # the model fails broadly: only probes go out
+    BLOCKED = "blocked"  # the deployment cannot use the model (operator trouble): only probes go out
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,9 @@ class Window:
     # chokes on) fill the tail of a batch with failures that are no outage.
     retries: int = 0
     retry_failures: int = 0
+    # Calls answered with operator trouble, and the most common code among them.
+    blocked: int = 0
+    blocked_reason: str = ""
 
     @property
     def calls(self) -> int:
@@ -68,6 +78,7 @@ class Limits:
     breaker_share: float = 0.5  # open when this share of a window's calls failed ...
     breaker_min_calls: int = 5  # ... out of at least this many
     probe_per_s: float = 0.2  # pace while open: one probe every 5 s
+    blocked_probe_per_s: float = 1 / 60  # pace while blocked: a fixed key is seen within a minute
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class Pace:
     rate: float
     breaker: Breaker = Breaker.CLOSED
     resume_rate: float = 0.0
+    reason: str = ""  # while blocked: the operator trouble's code
 
 
 def first(limits: Limits) -> Pace:
@@ -86,6 +98,15 @@ def first(limits: Limits) -> Pace:
 
 def next_pace(pace: Pace, window: Window, limits: Limits) -> Pace:
     """The pace for the next window, from the current one and what its window saw."""
+    if window.blocked > 0 and window.blocked >= window.successes:
+        # The door is shut: whatever else the window saw. The pace to come back to is the one
+        # before any breaker (an open breaker's trickle is no measure of the quota).
+        resume = pace.resume_rate if pace.breaker is not Breaker.CLOSED else pace.rate
+        return Pace(limits.blocked_probe_per_s, Breaker.BLOCKED, resume, window.blocked_reason)
+    if pace.breaker is Breaker.BLOCKED:
+        if window.successes > 0:
+            return Pace(rate=_bounded(pace.resume_rate, limits))
+        return pace
     if pace.breaker is Breaker.OPEN:
         if window.successes > 0 and window.failures <= window.successes:
             resumed = max(limits.floor, min(limits.ceiling, pace.resume_rate / 2))

@@ -6,6 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+WAITING_REASON = (
+    "While waiting_on_model, why: `model_unavailable` (the model fails broadly; only probes are sent), "
+    "or the deployment cannot use the model until an operator acts: `model_key_invalid`, "
+    "`model_access_denied`, `model_not_available`, `model_quota_per_day` (the work waits; nothing is "
+    "charged again or refunded)."
+)
+
 
 class LastWindow(BaseModel):
     """What the model answered in the last control window."""
@@ -44,8 +51,17 @@ class Pool(BaseModel):
     rate_per_s: float = Field(description="The pace now: model calls released per second.")
     start_per_s: float
     ceiling_per_s: float
-    breaker: Literal["closed", "open"]
+    breaker: Literal["closed", "open", "blocked"] = Field(
+        description="closed: calls go out at the pace; open: the model fails broadly, only probes go out; "
+        "blocked: the deployment cannot use the model (see `blocked_reason`), a probe a minute until one "
+        "passes."
+    )
     opened_at: str | None = None
+    blocked_reason: str | None = Field(
+        None,
+        description="While blocked, the model's answer: `model_key_invalid`, `model_access_denied`, "
+        "`model_not_available` or `model_quota_per_day`.",
+    )
     last_window: LastWindow | None = None
     in_queue: int = Field(description="Released jobs not started yet (or waiting for a retry).")
     attempt_ms: int | None = Field(

@@ -50,7 +50,11 @@ def text_pool(settings: Settings) -> str:
 def limits(settings: Settings) -> control.Limits:
     """The controller's bounds: the ceiling is the generation queue's rate; the start defaults to it."""
     ceiling = settings.dispatch_ceiling_rps
-    return control.Limits(start=min(ceiling, settings.dispatch_start_rps or ceiling), ceiling=ceiling)
+    return control.Limits(
+        start=min(ceiling, settings.dispatch_start_rps or ceiling),
+        ceiling=ceiling,
+        blocked_probe_per_s=1 / settings.dispatch_blocked_probe_s,
+    )
 
 
 def window_at(settings: Settings, seconds: float) -> int:
@@ -124,7 +128,8 @@ def any_running(db: Any) -> bool:
 def pace_of(doc: dict[str, Any]) -> control.Pace:
     """The controller's state as stored."""
     return control.Pace(float(doc["rate"]), control.Breaker(doc.get("breaker", "closed")),
-                        float(doc.get("resume_rate") or 0.0))  # fmt: skip
+                        float(doc.get("resume_rate") or 0.0),
+                        str(doc.get("blocked_reason") or ""))  # fmt: skip
 
 
 def tick(services: Services, pool_name: str, window: int) -> Answer:
@@ -144,6 +149,7 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
         successes=tally[state.Outcome.SUCCESS], quota_errors=tally[state.Outcome.QUOTA],
         failures=tally[state.Outcome.FAILURE], backlog=waiting + len(active),
         retries=tally["retry"], retry_failures=tally[f"retry:{state.Outcome.FAILURE}"],
+        blocked=tally[state.Outcome.BLOCKED], blocked_reason=_most_common_reason(tally),
     )  # fmt: skip
     bounds = limits(s)
 
@@ -151,8 +157,10 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
         interactive = tally[f"tier:{share.Tier.INTERACTIVE}"]
         updated = next_state(stored, seen, bounds, now, waiting, interactive, calls.answered_ms)
         if (stored or {}).get("breaker", "closed") != updated["breaker"]:
-            # One line per change: Terraform's `breaker_opened` log metric counts the "open" ones.
-            log.warning("dispatch %s: breaker %s (window %s)", pool_name, updated["breaker"], seen)
+            # One line per change: Terraform's `breaker_opened` log metric counts the "open" ones,
+            # `model_blocked` the "blocked" ones (an operator must act: a key, billing, the quota).
+            reason = f" ({updated['blocked_reason']})" if updated.get("blocked_reason") else ""
+            log.warning("dispatch %s: breaker %s%s (window %s)", pool_name, updated["breaker"], reason, seen)
         return {**updated, "pool": pool_name}
 
     current, fresh = state.advance(db, pool_name, window, compute)
@@ -194,9 +202,11 @@ def next_state(
     )
     opened_at = (stored or {}).get("opened_at")
     if pace.breaker != (stored or {}).get("breaker", control.Breaker.CLOSED):
-        opened_at = now if pace.breaker is control.Breaker.OPEN else None
+        # Open then blocked (or back) keeps the first time: work released before it is held alike.
+        was_closed = (stored or {}).get("breaker", control.Breaker.CLOSED) == control.Breaker.CLOSED
+        opened_at = None if pace.breaker is control.Breaker.CLOSED else now if was_closed else opened_at
     last = {"seconds": seen.seconds, "successes": seen.successes, "quota_errors": seen.quota_errors,
-            "failures": seen.failures, "interactive": interactive_calls}  # fmt: skip
+            "failures": seen.failures, "blocked": seen.blocked, "interactive": interactive_calls}  # fmt: skip
     # Singles' calls per second, smoothed: what the release holds back for them. A flat share held
     # back whenever one had come cost a 1,500-item batch 9% of its time for one single every 5 s.
     observed = interactive_calls / seen.seconds
@@ -214,9 +224,15 @@ def next_state(
     return {
         **(stored or {}), "run_at": now, "rate": min(pace.rate, bounds.ceiling), "breaker": str(pace.breaker),
         "attempt_ms": attempt_ms, "opened_at": opened_at, "resume_rate": pace.resume_rate,
+        "blocked_reason": pace.reason or None,
         "start": bounds.start, "ceiling": bounds.ceiling, "in_queue": waiting, "last": last,
         "interactive_rate": interactive_rate,
     }  # fmt: skip
+
+
+def _most_common_reason(tally: Counter[str]) -> str:
+    reasons = {k.removeprefix("reason:"): n for k, n in tally.items() if k.startswith("reason:")}
+    return max(sorted(reasons), key=lambda r: reasons[r]) if reasons else ""
 
 
 def _owner_gave_up(settings: Settings, current: dict[str, Any], window: int, now: Any) -> bool:
@@ -240,7 +256,7 @@ def budget(settings: Settings, current: dict[str, Any], waiting: int, elapsed_s:
     reserve = min(expected, allowance * settings.dispatch_interactive_share * 2)
     # While the breaker is open the pace is a probe every few seconds: a job or two waiting out a
     # retry backoff (queued, not due for minutes) would be "ahead" of it and stop every probe.
-    probing = current.get("breaker") == control.Breaker.OPEN
+    probing = current.get("breaker") in (control.Breaker.OPEN, control.Breaker.BLOCKED)
     ahead = 0.0 if probing else max(0.0, waiting - rate * settings.dispatch_depth_s)
     return max(0.0, allowance - reserve - ahead)
 

@@ -41,6 +41,7 @@ class Outcome(StrEnum):
     SUCCESS = "success"  # the model answered (an image, or a refusal such as a safety block)
     QUOTA = "quota"  # 429 RESOURCE_EXHAUSTED
     FAILURE = "failure"  # 5xx, timeout, unreachable, garbage
+    BLOCKED = "blocked"  # operator trouble: a bad key, the API disabled, the day's quota spent, ...
 
 
 def ref(db: firestore.Client, pool: str) -> firestore.DocumentReference:
@@ -49,19 +50,29 @@ def ref(db: firestore.Client, pool: str) -> firestore.DocumentReference:
 
 
 def call_fields(
-    pool: str, outcome: Outcome, tier: str, retry: bool, at: dt.datetime, ms: int | None = None
+    pool: str,
+    outcome: Outcome,
+    tier: str,
+    retry: bool,
+    at: dt.datetime,
+    ms: int | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """The `call` field an attempt's end writes on its job: the model call's outcome for the
-    dispatcher (`retry` when the queue was retrying the task after a failed call) and, for an
-    attempt that stored an image, how long it took (`ms`, claim to end: what an ETA needs; a quick
-    refusal would pull the typical attempt down)."""
-    return {"pool": pool, "outcome": str(outcome), "tier": tier, "retry": retry, "at": at, "ms": ms}
+    dispatcher (`retry` when the queue was retrying the task after a failed call, `reason` the
+    operator trouble's code of a blocked call) and, for an attempt that stored an image, how long
+    it took (`ms`, claim to end: what an ETA needs; a quick refusal would pull the typical attempt
+    down)."""
+    fields = {"pool": pool, "outcome": str(outcome), "tier": tier, "retry": retry, "at": at, "ms": ms}
+    if reason is not None:
+        fields["reason"] = reason
+    return fields
 
 
 @dataclass(frozen=True)
 class Calls:
-    """A window's calls: outcome counts (with `tier:{tier}`, `retry`, `retry:{outcome}`) and the
-    durations of the attempts that got an answer from the model."""
+    """A window's calls: outcome counts (with `tier:{tier}`, `retry`, `retry:{outcome}`,
+    `reason:{code}` of blocked calls) and the durations of the attempts that got an answer."""
 
     tally: Counter[str]
     answered_ms: list[int] = field(default_factory=list)
@@ -86,6 +97,8 @@ def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt
         call = (snapshot.to_dict() or {}).get("call") or {}
         tally[str(call.get("outcome"))] += 1
         tally[f"tier:{call.get('tier')}"] += 1
+        if call.get("reason"):
+            tally[f"reason:{call['reason']}"] += 1
         if call.get("retry"):
             tally["retry"] += 1
             tally[f"retry:{call.get('outcome')}"] += 1
@@ -130,9 +143,10 @@ class Facts:
     """What jobs' statuses need from the pool: whether its breaker is open, and how long an
     attempt that reaches the model takes now (smoothed; None before the first measured window)."""
 
-    opened_at: dt.datetime | None
+    opened_at: dt.datetime | None  # open or blocked since (None while closed)
     attempt_ms: int | None
     measured_at: dt.datetime | None = None  # the last tick's time: how fresh the measures are
+    blocked_reason: str | None = None  # while blocked: the operator trouble's code
 
 
 _facts_cache: dict[str, tuple[float, Facts]] = {}
@@ -147,9 +161,11 @@ def facts(db: firestore.Client, pool: str) -> Facts:
     if cached is not None and now - cached[0] < BREAKER_CACHE_S:
         return cached[1]
     doc = load(db, pool) or {}
-    opened = doc.get("opened_at") if doc.get("breaker") == Breaker.OPEN else None
+    breaker = doc.get("breaker")
+    opened = doc.get("opened_at") if breaker in (Breaker.OPEN, Breaker.BLOCKED) else None
     measured = doc.get("attempt_ms")
-    found = Facts(opened, int(measured) if measured is not None else None, doc.get("run_at"))
+    reason = doc.get("blocked_reason") if breaker == Breaker.BLOCKED else None
+    found = Facts(opened, int(measured) if measured is not None else None, doc.get("run_at"), reason)
     with _facts_lock:
         _facts_cache[pool] = (now, found)
     return found

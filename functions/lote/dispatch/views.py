@@ -24,7 +24,7 @@ class LaneShare:
     """What a lane gets from the model now."""
 
     rate_per_s: float | None  # its releases per second (None: not releasing now)
-    waiting_on_model: bool
+    waiting_reason: str | None  # why work waits on the model (None: it does not)
 
 
 def pool_facts(services: Services) -> state.Facts:
@@ -41,7 +41,19 @@ def lane_share(services: Services, lane_id: str) -> LaneShare:
     """The lane's current release rate and whether work waits on the model."""
     doc = state.load(services.firestore.db, dispatch.pool(services.settings)) or {}
     rate = (doc.get("lane_rates") or {}).get(lane_id)
-    return LaneShare(float(rate) if rate else None, doc.get("breaker") == Breaker.OPEN)
+    return LaneShare(
+        float(rate) if rate else None, waiting_reason(doc.get("breaker"), doc.get("blocked_reason"))
+    )
+
+
+def waiting_reason(breaker: str | None, blocked_reason: str | None) -> str | None:
+    """Why held work is not sent to the model: it fails broadly (open), or the deployment cannot
+    use it (blocked, with the operator trouble's code); None while the breaker is closed."""
+    if breaker == Breaker.OPEN:
+        return "model_unavailable"
+    if breaker == Breaker.BLOCKED:
+        return blocked_reason or "model_blocked"
+    return None
 
 
 def scheduler(services: Services) -> Scheduler:
@@ -82,6 +94,7 @@ def scheduler(services: Services) -> Scheduler:
         pool=name, rate_per_s=round(float(doc.get("rate", bounds.start)), 3), start_per_s=bounds.start,
         ceiling_per_s=bounds.ceiling, breaker=doc.get("breaker", "closed"),
         opened_at=timeutil.iso(doc.get("opened_at")), last_window=window,
+        blocked_reason=doc.get("blocked_reason") if doc.get("breaker") == Breaker.BLOCKED else None,
         in_queue=int(doc.get("in_queue") or 0), attempt_ms=doc.get("attempt_ms"),
         released_last_window=int(doc.get("released") or 0), tiers=tiers, tenants=tenants,
         updated_at=timeutil.iso(doc.get("run_at")),

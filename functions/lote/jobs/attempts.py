@@ -11,10 +11,13 @@ from lote.jobs import recovery
 from lote.services import Services
 from lote.statuses import JobStatus
 
-# A model that answers garbage this many times in a row for one job is not having a bad minute:
-# fail the job (refunded) instead of retrying until the queue gives up (30 minutes with queue.yaml).
+# A model that answers garbage, no image, or a cut-off answer this many times in a row for one job
+# is not having a bad minute: fail the job (refunded) instead of retrying until the queue gives up
+# (30 minutes with queue.yaml). Gemini's image models answer NO_IMAGE (or STOP with text only) now
+# and then and draw on the next try; three in a row is a prompt they will not draw (decision note
+# 2026-12-04-real-gemini-answers.md).
 MALFORMED_LIMIT = 3
-MALFORMED_CODES = frozenset({"model_bad_response"})
+MALFORMED_CODES = frozenset({"model_bad_response", "no_image", "model_max_tokens"})
 # Failures that are not one image's but everyone's: the queue should back off as a whole.
 SHARED_TROUBLE = frozenset({"storage_unavailable"})
 
@@ -46,7 +49,7 @@ class Verdict:
 
 
 def judge(job: dict[str, Any], code: str, message: str, retryable: bool, last_attempt: bool) -> Verdict:
-    """The retry rule: a permanent error, the queue's last attempt, or the same malformed answer
+    """The retry rule: a permanent error, the queue's last attempt, or the same unusable answer
     MALFORMED_LIMIT times in a row fail the job; anything else puts it back in the queue.
 
     A failure of this one image (its input host, a model error, a garbled answer) answers a plain
@@ -56,7 +59,7 @@ def judge(job: dict[str, Any], code: str, message: str, retryable: bool, last_at
     the queue backs off. (A quota error is no failed attempt: see worker._hold.)
     """
     if retryable and gives_up(job, code):
-        retryable, message = False, f"{message} ({MALFORMED_LIMIT} malformed answers in a row)"
+        retryable, message = False, f"{message} ({MALFORMED_LIMIT} such answers in a row)"
     error = {"code": code, "message": message[:1000], "retryable": retryable}
     if not retryable or last_attempt:
         return Verdict({"status": JobStatus.FAILED, "error": error})

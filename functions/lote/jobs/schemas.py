@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from lote.billing.pricing import models as priced_models
+from lote.dispatch.schemas import WAITING_REASON
 from lote.jobs import presets
 from lote.jobs.presets import names as preset_names
 from lote.quality import plan as quality_plan
@@ -183,7 +184,11 @@ class Generation(BaseModel):
     )
     waiting_on_model: bool = Field(
         False,
-        description="True while the model fails broadly and only probes are sent (the breaker is open).",
+        description="True while the work waits on the model: see `waiting_reason`.",
+    )
+    waiting_reason: str | None = Field(
+        None,
+        description=WAITING_REASON,
     )
     quality: Quality | None = Field(
         None, description="What verification concluded (verified generations only: see `verify`)."

@@ -215,14 +215,14 @@ def get(
     without one, what this read found) is watched until it changes or the time is up."""
     job, updated = _owned(services, caller, job_id)
     view = views.generation(services, job_id, job)
-    etag = views.etag(job_id, updated, view.waiting_on_model)
+    etag = views.etag(job_id, updated, view.waiting_reason)
     if wait_s and job["status"] not in TERMINAL and (known is None or known(etag)):
         ref = store.ref(services.firestore.db, job_id)
         changed = firestore.wait_for(ref, lambda snapshot: snapshot.update_time != updated, wait_s)
         if changed is not None:
             job, updated = changed.to_dict() or job, changed.update_time
             view = views.generation(services, job_id, job)
-            etag = views.etag(job_id, updated, view.waiting_on_model)
+            etag = views.etag(job_id, updated, view.waiting_reason)
     return view, etag, views.poll_after(job)
 
 

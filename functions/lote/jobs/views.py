@@ -39,7 +39,8 @@ def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generati
     if job["status"] not in TERMINAL:
         pool = dispatch_views.pool_facts(services)
         if pool.opened_at is not None:
-            view = view.model_copy(update={"waiting_on_model": True})
+            reason = pool.blocked_reason or "model_unavailable"
+            view = view.model_copy(update={"waiting_on_model": True, "waiting_reason": reason})
         else:
             lease_s = services.settings.task_dispatch_deadline_s
             view = view.model_copy(update={"eta": eta(job, pool.attempt_ms, lease_s, services.clock())})
@@ -103,11 +104,11 @@ def _analysis(job: dict[str, Any]) -> dict[str, Any] | None:
     return found
 
 
-def etag(job_id: str, update_time: dt.datetime | None, waiting_on_model: bool = False) -> str:
+def etag(job_id: str, update_time: dt.datetime | None, waiting_reason: str | None = None) -> str:
     """The validator (unquoted; served weak) that changes with every write to the job, and when the model
     starts or stops failing for everyone (waiting_on_model is not on the job)."""
     stamp = update_time.isoformat() if update_time else ""
-    return ids.sha256_hex(f"{job_id}@{stamp}{'!' if waiting_on_model else ''}")[:24]
+    return ids.sha256_hex(f"{job_id}@{stamp}{'!' + waiting_reason if waiting_reason else ''}")[:24]
 
 
 def poll_after(job: dict[str, Any]) -> int | None:

@@ -12,7 +12,16 @@ from typing import Any
 
 from lote import images, tasks, timeutil
 from lote.answers import Answer
-from lote.clients.model import IMAGE, TEXT, ModelFailure, ModelPermanent, ModelThrottled, generate_image
+from lote.clients.model import (
+    DEFAULT_RETRY_AFTER_S,
+    IMAGE,
+    TEXT,
+    ModelFailure,
+    ModelOperatorTrouble,
+    ModelPermanent,
+    ModelThrottled,
+    generate_image,
+)
 from lote.clients.storage import ObjectTooLarge
 from lote.dispatch import lanes, share, state
 from lote.dispatch import service as dispatch
@@ -144,12 +153,21 @@ def _model_failed(call: ModelCall, retry_count: int, exc: ModelFailure) -> Answe
     """A model call that ended the attempt. An image quota error holds the job again; a text quota
     error defers it by its RetryInfo delay (the image pace untouched); other failures are judged."""
     services, job_id, job, attempt = call.services, call.job_id, call.job, call.attempt
+    if isinstance(exc, ModelOperatorTrouble):
+        # The deployment cannot use the model (a key, billing, the day's quota): no attempt spent,
+        # nothing refunded; the dispatcher's breaker blocks the pool until a probe gets through.
+        record = call.staged(Outcome.BLOCKED, exc.kind, reason=exc.code)
+        if exc.kind == IMAGE:
+            return _hold(services, job_id, attempt, job, record, exc.code, exc.message)
+        error = {"code": exc.code, "message": exc.message[:1000], "retryable": True}
+        return _defer(services, job_id, attempt, job, record, error, DEFER_CAP_S)
     if isinstance(exc, ModelThrottled):
         if exc.kind == IMAGE:
             return _hold(services, job_id, attempt, job, call.staged(Outcome.QUOTA), exc.code, exc.message)
         error = {"code": exc.code, "message": exc.message[:1000], "retryable": True}
         record = call.staged(Outcome.QUOTA, TEXT)
-        return _defer(services, job_id, attempt, job, record, error, exc.retry_after_s)
+        delay = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_RETRY_AFTER_S
+        return _defer(services, job_id, attempt, job, record, error, delay)
     retryable = not isinstance(exc, ModelPermanent)
     outcome = Outcome.FAILURE if retryable else Outcome.SUCCESS  # a refusal is the model working
     db = services.firestore.db
@@ -187,12 +205,15 @@ class ModelCall:
         s = self.services.settings
         return dispatch.pool(s) if kind == IMAGE else dispatch.text_pool(s)
 
-    def staged(self, outcome: Outcome, kind: str = IMAGE, produced: bool = False) -> Also:
+    def staged(
+        self, outcome: Outcome, kind: str = IMAGE, produced: bool = False, reason: str | None = None
+    ) -> Also:
         """What store.finish stages along with the attempt's end: the outcome of its last call of
-        `kind` on the job, and the attempt's duration when it `produced` an image."""
+        `kind` on the job (`reason`: a blocked call's code), and the attempt's duration when it
+        `produced` an image."""
         took = round((time.monotonic() - self.began) * 1000) if produced and kind == IMAGE else None
         fields = state.call_fields(
-            self.pool(kind), outcome, str(share.tier_of(self.job)), self.retry, timeutil.now(), took
+            self.pool(kind), outcome, str(share.tier_of(self.job)), self.retry, timeutil.now(), took, reason
         )
         return lambda _batch, written: written.update(call=fields)
 

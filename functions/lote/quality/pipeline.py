@@ -11,6 +11,7 @@ from typing import Any
 
 from lote.clients.model import (
     ModelFailure,
+    ModelOperatorTrouble,
     ModelPermanent,
     ModelThrottled,
     ModelTransient,
@@ -127,7 +128,8 @@ def run(
             else:
                 state["verdicts"].append(_verify(services, job, plan, state, inputs, fresh, usage))
         except ModelFailure as exc:
-            if isinstance(exc, ModelThrottled) or not state["images"] or not attempt.ends_job(exc):
+            waits = isinstance(exc, (ModelThrottled, ModelOperatorTrouble))  # not the image's fault
+            if waits or not state["images"] or not attempt.ends_job(exc):
                 raise
             return _salvage(services, plan, state, usage, model_ms, exc, len(fresh))
         if next_step(plan, state) is Step.FINISH and keeps_every_image(plan, state):
@@ -265,9 +267,10 @@ def _read(services: Services, output: dict[str, Any]) -> bytes:
 def _add(usage: dict[str, Any], step: str, model: str, elapsed_ms: int, tokens: dict[str, int]) -> None:
     """Sum a call into its step's usage (a regenerated image adds to `generate`)."""
     entry = usage.setdefault(
-        step, {"model": model, "calls": 0, "ms": 0, "prompt_tokens": 0, "output_tokens": 0}
+        step,
+        {"model": model, "calls": 0, "ms": 0, "prompt_tokens": 0, "output_tokens": 0, "thinking_tokens": 0},
     )
     entry["calls"] += 1
     entry["ms"] += elapsed_ms
-    entry["prompt_tokens"] += int(tokens.get("prompt_tokens", 0))
-    entry["output_tokens"] += int(tokens.get("output_tokens", 0))
+    for key, count in tokens.items():  # every count the call was billed for (clients/model.usage_of)
+        entry[key] = int(entry.get(key, 0)) + int(count)

@@ -32,22 +32,40 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
+# Thinking tokens per output token of the text model's JSON answers (gemini-2.5-flash: 331 thinking
+# for 177 output in the js-genai recording, tests/fixtures/gemini/devapi-200-text-json-schema-...),
+# and a Gemini 3 image model's thinking per image (174 in pydantic-ai's recording).
+TEXT_THINKING_PER_OUTPUT = 331 / 177
+IMAGE_THINKING_GEMINI_3 = 174
+
+
 def response(
     model: str, parts: list[dict[str, Any]], reason: str, prompt: str, images: list[bytes]
 ) -> dict[str, Any]:
-    """A GenerateContentResponse with these parts, its finish reason and plausible token counts."""
-    prompt_tokens = max(1, len(prompt) // 4) + 258 * len(images)
+    """A GenerateContentResponse with these parts, its finish reason and token counts shaped as
+    Gemini reports them (by modality; thinking apart, billed as output)."""
+    text_tokens, image_tokens = max(1, len(prompt) // 4), 258 * len(images)
     output_tokens = 1290 if parts else 0
     candidate: dict[str, Any] = {"finishReason": reason, "index": 0}
     if parts:
         candidate["content"] = {"role": "model", "parts": parts}
+    prompt_details = [{"modality": "TEXT", "tokenCount": text_tokens}]
+    if image_tokens:
+        prompt_details.append({"modality": "IMAGE", "tokenCount": image_tokens})
+    usage: dict[str, Any] = {
+        "promptTokenCount": text_tokens + image_tokens,
+        "candidatesTokenCount": output_tokens,
+        "totalTokenCount": text_tokens + image_tokens + output_tokens,
+        "promptTokensDetails": prompt_details,
+    }
+    if output_tokens:
+        usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": output_tokens}]
+    if output_tokens and model.startswith("gemini-3"):
+        usage["thoughtsTokenCount"] = IMAGE_THINKING_GEMINI_3
+        usage["totalTokenCount"] += IMAGE_THINKING_GEMINI_3
     return {
         "candidates": [candidate],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": output_tokens,
-            "totalTokenCount": prompt_tokens + output_tokens,
-        },
+        "usageMetadata": usage,
         "modelVersion": model,
         "responseId": secrets.token_urlsafe(12),
     }
@@ -56,5 +74,11 @@ def response(
 def text_response(model: str, text: str, prompt: str, images: list[bytes]) -> dict[str, Any]:
     """A response whose one part is `text` (a JSON answer, or what passes for one)."""
     body = response(model, [{"text": text}], "STOP", prompt, images)
-    body["usageMetadata"]["candidatesTokenCount"] = max(1, len(text) // 4)
+    usage = body["usageMetadata"]
+    output = max(1, len(text) // 4)
+    thinking = round(output * TEXT_THINKING_PER_OUTPUT)
+    usage["candidatesTokenCount"] = output
+    usage["candidatesTokensDetails"] = [{"modality": "TEXT", "tokenCount": output}]
+    usage["thoughtsTokenCount"] = thinking
+    usage["totalTokenCount"] = usage["promptTokenCount"] + output + thinking
     return body

@@ -4,6 +4,10 @@ Faults and latency are chosen by knobs: defaults from the command line, or per r
 in the prompt, e.g. `[[fault=503]]`, `[[fault=429 times=2]]`, `[[latency=1500]]`. See KNOBS.
 A quota (`--quota-rps`, changed while running with `POST /quota {"rps": N}`) answers calls above
 it with 429 RESOURCE_EXHAUSTED and a RetryInfo, as Gemini does (see quota.py).
+
+Answers Gemini really sent (tests/fixtures/gemini/, recorded.py) are replayed per request with
+`[[fault=recorded:NAME]]`, or for every call, image and text, while `POST /trouble {"recorded": NAME}`
+holds (a deployment's key gone bad, its day's quota spent); `POST /trouble {}` lifts it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from lote_local import imaging, text_model
+from lote_local import imaging, recorded, text_model
 from lote_local.gemini_wire import read_contents, response, text_response
 from lote_local.quota import Quota
 
@@ -31,7 +35,8 @@ log = logging.getLogger("lote.model")
 
 KNOBS = {
     "latency": "milliseconds to wait before answering",
-    "fault": "429 | 500 | 503 | timeout | safety | no_image | malformed | invalid",
+    "fault": "429 | 500 | 503 | timeout | safety | no_image | malformed | invalid | recorded:NAME "
+    "(an answer of tests/fixtures/gemini/, as Gemini sent it)",
     "times": "apply the fault only to the first N identical requests, then succeed",
     "delay": "seconds in the RetryInfo of a 429 (default 7)",
     "hang": "seconds a `timeout` fault holds the request (default from --hang-s)",
@@ -39,6 +44,7 @@ KNOBS = {
     "malformed | timeout | 503 | 429",
     "seen": "what a JSON answer's enums say (e.g. the analysis's room type), `_` for a space",
     "grain": "percent of noise in the image, so it compresses like a photo (3: ~1.5 MB at 1024 px)",
+    "thoughts": "1: the answer starts with a thought and a draft image marked `thought` (thinking output)",
 }
 _MARKER = re.compile(r"\[\[([^\]]*)\]\]")
 _PATH = re.compile(
@@ -88,6 +94,7 @@ class ModelServer(ThreadingHTTPServer):
         self.defaults = defaults
         self.quota = Quota(quota_rps)
         self.outage_until = 0.0  # time.time() until which every call answers 503 (POST /outage)
+        self.trouble: str | None = None  # a recorded answer every call gets (POST /trouble)
         self.lock = threading.Lock()
         self.seen: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
@@ -126,6 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, dict(self.server.stats))
         elif self.path == "/quota":
             self._json(200, {"rps": self.server.quota.rps})
+        elif self.path == "/trouble":
+            self._json(200, {"recorded": self.server.trouble})
         elif self.path == "/outage":
             self._json(200, {"remaining_s": round(max(0.0, self.server.outage_until - time.time()), 3)})
         else:
@@ -139,6 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.path == "/outage":
             self._set_outage(raw)
+            return
+        if self.path == "/trouble":
+            self._set_trouble(raw)
             return
         if not match:
             self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
@@ -166,6 +178,37 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("quota set to %s requests/s", self.server.quota.rps)
         self._json(200, {"rps": self.server.quota.rps})
 
+    def _set_trouble(self, raw: bytes) -> None:
+        try:
+            name = json.loads(raw or b"{}").get("recorded")
+            if name is not None:
+                recorded.load(str(name))
+        except (ValueError, AttributeError, KeyError) as exc:
+            message = f'body must be {{"recorded": NAME}} naming one of {recorded.names()} (or {{}}): {exc}'
+            self._json(400, {"error": {"code": 400, "message": message}})
+            return
+        self.server.trouble = name
+        log.info("trouble: every call answers %s", name or "normally again")
+        self._json(200, {"recorded": name})
+
+    def _replay(
+        self, name: str, model: str, request: dict[str, Any], prompt: str, images: list[bytes]
+    ) -> None:
+        """Send a recorded answer as Gemini sent it (an image answer with a fresh image of its type)."""
+        try:
+            answer = recorded.load(name)
+        except KeyError:
+            self._error("invalid", f"no recorded answer {name!r}: one of {recorded.names()}")
+            return
+        body, mime = answer["body"], recorded.image_mime(answer["body"])
+        if mime is not None:
+            fresh = self._image_response(model, request, prompt, images, mime)
+            data = base64.b64decode(fresh["candidates"][0]["content"]["parts"][0]["inlineData"]["data"])
+            body = recorded.with_image(
+                body, data, fresh["candidates"][0]["content"]["parts"][0]["inlineData"]["mimeType"]
+            )
+        self._json(int(answer["http_status"]), body)
+
     def _set_outage(self, raw: bytes) -> None:
         try:
             seconds = float(json.loads(raw)["seconds"])
@@ -183,6 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
         schema = config.get("responseSchema") or config.get("responseJsonSchema")
         if config.get("responseMimeType") == "application/json" and isinstance(schema, dict):
             self._text(model, schema, prompt, images)
+            return
+        if self.server.trouble:
+            self._replay(self.server.trouble, model, request, prompt, images)
             return
         defaults = self.server.defaults
         knobs = parse_knobs(prompt)
@@ -221,6 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error("503")
         elif fault == "malformed":
             self._send(200, b'{"candidates": [{"content": {"parts": [{"inlineData": ')
+        elif fault.startswith("recorded:"):
+            self._replay(fault.removeprefix("recorded:"), model, request, prompt, images)
         elif fault in ("safety", "no_image"):
             reason = "IMAGE_SAFETY" if fault == "safety" else "NO_IMAGE"
             self._json(200, response(model, [], reason, prompt, images))
@@ -232,6 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _text(self, model: str, schema: dict[str, Any], prompt: str, images: list[bytes]) -> None:
         """A JSON answer (text_model.py): only the step's own knobs apply, not the image faults,
         latency or quota (the text model's quota is its own)."""
+        if self.server.trouble:
+            self._replay(self.server.trouble, model, {}, prompt, images)
+            return
         step = text_model.step_of(schema)
         markers = " ".join(_MARKER.findall(prompt + " " + text_model.image_knobs(images)))
         knobs = parse_knobs(f"[[{markers}]]")
@@ -270,18 +321,30 @@ class _Handler(BaseHTTPRequestHandler):
                                                         stats[f"in_flight:run={run}"])  # fmt: skip
 
     def _image_response(
-        self, model: str, request: dict[str, Any], prompt: str, images: list[bytes]
+        self, model: str, request: dict[str, Any], prompt: str, images: list[bytes], mime: str | None = None
     ) -> dict[str, Any]:
         config = request.get("generationConfig") or {}
         image_config = config.get("imageConfig") or {}
-        mime = image_config.get("outputMimeType") or "image/png"
+        mime = mime or image_config.get("outputMimeType") or "image/png"
         if mime not in imaging.FORMATS:
             mime = "image/png"
         clean = _MARKER.sub("", prompt).strip()
         grain = parse_knobs(prompt).get("grain", "0")
         edge, ratio = self.server.defaults.long_edge, image_config.get("aspectRatio")
         data, _, _ = imaging.render(clean, images, ratio, mime, edge, int(grain) if grain.isdigit() else 0)
-        parts = [{"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode()}}]
+        parts: list[dict[str, Any]] = [
+            {"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode()}}
+        ]
+        if model.startswith("gemini-3"):  # its final parts carry a signature of its thinking (recorded)
+            parts[0]["thoughtSignature"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        if parse_knobs(prompt).get("thoughts") == "1":
+            # With thinking output: a thought and a draft image come first, marked `thought`.
+            draft, _, _ = imaging.render(f"draft of {clean}", images, ratio, mime, edge, 0)
+            sketch = {
+                "inlineData": {"mimeType": mime, "data": base64.b64encode(draft).decode()},
+                "thought": True,
+            }
+            parts[:0] = [{"text": "Sketching the layout first.", "thought": True}, sketch]
         return response(model, parts, "STOP", prompt, images)
 
 

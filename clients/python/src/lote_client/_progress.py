@@ -29,7 +29,8 @@ def counts_line(batch: Batch) -> str:
         left = dt.datetime.fromisoformat(batch.eta.replace("Z", "+00:00")) - dt.datetime.now(dt.UTC)
         parts.append(f"ETA {_duration(left.total_seconds())}")
     if batch.waiting_on_model:
-        parts.append("waiting on the model")
+        reason = batch.waiting_reason if batch.waiting_reason not in (None, "model_unavailable") else None
+        parts.append(f"waiting on the model ({reason})" if reason else "waiting on the model")
     return " · ".join(parts)
 
 

@@ -103,6 +103,7 @@ class Generation(Model):
     webhook_url: str | None = None
     priority: str = "interactive"
     waiting_on_model: bool = False
+    waiting_reason: str | None = None
     quality: Quality | None = None
     eta: str | None = None
     links: Links
@@ -155,6 +156,7 @@ class Batch(Model):
     eta: str | None = None
     priority: Priority = "standard"
     waiting_on_model: bool = False
+    waiting_reason: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     links: BatchLinks
 

@@ -162,7 +162,10 @@ async function thumbnail(file) {
 function showStatus(job) {
   const words = { queued: "Waiting for the model…", running: "Generating your image…" };
   let text = words[job.status] || job.status;
-  if (job.waiting_on_model) text = "The model is unavailable right now; your image will continue as soon as it is back.";
+  // The end user's words: operator trouble (a key, billing, the day's quota) is the service's to fix.
+  if (job.waiting_on_model) text = job.waiting_reason && job.waiting_reason !== "model_unavailable"
+    ? "The image service is paused on our side; your image will continue as soon as it is back."
+    : "The model is unavailable right now; your image will continue as soon as it is back.";
   $("status").textContent = text;
 }
 

@@ -99,7 +99,7 @@ function showBatch(batch) {
     Running: batch.counts.running, Canceled: batch.counts.canceled,
     Throughput: batch.throughput_per_min != null ? `${batch.throughput_per_min.toFixed(0)} items/min` : "—",
     ETA: batch.eta ? new Date(batch.eta).toLocaleTimeString() : "—",
-    "Waiting on the model": batch.waiting_on_model ? "yes" : "no",
+    "Waiting on the model": batch.waiting_on_model ? `yes (${batch.waiting_reason || "model_unavailable"})` : "no",
   };
   $("batch-facts").replaceChildren(...Object.entries(facts).flatMap(([name, value]) => [
     Object.assign(document.createElement("dt"), { textContent: name }),
