@@ -70,7 +70,13 @@ class Row:
         if self.queues_needed > 1:
             found.append(f"generation queue: {self.generation_dispatches_per_s:,.0f} dispatches/s")
         if self.active_lanes > LANES_READ:
-            found.append(f"dispatcher: {self.active_lanes:,} active lanes (a tick reads {LANES_READ:,})")
+            # Not a limit crossed any more: a round over the lanes (lanes.round_of_active) reaches
+            # each at least once every `rounds` windows.
+            rounds = -(-self.active_lanes // LANES_READ)
+            found.append(
+                f"(dispatcher: {self.active_lanes:,} active lanes, {LANES_READ:,} a window: each reached every "
+                f"{rounds} windows)"
+            )
         return found
 
 

@@ -228,7 +228,7 @@ resource "google_monitoring_alert_policy" "model_blocked" {
     }
   }
   documentation {
-    content   = "The model answered that this deployment cannot use it: the worker's `breaker blocked (CODE)` line and `GET /v1/admin/scheduler` (`blocked_reason`) say why: `model_key_invalid` (renew GEMINI_API_KEY), `model_access_denied` (enable the API, billing, the service account's role), `model_not_available` (the model or region), `model_quota_per_day` (raise the quota or wait for the day to turn). No image fails or is refunded meanwhile; work waits held and one probe a minute goes out; dispatch resumes by itself when one passes."
+    content   = "The model answered that this deployment cannot use it: the worker's `breaker blocked (CODE)` line and `GET /v1/admin/scheduler` (`blocked_reason`) say why: `model_key_invalid` (renew GEMINI_API_KEY), `model_access_denied` (enable the API, billing, the service account's role), `model_not_available` (the model or region), `model_quota_per_day` or `model_quota_exhausted` (raise the quota or wait for the day to turn). No image fails or is refunded meanwhile; work waits held and one probe a minute goes out; dispatch resumes by itself when one passes."
     mime_type = "text/markdown"
   }
   notification_channels = [google_monitoring_notification_channel.email.id]

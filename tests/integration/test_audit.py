@@ -28,7 +28,7 @@ def test_the_sampled_balance_check_sees_no_false_violation_while_work_is_accepte
         for thread in threads:
             thread.start()
         findings, sampled = [], 0
-        for _ in range(40):
+        for _ in range(24):
             report = scan.sample(services, 20)
             findings += [v for v in report.violations if v.invariant == "balance_equals_ledger"]
             sampled += _latest_finished_is(services, tenant.tenant_id)

@@ -1,5 +1,5 @@
 """The `lote` command line against the local stack: every command, `--json`, the exit codes a script
-relies on, and Ctrl-C while following a batch (a 15,000-row CSV: test_cli_manifest.py)."""
+relies on, and Ctrl-C while following a batch (a CSV of 10,500 rows: test_cli_manifest.py)."""
 
 from __future__ import annotations
 

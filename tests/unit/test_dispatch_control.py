@@ -276,3 +276,27 @@ def test_the_state_keeps_the_block_and_its_reason_and_counts_from_the_first_brea
     )
     assert back["breaker"] == "closed" and back["opened_at"] is None and back["blocked_reason"] is None
     assert waiting_reason(back["breaker"], back["blocked_reason"]) is None
+
+
+def test_a_quota_no_slowdown_clears_blocks_the_pool_after_ten_minutes_at_the_floor():
+    # A per-day cap answered with bare 429s (Vertex AI, or a Help link only): the pace falls to its
+    # floor, and every call is still refused; at the floor some windows hold no call at all.
+    pace = Pace(rate=8)
+    refused = Window(WINDOW_S, quota_errors=3, backlog=500)
+    elapsed = 0.0
+    while pace.breaker is Breaker.CLOSED:
+        window = refused if int(elapsed / WINDOW_S) % 2 == 0 else Window(WINDOW_S, backlog=500)
+        pace = next_pace(pace, window, LIMITS)
+        elapsed += WINDOW_S
+        assert elapsed < 2000, pace
+    assert pace.reason == "model_quota_exhausted" and pace.rate == LIMITS.blocked_probe_per_s
+    assert LIMITS.starved_block_s <= elapsed < LIMITS.starved_block_s + 60
+    resumed = next_pace(pace, Window(WINDOW_S, successes=1, backlog=500), LIMITS)
+    assert (resumed.breaker, resumed.rate) == (Breaker.CLOSED, LIMITS.start)
+
+
+def test_a_quota_that_lets_some_calls_through_never_blocks_the_pool():
+    pace = Pace(rate=8)
+    for _ in range(1000):
+        pace = next_pace(pace, Window(WINDOW_S, successes=1, quota_errors=3, backlog=500), LIMITS)
+    assert pace.breaker is Breaker.CLOSED and pace.starved_s == 0

@@ -19,7 +19,9 @@ When the model answers that the deployment cannot use it (a bad or expired key, 
 disabled, a permission, the model not served here, the day's quota spent: clients/model.py's
 operator trouble), no pace helps and no image is at fault: the breaker is `blocked`, with the
 answer's code as its reason, until a probe (one a minute) gets an answer; then the pace it had
-comes back whole (the model's capacity did not change, its door was shut).
+comes back whole (the model's capacity did not change, its door was shut). A quota that no slowing
+down clears (every call refused for `starved_block_s` at the floor, and no answer naming the
+quota: a per-day cap, Vertex AI's bare 429s) blocks the pool too, as `model_quota_exhausted`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Limits:
     breaker_min_calls: int = 5  # ... out of at least this many
     probe_per_s: float = 0.2  # pace while open: one probe every 5 s
     blocked_probe_per_s: float = 1 / 60  # pace while blocked: a fixed key is seen within a minute
+    starved_block_s: float = 600.0  # every call refused at the floor this long: a quota that will not refill
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Pace:
     breaker: Breaker = Breaker.CLOSED
     resume_rate: float = 0.0
     reason: str = ""  # while blocked: the operator trouble's code
+    starved_s: float = 0.0  # seconds in a row at the floor with every call refused for quota
 
 
 def first(limits: Limits) -> Pace:
@@ -120,13 +124,29 @@ def next_pace(pace: Pace, window: Window, limits: Limits) -> Pace:
         # pace is above the quota, now (admitted answers trail by the model's latency).
         refused = min(1.0, window.quota_errors / max(1.0, pace.rate * window.seconds))
         lowered = max(pace.rate * limits.decrease, window.admitted_per_s, pace.rate * (1 - refused))
-        return replace(pace, rate=_bounded(min(pace.rate, lowered), limits))
+        rate = _bounded(min(pace.rate, lowered), limits)
+        return _starving(replace(pace, rate=rate), window, limits)
+    if pace.starved_s and window.calls == 0:
+        return _starving(pace, window, limits)  # at the floor a window may hold no call: time still runs
+    if pace.starved_s:
+        pace = replace(pace, starved_s=0.0)  # calls got through: the quota refills
     if window.backlog > 0 and window.admitted_per_s >= pace.rate / 2:
         # Only while the pace is what holds the work back: a pace far above what runs (too few
         # workers, slow calls) would otherwise grow without meaning anything.
         step = max(limits.step, pace.rate * limits.step_share)
         return replace(pace, rate=_bounded(pace.rate + step, limits))
     return pace
+
+
+def _starving(pace: Pace, window: Window, limits: Limits) -> Pace:
+    """Count the time at the floor with nothing admitted; past `starved_block_s` the pool is blocked
+    (resuming, when a probe passes, at the starting pace)."""
+    if pace.rate > limits.floor or window.admitted_per_s > 0:
+        return replace(pace, starved_s=0.0)
+    starved = pace.starved_s + window.seconds
+    if starved >= limits.starved_block_s:
+        return Pace(limits.blocked_probe_per_s, Breaker.BLOCKED, limits.start, "model_quota_exhausted")
+    return replace(pace, starved_s=starved)
 
 
 def _bounded(rate: float, limits: Limits) -> float:

@@ -62,17 +62,43 @@ def activate(
         ref(db, lane_id).set(doc, merge=True)
 
 
-def active(db: firestore.Client, pool: str, limit: int = 1000) -> list[Lane]:
-    """The pool's active lanes."""
-    from google.cloud.firestore import FieldFilter
+ACTIVE_READ_LIMIT = 1000
 
-    query = db.collection(LANES).where(filter=FieldFilter("active", "==", True)).limit(limit)
+
+def active(
+    db: firestore.Client, pool: str, limit: int = ACTIVE_READ_LIMIT, after: str | None = None
+) -> list[Lane]:
+    """The pool's active lanes in id order (after the lane id `after`, when given), at most `limit`."""
+    from google.cloud.firestore import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    query = (
+        db.collection(LANES)
+        .where(filter=FieldFilter("active", "==", True))
+        .where(filter=FieldFilter("pool", "==", pool))
+        .order_by(FieldPath.document_id())
+    )
+    if after is not None:
+        query = query.start_after({FieldPath.document_id(): ref(db, after)})
     found = []
-    for snapshot in query.stream():
+    for snapshot in query.limit(limit).stream():
         doc = snapshot.to_dict() or {}
-        if doc.get("pool") == pool:
-            found.append(Lane(snapshot.id, str(doc.get("tenant_id")), Tier(doc.get("tier", Tier.STANDARD))))
+        found.append(Lane(snapshot.id, str(doc.get("tenant_id")), Tier(doc.get("tier", Tier.STANDARD))))
     return found
+
+
+def round_of_active(
+    db: firestore.Client, pool: str, after: str | None, limit: int = ACTIVE_READ_LIMIT
+) -> tuple[list[Lane], str | None]:
+    """A window's share of a round over the pool's active lanes: the next `limit` after `after`
+    (wrapping to the first), and where the next window goes on (None: from the first). With more
+    active lanes than one read takes (100,000 tenants), always reading the first `limit` would never
+    release the rest; each lane is now seen at least once every ceil(active / limit) windows."""
+    page = active(db, pool, limit, after)
+    if len(page) < limit and after is not None:
+        seen = {lane.id for lane in page}
+        page += [lane for lane in active(db, pool, limit - len(page)) if lane.id not in seen]
+    return page, page[-1].id if len(page) >= limit else None
 
 
 def _held_query(db: firestore.Client, lane_id: str) -> Any:

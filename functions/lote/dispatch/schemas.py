@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 WAITING_REASON = (
     "While waiting_on_model, why: `model_unavailable` (the model fails broadly; only probes are sent), "
     "or the deployment cannot use the model until an operator acts: `model_key_invalid`, "
-    "`model_access_denied`, `model_not_available`, `model_quota_per_day` (the work waits; nothing is "
-    "charged again or refunded)."
+    "`model_access_denied`, `model_not_available`, `model_quota_per_day`, `model_quota_exhausted` "
+    "(every call refused for 10 minutes at the slowest pace). The work waits; nothing is charged "
+    "again or refunded."
 )
 
 
@@ -60,7 +61,7 @@ class Pool(BaseModel):
     blocked_reason: str | None = Field(
         None,
         description="While blocked, the model's answer: `model_key_invalid`, `model_access_denied`, "
-        "`model_not_available` or `model_quota_per_day`.",
+        "`model_not_available`, `model_quota_per_day` or `model_quota_exhausted` (429s no slowdown cleared).",
     )
     last_window: LastWindow | None = None
     in_queue: int = Field(description="Released jobs not started yet (or waiting for a retry).")

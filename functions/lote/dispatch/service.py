@@ -129,7 +129,7 @@ def pace_of(doc: dict[str, Any]) -> control.Pace:
     """The controller's state as stored."""
     return control.Pace(float(doc["rate"]), control.Breaker(doc.get("breaker", "closed")),
                         float(doc.get("resume_rate") or 0.0),
-                        str(doc.get("blocked_reason") or ""))  # fmt: skip
+                        str(doc.get("blocked_reason") or ""), float(doc.get("starved_s") or 0.0))  # fmt: skip
 
 
 def tick(services: Services, pool_name: str, window: int) -> Answer:
@@ -142,7 +142,7 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
     since = previous.get("run_at") or now
     calls = state.calls_between(db, pool_name, since, now) if "run_at" in previous else state.Calls(Counter())
     tally = calls.tally
-    active = lanes.active(db, pool_name)
+    active, lanes_after = lanes.round_of_active(db, pool_name, previous.get("lanes_after"))
     waiting = in_queue(db)
     seen = control.Window(
         seconds=max(s.dispatch_window_s / 2, (now - since).total_seconds()),
@@ -168,7 +168,7 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
         return Answer(200, {"result": "noop", "reason": "a later window already ran"})
     released = 0
     if fresh or _owner_gave_up(s, current, window, now):
-        released = release(services, pool_name, window, current, active, waiting, seen)
+        released = release(services, pool_name, window, current, active, waiting, seen, lanes_after)
     # Jobs running now make calls in a later window: a chain that stopped before them would leave
     # those calls unmeasured (a single's first tick always sees none). The count runs only here.
     idle = not active and waiting == 0 and seen.calls == 0 and not any_running(db)
@@ -224,7 +224,7 @@ def next_state(
     return {
         **(stored or {}), "run_at": now, "rate": min(pace.rate, bounds.ceiling), "breaker": str(pace.breaker),
         "attempt_ms": attempt_ms, "opened_at": opened_at, "resume_rate": pace.resume_rate,
-        "blocked_reason": pace.reason or None,
+        "blocked_reason": pace.reason or None, "starved_s": pace.starved_s,
         "start": bounds.start, "ceiling": bounds.ceiling, "in_queue": waiting, "last": last,
         "interactive_rate": interactive_rate,
     }  # fmt: skip
@@ -269,9 +269,11 @@ def release(
     active: list[share.Lane],
     waiting: int,
     seen: control.Window,
+    lanes_after: str | None = None,
 ) -> int:
     """Release this window's budget of held jobs, lane by lane as share.split() grants, and record
-    what was released (deficits, per-lane rates, the fraction carried)."""
+    what was released (deficits, per-lane rates, the fraction carried, where the next window's
+    round over the active lanes goes on)."""
     s, db = services.settings, services.firestore.db
     allowed = budget(s, current, waiting, seen.seconds)
     weights = {share.Tier(k): v for k, v in s.tier_weights.items()}
@@ -286,7 +288,8 @@ def release(
     done = share.rounds(math.floor(allowed), active, dict(current.get("deficits") or {}), weights, take)
     for lane_id in done.drained:
         lanes.retire(db, lane_id)
-    state.record_release(db, pool_name, window, release_record(current, active, done, allowed, seen.seconds))
+    record = release_record(current, active, done, allowed, seen.seconds)
+    state.record_release(db, pool_name, window, {**record, "lanes_after": lanes_after})
     return sum(done.calls.values())
 
 
