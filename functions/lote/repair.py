@@ -58,7 +58,8 @@ def sweep(services: Services, limit: int | None = None) -> dict[str, int]:
 
 REPORTED = (
     "enqueued", "requeued", "lost_tasks", "abandoned", "tasks_alive", "batches_settled",
-    "fanouts_resumed", "cancels_restarted", "item_events_restarted", "dispatch_restarted",
+    "fanouts_resumed", "cancels_restarted", "retries_restarted", "item_events_restarted",
+    "dispatch_restarted",
     "webhooks_enqueued", "webhooks_requeued", "webhooks_failed", "skipped_busy",
     "audit_violations",
 )  # fmt: skip
@@ -170,6 +171,12 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
         with _one(done, snapshot.id):
             tasks.create(services, tasks.CancelItems(batch_id=snapshot.id, tag=tag))
             done["cancels_restarted"] += 1
+    for snapshot in batch_store.retry_pending_before(db, cutoff, limit):
+        gen = int((snapshot.get("retry_pending") or {}).get("gen", 0))
+        tag = f"-s{int(timeutil.now().timestamp()) // 60}"  # a fresh chain: each page is idempotent
+        with _one(done, snapshot.id):
+            tasks.create(services, tasks.RetryItems(batch_id=snapshot.id, gen=gen, tag=tag))
+            done["retries_restarted"] += 1
     for snapshot in batch_store.item_events_pending_before(db, cutoff, limit):
         batch = snapshot.to_dict() or {}
         tag = f"-s{int(timeutil.now().timestamp()) // 60}"  # a fresh chain: the handler is idempotent

@@ -179,6 +179,22 @@ class CancelItems(Task):
         return f"{self.batch_id}-cancel-{self.seq}-{self.start}{self.tag}"
 
 
+class RetryItems(Task):
+    """A page of a large batch's failed items to queue again, from index `start`, for the retry of
+    generation `gen` (a newer retry request supersedes the chain)."""
+
+    route: ClassVar[str] = "/tasks/batch-retry"
+    batch_id: str
+    gen: int
+    start: int = 0
+    seq: int = 0  # the link's place in its chain: a page run again from the same start is a new link
+    tag: str = Field(default="", exclude=True)  # lets the repair sweep start a fresh chain
+
+    def task_id(self) -> str:
+        """`{batch}-retry-{gen}-{seq}-{start}{tag}`."""
+        return f"{self.batch_id}-retry-{self.gen}-{self.seq}-{self.start}{self.tag}"
+
+
 class RefreshBatch(Task):
     """Count a large batch's items and record the tally a status read shows (one per `slot`, a
     time bucket, so polls ask for at most one count per bucket)."""

@@ -87,3 +87,33 @@ def test_a_large_batch_is_read_from_its_recorded_tally_and_canceled_in_pages(
     # A second cancel of a canceled batch changes nothing and answers at once.
     again = tenant.post(f"/v1/batches/{batch_id}/cancel").json()
     assert again["canceled"] == 0 and again["canceling"] == 0
+
+
+def test_a_large_batch_retries_its_failed_items_in_pages_and_charges_each_once(
+    make_tenant, large_services: Services
+):
+    tenant = make_tenant(credits=10_000)
+    db = large_services.firestore.db
+    n = 600  # two pages of 500; more than the stack's threshold of 100
+    items = [
+        {"reference": f"r{i}", "prompt": f"p {i}" + (" [[fault=safety]]" if i % 2 else "")} for i in range(n)
+    ]
+    batch_id = tenant.post("/v1/batches", {"items": items}).json()["id"]
+    status = lambda: tenant.get(f"/v1/batches/{batch_id}").json()  # noqa: E731
+    done = _until(status, lambda b: b["status"] == "completed", 120)
+    assert done["counts"]["failed"] == n // 2
+    spent = 10_000 - tenant.get("/v1/account").json()["balance"]
+    # Only marked in the request; the failed items are queued again page by page in the background.
+    answer = tenant.post(f"/v1/batches/{batch_id}/retry", {"include_permanent": True}).json()
+    assert answer["retried"] == 0 and answer["retrying"] == n // 2
+    _until(
+        lambda: batch_store.ref(db, batch_id).get().to_dict() or {}, lambda b: b.get("retry_pending") is None
+    )
+    again = _until(status, lambda b: b["status"] == "completed" and b["counts"]["failed"] == n // 2, 120)
+    assert again["counts"]["succeeded"] == n // 2
+    doc = batch_store.ref(db, batch_id).get().to_dict() or {}
+    assert doc["completions"] == 2 and doc.get("retry_stopped") is None
+    retried = [s for s in batch_store.items(db, batch_id).stream() if (s.to_dict() or {}).get("retried_at")]
+    assert len(retried) == n // 2  # every failed item once, none of the succeeded ones
+    # Charged again for the retried items, refunded again as they failed again: nothing more spent.
+    assert 10_000 - tenant.get("/v1/account").json()["balance"] == spent

@@ -20,6 +20,7 @@ KINDS = [
     tasks.EmitItemEvents(batch_id="bat_1", completion=1, start=100),
     tasks.Dispatch(pool="generation", window=123),
     tasks.CancelItems(batch_id="bat_1", start=500, seq=3),
+    tasks.RetryItems(batch_id="bat_1", gen=2, start=500, seq=3),
     tasks.RefreshBatch(batch_id="bat_1", slot=7),
 ]
 
@@ -43,6 +44,7 @@ PREVIOUS_BODIES = {
     # New with issue 23: the api may enqueue them before the worker is rolled out; the queue
     # retries their 404 until it is.
     "CancelItems": {"batch_id", "start", "seq"},
+    "RetryItems": {"batch_id", "gen", "start", "seq"},  # new in issue 23: its first body
     "RefreshBatch": {"batch_id"},
 }
 

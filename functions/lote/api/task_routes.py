@@ -11,6 +11,7 @@ from lote import oidc, repair
 from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
 from lote.batches import cancel, fanout, item_events
+from lote.batches import retry as batch_retry_pages
 from lote.billing import reconcile
 from lote.dispatch import service as dispatch
 from lote.jobs import worker
@@ -27,6 +28,7 @@ from lote.tasks import (
     PlanFanout,
     Reconcile,
     RefreshBatch,
+    RetryItems,
     Sweep,
 )
 from lote.web import current_services
@@ -69,6 +71,15 @@ def register(app: flask.Flask) -> None:
     def batch_cancel() -> flask.Response:
         return _handle(
             CancelItems, lambda services, task: cancel.run(services, task.batch_id, task.start, task.seq)
+        )
+
+    @app.post(RetryItems.route)
+    def batch_retry() -> flask.Response:
+        return _handle(
+            RetryItems,
+            lambda services, task: batch_retry_pages.run(
+                services, task.batch_id, task.gen, task.start, task.seq
+            ),
         )
 
     @app.post(RefreshBatch.route)

@@ -191,6 +191,15 @@ def batch_cancel(batch_id: str, doc: dict[str, Any], now: dt.datetime, windows: 
     return [Violation("batch_cancel_completes", batch_id, str(doc.get("tenant_id")), {"canceled_at": at})]
 
 
+def batch_retry(batch_id: str, doc: dict[str, Any], now: dt.datetime, windows: Windows) -> list[Violation]:
+    """A large batch's retry goes through its items within the repair window (batches/retry.py
+    pages through them; the sweep restarts a lost chain): `retry_pending` does not linger."""
+    at = (doc.get("retry_pending") or {}).get("requested_at")
+    if at is None or now - at <= 3 * windows.repair_after:
+        return []
+    return [Violation("batch_retry_completes", batch_id, str(doc.get("tenant_id")), {"requested_at": at})]
+
+
 def batch(
     batch_id: str,
     doc: dict[str, Any],

@@ -272,6 +272,7 @@ def _batch(
         batch_id, doc, tally, batch_store.chunks_done(db, batch_id), entries, succeeded_price, deliveries
     )
     report.violations += rules.batch_cancel(batch_id, doc, timeutil.now(), _windows(services))
+    report.violations += rules.batch_retry(batch_id, doc, timeutil.now(), _windows(services))
 
 
 def sample(services: Services, size: int) -> Report:

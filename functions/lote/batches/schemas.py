@@ -261,9 +261,15 @@ class RetryRequest(RequestModel):
 
 
 class RetryAnswer(BaseModel):
-    """How many failed items were queued again."""
+    """How many failed items were queued again, and how many are still being looked at."""
 
-    retried: int
+    retried: int = Field(description="Failed items this request queued again (charged again).")
+    retrying: int = Field(
+        0,
+        description="A large batch's failed items (as its last recorded counts show) that are being "
+        "retried in the background: those the request's filter wants are queued again as it goes, "
+        "each page charged as it is queued; 0 when the request did it all.",
+    )
 
 
 class CancelAnswer(BaseModel):

@@ -13,6 +13,7 @@ from lote.access import store as tokens
 from lote.answers import Answer
 from lote.batches import cancel as batch_cancel
 from lote.batches import fanout, manifest, progress, store
+from lote.batches import retry as batch_retry
 from lote.batches.schemas import (
     MAX_MANIFEST_ITEMS,
     BatchAccepted,
@@ -25,7 +26,6 @@ from lote.batches.schemas import (
     RetryRequest,
 )
 from lote.billing import credits, pricing
-from lote.dispatch import lanes
 from lote.errors import InvalidRequest, NotFound
 from lote.idempotency import Key, create_once
 from lote.jobs.service import tenant_upload_prefix
@@ -169,54 +169,30 @@ def owned(services: Services, caller: Caller, batch_id: str) -> tuple[dict[str, 
 
 
 def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) -> RetryAnswer:
-    """Queue failed items again (each at most once, even under concurrent calls)."""
-    from google.cloud.firestore import Client
+    """Queue failed items again (each at most once, even under concurrent calls).
 
+    A batch counted live (up to LOTE_BATCH_LIVE_COUNT_MAX items) is retried here and the answer
+    counts what was queued. A larger one is only marked here: its failed items are queued again
+    page by page in the background (batches/retry.py), and the answer says how many failed items
+    its recorded tally shows (`retrying`: those the filter wants are queued as it goes)."""
     owned(services, caller, batch_id)
     db = services.firestore.db
+    batch = store.ref(db, batch_id).get().to_dict() or {}
+    if not progress.counted_live(batch, services.settings.batch_live_count_max):
+        batch_retry.request(services, batch_id, req)  # BatchCanceled: 409
+        tally, _, _, _ = progress.recorded(batch)
+        return RetryAnswer(retried=0, retrying=int(tally.get(JobStatus.FAILED, 0)))
     failed = [
         s
         for s in store.items(db, batch_id).where(filter=_status_filter(JobStatus.FAILED)).stream()
-        if _wanted(req, s.get("error") or {})
+        if batch_retry.wanted(req.error_codes, req.include_permanent, s.get("error") or {})
     ]
     if not failed:
         return RetryAnswer(retried=0)
-    retry_price = sum(int(s.get("price") or 0) for s in failed)
-    batch = store.reopen(db, batch_id, retry_price)  # BatchCanceled: 409
-    lane = lanes.batch_lane(batch_id)
-    updates = [
-        (
-            s.reference,
-            {
-                "status": JobStatus.QUEUED,
-                "error": None,
-                "last_error": s.get("error"),
-                "finished_at": None,
-                "expires_at": None,
-                "task_gen": int(s.get("task_gen") or 0) + 1,
-                **lanes.hold_fields(lane, int(s.get("index") or 0)),
-                "error_streak": 0,
-                "retried_at": timeutil.now(),
-            },
-            Client.write_option(last_update_time=s.update_time),
-        )
-        for s in failed
-    ]
-    written = bulk.write(db, updates=updates).written
-    if written:  # held again in the batch's lane: the dispatcher releases them at the batch's share
-        fanout.hold(services, batch_id, batch)
-    fanout.start_checker(services, batch_id, int(batch["check_gen"]))
-    return RetryAnswer(retried=len(written))
-
-
-def _wanted(req: RetryRequest, error: dict[str, Any]) -> bool:
-    """Whether a failed item is retried: retryable failures by default; permanent ones (a safety
-    block gives the same answer again) only when asked for, by `include_permanent` or by code."""
-    code = error.get("code")
-    if req.error_codes is not None and code not in req.error_codes:
-        return False
-    named = req.error_codes is not None and code in req.error_codes
-    return bool(error.get("retryable", True)) or req.include_permanent or named
+    retried = batch_retry.requeue(services, batch_id, failed)  # BatchCanceled: 409
+    reopened = store.ref(db, batch_id).get().to_dict() or {}
+    fanout.start_checker(services, batch_id, int(reopened["check_gen"]))
+    return RetryAnswer(retried=retried)
 
 
 def _status_filter(status: str) -> Any:

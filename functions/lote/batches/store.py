@@ -219,6 +219,44 @@ def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
     return _transact(db, batch_id, change)
 
 
+def request_retry(
+    db: firestore.Client, batch_id: str, error_codes: list[str] | None, include_permanent: bool
+) -> dict[str, Any]:
+    """Mark a large batch's failed items to be retried page by page (`retry_pending`, cleared by the
+    last page of batches/retry.py); a newer request's generation supersedes an older chain.
+    BatchCanceled (409) once canceled."""
+
+    def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+        if batch.get("cancel_requested"):
+            raise BatchCanceled("a canceled batch cannot be retried", {"id": batch_id})
+        gen = int(batch.get("retry_gen", 0)) + 1
+        pending = {"gen": gen, "error_codes": error_codes, "include_permanent": include_permanent,
+                   "requested_at": timeutil.now()}  # fmt: skip
+        return {"retry_gen": gen, "retry_pending": pending}
+
+    return _transact(db, batch_id, change)
+
+
+def end_retry(db: firestore.Client, batch_id: str, gen: int, stopped: dict[str, Any] | None = None) -> bool:
+    """Clear the retry of generation `gen` (not a newer one); `stopped` records why it ended early."""
+
+    def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+        if int((batch.get("retry_pending") or {}).get("gen", -1)) != gen:
+            return {}
+        return {"retry_pending": None, "retry_stopped": stopped}
+
+    return bool(_transact(db, batch_id, change).get("retry_pending") is None)
+
+
+def retry_pending_before(
+    db: firestore.Client, cutoff: dt.datetime, limit: int
+) -> list[firestore.DocumentSnapshot]:
+    """Batches whose retry is still being carried out, requested before `cutoff`."""
+    fs = _fs()
+    query = db.collection(BATCHES).where(filter=fs.FieldFilter("retry_pending.requested_at", "<", cutoff))
+    return list(query.limit(limit).stream())
+
+
 def reopen(db: firestore.Client, batch_id: str, price: int) -> dict[str, Any]:
     """Before a retry: charge the retried items, run again with a new checker; BatchCanceled (409)."""
 

@@ -267,7 +267,8 @@ class AsyncBatches:
         """See `Lote.batches.retry`."""
         payload = _shared.body(include_permanent=include_permanent or None, error_codes=error_codes)
         call = Request("POST", f"/v1/batches/{batch_id}/retry", payload, safe=False)
-        return int((await self._t.json(call))["retried"])
+        answer = await self._t.json(call)
+        return int(answer["retried"]) + int(answer.get("retrying", 0))
 
     async def download(
         self,

@@ -127,11 +127,13 @@ class Batches:
     def retry(
         self, batch_id: str, include_permanent: bool = False, error_codes: list[str] | None = None
     ) -> int:
-        """Queue failed items again (paid again, refunded if they fail again); how many. Not retried
-        after a lost answer (it may have been applied): check the batch, then call again."""
+        """Queue failed items again (paid again, refunded if they fail again); how many (a large
+        batch's are queued in the background: then how many failed items it is going through). Not
+        retried after a lost answer (it may have been applied): check the batch, then call again."""
         payload = _shared.body(include_permanent=include_permanent or None, error_codes=error_codes)
         call = Request("POST", f"/v1/batches/{batch_id}/retry", payload, safe=False)
-        return int(self._t.json(call)["retried"])
+        answer = self._t.json(call)
+        return int(answer["retried"]) + int(answer.get("retrying", 0))
 
     def list(self, status: str | None = None) -> Iterator[BatchSummary]:
         """The tenant's batches, newest first."""
