@@ -125,8 +125,8 @@ def test_1000_items_with_faults_then_retry(tenant, services: Services):
 
     first = tenant.post(f"/v1/batches/{batch_id}/retry", {"error_codes": ["model_unavailable"]})
     second = tenant.post(f"/v1/batches/{batch_id}/retry", {"error_codes": ["model_unavailable"]})
-    assert first.status_code == 200 and first.json() == {"retried": 50}
-    assert second.json() == {"retried": 0}  # nothing is queued twice
+    assert first.status_code == 200 and first.json() == {"retried": 50, "retrying": 0}
+    assert second.json() == {"retried": 0, "retrying": 0}  # nothing is queued twice
     batch = wait_batch(tenant, batch_id, until=lambda b: b["status"] == "completed" and b["counts"]["failed"] == 100,
                        timeout=120)  # fmt: skip
     assert batch["counts"]["succeeded"] == 900
@@ -156,7 +156,7 @@ def test_cancel_midway(tenant, tasks_client, generation_queue):
     assert counts["canceled"] >= answer["canceled"] and counts["succeeded"] + counts["canceled"] == 300
     again = tenant.post(f"/v1/batches/{batch_id}/cancel").json()
     assert again["canceled"] == 0
-    assert tenant.post(f"/v1/batches/{batch_id}/retry", {}).json() == {"retried": 0}
+    assert tenant.post(f"/v1/batches/{batch_id}/retry", {}).json() == {"retried": 0, "retrying": 0}
 
 
 def test_a_manifest_batch_through_a_signed_upload(tenant):

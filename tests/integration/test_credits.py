@@ -152,8 +152,11 @@ def test_retrying_failed_items_charges_them_again_and_refunds_what_fails_again(
     wait_batch(tenant, batch_id)
     assert _balance(services, tenant.tenant_id) == 93
     # Safety blocks are permanent: a plain retry leaves them alone, asking for them retries them.
-    assert tenant.post(f"/v1/batches/{batch_id}/retry", {}).json() == {"retried": 0}
-    assert tenant.post(f"/v1/batches/{batch_id}/retry", {"include_permanent": True}).json() == {"retried": 3}
+    assert tenant.post(f"/v1/batches/{batch_id}/retry", {}).json() == {"retried": 0, "retrying": 0}
+    assert tenant.post(f"/v1/batches/{batch_id}/retry", {"include_permanent": True}).json() == {
+        "retried": 3,
+        "retrying": 0,
+    }
     wait_batch(tenant, batch_id, until=lambda b: b["status"] == "completed" and b["counts"]["failed"] == 3)
     assert _balance(services, tenant.tenant_id) == 93  # charged 3 again, refunded 3 again
     reasons = Counter(e["reason"] for e in _ledger(services, tenant.tenant_id))

@@ -269,7 +269,7 @@ def test_an_item_that_fails_again_after_a_retry_sends_a_second_event(tenant, tar
     }).json()  # fmt: skip
     _batch_done(tenant, batch["id"], 1)
     retried = tenant.post(f"/v1/batches/{batch['id']}/retry", {"include_permanent": True}).json()
-    assert retried == {"retried": 1}
+    assert retried == {"retried": 1, "retrying": 0}
     finished = _batch_done(tenant, batch["id"], 2)
     assert finished["status"] == "completed" and finished["counts"]["failed"] == 1
     hits = target.wait_for(4)

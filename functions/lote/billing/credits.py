@@ -121,8 +121,10 @@ def admit(batch: firestore.WriteBatch, db: firestore.Client, admission: Admissio
         precheck(db, admission)  # free work writes nothing on the tenant, but a debt refuses it
         return None
     tenant = ledger.tenant_ref(db, admission.tenant_id).get()
-    require_funds(ledger.balance(tenant) + _in_slices(db, admission.tenant_id), -admission.debit.delta)
-    stored = ledger.add(batch, db, tenant, admission.debit)
+    slices = purse.read_slices(db, admission.tenant_id)  # read once: for the check and the entry
+    held = sum(s.credits for s, _ in slices.values())
+    require_funds(ledger.balance(tenant) + held, -admission.debit.delta)
+    stored = ledger.add(batch, db, tenant, admission.debit, slices)
     _require_paid(stored, admission.debit)
     return None
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 LEDGER = "ledger"
 # clawback: a Stripe refund takes back what it refunded; dispute: a chargeback takes back what was
 # disputed; reinstated: a dispute won (or a refund that failed) gives it back.
+# A tenant's purse slices as purse.read_slices returns them: index → (slice, its snapshot).
+Slices = dict[int, tuple[Any, Any]]
 Reason = Literal["purchase", "debit", "refund", "grant", "clawback", "dispute", "reinstated"]
 
 
@@ -106,13 +108,18 @@ def enter(
 
 
 def add(
-    batch: firestore.WriteBatch, db: firestore.Client, tenant: firestore.DocumentSnapshot, entry: Entry
+    batch: firestore.WriteBatch,
+    db: firestore.Client,
+    tenant: firestore.DocumentSnapshot,
+    entry: Entry,
+    slices: Slices | None = None,
 ) -> dict[str, Any]:
     """Into an optimistic batch (transactions.optimistic): the entry, created only if absent, and
-    the new balance, guarded by the update time of the `tenant` snapshot that was read."""
-    return _write(
-        batch, db, tenant, entry, db.write_option(last_update_time=tenant.update_time), locked=False
-    )
+    the new balance, guarded by the update time of the `tenant` snapshot that was read (and of
+    each purse slice it gathers). `slices`: the tenant's purse slices, when the caller has read
+    them already (purse.read_slices), so they are read once."""
+    option = db.write_option(last_update_time=tenant.update_time)
+    return _write(batch, db, tenant, entry, option, locked=False, slices=slices)
 
 
 def record(batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, entry: Entry) -> dict[str, Any]:
@@ -130,6 +137,7 @@ def _write(
     entry: Entry,
     option: Any,
     locked: bool,
+    slices: Slices | None = None,
 ) -> dict[str, Any]:
     from lote.billing import purse
 
@@ -137,13 +145,14 @@ def _write(
     if entry.delta < 0 and current + entry.delta < 0:
         # The tenant document alone cannot pay it: the slices' credits come back first (a debit
         # checked against the whole balance, or a debt that the slices must not spend around).
-        moved = purse.gather(writer, db, tenant, entry.delta, locked)
+        moved = purse.gather(writer, db, tenant, entry.delta, locked, None if locked else slices)
         after = current + moved + entry.delta
         total = after
     else:
         after = current + entry.delta
         # The slices are read apart from the commit: the balance this entry shows is as read.
-        total = after + sum(s.credits for s, _ in purse.read_slices(db, tenant.id).values())
+        held = slices if slices is not None else purse.read_slices(db, tenant.id)
+        total = after + sum(s.credits for s, _ in held.values())
     stored = entry.document(total)
     writer.update(tenant.reference, {"credits": after}, option=option)
     writer.create(entry_ref(db, tenant.id, entry.id), stored)

@@ -264,13 +264,19 @@ def give_back(commit: Any, db: firestore.Client, tenant_id: str, index: int, cre
 
 
 def gather(
-    commit: Any, db: firestore.Client, tenant: firestore.DocumentSnapshot, delta: int, locked: bool
+    commit: Any,
+    db: firestore.Client,
+    tenant: firestore.DocumentSnapshot,
+    delta: int,
+    locked: bool,
+    read: dict[int, tuple[Slice, firestore.DocumentSnapshot]] | None = None,
 ) -> int:
     """Into a commit that makes an entry of `delta` on the tenant document (before its writes): move
     every slice's credits into it (preconditioned on each slice in a batch; a transaction's reads
     guard them when `locked`), freezing them if the entry leaves a debt. Returns the credits moved,
-    which the caller adds to the balance it writes."""
-    slices = read_slices(db, tenant.id, transaction=commit if locked else None)
+    which the caller adds to the balance it writes. `read`: the slices as the caller read them
+    (outside a transaction only: the preconditions are their snapshots' update times)."""
+    slices = read if read is not None else read_slices(db, tenant.id, transaction=commit if locked else None)
     purse = of(tenant, {k: s for k, (s, _) in slices.items()})
     gathered = gather_plan(purse, delta)
     for k, (old, snapshot) in slices.items():
