@@ -31,3 +31,11 @@ def test_a_submission_without_a_turn_gets_429_overloaded_at_once_and_a_freed_tur
         holder.join()
     with overload.turn(settings):  # the turns came back
         pass
+
+
+def test_retry_after_is_the_time_to_admit_everyone_waiting_at_the_recent_pace():
+    assert overload.retry_after_s(0, 50.0) == 1  # keeping up: come back at once
+    assert overload.retry_after_s(99, 50.0) == 2  # 100 to admit at 50/s
+    assert overload.retry_after_s(1000, 20.0) == overload.RETRY_AFTER_MAX_S  # never more than the cap
+    assert overload.retry_after_s(5, 0.0) == overload.RETRY_AFTER_MAX_S  # nothing admitted lately
+    assert overload.retry_after_s(0, 0.0) == 1
