@@ -198,56 +198,56 @@ resource "google_monitoring_alert_policy" "invariants" {
   notification_channels = [google_monitoring_notification_channel.email.id]
 }
 
-resource "google_monitoring_alert_policy" "breaker" {
-  display_name = "lote: the model is failing broadly (dispatch breaker open)"
+# Alerts on any line of a log-based metric within a window: each says what happened and what to do.
+locals {
+  line_alerts = {
+    breaker = {
+      title  = "lote: the model is failing broadly (dispatch breaker open)"
+      when   = "breaker opened in 5 min"
+      metric = local.promql.breaker_opened
+      window = "5m"
+      every  = "60s"
+      doc    = "Most first calls to the model failed (5xx, timeouts). Work waits held and one probe goes out every 5 s; `GET /v1/admin/scheduler` shows the breaker and the backlog. It closes by itself once probes succeed."
+    }
+    model_blocked = {
+      title  = "lote: the model refuses this deployment (dispatch blocked: key, billing, quota)"
+      when   = "dispatch blocked in 5 min"
+      metric = local.promql.model_blocked
+      window = "5m"
+      every  = "60s"
+      doc    = "The model answered that this deployment cannot use it: the worker's `breaker blocked (CODE)` line and `GET /v1/admin/scheduler` (`blocked_reason`) say why: `model_key_invalid` (renew GEMINI_API_KEY), `model_access_denied` (enable the API, billing, the service account's role), `model_not_available` (the model or region), `model_quota_per_day` or `model_quota_exhausted` (raise the quota or wait for the day to turn). No image fails or is refunded meanwhile; work waits held and one probe a minute goes out; dispatch resumes by itself when one passes."
+    }
+    stripe_unsettled = {
+      title  = "lote: a Stripe payment, refund or dispute could not be settled in credits"
+      when   = "unsettled in an hour"
+      metric = local.promql.stripe_unsettled
+      window = "1h"
+      every  = "300s"
+      doc    = "The worker's `stripe reconcile: unsettled KIND ID: OUTCOME` lines name the Stripe object: e.g. a paid Checkout Session for a tenant that does not exist (grant by hand with `lote-admin grant-credits`, or refund it in Stripe). `lote-admin reconcile` runs the same pass on demand."
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "line" {
+  for_each     = local.line_alerts
+  display_name = each.value.title
   combiner     = "OR"
   conditions {
-    display_name = "breaker opened in 5 min"
+    display_name = each.value.when
     condition_prometheus_query_language {
-      query               = "sum(increase(${local.promql.breaker_opened}[5m])) > 0"
+      query               = "sum(increase(${each.value.metric}[${each.value.window}])) > 0"
       duration            = "0s"
-      evaluation_interval = "60s"
+      evaluation_interval = each.value.every
     }
   }
   documentation {
-    content   = "Most first calls to the model failed (5xx, timeouts). Work waits held and one probe goes out every 5 s; `GET /v1/admin/scheduler` shows the breaker and the backlog. It closes by itself once probes succeed."
+    content   = each.value.doc
     mime_type = "text/markdown"
   }
   notification_channels = [google_monitoring_notification_channel.email.id]
 }
 
-resource "google_monitoring_alert_policy" "model_blocked" {
-  display_name = "lote: the model refuses this deployment (dispatch blocked: key, billing, quota)"
-  combiner     = "OR"
-  conditions {
-    display_name = "dispatch blocked in 5 min"
-    condition_prometheus_query_language {
-      query               = "sum(increase(${local.promql.model_blocked}[5m])) > 0"
-      duration            = "0s"
-      evaluation_interval = "60s"
-    }
-  }
-  documentation {
-    content   = "The model answered that this deployment cannot use it: the worker's `breaker blocked (CODE)` line and `GET /v1/admin/scheduler` (`blocked_reason`) say why: `model_key_invalid` (renew GEMINI_API_KEY), `model_access_denied` (enable the API, billing, the service account's role), `model_not_available` (the model or region), `model_quota_per_day` or `model_quota_exhausted` (raise the quota or wait for the day to turn). No image fails or is refunded meanwhile; work waits held and one probe a minute goes out; dispatch resumes by itself when one passes."
-    mime_type = "text/markdown"
-  }
-  notification_channels = [google_monitoring_notification_channel.email.id]
-}
-
-resource "google_monitoring_alert_policy" "stripe_unsettled" {
-  display_name = "lote: a Stripe payment, refund or dispute could not be settled in credits"
-  combiner     = "OR"
-  conditions {
-    display_name = "unsettled in an hour"
-    condition_prometheus_query_language {
-      query               = "sum(increase(${local.promql.stripe_unsettled}[1h])) > 0"
-      duration            = "0s"
-      evaluation_interval = "300s"
-    }
-  }
-  documentation {
-    content   = "The worker's `stripe reconcile: unsettled KIND ID: OUTCOME` lines name the Stripe object: e.g. a paid Checkout Session for a tenant that does not exist (grant by hand with `lote-admin grant-credits`, or refund it in Stripe). `lote-admin reconcile` runs the same pass on demand."
-    mime_type = "text/markdown"
-  }
-  notification_channels = [google_monitoring_notification_channel.email.id]
+moved {
+  from = google_monitoring_alert_policy.breaker
+  to   = google_monitoring_alert_policy.line["breaker"]
 }

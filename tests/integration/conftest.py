@@ -225,3 +225,15 @@ def call_worker(services: Services, tasks_client: tasks_v2.CloudTasksClient) -> 
 
 
 _HTTP_FOR_CODE = {3: 400, 16: 401, 7: 403, 5: 404, 8: 429, 14: 503, 13: 500, 9: 409, 4: 504}
+
+
+@pytest.fixture(scope="session")
+def fake(stack: Stack) -> str:
+    """Base URL of the offline Stripe."""
+    return stack.url(stack.config.stripe_port)
+
+
+@pytest.fixture(scope="session")
+def webhook(stack: Stack) -> str:
+    """URL of the stripe_webhook function."""
+    return stack.url(stack.config.stripe_webhook_port)

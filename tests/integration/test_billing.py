@@ -17,18 +17,6 @@ from lote_local.stripe_fake import sign
 from tests.integration.test_credits import _balance, _ledger
 
 
-@pytest.fixture(scope="module")
-def fake(stack: Stack) -> str:
-    """Base URL of the offline Stripe."""
-    return stack.url(stack.config.stripe_port)
-
-
-@pytest.fixture(scope="module")
-def webhook(stack: Stack) -> str:
-    """URL of the stripe_webhook function."""
-    return stack.url(stack.config.stripe_webhook_port)
-
-
 def _deliver(
     stack: Stack, webhook: str, event: dict[str, Any], header: str | None = None
 ) -> requests.Response:

@@ -22,18 +22,6 @@ from tests.integration.test_credits import _balance, _ledger
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "stripe"
 
 
-@pytest.fixture(scope="module")
-def fake(stack: Stack) -> str:
-    """Base URL of the offline Stripe."""
-    return stack.url(stack.config.stripe_port)
-
-
-@pytest.fixture(scope="module")
-def webhook(stack: Stack) -> str:
-    """URL of the stripe_webhook function."""
-    return stack.url(stack.config.stripe_webhook_port)
-
-
 def _fake(fake: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     answer = requests.post(f"{fake}{path}", json=body or {}, timeout=30)
     answer.raise_for_status()
@@ -184,13 +172,9 @@ def test_the_reconciliation_settles_what_no_event_brought_once_and_names_what_it
     assert _balance(services, tenant.tenant_id) == 0 and len(_ledger(services, tenant.tenant_id)) == 3
     # The missed events arriving late change nothing either.
     for event in (paid["event"], refund["event"], *disputed["events"]):
-        assert _deliver(stack, webhook_url(stack), event).status_code == 200
+        assert _deliver(stack, stack.url(stack.config.stripe_webhook_port), event).status_code == 200
     assert _balance(services, tenant.tenant_id) == 0 and len(_ledger(services, tenant.tenant_id)) == 3
     assert stranger.startswith("cs_")
-
-
-def webhook_url(stack: Stack) -> str:
-    return stack.url(stack.config.stripe_webhook_port)
 
 
 def _stranger_session(stack: Stack, fake: str) -> str:

@@ -25,6 +25,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lote import timeutil, transactions
@@ -141,10 +142,14 @@ def purchase(services: Services, event: dict[str, Any]) -> str:
     return transactions.optimistic(db, build)
 
 
-def _payment(services: Services, intent: str | None) -> tuple[Any, str | None]:
-    """The recorded purchase of a PaymentIntent, or why there is none: `not_ours` (no intent, or
-    another account's), or 503 while one of ours is not recorded yet (events arrive in any order;
-    Stripe delivers this one again later)."""
+def _payment(services: Services, obj: dict[str, Any]) -> tuple[Any, str | None]:
+    """The recorded purchase behind a charge, refund or dispute (by its PaymentIntent; older
+    payloads name only the charge), or why there is none: `not_ours` (no intent, or another
+    account's), or 503 while one of ours is not recorded yet (events arrive in any order; Stripe
+    delivers this one again later)."""
+    intent = obj.get("payment_intent")
+    if not intent and obj.get("object") != "charge" and obj.get("charge"):
+        intent = services.stripe.charge_payment_intent(str(obj["charge"]))
     if not intent:
         return None, "not_ours"
     ref = services.firestore.db.collection(PAYMENTS).document(str(intent))
@@ -155,37 +160,72 @@ def _payment(services: Services, intent: str | None) -> tuple[Any, str | None]:
     return None, "unknown_payment"
 
 
-def clawback(services: Services, event: dict[str, Any]) -> str:
-    charge = event["data"]["object"]
-    amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
-    if amount <= 0:
-        return "not_ours"
-    payment_ref, missing = _payment(services, charge.get("payment_intent"))
+@dataclass(frozen=True)
+class _Paid:
+    """A recorded purchase as one commit reads it: its document, its tenant, and the precondition
+    (the document's update time) every write to it carries."""
+
+    ref: Any
+    doc: dict[str, Any]
+    tenant: Any
+    option: Any
+
+    @property
+    def credits(self) -> int:
+        return int(self.doc["credits"])
+
+    @property
+    def amount(self) -> int:
+        return int(self.doc.get("amount") or self.doc.get("amount_total") or 0)
+
+
+def _on_payment(
+    services: Services, obj: dict[str, Any], change: Callable[[Any, _Paid], tuple[str, bool]]
+) -> str:
+    """Apply `change` to the purchase behind `obj` in one optimistic commit (its outcome), or say
+    why there is none (see _payment)."""
+    payment_ref, missing = _payment(services, obj)
     if missing:
         return missing
     db = services.firestore.db
 
     def build(batch: Any) -> tuple[str, bool]:
         payment = payment_ref.get()
-        paid = payment.to_dict() or {}
+        doc = payment.to_dict() or {}
+        tenant = db.collection(TENANTS).document(doc["tenant_id"]).get()
+        return change(
+            batch, _Paid(payment_ref, doc, tenant, db.write_option(last_update_time=payment.update_time))
+        )
+
+    return transactions.optimistic(db, build)
+
+
+def clawback(services: Services, event: dict[str, Any]) -> str:
+    charge = event["data"]["object"]
+    amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
+    if amount <= 0:
+        return "not_ours"
+    db = services.firestore.db
+
+    def change(batch: Any, paid: _Paid) -> tuple[str, bool]:
         # Stripe's amount_refunded is cumulative: the target covers every refund so far.
-        target = credits.clawback_target(int(paid["credits"]), amount, refunded)
-        target = min(target, int(paid["credits"]) - _disputed(paid))
-        delta = target - int(paid.get("clawed_back", 0))
+        target = min(
+            credits.clawback_target(paid.credits, amount, refunded), paid.credits - _disputed(paid.doc)
+        )
+        delta = target - int(paid.doc.get("clawed_back", 0))
         if delta <= 0:
             return "nothing_to_claw_back", False
-        tenant = db.collection(TENANTS).document(paid["tenant_id"]).get()
         note = f"refund of {refunded}/{amount} on Stripe charge {charge.get('id')}"
         # A refund that failed lowers the cumulative amount; a later refund may bring it back to a
         # figure already entered, so the failures so far are part of the id.
-        failed = int(paid.get("failed_refunds", 0))
+        failed = int(paid.doc.get("failed_refunds", 0))
         entry_id = f"clawback-{charge.get('id')}-{refunded}" + (f"-f{failed}" if failed else "")
-        ledger.add(batch, db, tenant, Entry(entry_id, -delta, "clawback", event["id"], note))
-        batch.update(payment_ref, {"clawed_back": target, "refunded": refunded, "amount": amount},
-                     option=db.write_option(last_update_time=payment.update_time))  # fmt: skip
+        ledger.add(batch, db, paid.tenant, Entry(entry_id, -delta, "clawback", event["id"], note))
+        update = {"clawed_back": target, "refunded": refunded, "amount": amount}
+        batch.update(paid.ref, update, option=paid.option)
         return "clawed_back", True
 
-    return transactions.optimistic(db, build)
+    return _on_payment(services, charge, change)
 
 
 def _disputed(paid: dict[str, Any], but: str | None = None) -> int:
@@ -196,21 +236,11 @@ def _disputed(paid: dict[str, Any], but: str | None = None) -> int:
 def chargeback(services: Services, event: dict[str, Any]) -> str:
     dispute = event["data"]["object"]
     dispute_id, status = str(dispute.get("id", "")), str(dispute.get("status", ""))
-    intent = dispute.get("payment_intent") or services.stripe.charge_payment_intent(
-        str(dispute.get("charge"))
-    )
-    payment_ref, missing = _payment(services, intent)
-    if missing:
-        return missing
-    db = services.firestore.db
     returned = event["type"] == "charge.dispute.funds_reinstated" or status in credits.DISPUTE_RETURNED
+    db = services.firestore.db
 
-    def build(batch: Any) -> tuple[str, bool]:
-        payment = payment_ref.get()
-        paid = payment.to_dict() or {}
-        seen = dict((paid.get("disputes") or {}).get(dispute_id) or {})
-        tenant = db.collection(TENANTS).document(paid["tenant_id"]).get()
-        option = db.write_option(last_update_time=payment.update_time)
+    def change(batch: Any, paid: _Paid) -> tuple[str, bool]:
+        seen = dict((paid.doc.get("disputes") or {}).get(dispute_id) or {})
         if returned:
             if seen.get("returned"):
                 return "already_returned", False
@@ -218,30 +248,31 @@ def chargeback(services: Services, event: dict[str, Any]) -> str:
             if taken:
                 note = f"dispute {dispute_id} {status or 'reinstated'}: its credits back"
                 entry = Entry(f"dispute-return-{dispute_id}", taken, "reinstated", event["id"], note)
-                ledger.add(batch, db, tenant, entry)
+                ledger.add(batch, db, paid.tenant, entry)
             # Remembered even when nothing was taken: a `created` delivered late takes nothing then.
             settled = {**seen, "returned": True, "status": status}
-            batch.update(payment_ref, {f"disputes.{dispute_id}": settled}, option=option)
+            batch.update(paid.ref, {f"disputes.{dispute_id}": settled}, option=paid.option)
             return ("returned" if taken else "nothing_to_return"), True
         if seen.get("returned") or "taken" in seen:
             return "already_disputed", False
         if not credits.dispute_withdraws(status, str(event["type"])):
             return "inquiry", False  # no money moved yet
-        amount = int(paid.get("amount") or paid.get("amount_total") or 0)
-        taken_elsewhere = int(paid.get("clawed_back", 0)) + _disputed(paid, but=dispute_id)
+        taken_elsewhere = int(paid.doc.get("clawed_back", 0)) + _disputed(paid.doc, but=dispute_id)
         take = credits.dispute_take(
-            int(paid["credits"]), amount, int(dispute.get("amount") or 0), taken_elsewhere
+            paid.credits, paid.amount, int(dispute.get("amount") or 0), taken_elsewhere
         )
         if take:
             reason = dispute.get("reason", "unknown")
-            note = f"chargeback {dispute_id} ({reason}) of {dispute.get('amount')}/{amount}"
-            ledger.add(batch, db, tenant, Entry(f"dispute-{dispute_id}", -take, "dispute", event["id"], note))
+            note = f"chargeback {dispute_id} ({reason}) of {dispute.get('amount')}/{paid.amount}"
+            ledger.add(
+                batch, db, paid.tenant, Entry(f"dispute-{dispute_id}", -take, "dispute", event["id"], note)
+            )
         batch.update(
-            payment_ref, {f"disputes.{dispute_id}": {"taken": take, "status": status}}, option=option
+            paid.ref, {f"disputes.{dispute_id}": {"taken": take, "status": status}}, option=paid.option
         )
         return "disputed", True
 
-    return transactions.optimistic(db, build)
+    return _on_payment(services, dispute, change)
 
 
 def refund_updated(services: Services, event: dict[str, Any]) -> str:
@@ -249,34 +280,26 @@ def refund_updated(services: Services, event: dict[str, Any]) -> str:
     if refund.get("status") != "failed":
         return "ignored"
     refund_id, failed_amount = str(refund.get("id", "")), int(refund.get("amount") or 0)
-    intent = refund.get("payment_intent") or services.stripe.charge_payment_intent(str(refund.get("charge")))
-    payment_ref, missing = _payment(services, intent)
-    if missing:
-        return missing
     db = services.firestore.db
 
-    def build(batch: Any) -> tuple[str, bool]:
-        payment = payment_ref.get()
-        paid = payment.to_dict() or {}
-        entry_id = f"refund-failed-{refund_id}"
-        failed_ids = list(paid.get("failed_refund_ids") or [])
+    def change(batch: Any, paid: _Paid) -> tuple[str, bool]:
+        failed_ids = list(paid.doc.get("failed_refund_ids") or [])
         if refund_id in failed_ids:
             return "already_given_back", False
-        amount = int(paid.get("amount") or paid.get("amount_total") or 0)
-        refunded = max(0, int(paid.get("refunded", 0)) - failed_amount)
-        target = credits.clawback_target(int(paid["credits"]), amount, refunded)
-        back = int(paid.get("clawed_back", 0)) - target
-        tenant = db.collection(TENANTS).document(paid["tenant_id"]).get()
-        if back > 0:
+        clawed = int(paid.doc.get("clawed_back", 0))
+        refunded = max(0, int(paid.doc.get("refunded", 0)) - failed_amount)
+        target = credits.clawback_target(paid.credits, paid.amount, refunded)
+        if clawed > target:
             note = f"refund {refund_id} failed ({refund.get('failure_reason', 'unknown')}): its credits back"
-            ledger.add(batch, db, tenant, Entry(entry_id, back, "reinstated", event["id"], note))
-        update = {"clawed_back": min(target, int(paid.get("clawed_back", 0))), "refunded": refunded,
-                  "failed_refunds": len(failed_ids) + 1,
-                  "failed_refund_ids": [*failed_ids, refund_id]}  # fmt: skip
-        batch.update(payment_ref, update, option=db.write_option(last_update_time=payment.update_time))
-        return ("given_back" if back > 0 else "nothing_to_give_back"), True
+            entry = Entry(f"refund-failed-{refund_id}", clawed - target, "reinstated", event["id"], note)
+            ledger.add(batch, db, paid.tenant, entry)
+        failed = [*failed_ids, refund_id]
+        update = {"clawed_back": min(target, clawed), "refunded": refunded, "failed_refunds": len(failed),
+                  "failed_refund_ids": failed}  # fmt: skip
+        batch.update(paid.ref, update, option=paid.option)
+        return ("given_back" if clawed > target else "nothing_to_give_back"), True
 
-    return transactions.optimistic(db, build)
+    return _on_payment(services, refund, change)
 
 
 _HANDLERS: dict[str, Callable[[Services, dict[str, Any]], str]] = {
