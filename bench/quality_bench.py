@@ -14,6 +14,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from bench.common import run_in_process, running
+from lote.dispatch import spend
 from lote.jobs.schemas import GenerationRequest
 from lote.services import Services
 
@@ -23,7 +24,6 @@ STEPS = ("analyze", "generate", "verify")
 # USD per 1M tokens (input, output), Gemini Developer API paid tier
 # (https://ai.google.dev/gemini-api/docs/pricing, as transcribed by third parties in 2026: the page
 # itself is not stored here). An output image of gemini-2.5-flash-image is 1,290 tokens: $0.039.
-TOKEN_PRICE = {"gemini-2.5-flash": (0.30, 2.50), "gemini-2.5-flash-image": (0.30, 30.00)}
 # The offline model counts 258 tokens per input image: Gemini's count for an image of at most
 # 384 px a side. A 1600×1200 listing photo is cut into 768 px tiles of 258 tokens each: 6 tiles.
 LISTING_PHOTO_TOKENS = 6 * 258
@@ -65,8 +65,9 @@ def measure(services: Services, tenant_id: str) -> dict[str, Any]:
 
 
 def _dollars(model: str, prompt_tokens: float, output_tokens: float) -> float:
-    per_in, per_out = TOKEN_PRICE[model]
-    return (prompt_tokens * per_in + output_tokens * per_out) / 1e6
+    """At Gemini's published price (functions/lote/dispatch/model_prices.json, cents per million)."""
+    price = spend.prices()[model]
+    return (prompt_tokens * price["input"] + output_tokens * price["output"]) / 1e6 / 100
 
 
 def cost_rows(staged: list[dict[str, Any]]) -> tuple[list[str], dict[str, float]]:

@@ -246,6 +246,16 @@ def test_operators_see_backlog_by_tier_and_tenant(paced, make_tenant, dispatch_q
     for tenant, batch_id in ((first, a), (second, b)):
         body = _wait(tenant, batch_id)
         assert body["status"] == "completed" and body["priority"] in ("standard", "economy")
+    # The finished jobs' model calls, as Gemini reports and bills them, today (the ticks sum them).
+    deadline = time.monotonic() + 30
+    while (
+        not (today := (_scheduler(paced)["spend"] or [{}])[-1]).get("models")
+        or sum(m["calls"] for m in today["models"]) < 19
+    ):
+        assert time.monotonic() < deadline, today
+        time.sleep(0.2)
+    image = next(m for m in today["models"] if m["model"] == "gemini-2.5-flash-image")
+    assert image["output_tokens"] >= 19 * 1290 and image["estimated_usd"] > 0 and today["estimated_usd"] > 0
 
 
 def _scheduler(paced: Stack) -> dict[str, Any]:

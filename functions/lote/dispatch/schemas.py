@@ -45,6 +45,27 @@ class TenantBacklog(BaseModel):
     release_per_s: float
 
 
+class ModelSpend(BaseModel):
+    """One model's calls of one day, as Gemini bills them (dispatch/spend.py)."""
+
+    model: str
+    calls: int = Field(description="Finished jobs' calls (a regenerated image counts again).")
+    prompt_tokens: int
+    output_tokens: int
+    thinking_tokens: int = Field(description="Billed as output.")
+    estimated_usd: float | None = Field(
+        None, description="At the published price (dispatch/model_prices.json); null for an unpriced model."
+    )
+
+
+class DaySpend(BaseModel):
+    """What the model calls of the jobs that finished on one UTC day cost."""
+
+    day: str
+    models: list[ModelSpend]
+    estimated_usd: float
+
+
 class Pool(BaseModel):
     """One model pool (one generation queue, one quota)."""
 
@@ -71,6 +92,12 @@ class Pool(BaseModel):
     released_last_window: int
     tiers: dict[str, TierBacklog]
     tenants: list[TenantBacklog]
+    spend: list[DaySpend] = Field(
+        default_factory=list,
+        description="Model spend of the jobs that finished each day (the last 8 UTC days, oldest first): "
+        "tokens as Gemini reported them, dollars estimated at its published prices. Jobs that failed "
+        "for good are not counted.",
+    )
     updated_at: str | None = None
 
 

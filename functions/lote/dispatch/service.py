@@ -22,7 +22,7 @@ from typing import Any
 
 from lote import bulk, tasks
 from lote.answers import Answer
-from lote.dispatch import control, lanes, share, state
+from lote.dispatch import control, lanes, share, spend, state
 from lote.services import Services
 from lote.settings import Settings
 from lote.statuses import JobStatus
@@ -161,7 +161,9 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
             # `model_blocked` the "blocked" ones (an operator must act: a key, billing, the quota).
             reason = f" ({updated['blocked_reason']})" if updated.get("blocked_reason") else ""
             log.warning("dispatch %s: breaker %s%s (window %s)", pool_name, updated["breaker"], reason, seen)
-        return {**updated, "pool": pool_name}
+        # Once per window (a duplicate tick does not get here): the finished jobs' tokens by day.
+        spent = spend.by_day((stored or {}).get("spend"), calls.spend, now)
+        return {**updated, "pool": pool_name, "spend": spent}
 
     current, fresh = state.advance(db, pool_name, window, compute)
     if current is None:

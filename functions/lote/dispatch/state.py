@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from lote import transactions
+from lote.dispatch import spend
 from lote.dispatch.control import Breaker
 
 if TYPE_CHECKING:
@@ -57,15 +58,18 @@ def call_fields(
     at: dt.datetime,
     ms: int | None = None,
     reason: str | None = None,
+    spend: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The `call` field an attempt's end writes on its job: the model call's outcome for the
     dispatcher (`retry` when the queue was retrying the task after a failed call, `reason` the
     operator trouble's code of a blocked call) and, for an attempt that stored an image, how long
     it took (`ms`, claim to end: what an ETA needs; a quick refusal would pull the typical attempt
-    down)."""
+    down; `spend`: a finished job's tokens by model, dispatch/spend.py)."""
     fields = {"pool": pool, "outcome": str(outcome), "tier": tier, "retry": retry, "at": at, "ms": ms}
     if reason is not None:
         fields["reason"] = reason
+    if spend:
+        fields["spend"] = spend
     return fields
 
 
@@ -76,6 +80,7 @@ class Calls:
 
     tally: Counter[str]
     answered_ms: list[int] = field(default_factory=list)
+    spend: dict[str, dict[str, int]] = field(default_factory=dict)  # tokens by model of finished jobs
 
 
 def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt.datetime) -> Calls:
@@ -93,8 +98,11 @@ def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt
     )
     tally: Counter[str] = Counter()
     answered: list[int] = []
+    spent: dict[str, dict[str, int]] = {}
     for snapshot in query.stream():
         call = (snapshot.to_dict() or {}).get("call") or {}
+        if call.get("spend"):
+            spend.add(spent, call["spend"])
         tally[str(call.get("outcome"))] += 1
         tally[f"tier:{call.get('tier')}"] += 1
         if call.get("reason"):
@@ -104,7 +112,7 @@ def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt
             tally[f"retry:{call.get('outcome')}"] += 1
         if call.get("outcome") == Outcome.SUCCESS and call.get("ms") is not None:
             answered.append(int(call["ms"]))
-    return Calls(tally, answered)
+    return Calls(tally, answered, spent)
 
 
 def load(db: firestore.Client, pool: str) -> dict[str, Any] | None:

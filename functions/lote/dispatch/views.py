@@ -8,10 +8,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from lote import timeutil
-from lote.dispatch import lanes, state
+from lote.dispatch import lanes, spend, state
 from lote.dispatch import service as dispatch
 from lote.dispatch.control import Breaker
-from lote.dispatch.schemas import LastWindow, Pool, Scheduler, TenantBacklog, TextPool, TierBacklog
+from lote.dispatch.schemas import (
+    DaySpend,
+    LastWindow,
+    ModelSpend,
+    Pool,
+    Scheduler,
+    TenantBacklog,
+    TextPool,
+    TierBacklog,
+)
 from lote.dispatch.share import Tier
 from lote.dispatch.state import Outcome
 from lote.services import Services
@@ -97,9 +106,24 @@ def scheduler(services: Services) -> Scheduler:
         blocked_reason=doc.get("blocked_reason") if doc.get("breaker") == Breaker.BLOCKED else None,
         in_queue=int(doc.get("in_queue") or 0), attempt_ms=doc.get("attempt_ms"),
         released_last_window=int(doc.get("released") or 0), tiers=tiers, tenants=tenants,
-        updated_at=timeutil.iso(doc.get("run_at")),
+        spend=_spend(doc.get("spend") or {}), updated_at=timeutil.iso(doc.get("run_at")),
     )  # fmt: skip
     return Scheduler(pools=[pool], text_pools=[_text_pool(services)])
+
+
+def _spend(days: dict[str, dict[str, dict[str, int]]]) -> list[DaySpend]:
+    """The stored spend by day, priced."""
+    found = []
+    for day in sorted(days):
+        models = []
+        for model, counts in sorted(days[day].items()):
+            cents = spend.cents(model, counts)
+            usd = None if cents is None else round(cents / 100, 4)
+            models.append(ModelSpend(model=model, **{k: int(counts.get(k, 0)) for k in spend.FIELDS},
+                                     estimated_usd=usd))  # fmt: skip
+        total = round(sum(m.estimated_usd or 0 for m in models), 4)
+        found.append(DaySpend(day=day, models=models, estimated_usd=total))
+    return found
 
 
 def _window(seconds: float, successes: int, quota_errors: int, failures: int) -> LastWindow:

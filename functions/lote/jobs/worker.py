@@ -23,7 +23,7 @@ from lote.clients.model import (
     generate_image,
 )
 from lote.clients.storage import ObjectTooLarge
-from lote.dispatch import lanes, share, state
+from lote.dispatch import lanes, share, spend, state
 from lote.dispatch import service as dispatch
 from lote.dispatch.state import Outcome
 from lote.jobs import attempts, inputs, memory, outputs, recovery, store
@@ -126,7 +126,8 @@ def _attempt(
         update["quality"] = done.quality
     made = IMAGE if done.image_calls else TEXT  # a resumed attempt may have called the verifier alone
     with webhooks.events(services) as outbox:
-        written = store.finish(db, job_id, attempt, update, outbox, call.staged(Outcome.SUCCESS, made, True))
+        staged = call.staged(Outcome.SUCCESS, made, True, usage=done.usage)
+        written = store.finish(db, job_id, attempt, update, outbox, staged)
     if written == JobStatus.CANCELED and done.created:
         services.storage.delete(done.output["bucket"], done.output["object"])
     log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, written, done.model_ms)
@@ -206,14 +207,26 @@ class ModelCall:
         return dispatch.pool(s) if kind == IMAGE else dispatch.text_pool(s)
 
     def staged(
-        self, outcome: Outcome, kind: str = IMAGE, produced: bool = False, reason: str | None = None
+        self,
+        outcome: Outcome,
+        kind: str = IMAGE,
+        produced: bool = False,
+        reason: str | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> Also:
         """What store.finish stages along with the attempt's end: the outcome of its last call of
         `kind` on the job (`reason`: a blocked call's code), and the attempt's duration when it
-        `produced` an image."""
+        `produced` an image; `usage`: a finished job's, recorded as tokens by model for the spend)."""
         took = round((time.monotonic() - self.began) * 1000) if produced and kind == IMAGE else None
         fields = state.call_fields(
-            self.pool(kind), outcome, str(share.tier_of(self.job)), self.retry, timeutil.now(), took, reason
+            self.pool(kind),
+            outcome,
+            str(share.tier_of(self.job)),
+            self.retry,
+            timeutil.now(),
+            took,
+            reason,
+            spend.by_model(str(self.job.get("model")), usage) if usage else None,
         )
         return lambda _batch, written: written.update(call=fields)
 
