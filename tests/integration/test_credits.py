@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,10 +35,16 @@ def _balance(services: Services, tenant_id: str) -> int:
 def _post_retrying(
     session: requests.Session, url: str, body: dict, headers: dict | None = None
 ) -> requests.Response:
-    """POST, honouring 429 contention and overload answers the way a client should (their
-    Retry-After)."""
+    """POST the way a client should: one Idempotency-Key for the logical call, its 429 contention and
+    overload answers honoured (their Retry-After), and a connection the server dropped sent again
+    (gunicorn closes a keep-alive connection idle for 2 s, which a Retry-After sleep can outlast;
+    the key makes the resend harmless)."""
+    headers = {"Idempotency-Key": f"race-{uuid.uuid4()}", **(headers or {})}
     for _ in range(60):
-        response = session.post(url, json=body, headers=headers or {}, timeout=120)
+        try:
+            response = session.post(url, json=body, headers=headers, timeout=120)
+        except requests.ConnectionError:
+            continue
         if response.status_code != 429 or response.json()["error"]["code"] not in (
             "contention",
             "overloaded",

@@ -177,3 +177,26 @@ def test_output_links_are_followed_under_the_clients_own_base_url():
     assert _api_path("http://10.0.0.7:8080/v1/generations/g/output", base) == "/v1/generations/g/output"
     assert _api_path("https://gateway.example/lote/v1/x?a=1", "https://other/lote") == "/v1/x?a=1"
     assert upload_name(Path("my photo é.jpg")) == "my_photo__.jpg"
+
+
+def test_the_command_without_its_extra_names_what_to_install_in_one_line() -> None:
+    # A plain `pip install lote-client` has neither click nor rich (the `cli` extra's).
+    import subprocess
+    import sys
+
+    for missing in ("click", "rich"):
+        code = f"import sys; sys.modules[{missing!r}] = None; from lote_client.__main__ import main; main()"
+        ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert ran.returncode == cli.USAGE and ran.stdout == ""
+        assert ran.stderr.splitlines() == [
+            f"lote: the command line needs {missing}, which the client alone does not install: "
+            "pip install 'lote-client[cli]'"
+        ]
+
+
+def test_the_installed_command_is_the_entry_point_that_works_without_the_extra() -> None:
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[2] / "clients/python/pyproject.toml").read_text())
+    assert project["project"]["scripts"] == {"lote": "lote_client.__main__:main"}
+    assert "click" not in " ".join(project["project"]["dependencies"])

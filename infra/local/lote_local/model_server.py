@@ -45,6 +45,8 @@ KNOBS = {
     "seen": "what a JSON answer's enums say (e.g. the analysis's room type), `_` for a space",
     "grain": "percent of noise in the image, so it compresses like a photo (3: ~1.5 MB at 1024 px)",
     "thoughts": "1: the answer starts with a thought and a draft image marked `thought` (thinking output)",
+    "gate": 'NAME: hold the call (after its latency) until `POST /gates {"open": NAME}`, so a test holds '
+    "work at the model for as long as it needs instead of guessing a latency (at most --hang-s)",
 }
 _MARKER = re.compile(r"\[\[([^\]]*)\]\]")
 _PATH = re.compile(
@@ -89,6 +91,11 @@ class ModelServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
+    def gate(self, name: str) -> threading.Event:
+        """The gate NAME (made closed on first mention, whether by a call or by POST /gates)."""
+        with self.lock:
+            return self.gates.setdefault(name, threading.Event())
+
     def __init__(self, address: tuple[str, int], defaults: Defaults, quota_rps: float = 0.0) -> None:
         super().__init__(address, _Handler)
         self.defaults = defaults
@@ -96,6 +103,7 @@ class ModelServer(ThreadingHTTPServer):
         self.outage_until = 0.0  # time.time() until which every call answers 503 (POST /outage)
         self.trouble: str | None = None  # a recorded answer every call gets (POST /trouble)
         self.lock = threading.Lock()
+        self.gates: dict[str, threading.Event] = {}  # [[gate=NAME]] calls wait until POST /gates opens NAME
         self.seen: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
 
@@ -135,6 +143,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"rps": self.server.quota.rps})
         elif self.path == "/trouble":
             self._json(200, {"recorded": self.server.trouble})
+        elif self.path == "/gates":
+            with self.server.lock:
+                self._json(200, {name: gate.is_set() for name, gate in self.server.gates.items()})
         elif self.path == "/outage":
             self._json(200, {"remaining_s": round(max(0.0, self.server.outage_until - time.time()), 3)})
         else:
@@ -151,6 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.path == "/trouble":
             self._set_trouble(raw)
+            return
+        if self.path == "/gates":
+            self._open_gate(raw)
             return
         if not match:
             self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
@@ -190,6 +204,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.trouble = name
         log.info("trouble: every call answers %s", name or "normally again")
         self._json(200, {"recorded": name})
+
+    def _open_gate(self, raw: bytes) -> None:
+        try:
+            name = str(json.loads(raw)["open"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json(400, {"error": {"code": 400, "message": f'body must be {{"open": NAME}}: {exc}'}})
+            return
+        self.server.gate(name).set()
+        log.info("gate %s opened", name)
+        self._json(200, {name: True})
 
     def _replay(
         self, name: str, model: str, request: dict[str, Any], prompt: str, images: list[bytes]
@@ -254,6 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._waiting(run, +1)
         try:
             time.sleep(int(knobs.get("latency", defaults.latency_ms)) / 1000)
+            if "gate" in knobs:
+                self.server.gate(knobs["gate"]).wait(float(knobs.get("hang", defaults.hang_s)))
         finally:
             self._waiting(run, -1)
         if time.time() < self.server.outage_until:
