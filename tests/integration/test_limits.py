@@ -9,7 +9,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -31,7 +30,7 @@ def second_api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     procs = Supervisor(tmp_path_factory.mktemp("second-api"))
     service = Service(
         "api-2",
-        [str(Path(sys.executable).parent / "functions-framework"), "--target", "api",
+        [sys.executable, "-m", "lote_local.function", "--target", "api",
          "--source", str(REPO_ROOT / "functions" / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
         f"http://127.0.0.1:{port}/healthz",
         {**stack.env(), "THREADS": "8"},

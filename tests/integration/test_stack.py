@@ -55,7 +55,7 @@ def _alive(pid: int) -> bool:
 
 
 def _function_leader(launcher_pid: int, target: str) -> int:
-    """The pid of a function's functions-framework process, a direct child of the launcher."""
+    """The pid of a function's server process (gunicorn's arbiter), a direct child of the launcher."""
     for pid in _descendants(launcher_pid):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

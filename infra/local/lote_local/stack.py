@@ -149,21 +149,23 @@ class Stack:
 
     def _functions(self) -> list[Service]:
         c = self.config
-        framework = str(Path(sys.executable).parent / "functions-framework")
         env = {**self.env(), **MALLOC_ENV, "THREADS": str(c.function_threads), "PYTHONUNBUFFERED": "1"}
         source = str(REPO_ROOT / "functions" / "main.py")
         ports = {"api": c.api_port, "worker": c.worker_port, "stripe_webhook": c.stripe_webhook_port}
         threads = {"api": c.api_threads}
+        # fmt: off
         return [
             Service(
                 name,
-                [framework, "--target", name, "--source", source, "--host", HOST, "--port", str(port)],
+                [sys.executable, "-m", "lote_local.function", "--target", name, "--source", source,
+                 "--host", HOST, "--port", str(port)],
                 self.url(port) + "/healthz",
                 {**env, "THREADS": str(threads.get(name, c.function_threads))},
                 restartable=True,
             )
             for name, port in ports.items()
         ]
+        # fmt: on
 
     # --- lifecycle ----------------------------------------------------------------------------
 
