@@ -29,7 +29,7 @@ for package in (lote, lote_local):
         importlib.import_module(info.name)
         count += 1
 from lote.billing import pricing
-from lote.jobs import presets
+from lote.quality import presets
 assert pricing.table()["models"] and presets.catalogue(), "package data missing"
 print(f"wheel ok: {count} modules imported from {Path(lote.__file__).parent.parent}")
 """

@@ -1,9 +1,10 @@
 """The repair sweep: finds accepted work that lost its task and gives it one (Cloud Scheduler runs it).
 
 Every step is bounded (`LOTE_SWEEP_LIMIT` documents) and idempotent: tasks have deterministic
-names, and every state change is a transaction that re-checks what the query saw. Work that can
-never finish (a job whose task is gone after `LOTE_ABANDON_AFTER_S`) is failed as `abandoned`
-and refunded. What the sweep cannot repair, the audit (audit.py) reports.
+names, and every state change is a commit that re-checks what the query saw (a transaction; for a
+job, optimistic first: jobs/commits.py). Work that can never finish (a job whose task is gone after
+`LOTE_ABANDON_AFTER_S`) is failed as `abandoned` and refunded. What the sweep cannot repair, the
+audit (audit.py) reports.
 """
 
 from __future__ import annotations

@@ -283,7 +283,8 @@ def enqueue(services: Services, task: Task, record: Callable[[], object], delay_
     try:
         record()
     except NotFound:
-        # Staged by a transaction attempt that did not commit: the task will find nothing to do.
+        # Staged by a try that did not commit (a transaction's or an optimistic commit's): the task
+        # will find nothing to do.
         return False
     except (GoogleAPICallError, RetryError) as exc:
         log.warning("task %s created but not recorded, left to the repair sweep: %s", task.task_id(), exc)

@@ -1,4 +1,5 @@
-"""Running Firestore transactions: the client's retries, then a 429 the caller may retry."""
+"""Running Firestore transactions and optimistic commits (preconditioned batches): retries, then a
+429 the caller may retry."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ SLOW_S = 1.0  # an optimistic commit slower than this is logged with what it los
 
 
 class Contention(TooManyRequests):
-    """A document is too busy right now (the transaction lost every retry); retry shortly.
+    """A document is too busy right now (a transaction or an optimistic commit lost every retry);
+    retry shortly.
 
     429, not 503: the service is up, this record is overloaded, and Retry-After says when to come
     back (to Cloud Tasks both slow the queue the same way)."""

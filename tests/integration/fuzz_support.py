@@ -21,8 +21,8 @@ from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 
 from lote.errors import InvalidRequest
-from lote.jobs import presets
 from lote.quality import plan as quality_plan
+from lote.quality import presets
 
 
 def _png() -> str:

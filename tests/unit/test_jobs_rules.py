@@ -17,9 +17,9 @@ from PIL import Image
 from lote import images, timeutil
 from lote.errors import InvalidRequest
 from lote.idempotency import Key
-from lote.jobs import presets
 from lote.jobs.attempts import is_last_attempt
 from lote.netguard import is_public
+from lote.quality import presets
 from lote.services import Services
 from lote.settings import Settings
 

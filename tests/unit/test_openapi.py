@@ -7,7 +7,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from lote import openapi
-from lote.jobs import presets
+from lote.quality import presets
 from lote.settings import Settings
 from lote.web import api_app
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lote.errors import InvalidRequest
-from lote.jobs import presets
+from lote.quality import presets
 from lote.quality.plan import Step, delivered, next_step, plan_for
 from lote.quality.schemas import verdict_model
 

@@ -8,8 +8,8 @@ import pytest
 from lote.billing import pricing
 from lote.clients.model import ModelPermanent
 from lote.errors import InvalidRequest
-from lote.jobs import presets
-from lote.quality.pipeline import STEP_SLACK_S, Attempt, keeps_every_image
+from lote.jobs.pipeline import STEP_SLACK_S, Attempt, keeps_every_image
+from lote.quality import presets
 from lote.quality.plan import plan_for
 from lote.quality.prompts import fill_auto
 

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lote.jobs.documents import job_of
 from lote.jobs.recovery import cycle_start
 from lote.statuses import TERMINAL, UNPAID, JobStatus
 from lote.webhooks.events import delivery_id
@@ -129,7 +130,7 @@ def job(
         found.append(Violation(invariant, job_id, tenant, {"status": doc.get("status"), **detail}))
 
     status = doc.get("status")
-    created = cycle_start(doc) if doc.get("created_at") else now
+    created = cycle_start(job_of(doc)) if doc.get("created_at") else now
     if status not in TERMINAL:
         if now - created > windows.abandon_after + windows.repair_after:
             add("job_terminal_in_time", created_at=created.isoformat())

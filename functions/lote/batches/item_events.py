@@ -1,9 +1,9 @@
 """`generation.canceled` events of batch items canceled in bulk (a batch cancel writes them with a
-BulkWriter, outside any per-item transaction).
+BulkWriter, outside any per-item commit).
 
 When such a batch settles, its transaction sets `item_events_pending`; this task then pages through
 the canceled items and creates their deliveries with create-if-absent under the same derived ids the
-per-item transactions use, so every canceled item gets its event exactly once, however often the task
+per-item commits use, so every canceled item gets its event exactly once, however often the task
 or the repair sweep runs it.
 """
 
@@ -15,6 +15,7 @@ from lote import bulk, tasks
 from lote.answers import Answer
 from lote.batches import store
 from lote.jobs import events as job_events
+from lote.jobs.documents import job_of
 from lote.services import Services
 from lote.statuses import JobStatus
 from lote.webhooks import events as webhook_events
@@ -47,7 +48,7 @@ def emit(services: Services, batch_id: str, completion: int, start: int) -> Answ
     found = list(query.stream())
     creates = []
     for snapshot in found:
-        job = snapshot.to_dict() or {}
+        job = job_of(snapshot.to_dict())
         event = job_events.event(services.settings.api_url, snapshot.id, job)
         if event is not None:
             kind, url, data = event
@@ -56,7 +57,7 @@ def emit(services: Services, batch_id: str, completion: int, start: int) -> Answ
                 occurrence=job_events.occurrence(job),
             )  # fmt: skip
             creates.append((webhook_store.ref(db, msg_id), doc))
-    written = bulk.write(db, creates=creates).written  # existing ones (sent in a transaction) are skipped
+    written = bulk.write(db, creates=creates).written  # existing ones (staged in a job's commit) are skipped
     webhooks.enqueue(services, sorted(written))
     if len(found) == PAGE:
         following = tasks.EmitItemEvents(

@@ -16,9 +16,9 @@ from pydantic import TypeAdapter, ValidationError
 from lote.batches.schemas import CHUNK_SIZE, BatchDefaults, BatchItem
 from lote.billing import pricing
 from lote.errors import InvalidRequest, LoteError
-from lote.jobs import presets
 from lote.jobs.service import check_inputs
 from lote.quality import plan as quality_plan
+from lote.quality import presets
 from lote.validation import field_errors
 
 MAX_REPORTED = 100

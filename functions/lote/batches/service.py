@@ -133,8 +133,8 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
         links=links(services, batch_id),
     )
     body, headers = accepted.model_dump(), {"Location": accepted.links.self}
-    # The manifest upload and the transaction are independent: run them side by side. A batch
-    # whose transaction fails leaves an unreferenced manifest, which the bucket's lifecycle deletes.
+    # The manifest upload and the admission commit are independent: run them side by side. A batch
+    # whose commit fails leaves an unreferenced manifest, which the bucket's lifecycle deletes.
     with ThreadPoolExecutor(max_workers=1) as pool:
         upload = pool.submit(services.storage.put_once, bucket, name, data, "application/x-ndjson")
         replay = create_once(

@@ -9,6 +9,7 @@ cause (one debit per job, one refund per batch completion, one debit per batch r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ def require_funds(balance: int, price: int) -> None:
         )
 
 
-def single_refund(job: dict[str, Any]) -> int:
+def single_refund(job: Mapping[str, Any]) -> int:
     """What a failed or canceled job gives back on its own: its price, unless it is a batch item
     (items are refunded by their batch when it settles, one entry instead of one per item)."""
     price = int(job.get("price") or 0)
@@ -157,7 +158,7 @@ def precheck(db: firestore.Client, admission: Admission) -> None:
 
 
 def end_job(
-    commit: Any, db: firestore.Client, job_id: str, job: dict[str, Any], refunded: bool, locked: bool
+    commit: Any, db: firestore.Client, job_id: str, job: Mapping[str, Any], refunded: bool, locked: bool
 ) -> None:
     """Into the commit that ends a job, before its writes: a single generation's in-flight slot
     back, and, when it failed or was canceled (`refunded`), its price, once.

@@ -1,13 +1,16 @@
 """Lanes (`lanes/{id}`) and held jobs: where work waits until the dispatcher releases it.
 
 A held job is queued with `hold` set to its lane and no task: the dispatcher creates its task when
-it releases it. The rule that keeps held work findable: a job is held only in a transaction or
-write that also marks its lane active, and a lane is retired only by a transaction that finds no
-held job in it. The dispatcher reads only active lanes; the audit checks every held job's lane.
+it releases it. The rule that keeps held work findable: a job is held only together with its lane
+being marked active (in the same commit, or for a batch's items just after: fanout.hold), and a
+lane is retired only by a transaction that finds no held job in it. The dispatcher reads only
+active lanes; the audit checks every held job's lane.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lote import bulk, timeutil, transactions
@@ -29,7 +32,7 @@ def batch_lane(batch_id: str) -> str:
     return f"batch-{batch_id}"
 
 
-def lane_of(job: dict[str, Any]) -> str:
+def lane_of(job: Mapping[str, Any]) -> str:
     """The lane a job waits in when held: its batch's, or its tenant's singles lane."""
     return batch_lane(job["batch_id"]) if job.get("batch_id") else f"single-{job['tenant_id']}"
 
@@ -39,11 +42,13 @@ def ref(db: firestore.Client, lane_id: str) -> firestore.DocumentReference:
     return db.collection(LANES).document(lane_id)
 
 
-def document(pool: str, tenant_id: str, tier: Tier, batch_id: str | None) -> dict[str, Any]:
+def document(
+    pool: str, tenant_id: str, tier: Tier, batch_id: str | None, at: dt.datetime | None = None
+) -> dict[str, Any]:
     """An active lane's fields (written with merge: activating twice is activating once)."""
     return {
         "pool": pool, "tenant_id": tenant_id, "tier": str(tier), "batch_id": batch_id,
-        "active": True, "activated_at": timeutil.now(),
+        "active": True, "activated_at": at or timeutil.now(),
     }  # fmt: skip
 
 
@@ -119,7 +124,8 @@ def count_held(db: firestore.Client, lane_id: str, cap: int = 100_000) -> int:
 
 def retire(db: firestore.Client, lane_id: str) -> bool:
     """Deactivate a lane that holds nothing, checked in the transaction that writes it (a job held
-    meanwhile also writes the lane, so one of the two transactions sees the other)."""
+    meanwhile writes the lane in its own commit: either this transaction sees the job held, or
+    that write waits for this one's lock and marks the lane active again)."""
 
     def run(tx: Transaction) -> bool:
         snapshot = ref(db, lane_id).get(transaction=tx)

@@ -11,7 +11,7 @@ budgets stay fair over a few windows.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,7 +28,7 @@ class Tier(StrEnum):
     ECONOMY = "economy"  # only what no other tier takes
 
 
-def tier_of(job: dict[str, Any]) -> Tier:
+def tier_of(job: Mapping[str, Any]) -> Tier:
     """A job's tier: its batch's priority, or interactive for a single generation."""
     return Tier(job.get("tier") or (Tier.STANDARD if job.get("batch_id") else Tier.INTERACTIVE))
 

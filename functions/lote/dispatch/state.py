@@ -1,7 +1,7 @@
 """The dispatcher's documents: its state per pool (`dispatch/{pool}`), and the `call` field each
 attempt's end writes on its job.
 
-The controller's inputs come from the jobs themselves: the transaction that ends an attempt also
+The controller's inputs come from the jobs themselves: the commit that ends an attempt also
 records its model call's outcome and time on the job (no extra document, no extra write), and the
 dispatcher reads the window's calls with one query. Nothing is written by more than one attempt,
 so nothing is hot. The state is written once per window by a transaction

@@ -9,7 +9,7 @@ and the job waited for its lease to expire and was generated again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,13 +38,13 @@ class Writer:
         """Read a document (inside the transaction when locked; reads come before any write)."""
         return reference.get(transaction=self.commit) if self.locked else reference.get()
 
-    def update(self, snapshot: firestore.DocumentSnapshot, fields: dict[str, Any]) -> None:
+    def update(self, snapshot: firestore.DocumentSnapshot, fields: Mapping[str, Any]) -> None:
         """Write the document read as `snapshot`; in a batch, only if nothing wrote it since."""
         if self.locked:
-            self.commit.update(snapshot.reference, fields)
+            self.commit.update(snapshot.reference, dict(fields))
         else:
             option = self.db.write_option(last_update_time=snapshot.update_time)
-            self.commit.update(snapshot.reference, fields, option=option)
+            self.commit.update(snapshot.reference, dict(fields), option=option)
 
 
 def run(db: firestore.Client, outbox: Outbox | None, body: Callable[[Writer], tuple[T, bool]]) -> T:

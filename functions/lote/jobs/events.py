@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lote.jobs.documents import JobDoc
 from lote.jobs.views import render
 
 if TYPE_CHECKING:
@@ -15,13 +16,13 @@ if TYPE_CHECKING:
 GENERATION_EVENTS = ("generation.succeeded", "generation.failed", "generation.canceled")
 
 
-def occurrence(job: dict[str, Any]) -> int:
+def occurrence(job: JobDoc) -> int:
     """Which terminal state of the job this is: a batch retry gives a failed item a new task
     generation before it can end again, so (job, type, task generation) names one change."""
     return int(job.get("task_gen") or 0)
 
 
-def event(api_url: str, job_id: str, job: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+def event(api_url: str, job_id: str, job: JobDoc) -> tuple[str, str, dict[str, Any]] | None:
     """(type, url, resource) of the event a terminal job sends, or None when nobody asked for it."""
     kind = f"generation.{job['status']}"
     url = job.get("webhook_url")
@@ -36,7 +37,7 @@ def stage(
     writer: firestore.Transaction | firestore.WriteBatch,
     db: firestore.Client,
     job_id: str,
-    job: dict[str, Any],
+    job: JobDoc,
 ) -> None:
     """The event of a job that has just reached a terminal state, if its owner asked for it."""
     found = event(outbox.api_url, job_id, job)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from lote import ids, images
 from lote.clients.model import ModelTransient
+from lote.jobs.documents import JobDoc, JobOutput
 from lote.services import Services
 
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 
-def name_of(job_id: str, job: dict[str, Any], candidate: int | None = None) -> str:
+def name_of(job_id: str, job: JobDoc, candidate: int | None = None) -> str:
     """The object's name: `outputs/{tenant}/{job}.{fmt}`, or `{job}.g{n}.{fmt}` for the n-th image
     a verified job generates (the audit maps both to the job by the name's first dot)."""
     suffix = "" if candidate is None else f".g{candidate}"
@@ -19,8 +18,8 @@ def name_of(job_id: str, job: dict[str, Any], candidate: int | None = None) -> s
 
 
 def store(
-    services: Services, job_id: str, job: dict[str, Any], data: bytes, candidate: int | None = None
-) -> tuple[dict[str, Any], bool]:
+    services: Services, job_id: str, job: JobDoc, data: bytes, candidate: int | None = None
+) -> tuple[JobOutput, bool]:
     """Write the output once at its deterministic name; a second writer adopts the first object.
     Returns the `output` a job records and whether this call created the object."""
     try:
@@ -34,7 +33,7 @@ def store(
         existing = services.storage.read(bucket, name, MAX_OUTPUT_BYTES)
         if existing is not None:
             encoded, info = existing, images.inspect(existing)
-    output = {
+    output: JobOutput = {
         "bucket": bucket,
         "object": name,
         "mime_type": info.mime_type,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lote import bulk, timeutil
 from lote.jobs import commits
+from lote.jobs.documents import JobDoc, JobError, job_of
 from lote.jobs.store import JOBS, end, ref
 from lote.statuses import JobStatus
 
@@ -76,7 +77,7 @@ def push_check(db: firestore.Client, job_id: str, check_at: dt.datetime) -> None
     ref(db, job_id).update({"task_check_at": check_at})
 
 
-def cycle_start(job: dict[str, Any]) -> dt.datetime:
+def cycle_start(job: JobDoc) -> dt.datetime:
     """When the job's current try began: its creation, the batch retry that queued it again, or
     the dispatcher's release of its current task (time spent held uses no retry window)."""
     starts = [job.get("retried_at"), job.get("released_at"), job["created_at"]]
@@ -84,7 +85,7 @@ def cycle_start(job: dict[str, Any]) -> dt.datetime:
     return started
 
 
-def breaker_start(job: dict[str, Any]) -> dt.datetime:
+def breaker_start(job: JobDoc) -> dt.datetime:
     """When the job's current task began, for the breaker: its cycle, or a sweep's restart since.
     A restarted job is new work (its task was made after the breaker opened, like a probe), so its
     failure counts; held again instead, a handful of restarted jobs that fail alone were released
@@ -96,7 +97,7 @@ def breaker_start(job: dict[str, Any]) -> dt.datetime:
     return max(started, restarted) if restarted is not None else started
 
 
-def abandon_error(reason: str) -> dict[str, Any]:
+def abandon_error(reason: str) -> JobError:
     """The error of a job given up on: it could not run within LOTE_ABANDON_AFTER_S."""
     return {"code": ABANDONED, "message": f"gave up on this image: {reason}", "retryable": True}
 
@@ -117,19 +118,19 @@ def restart(
 
     def body(write: commits.Writer) -> tuple[int | str | None, bool]:
         snapshot = write.get(document)
-        job = snapshot.to_dict() or {}
+        job = job_of(snapshot.to_dict())
         if job.get("status") != status or int(job.get("task_gen") or 0) != generation:
             return None, False
         lease = job.get("lease_until")
         if status == JobStatus.RUNNING and (lease is None or lease >= timeutil.now()):
             return None, False  # the lease is live (or was never taken): its attempt is still the owner
         if cycle_start(job) < abandon_before:
-            final = {"status": JobStatus.FAILED, "error": abandon_error(reason), "lease_until": None}
+            final: JobDoc = {"status": JobStatus.FAILED, "error": abandon_error(reason), "lease_until": None}
             write.update(snapshot, end(write, job_id, job, final, outbox))
             return ABANDONED, True
-        update = {"status": JobStatus.QUEUED, "lease_until": None, "task_gen": generation + 1,
-                  "restarted_at": timeutil.now()}  # fmt: skip
-        write.update(snapshot, {**update, "enqueued": False})
+        update: JobDoc = {"status": JobStatus.QUEUED, "lease_until": None, "task_gen": generation + 1,
+                          "restarted_at": timeutil.now(), "enqueued": False}  # fmt: skip
+        write.update(snapshot, update)
         return generation + 1, True
 
     result: int | str | None = commits.run(db, outbox, body)

@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from lote.billing.pricing import models as priced_models
 from lote.dispatch.schemas import WAITING_REASON
-from lote.jobs import presets
-from lote.jobs.presets import names as preset_names
 from lote.quality import plan as quality_plan
+from lote.quality import presets
+from lote.quality.presets import names as preset_names
 from lote.quality.schemas import Quality
 from lote.validation import (
     MAX_PARAM_VALUE,

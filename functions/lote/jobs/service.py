@@ -14,9 +14,11 @@ from lote.clients import firestore
 from lote.dispatch import service as dispatch
 from lote.errors import Conflict, InvalidRequest, NotFound
 from lote.idempotency import Key
-from lote.jobs import presets, store, views
+from lote.jobs import store, views
+from lote.jobs.documents import JobDoc, job_of
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest
 from lote.quality import plan as quality_plan
+from lote.quality import presets
 from lote.services import Services
 from lote.statuses import TERMINAL, JobStatus
 from lote.tenants.service import Caller
@@ -148,7 +150,8 @@ def enqueue(services: Services, job_id: str, generation: int = 0, delay_s: float
 def submit(
     services: Services, caller: Caller, payload: Any, req: GenerationRequest, idem: str | None
 ) -> Answer:
-    """Accept one generation: job + idempotency record in one transaction, then the task."""
+    """Accept one generation: job + idempotency record + debit in one optimistic commit
+    (idempotency.create_once), then the task."""
     key = Key.parse(caller.owner, idem, "POST", "/v1/generations", payload)
     db = services.firestore.db
     if key is not None:
@@ -194,10 +197,10 @@ def _check_id(job_id: str) -> None:
         raise NotFound(f"no generation {job_id[:64]!r}", {"id": job_id[:64]})
 
 
-def _owned(services: Services, caller: Caller, job_id: str) -> tuple[dict[str, Any], dt.datetime | None]:
+def _owned(services: Services, caller: Caller, job_id: str) -> tuple[JobDoc, dt.datetime | None]:
     _check_id(job_id)
     snapshot = store.ref(services.firestore.db, job_id).get()
-    job = snapshot.to_dict() if snapshot.exists else None
+    job = job_of(snapshot.to_dict()) if snapshot.exists else None
     if job is None or not caller.sees(job):  # another end user's job is as absent as another tenant's
         raise NotFound(f"no generation {job_id!r}", {"id": job_id})
     return job, snapshot.update_time
@@ -220,7 +223,7 @@ def get(
         ref = store.ref(services.firestore.db, job_id)
         changed = firestore.wait_for(ref, lambda snapshot: snapshot.update_time != updated, wait_s)
         if changed is not None:
-            job, updated = changed.to_dict() or job, changed.update_time
+            job, updated = job_of(changed.to_dict() or job), changed.update_time
             view = views.generation(services, job_id, job)
             etag = views.etag(job_id, updated, view.waiting_reason)
     return view, etag, views.poll_after(job)
@@ -232,7 +235,7 @@ def finished_within(services: Services, caller: Caller, job_id: str, wait_s: int
     final = firestore.wait_for(
         ref, lambda snapshot: (snapshot.to_dict() or {}).get("status") in TERMINAL, wait_s
     )
-    job = final.to_dict() if final is not None else None
+    job = job_of(final.to_dict()) if final is not None else None
     return views.generation(services, job_id, job) if job is not None and caller.sees(job) else None
 
 

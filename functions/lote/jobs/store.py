@@ -1,9 +1,9 @@
-"""Job documents (`jobs/{id}`) and the transactions that move a job through its states."""
+"""Job documents (`jobs/{id}`) and the commits that move a job through its states (optimistic,
+falling back to a transaction: jobs/commits.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lote import leases, retention, timeutil, transactions
@@ -12,6 +12,7 @@ from lote.billing import credits
 from lote.errors import Conflict
 from lote.idempotency import Key, Replay, create_once
 from lote.jobs import commits, events
+from lote.jobs.documents import JobDoc, job_of
 from lote.statuses import TERMINAL, UNPAID, JobStatus
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from google.cloud import firestore
 
+    from lote.jobs.outcome import Outcome
     from lote.webhooks.events import Outbox
 
 JOBS = "jobs"
@@ -110,41 +112,43 @@ def attempt_rule(lease: dt.timedelta, check_at: dt.datetime) -> leases.Judge:
 
 
 def claim(db: firestore.Client, job_id: str, lease: dt.timedelta, check_at: dt.datetime) -> leases.Claim:
-    """Start an attempt as attempt_rule() decides, in one transaction."""
+    """Start an attempt as attempt_rule() decides, in one write preconditioned on the job's update
+    time (leases.take: no transaction, so no lock outlives a worker killed mid-claim)."""
     return leases.take(db, ref(db, job_id), attempt_rule(lease, check_at), TX_ATTEMPTS)
 
 
-def finish(
-    db: firestore.Client,
-    job_id: str,
-    attempt: int,
-    update: dict[str, Any],
-    outbox: Outbox | None = None,
-    also: Callable[[Any, dict[str, Any]], None] | None = None,
+def settle(
+    db: firestore.Client, job_id: str, attempt: int, outcome: Outcome, outbox: Outbox | None = None
 ) -> str:
-    """Apply a terminal (or back-to-queued) update if this attempt still owns the job; a terminal
-    state stages its webhook event in `outbox`, in the same commit, and `also(commit, written)`
-    stages whatever else the outcome writes (the model call's record, a held job's lane).
+    """Commit an attempt's outcome (jobs/outcome.py) if this attempt still owns the job, in one
+    optimistic commit (jobs/commits.py): the job's update with its `call` record, a terminal state's
+    refund and webhook event (staged in `outbox`), and, when the job goes back to wait in its lane,
+    the lane marked active in the same commit (lanes.py: held work stays findable).
 
-    Returns the status written, `canceled` when a cancel was requested meanwhile (then `update` is
-    not applied), or `stale` when another attempt took over.
+    Returns the status written, `canceled` when a cancel was requested meanwhile (then the outcome's
+    update is not applied), or `stale` when another attempt took over.
     """
+    from lote.dispatch import lanes
+
     document = ref(db, job_id)
 
     def body(write: commits.Writer) -> tuple[str, bool]:
         snapshot = write.get(document)
-        job = snapshot.to_dict() or {}
+        job = job_of(snapshot.to_dict())
         if job.get("status") != JobStatus.RUNNING or job.get("attempts") != attempt:
             return "stale", False
         now = timeutil.now()
+        final: JobDoc
         if job.get("cancel_requested"):
             final = {"status": JobStatus.CANCELED, "finished_at": now, "lease_until": None}
         else:
-            final = {**update, "lease_until": None}
+            final = {**outcome.update, "lease_until": None}
         if final["status"] in TERMINAL:
             final = end(write, job_id, job, final, outbox)
-        if also is not None:
-            also(write.commit, final)
+        if final["status"] == JobStatus.QUEUED and outcome.lane is not None:
+            lanes.activate(db, *outcome.lane, write.commit)
+        if "call" in outcome.update:
+            final["call"] = outcome.update["call"]  # the dispatcher counts the call, whatever won
         write.update(snapshot, final)
         return str(final["status"]), True
 
@@ -154,7 +158,7 @@ def finish(
 def checkpoint(
     db: firestore.Client, job_id: str, attempt: int, fields: dict[str, Any], since: dt.datetime | None = None
 ) -> tuple[str, dt.datetime | None]:
-    """Record a finished pipeline step (quality/pipeline.py) if this attempt still owns the job:
+    """Record a finished pipeline step (jobs/pipeline.py) if this attempt still owns the job:
     (`ok`, the write's time), or `canceled` (a cancel was requested: stop calling models) or `stale`
     (another attempt took over). Nothing else changes, so the attempt's end decides the job's status.
 
@@ -188,10 +192,10 @@ def checkpoint(
 def end(
     write: commits.Writer,
     job_id: str,
-    job: dict[str, Any],
-    final: dict[str, Any],
+    job: JobDoc,
+    final: JobDoc,
     outbox: Outbox | None,
-) -> dict[str, Any]:
+) -> JobDoc:
     """Into a job's transition, before its writes: what every terminal transition also does (a
     single's slot back and, failed or canceled, its refund; the finish time and TTL; the webhook
     event)."""
@@ -205,31 +209,27 @@ def end(
     return final
 
 
-def cancel(
-    db: firestore.Client, job_id: str, tenant_id: str, outbox: Outbox | None = None
-) -> dict[str, Any] | None:
+def cancel(db: firestore.Client, job_id: str, tenant_id: str, outbox: Outbox | None = None) -> JobDoc | None:
     """Cancel: queued → canceled; running → cancel_requested. None when not the tenant's job.
 
     Raises JobFinished (409) for a finished job.
     """
     document = ref(db, job_id)
 
-    def body(write: commits.Writer) -> tuple[dict[str, Any] | None, bool]:
+    def body(write: commits.Writer) -> tuple[JobDoc | None, bool]:
         snapshot = write.get(document)
-        job = snapshot.to_dict() if snapshot.exists else None
+        job = job_of(snapshot.to_dict()) if snapshot.exists else None
         if job is None or job.get("tenant_id") != tenant_id:
             return None, False
         if job["status"] in TERMINAL:
             raise JobFinished(
                 f"generation {job_id} has already finished", {"id": job_id, "status": job["status"]}
             )
+        update: JobDoc = {"cancel_requested": True}
         if job["status"] == JobStatus.QUEUED:
-            canceled = {"status": JobStatus.CANCELED, "cancel_requested": True}
-            update = end(write, job_id, job, canceled, outbox)
-        else:
-            update = {"cancel_requested": True}
+            update = end(write, job_id, job, {"status": JobStatus.CANCELED, "cancel_requested": True}, outbox)
         write.update(snapshot, update)
         return {**job, **update}, True
 
-    result: dict[str, Any] | None = commits.run(db, outbox, body)
+    result: JobDoc | None = commits.run(db, outbox, body)
     return result

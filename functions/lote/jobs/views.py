@@ -9,9 +9,10 @@ from lote import ids, timeutil
 from lote.billing import pricing
 from lote.dispatch import share
 from lote.dispatch import views as dispatch_views
-from lote.jobs import presets
+from lote.jobs.documents import JobDoc
 from lote.jobs.schemas import Generation, JobError, Links, Output, Preset, PresetList, PresetParam, Rubric
 from lote.quality import plan as quality_plan
+from lote.quality import presets
 from lote.quality.schemas import Quality
 from lote.services import Services
 from lote.statuses import TERMINAL, JobStatus
@@ -28,7 +29,7 @@ def links_at(api_url: str, job_id: str, succeeded: bool = False) -> Links:
     return Links(self=base, output=f"{base}/output" if succeeded else None)
 
 
-def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generation:
+def generation(services: Services, job_id: str, job: JobDoc) -> Generation:
     """The resource GET /v1/generations/{id} answers (the output as a fresh signed URL)."""
     url = None
     stored = job.get("output")
@@ -47,7 +48,7 @@ def generation(services: Services, job_id: str, job: dict[str, Any]) -> Generati
     return view
 
 
-def eta(job: dict[str, Any], attempt_ms: int | None, lease_s: int, now: dt.datetime) -> str | None:
+def eta(job: JobDoc, attempt_ms: int | None, lease_s: int, now: dt.datetime) -> str | None:
     """When a job in the generation queue should be done: its attempt's start (or now, while it
     waits for one) plus the pool's typical attempt. None while held (its batch has the ETA), before
     anything was measured, or once the estimate has passed (the page says "almost done", not a
@@ -55,13 +56,14 @@ def eta(job: dict[str, Any], attempt_ms: int | None, lease_s: int, now: dt.datet
     if attempt_ms is None or job.get("hold") or job["status"] not in (JobStatus.QUEUED, JobStatus.RUNNING):
         return None
     begun = now
-    if job["status"] == JobStatus.RUNNING and job.get("lease_until") is not None:
-        begun = job["lease_until"] - dt.timedelta(seconds=lease_s)  # the claim set lease_until so
+    lease_until = job.get("lease_until")
+    if job["status"] == JobStatus.RUNNING and lease_until is not None:
+        begun = lease_until - dt.timedelta(seconds=lease_s)  # the claim set lease_until so
     finish = begun + dt.timedelta(milliseconds=attempt_ms)
     return timeutil.iso(finish) if finish > now else None
 
 
-def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | None = None) -> Generation:
+def render(api_url: str, job_id: str, job: JobDoc, output_url: str | None = None) -> Generation:
     """The Generation resource of a job document; without `output_url` the output is the API's
     redirect link (stable, for webhook payloads that may be delivered hours later)."""
     job_links = links_at(api_url, job_id, job["status"] == JobStatus.SUCCEEDED)
@@ -72,7 +74,8 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
             url=output_url or job_links.output or "",
             **{k: stored[k] for k in ("mime_type", "width", "height", "bytes", "sha256")},
         )
-    error = JobError(**job["error"]) if job["status"] == JobStatus.FAILED and job.get("error") else None
+    failed = job.get("error") if job["status"] == JobStatus.FAILED else None
+    error = JobError(**failed) if failed else None
     return Generation(
         id=job_id,
         status=job["status"],
@@ -99,7 +102,7 @@ def render(api_url: str, job_id: str, job: dict[str, Any], output_url: str | Non
     )
 
 
-def _analysis(job: dict[str, Any]) -> dict[str, Any] | None:
+def _analysis(job: JobDoc) -> dict[str, Any] | None:
     found: dict[str, Any] | None = (job.get("pipeline") or {}).get("analysis")
     return found
 
@@ -111,7 +114,7 @@ def etag(job_id: str, update_time: dt.datetime | None, waiting_reason: str | Non
     return ids.sha256_hex(f"{job_id}@{stamp}{'!' + waiting_reason if waiting_reason else ''}")[:24]
 
 
-def poll_after(job: dict[str, Any]) -> int | None:
+def poll_after(job: JobDoc) -> int | None:
     """Seconds a client should wait before polling again: ~2 s at first, ~15 s for long waits."""
     if job["status"] in TERMINAL:
         return None

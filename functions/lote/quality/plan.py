@@ -3,12 +3,13 @@ and the checkpoints on its job (docs/decisions/2026-11-24-quality-pipeline.md)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from lote.errors import InvalidRequest
-from lote.jobs import presets
+from lote.quality import presets
 
 # A plain prompt that asks for verification: whether the image is what was asked, and clean.
 PROMPT_RUBRIC: dict[str, Any] = {
@@ -137,7 +138,7 @@ def requested(
     return kept or None
 
 
-def plan_of(job: dict[str, Any]) -> Plan:
+def plan_of(job: Mapping[str, Any]) -> Plan:
     """A job's plan, from its preset and what it asked (`quality_request`)."""
     asked = job.get("quality_request") or {}
     return plan_for(job.get("preset"), asked.get("verify"), asked.get("max_regenerations"),

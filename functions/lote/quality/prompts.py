@@ -3,13 +3,14 @@ analysis saw, `auto` parameters filled, and the last verdict's findings) and the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from lote.clients.model import ModelPermanent
-from lote.jobs import presets
+from lote.quality import presets
 
 
-def fill_auto(job: dict[str, Any], analysis: dict[str, Any] | None) -> str:
+def fill_auto(job: Mapping[str, Any], analysis: dict[str, Any] | None) -> str:
     """The job's prompt with its `auto` parameters filled from the analysis; `input_unsuitable`
     when what the analysis saw is not one of the parameter's allowed values."""
     prompt = str(job["prompt"])
@@ -24,7 +25,7 @@ def fill_auto(job: dict[str, Any], analysis: dict[str, Any] | None) -> str:
     return presets.fill(prompt, job.get("preset"), analysis)
 
 
-def analyze_prompt(job: dict[str, Any]) -> str:
+def analyze_prompt(job: Mapping[str, Any]) -> str:
     """What the analyzer is asked about the input photo."""
     return (
         "Analyze the input photo before it is edited. Say whether it shows the interior of a room, "
@@ -51,7 +52,7 @@ def generation_prompt(prompt: str, analysis: dict[str, Any] | None, verdicts: li
     return "\n".join(parts)
 
 
-def verify_prompt(job: dict[str, Any], checks: tuple[str, ...]) -> str:
+def verify_prompt(job: Mapping[str, Any], checks: tuple[str, ...]) -> str:
     """What the verifier is asked: the inputs come first, the generated image last."""
     return (
         "The last image was generated from the images before it for this request: "

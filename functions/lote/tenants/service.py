@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +53,7 @@ class Caller:
             raise ApiKeyRequired("this needs your API key, from your server; client tokens may not")
         return self
 
-    def sees(self, job: dict[str, Any]) -> bool:
+    def sees(self, job: Mapping[str, Any]) -> bool:
         """Whether a job is this caller's: its tenant's, and for a token, made as its subject, or
         a batch item while the token may read batches (batches are the partner's, not a subject's)."""
         if job.get("tenant_id") != self.tenant_id:

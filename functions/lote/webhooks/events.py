@@ -1,4 +1,4 @@
-"""Producing events: inside the transaction of a state change, once per change, wrapped as
+"""Producing events: in the commit of a state change, once per change, wrapped as
 {id, type, created_at, data} around the resource the GET route returns."""
 
 from __future__ import annotations
@@ -30,15 +30,16 @@ def envelope(msg_id: str, kind: str, data: dict[str, Any]) -> str:
 def prepared(
     *, tenant_id: str, url: str, kind: str, subject: str, data: dict[str, Any], occurrence: int = 0
 ) -> tuple[str, dict[str, Any]]:
-    """(id, document) of an event written outside a transaction, with create-if-absent: for state
-    changes made in bulk, whose events follow them (the derived id still makes each one unique)."""
+    """(id, document) of an event written outside its change's commit, with create-if-absent: for
+    state changes made in bulk, whose events follow them (the derived id still makes each one
+    unique)."""
     msg_id = delivery_id(subject, kind, occurrence)
     return msg_id, store.document(tenant_id, url, kind, subject, envelope(msg_id, kind, data))
 
 
 @dataclass
 class Outbox:
-    """What a transaction staged; the caller enqueues it after the commit (see service.enqueue).
+    """What a commit staged; the caller enqueues it after the commit (see service.enqueue).
 
     Domains render their own resources (jobs/events.py, batches/events.py); this module knows
     nothing of them.
@@ -62,5 +63,5 @@ class Outbox:
         """Into the commit of a state change: its event, once (the id derives from it)."""
         msg_id = delivery_id(subject, kind, occurrence)
         store.stage(writer, db, msg_id, tenant_id, url, kind, subject, envelope(msg_id, kind, data))
-        if msg_id not in self.staged:  # a retried transaction body stages the same id again
+        if msg_id not in self.staged:  # a retried commit's body stages the same id again
             self.staged.append(msg_id)

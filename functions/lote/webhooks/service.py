@@ -24,8 +24,9 @@ STATUSES = tuple(s.value for s in DeliveryStatus)
 
 @contextmanager
 def events(services: Services) -> Iterator[Outbox]:
-    """An outbox for the block's transaction; what it staged is enqueued when the block ends, so
-    after the commit (a block that raises committed nothing, and enqueues nothing)."""
+    """An outbox for the block's commit (a transaction or an optimistic batch); what it staged is
+    enqueued when the block ends, so after the commit (a block that raises committed nothing, and
+    enqueues nothing)."""
     box = Outbox(services.settings.api_url)
     yield box
     enqueue(services, box.staged)

@@ -1,6 +1,6 @@
 """Webhook deliveries (`webhook_deliveries/{msg_…}`) and tenants' signing secrets.
 
-A delivery is created inside the transaction of the state change it reports, with an id derived
+A delivery is created in the commit of the state change it reports, with an id derived
 from that change, so each change produces exactly one event. Delivery attempts hold a short lease,
 so a task delivered twice POSTs once.
 """

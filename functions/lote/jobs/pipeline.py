@@ -1,11 +1,12 @@
-"""One attempt's run through an image's pipeline: analyze → generate → verify, regenerating after a
-failed verdict. Every finished step is recorded on the job before the next starts, so a retried
-task resumes at the step that did not finish and no model call is paid twice."""
+"""One attempt's run through an image's steps: analyze → generate → verify, regenerating after a
+failed verdict, as the job's plan asks (a plain job's plan is one generation). Every finished step
+is recorded on the job before the next starts, so a retried task resumes at the step that did not
+finish and no model call is paid twice. What the run ends in becomes the attempt's outcome
+(jobs/outcome.py): a Result, or one of the exceptions below or a ModelFailure."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,8 @@ from lote.clients.model import (
     generate_image,
     generate_json,
 )
-from lote.jobs import outputs, store
+from lote.jobs import attempts, outputs, store
+from lote.jobs.documents import JobDoc, JobOutput
 from lote.quality.plan import Plan, Step, delivered, next_step, passes
 from lote.quality.prompts import analyze_prompt, fill_auto, generation_prompt, verify_prompt
 from lote.quality.schemas import Analysis, verdict_model
@@ -49,13 +51,14 @@ STEP_SLACK_S = 5.0
 @dataclass(frozen=True)
 class Attempt:
     """The attempt running the pipeline: its number (the checkpoints' precondition), its clock, and
-    whether a failure would end the job (then the images made so far are delivered, not lost)."""
+    whether it is the queue's last (then a failure that ends the job delivers the images made so
+    far instead of losing them)."""
 
     number: int
     began: float  # time.monotonic() at the claim
     lease_s: float  # the task's dispatch deadline: the attempt must answer within it
     step_s: float  # a model call's timeout: the longest a step waits on the model
-    ends_job: Callable[[ModelFailure], bool] = lambda _exc: False
+    last: bool = False  # the queue will not retry the task after this attempt
 
     def has_room(self, now: float | None = None) -> bool:
         """Whether one more step fits before the lease runs out."""
@@ -66,9 +69,11 @@ class Attempt:
 @dataclass
 class Result:
     """What the pipeline delivers: the output, its quality (None when not verified), each step's
-    usage, the image model's milliseconds, and how many image calls this attempt made."""
+    usage (`{step: {model, calls, ms, tokens…}}`, for a plain job too), the image model's
+    milliseconds, and how many image calls this attempt made. `created`: whether this attempt stored
+    the delivered object (a cancel that wins at the end deletes it)."""
 
-    output: dict[str, Any]
+    output: JobOutput
     quality: dict[str, Any] | None
     usage: dict[str, Any]
     model_ms: int
@@ -76,15 +81,10 @@ class Result:
     image_calls: int = 1
 
 
-def uses_pipeline(plan: Plan) -> bool:
-    """Whether the plan has steps besides one generation (analysis or verification)."""
-    return plan.analyze or plan.rubric is not None
-
-
 def run(
     services: Services,
     job_id: str,
-    job: dict[str, Any],
+    job: JobDoc,
     plan: Plan,
     attempt: Attempt,
     inputs: list[tuple[bytes, str]],
@@ -97,6 +97,7 @@ def run(
     state.setdefault("verdicts", [])
     usage: dict[str, Any] = dict(state.get("usage") or {})
     fresh: dict[int, bytes] = {}  # images generated in this attempt: verified without a read
+    made: dict[int, bool] = {}  # whether this attempt created each image's object
     model_ms = int(state.get("model_ms") or 0)
     steps = 0
     since = None  # the last checkpoint's write: the next one's precondition
@@ -120,7 +121,8 @@ def run(
                 prompt = generation_prompt(asked, state.get("analysis"), state["verdicts"])
                 image = generate_image(services.model, job["model"], prompt, inputs, job.get("aspect_ratio"))
                 candidate = index if plan.rubric is not None else None
-                output, _ = outputs.store(services, job_id, job, image.data, candidate)
+                output, created = outputs.store(services, job_id, job, image.data, candidate)
+                made[index] = created
                 fresh[index] = image.data
                 model_ms += image.elapsed_ms
                 _add(usage, "generate", job["model"], image.elapsed_ms, image.usage)
@@ -129,7 +131,7 @@ def run(
                 state["verdicts"].append(_verify(services, job, plan, state, inputs, fresh, usage))
         except ModelFailure as exc:
             waits = isinstance(exc, (ModelThrottled, ModelOperatorTrouble))  # not the image's fault
-            if waits or not state["images"] or not attempt.ends_job(exc):
+            if waits or not state["images"] or not attempts.ends_job(job, exc, attempt.last):
                 raise
             return _salvage(services, plan, state, usage, model_ms, exc, len(fresh))
         if next_step(plan, state) is Step.FINISH and keeps_every_image(plan, state):
@@ -144,7 +146,9 @@ def run(
                 for image in state["images"]:
                     services.storage.delete(image["bucket"], image["object"])
             raise Stopped(recorded)
-    return _finish(services, plan, state, usage, model_ms, len(fresh))
+    done = _finish(services, plan, state, usage, model_ms, len(fresh))
+    chosen = state["images"].index(done.output) if done.output in state["images"] else -1
+    return Result(done.output, done.quality, usage, model_ms, made.get(chosen, True), len(fresh))
 
 
 def keeps_every_image(plan: Plan, state: dict[str, Any]) -> bool:
@@ -159,7 +163,7 @@ def keeps_every_image(plan: Plan, state: dict[str, Any]) -> bool:
 
 def _verify(
     services: Services,
-    job: dict[str, Any],
+    job: JobDoc,
     plan: Plan,
     state: dict[str, Any],
     inputs: list[tuple[bytes, str]],

@@ -40,7 +40,7 @@ def resolve(preset: str, params: dict[str, str], image_count: int, field: str = 
     for name, rule in spec["params"].items():
         value = params.get(name, rule.get("default"))
         if value == AUTO and rule.get(AUTO):
-            values[name] = "{" + name + "}"  # filled by the pipeline (quality/pipeline.py fill_auto)
+            values[name] = "{" + name + "}"  # filled by the pipeline (quality/prompts.py fill_auto)
             continue
         if value is None:
             raise InvalidRequest(f"preset {preset!r} needs {name!r}", {"field": f"{field}params.{name}"})

@@ -1,0 +1,115 @@
+"""The stored shape of a job (`jobs/{gen_…}`): what its store writes and its readers may read.
+
+TypedDicts, not models (decision note 2026-12-05-typed-documents.md): a Firestore snapshot's
+`to_dict()` is a plain dict, so a TypedDict types it at no cost on the worker's path, and mypy checks
+every key read or written against this list. `total=False` because a document gains fields as it
+moves (an output once it succeeds, a hold while it waits); a new job has those of `job_document`.
+ARCHITECTURE.md's data model names exactly these fields (tests/unit/test_data_model.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
+
+
+class JobError(TypedDict):
+    """`error` (why it failed for good) or `last_error` (why its last attempt failed)."""
+
+    code: str
+    message: str
+    retryable: bool
+
+
+class JobOutput(TypedDict):
+    """The stored image (jobs/outputs.py)."""
+
+    bucket: str
+    object: str
+    mime_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+class CallRecord(TypedDict, total=False):
+    """The last model call, for the dispatcher (dispatch/state.call_fields)."""
+
+    pool: str
+    outcome: str
+    tier: str
+    retry: bool
+    at: dt.datetime
+    ms: int | None
+    reason: str
+    spend: dict[str, dict[str, int]]
+
+
+class StepUsage(TypedDict, total=False):
+    """One step's calls of one model: `usage[step]` (analyze, generate, verify)."""
+
+    model: str
+    calls: int
+    ms: int
+    prompt_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+
+
+class JobDoc(TypedDict, total=False):
+    """A job: a single generation, or one item of a batch (then `batch_id`, `index`, `reference`)."""
+
+    # What was asked (jobs/service.job_document, batches/manifest.py for items).
+    tenant_id: str
+    subject: str | None  # the client token's end user; None with an API key
+    token_id: str | None
+    batch_id: str | None
+    index: int
+    reference: str
+    webhook_events: list[str]  # an item's: the events its batch asked for
+    prompt: str
+    preset: str | None
+    params: dict[str, Any]
+    inputs: list[str]
+    model: str
+    aspect_ratio: str | None
+    output_format: str
+    metadata: dict[str, Any]
+    webhook_url: str | None
+    quality_request: dict[str, Any] | None
+    price: int
+    purse_slice: int | None
+    tier: str
+    created_at: dt.datetime
+    # Where it is (jobs/store.py, jobs/outcome.py, dispatch/lanes.py, jobs/recovery.py).
+    status: str
+    attempts: int
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    expires_at: dt.datetime
+    lease_until: dt.datetime | None
+    cancel_requested: bool
+    enqueued: bool | None
+    task_gen: int
+    task_check_at: dt.datetime | None
+    hold: str | None
+    hold_rank: int
+    released_at: dt.datetime
+    restarted_at: dt.datetime
+    retried_at: dt.datetime
+    error_streak: int
+    last_error: JobError
+    # How it ended.
+    error: JobError | None
+    output: JobOutput | None
+    model_ms: int
+    usage: dict[str, StepUsage]
+    call: CallRecord
+    pipeline: dict[str, Any]
+    quality: dict[str, Any]
+
+
+def job_of(data: Mapping[str, Any] | None) -> JobDoc:
+    """A job document as read (`snapshot.to_dict()`), typed; an empty one for a missing job."""
+    return cast(JobDoc, dict(data or {}))
