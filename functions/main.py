@@ -5,7 +5,8 @@ import flask
 import functions_framework
 from werkzeug.exceptions import NotFound
 
-from lote.web import api_app, dispatch, stripe_app, unrouted, worker_app
+from lote.api.apps import api_app, stripe_app, worker_app
+from lote.web import dispatch, unrouted
 
 # The framework routes every path to the function except those its catch-all cannot match (an
 # encoded newline): those get its 404, which must be our JSON error too.

@@ -14,9 +14,9 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
+from lote.api.apps import build_api_app
 from lote.services import Services
 from lote.settings import Settings
-from lote.web import build_api_app
 from lote_local.config import REPO_ROOT, free_port
 from lote_local.processes import Service, Supervisor
 from lote_local.stack import Stack

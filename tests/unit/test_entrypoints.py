@@ -45,14 +45,14 @@ def test_a_path_the_framework_cannot_route_is_a_json_404(client, path):
 
 
 def test_a_bug_is_a_500_that_leaks_nothing():
-    from lote.web import _create
+    from lote.web import create
 
     def register(app):
         @app.get("/boom")
         def boom():
             raise RuntimeError("database password is hunter2")
 
-    response = _create("t", register).test_client().get("/boom")
+    response = create("t", register).test_client().get("/boom")
     assert response.status_code == 500
     assert response.json == {"error": {"code": "internal", "message": "internal error", "details": {}}}
     assert b"hunter2" not in response.data

@@ -37,7 +37,10 @@ def modules(folder: str) -> list[Path]:
             ("lote.jobs", "lote.batches", "lote.tenants", "lote.billing", "lote.webhooks", "lote.api"),
         ),
         ("jobs", ("lote.batches", "lote.api", "lote.web")),
-        ("billing", ("lote.jobs", "lote.batches", "lote.api", "lote.web")),
+        # Billing owns a tenant's balance (its ledger, its purse): tenants use billing, never back.
+        ("billing", ("lote.jobs", "lote.batches", "lote.api", "lote.web", "lote.tenants")),
+        # Quality is rules (plan, prompts, presets, schemas); jobs/pipeline.py runs them.
+        ("quality", ("lote.jobs", "lote.batches", "lote.dispatch", "lote.billing", "lote.api", "lote.web")),
         ("tenants", ("lote.batches", "lote.api", "lote.web", "lote.webhooks", "lote.audit", "lote.repair")),
         ("audit", ("lote.api", "lote.web", "lote.repair")),
         ("admin", ("lote.api", "lote.web")),
@@ -82,3 +85,32 @@ def test_no_domain_module_reaches_flask_even_through_other_modules():
 
     offenders = sorted(name for name in graph if name not in web and reaches_flask(name, set()))
     assert offenders == []
+
+
+def _package_of(module: str) -> str | None:
+    """The domain package a `lote.…` import belongs to (None for a top-level module)."""
+    parts = module.split(".")
+    if parts[0] != "lote" or len(parts) < 2 or not (PACKAGE / parts[1]).is_dir():
+        return None
+    return parts[1]
+
+
+def test_no_two_domain_packages_import_each_other():
+    # Deferred imports used to hold cycles together (billing ↔ tenants, jobs ↔ quality): a cycle
+    # is found here whether its imports are at the top or inside a function.
+    edges: dict[str, set[str]] = {}
+    for path in modules(""):
+        parts = path.relative_to(PACKAGE).parts
+        if len(parts) < 2:
+            continue
+        found = {_package_of(name) for name in imports(path)} - {None, parts[0]}
+        edges.setdefault(parts[0], set()).update(p for p in found if p is not None)
+    cycles = sorted((a, b) for a in edges for b in edges[a] if a < b and a in edges.get(b, set()))
+    assert not cycles, f"packages importing each other: {cycles}"
+
+
+def test_the_web_layer_does_not_import_the_routes():
+    # The routes use the web layer (current_services, render_error); the apps that join them live
+    # in lote/api/apps.py, so lote.web ↔ lote.api is no cycle held together by deferred imports.
+    bad = {n for n in imports(PACKAGE / "web.py") if n == "lote.api" or n.startswith("lote.api.")}
+    assert not bad, f"web.py imports {sorted(bad)}"

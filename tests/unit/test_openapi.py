@@ -7,9 +7,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from lote import openapi
+from lote.api.apps import api_app
 from lote.quality import presets
 from lote.settings import Settings
-from lote.web import api_app
 
 
 @pytest.fixture(scope="module", params=["local", "production"])

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from lote.billing import purse
 from lote.billing.credits import InsufficientCredits
-from lote.billing.purse import Purse, Slice
-from lote.tenants.limits import TooManyInFlight
+from lote.billing.purse import Purse, Slice, TooManyInFlight
 
 
 def _apply(before: Purse, take: purse.Take) -> Purse:

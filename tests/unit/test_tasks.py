@@ -8,8 +8,8 @@ import pydantic
 import pytest
 
 from lote import tasks
+from lote.api.apps import worker_app
 from lote.settings import Settings
-from lote.web import worker_app
 
 KINDS = [
     tasks.Generate(job_id="gen_1", gen=2),

@@ -24,7 +24,7 @@ def register(app: flask.Flask) -> None:
         services, caller = authenticated()
         req = parse(CheckoutRequest, json_body(flask.request))
         answer = checkout.start(
-            services, caller, req, check_header(flask.request.headers.get("Idempotency-Key"))
+            services, caller.tenant_id, req, check_header(flask.request.headers.get("Idempotency-Key"))
         )
         return respond(201, answer)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from lote import ids
+from lote.billing import ledger
 from lote.billing.schemas import CheckoutAnswer, CheckoutRequest, Pack, PackList
 from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
-from lote.tenants import store as tenant_store
-from lote.tenants.service import Caller
 
 CUSTOMER_FIELD = "stripe_customer_id"
 
@@ -42,13 +41,11 @@ def customer_id(services: Services, tenant_id: str, tenant: dict[str, object]) -
     if isinstance(existing, str) and existing:
         return existing
     created = services.stripe.create_customer(tenant_id, str(tenant.get("name", tenant_id)))
-    services.firestore.db.collection(tenant_store.TENANTS).document(tenant_id).update(
-        {CUSTOMER_FIELD: created}
-    )
+    ledger.tenant_ref(services.firestore.db, tenant_id).update({CUSTOMER_FIELD: created})
     return created
 
 
-def start(services: Services, caller: Caller, req: CheckoutRequest, idem: str | None) -> CheckoutAnswer:
+def start(services: Services, tenant_id: str, req: CheckoutRequest, idem: str | None) -> CheckoutAnswer:
     """A Checkout Session for one pack; the grant happens when Stripe reports the payment."""
     credits = services.settings.credit_packs.get(req.pack)
     if credits is None:
@@ -58,9 +55,9 @@ def start(services: Services, caller: Caller, req: CheckoutRequest, idem: str | 
         )
     success = _return_url(services, req.success_url, services.settings.checkout_success_url, "success_url")
     cancel = _return_url(services, req.cancel_url, services.settings.checkout_cancel_url, "cancel_url")
-    tenant = tenant_store.get_tenant(services.firestore.db, caller.tenant_id)
+    tenant = ledger.tenant_ref(services.firestore.db, tenant_id).get().to_dict()
     if tenant is None:
-        raise NotFound("no such tenant", {"id": caller.tenant_id})
+        raise NotFound("no such tenant", {"id": tenant_id})
     price = services.stripe.price_id(req.pack)
     if price is None:
         from lote.clients.stripe import BillingMisconfigured
@@ -68,11 +65,11 @@ def start(services: Services, caller: Caller, req: CheckoutRequest, idem: str | 
         raise BillingMisconfigured(
             f"credit pack {req.pack!r} has no active Stripe price with that lookup key"
         )
-    metadata = {"tenant_id": caller.tenant_id, "pack": req.pack, "credits": str(credits)}
+    metadata = {"tenant_id": tenant_id, "pack": req.pack, "credits": str(credits)}
     params = {
         "mode": "payment",
-        "customer": customer_id(services, caller.tenant_id, tenant),
-        "client_reference_id": caller.tenant_id,
+        "customer": customer_id(services, tenant_id, tenant),
+        "client_reference_id": tenant_id,
         "line_items": [{"price": price, "quantity": 1}],
         "success_url": success,
         "cancel_url": cancel,
@@ -81,8 +78,6 @@ def start(services: Services, caller: Caller, req: CheckoutRequest, idem: str | 
         "payment_intent_data": {"metadata": metadata},
     }
     # Without a client key every call is a new session; with one, a retried request gets the same.
-    request_key = (
-        ids.sha256_hex(f"{caller.tenant_id}:{idem}:{req.model_dump_json()}") if idem else ids.new_id("co")
-    )
+    request_key = ids.sha256_hex(f"{tenant_id}:{idem}:{req.model_dump_json()}") if idem else ids.new_id("co")
     session = services.stripe.create_checkout_session(params, f"lote-checkout-{request_key}")
     return CheckoutAnswer(session_id=session.id, url=session.url, pack=req.pack, credits=credits)

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from lote import timeutil, transactions
-from lote.tenants.store import TENANTS
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+# The tenant documents: billing owns their `credits` (and, through the purse, `slots_lent`);
+# the rest of a tenant is tenants/'s. tenants/store.py names the collection with this.
+TENANTS = "tenants"
 
 LEDGER = "ledger"
 # clawback: a Stripe refund takes back what it refunded; dispute: a chargeback takes back what was

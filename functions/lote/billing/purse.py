@@ -30,7 +30,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from lote.tenants.limits import require_room
+from lote.errors import TooManyRequests
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -307,3 +307,23 @@ def reclaim_slots(db: firestore.Client, tenant_id: str) -> None:
         tx.update(tenant.reference, {"slots_lent": lent})
 
     transactions.run(db, body)
+
+
+# A single refused for its in-flight slots may try again this soon (its slots free as jobs end).
+IN_FLIGHT_RETRY_AFTER_S = 5
+
+
+class TooManyInFlight(TooManyRequests):
+    """The tenant has as many single generations queued or running as its plan allows."""
+
+    code = "too_many_in_flight"
+
+
+def require_room(in_flight: int, limit: int) -> None:
+    """429 `too_many_in_flight` when `in_flight` already reaches `limit`."""
+    if in_flight >= limit:
+        raise TooManyInFlight(
+            f"{in_flight} generations are queued or running; the plan allows {limit} at once",
+            {"in_flight": in_flight, "limit": limit},
+            headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+        )

@@ -30,11 +30,10 @@ from typing import Any
 
 from lote import timeutil, transactions
 from lote.billing import credits, ledger
-from lote.billing.ledger import Entry
+from lote.billing.ledger import TENANTS, Entry
 from lote.errors import InvalidRequest, Unavailable
 from lote.services import Services
 from lote.settings import Settings
-from lote.tenants.store import TENANTS
 
 log = logging.getLogger("lote.billing")
 EVENTS = "stripe_events"

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 RATE_HITS = "rate_hits"
 WINDOW_S = 60
-IN_FLIGHT_RETRY_AFTER_S = 5
 # Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
 INDEXES = [
     (RATE_HITS, ("key", "window")),
@@ -38,12 +37,6 @@ class RateLimited(TooManyRequests):
     """The key used its requests for this minute."""
 
     code = "rate_limited"
-
-
-class TooManyInFlight(TooManyRequests):
-    """The tenant has as many single generations queued or running as its plan allows."""
-
-    code = "too_many_in_flight"
 
 
 @dataclass(frozen=True)
@@ -118,13 +111,3 @@ def singles_in_flight(db: firestore.Client, tenant_id: str) -> int:
         .where(filter=FieldFilter("status", "in", list(IN_FLIGHT)))
     )
     return bulk.count(query)
-
-
-def require_room(in_flight: int, limit: int) -> None:
-    """429 `too_many_in_flight` when `in_flight` already reaches `limit`."""
-    if in_flight >= limit:
-        raise TooManyInFlight(
-            f"{in_flight} generations are queued or running; the plan allows {limit} at once",
-            {"in_flight": in_flight, "limit": limit},
-            headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
-        )

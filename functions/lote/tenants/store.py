@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lote import ids, timeutil
+from lote.billing import credits as credits_module
+from lote.billing import ledger
 
 if TYPE_CHECKING:
     from google.cloud import firestore
 
-TENANTS = "tenants"
+TENANTS = ledger.TENANTS  # billing owns the balance on these documents
 API_KEYS = "api_keys"
 DEFAULT_PLAN = "standard"
 DEFAULT_LIMITS = {"max_in_flight": 100, "requests_per_minute": 600, "subject_requests_per_minute": 120}
@@ -53,9 +55,7 @@ def create_tenant(
         "created_at": now,
     }
     batch.create(tenant_ref, tenant)
-    from lote.billing import credits as billing  # billing's ledger imports this module
-
-    billing.opening_grant(batch, db, tenant_id, credits)
+    credits_module.opening_grant(batch, db, tenant_id, credits)
     batch.create(db.collection(API_KEYS).document(key_hash), key_doc)
     batch.commit()
     return tenant_id, secret
