@@ -41,7 +41,7 @@ def _photo(knobs: str, i: int) -> str:
 
 def _model_ms(job: dict[str, Any]) -> float:
     usage = job.get("usage") or {}
-    if "generate" in usage:  # a pipeline records each step's calls
+    if "generate" in usage:  # every step's calls (text model included), plain jobs too since issue 25
         return float(sum(int(step["ms"]) for step in usage.values()))
     return float(job["model_ms"])
 

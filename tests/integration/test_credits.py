@@ -13,6 +13,8 @@ import requests
 from google.cloud.firestore import FieldFilter
 
 from lote.billing import ledger, purse
+from lote.jobs.documents import JobDoc
+from lote.jobs.outcome import End, Outcome
 from lote.services import Services
 from lote.tenants.store import TENANTS
 from tests.integration.test_batches import wait_batch
@@ -203,10 +205,13 @@ def test_a_refund_that_keeps_losing_to_a_busy_tenant_is_committed_under_a_lock(
     hammers = [threading.Thread(target=busy_tenant) for _ in range(3)]
     for hammer in hammers:
         hammer.start()
-    failed = {"status": "failed", "error": {"code": "safety_blocked", "message": "x", "retryable": False}}
+    failed: JobDoc = {
+        "status": "failed",
+        "error": {"code": "safety_blocked", "message": "x", "retryable": False},
+    }
     try:
         with caplog.at_level(logging.INFO, logger="lote.transactions"):
-            written = store.finish(db, job_id, attempt, failed)
+            written = store.settle(db, job_id, attempt, Outcome(End.FAILED, failed))
     finally:
         stop.set()
         for hammer in hammers:
