@@ -84,7 +84,7 @@ def run() -> str:
         "| measurement (ms) | n | median | p95 |",
         "|---|---:|---:|---:|",
         row("accept: `POST /v1/generations` over HTTP (key + rate limit, one commit: debit, in-flight check, job, idempotency; CreateTask)", accepts),
-        row("worker: one task handled in-process (claim tx, model call, convert, upload, finish tx)", totals),
+        row("worker: one task handled in-process (claim and settle, a preconditioned write each; model call, convert, upload)", totals),
         row("worker overhead: the same minus the model call", overheads),
         row("cold import of `functions/main.py` (`python -X importtime`, cumulative)", imports),
         "",
