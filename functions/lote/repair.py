@@ -22,6 +22,7 @@ from lote.audit import scan
 from lote.batches import fanout
 from lote.batches import service as batches
 from lote.batches import store as batch_store
+from lote.batches.documents import batch_of
 from lote.dispatch import lanes
 from lote.dispatch import service as dispatch
 from lote.dispatch import state as dispatch_state
@@ -157,7 +158,7 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
             if batches.enqueue_plan(services, snapshot.id):
                 done["enqueued"] += 1
     for snapshot in _running_batches(db, cutoff, limit):
-        batch = snapshot.to_dict() or {}
+        batch = batch_of(snapshot.to_dict())
         if not batch.get("fanout_enqueued"):
             continue
         with _one(done, snapshot.id):
@@ -179,7 +180,7 @@ def _batches(services: Services, limit: int, done: Counter[str]) -> None:
             tasks.create(services, tasks.RetryItems(batch_id=snapshot.id, gen=gen, tag=tag))
             done["retries_restarted"] += 1
     for snapshot in batch_store.item_events_pending_before(db, cutoff, limit):
-        batch = snapshot.to_dict() or {}
+        batch = batch_of(snapshot.to_dict())
         tag = f"-s{int(timeutil.now().timestamp()) // 60}"  # a fresh chain: the handler is idempotent
         fresh = tasks.EmitItemEvents(
             batch_id=snapshot.id, completion=int(batch.get("completions", 1)), tag=tag

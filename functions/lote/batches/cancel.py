@@ -17,6 +17,7 @@ from __future__ import annotations
 from lote import tasks
 from lote.answers import Answer
 from lote.batches import fanout, store
+from lote.batches.documents import batch_of
 from lote.jobs import store as job_store
 from lote.services import Services
 from lote.statuses import JobStatus
@@ -54,4 +55,4 @@ def finish(services: Services, batch_id: str) -> None:
     """Every queued item is canceled: clear the flag and settle the batch if nothing runs."""
     db = services.firestore.db
     store.ref(db, batch_id).update({"cancel_pending": False})
-    fanout.observe(services, batch_id, store.ref(db, batch_id).get().to_dict() or {})
+    fanout.observe(services, batch_id, batch_of(store.ref(db, batch_id).get().to_dict()))

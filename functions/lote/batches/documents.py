@@ -5,7 +5,8 @@ with `batch_id`, `index`, `reference`). TypedDicts, as the job's (decision note
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
 
 
 class Chunk(TypedDict):
@@ -21,7 +22,7 @@ class Manifest(TypedDict):
     object: str
 
 
-class RetryRequest(TypedDict, total=False):
+class PendingRetry(TypedDict, total=False):
     """A retry still paging (batches/retry.py)."""
 
     gen: int
@@ -57,7 +58,7 @@ class BatchDoc(TypedDict, total=False):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
-    expires_at: dt.datetime
+    expires_at: dt.datetime | None  # None again while a retry runs a finished batch
     fanout_enqueued: bool
     fanout_gen: int
     check_gen: int
@@ -69,6 +70,16 @@ class BatchDoc(TypedDict, total=False):
     refunded: int
     item_events_pending: bool
     retry_gen: int
-    retry_pending: RetryRequest | None
+    retry_pending: PendingRetry | None
     retry_stopped: dict[str, Any] | None  # why the last retry stopped early (402: its page could not be paid)
     progress: Progress
+
+
+def batch_of(data: Mapping[str, Any] | None) -> BatchDoc:
+    """A batch document as read (`snapshot.to_dict()`), typed; an empty one for a missing batch."""
+    return cast(BatchDoc, dict(data or {}))
+
+
+def maybe_batch(data: Mapping[str, Any] | None) -> BatchDoc | None:
+    """A batch document as read, typed; None for a missing batch."""
+    return None if data is None else batch_of(data)

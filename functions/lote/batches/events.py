@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lote.batches import progress
+from lote.batches.documents import BatchDoc
 from lote.statuses import BatchStatus
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ def stage(
     tx: firestore.Transaction,
     db: firestore.Client,
     batch_id: str,
-    batch: dict[str, Any],
+    batch: BatchDoc,
     tally: dict[str, int],
 ) -> None:
     """The event of a batch that has just finished (a retry may reopen and finish it again)."""
@@ -31,7 +32,7 @@ def stage(
                  occurrence=int(batch.get("completions", 1)))  # fmt: skip
 
 
-def view(api_url: str, batch_id: str, batch: dict[str, Any], tally: dict[str, int]) -> dict[str, Any]:
+def view(api_url: str, batch_id: str, batch: BatchDoc, tally: dict[str, int]) -> dict[str, Any]:
     """The Batch resource as it stood when it finished (counts from the settling transaction)."""
     chunks = len(batch.get("chunks") or [])
     resource = progress.render(api_url, batch_id, batch, tally, chunks)

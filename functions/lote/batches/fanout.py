@@ -13,6 +13,7 @@ from typing import Any
 from lote import bulk, ids, retention, tasks, timeutil
 from lote.answers import Answer
 from lote.batches import manifest, progress, store
+from lote.batches.documents import BatchDoc, maybe_batch
 from lote.dispatch import lanes
 from lote.dispatch import service as dispatch
 from lote.dispatch.share import Tier
@@ -34,7 +35,7 @@ def item_id(batch_id: str, index: int) -> str:
 def plan(services: Services, batch_id: str, gen: int) -> Answer:
     """Enqueue one fan-out task per chunk."""
     db = services.firestore.db
-    batch = store.ref(db, batch_id).get().to_dict()
+    batch = maybe_batch(store.ref(db, batch_id).get().to_dict())
     if batch is None:
         return Answer(200, {"result": "noop", "reason": "no such batch"})
     done = store.done_chunks(db, batch_id) if gen else set()  # a resumed fan-out skips finished chunks
@@ -48,7 +49,7 @@ def plan(services: Services, batch_id: str, gen: int) -> Answer:
 
 
 def _documents(
-    services: Services, batch_id: str, batch: dict[str, Any], first: int, specs: list[dict[str, Any]]
+    services: Services, batch_id: str, batch: BatchDoc, first: int, specs: list[dict[str, Any]]
 ) -> list[tuple[str, dict[str, Any]]]:
     tenant_id = batch["tenant_id"]
     now, tier = timeutil.now(), priority(batch)
@@ -76,7 +77,7 @@ def _documents(
 def chunk(services: Services, batch_id: str, number: int) -> Answer:
     """Create one chunk's job documents (batched), then their generation tasks."""
     db = services.firestore.db
-    batch = store.ref(db, batch_id).get().to_dict()
+    batch = maybe_batch(store.ref(db, batch_id).get().to_dict())
     if batch is None:
         return Answer(200, {"result": "noop", "reason": "no such batch"})
     start, end, first = batch["chunks"][number]["r"]  # Firestore has no arrays of arrays
@@ -95,12 +96,12 @@ def chunk(services: Services, batch_id: str, number: int) -> Answer:
     return Answer(200, {"result": "created", "items": len(docs)})
 
 
-def priority(batch: dict[str, Any]) -> str:
+def priority(batch: BatchDoc) -> str:
     """The batch's tier (batches from before tiers are standard)."""
     return str(batch.get("priority") or Tier.STANDARD)
 
 
-def hold(services: Services, batch_id: str, batch: dict[str, Any]) -> None:
+def hold(services: Services, batch_id: str, batch: BatchDoc) -> None:
     """After items were held in the batch's lane: the lane is active and a dispatcher tick comes."""
     pool = dispatch.pool(services.settings)
     doc = lanes.document(pool, batch["tenant_id"], Tier(priority(batch)), batch_id)
@@ -108,7 +109,7 @@ def hold(services: Services, batch_id: str, batch: dict[str, Any]) -> None:
     dispatch.ensure_running(services, pool)
 
 
-def resume(services: Services, batch_id: str, batch: dict[str, Any]) -> bool:
+def resume(services: Services, batch_id: str, batch: BatchDoc) -> bool:
     """Re-plan a fan-out whose tasks are all gone (exhausted while the worker was down) with chunks
     still to do; True when a new plan task was created. Task existence is asked of Cloud Tasks."""
     db = services.firestore.db
@@ -146,9 +147,7 @@ def cancel_queued(services: Services, snapshots: list[Any]) -> int:
     return len(bulk.write(db, updates=updates).written)
 
 
-def observe(
-    services: Services, batch_id: str, batch: dict[str, Any]
-) -> tuple[dict[str, int], int, dict[str, Any]]:
+def observe(services: Services, batch_id: str, batch: BatchDoc) -> tuple[dict[str, int], int, BatchDoc]:
     """(counts, chunks done, batch) with any due transition recorded; for a batch too large to be
     counted by status reads, also the tally they show (progress.counted_live)."""
     db = services.firestore.db
@@ -183,7 +182,7 @@ def refresh(services: Services, batch_id: str) -> Answer:
 
     db = services.firestore.db
     snapshot = store.ref(db, batch_id).get()
-    batch, now = snapshot.to_dict(), timeutil.now()
+    batch, now = maybe_batch(snapshot.to_dict()), timeutil.now()
     if batch is None or not progress.stale(batch, now, services.settings.batch_refresh_s / 2):
         return Answer(200, {"result": "noop", "reason": "no such batch, counted recently, or counting"})
     try:
@@ -197,7 +196,7 @@ def refresh(services: Services, batch_id: str) -> Answer:
 
 
 def throughput_per_s(
-    services: Services, batch_id: str, batch: dict[str, Any], processed: int | None = None
+    services: Services, batch_id: str, batch: BatchDoc, processed: int | None = None
 ) -> float | None:
     """Items finished per second over the last five minutes (or since the batch was created, if
     later); once the batch is final, `processed` (succeeded + failed) over its whole life.
@@ -223,7 +222,7 @@ def start_checker(services: Services, batch_id: str, gen: int) -> None:
 
 def check(services: Services, batch_id: str, gen: int, seq: int) -> Answer:
     """One link of the checker chain: settle if done, else schedule the next look."""
-    batch = store.ref(services.firestore.db, batch_id).get().to_dict()
+    batch = maybe_batch(store.ref(services.firestore.db, batch_id).get().to_dict())
     if batch is None or int(batch.get("check_gen", 0)) != gen:
         return Answer(200, {"result": "noop", "reason": "no such batch or a newer checker"})
     tally, _, batch = observe(services, batch_id, batch)

@@ -9,11 +9,10 @@ or the repair sweep runs it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from lote import bulk, tasks
 from lote.answers import Answer
 from lote.batches import store
+from lote.batches.documents import BatchDoc
 from lote.jobs import events as job_events
 from lote.jobs.documents import job_of
 from lote.services import Services
@@ -25,7 +24,7 @@ from lote.webhooks import store as webhook_store
 PAGE = 500
 
 
-def wanted(batch: dict[str, Any]) -> bool:
+def wanted(batch: BatchDoc) -> bool:
     """Whether the batch asked for its items' `generation.canceled` events."""
     return bool(batch.get("webhook_url")) and "generation.canceled" in (batch.get("webhook_events") or [])
 

@@ -5,14 +5,14 @@ these, so they cannot disagree (e.g. on an empty tally or on items not yet fanne
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from lote import timeutil
+from lote.batches.documents import BatchDoc
 from lote.batches.schemas import Batch, BatchLinks, Counts, Fanout
 from lote.statuses import TERMINAL, JobStatus
 
 
-def counted_live(batch: dict[str, Any], live_max: int) -> bool:
+def counted_live(batch: BatchDoc, live_max: int) -> bool:
     """Whether a status read counts the batch's items itself (count() aggregations cost about one
     read per 1,000 index entries and take time in proportion): up to `live_max` items
     (LOTE_BATCH_LIVE_COUNT_MAX). A larger batch shows the tally its checker chain, or a count a
@@ -21,7 +21,7 @@ def counted_live(batch: dict[str, Any], live_max: int) -> bool:
     return int(batch.get("total") or 0) <= live_max
 
 
-def recorded(batch: dict[str, Any]) -> tuple[dict[str, int], int, float | None, dt.datetime | None]:
+def recorded(batch: BatchDoc) -> tuple[dict[str, int], int, float | None, dt.datetime | None]:
     """What the last count of a large batch recorded: (tally, chunks done, items/s, when); an empty
     tally before the first (its items count as queued)."""
     found = batch.get("progress") or {}
@@ -33,7 +33,7 @@ def recorded(batch: dict[str, Any]) -> tuple[dict[str, int], int, float | None, 
 COUNT_LEASE_S = 120  # a count of a large batch takes seconds; one that died frees the batch after this
 
 
-def stale(batch: dict[str, Any], now: dt.datetime, refresh_s: float) -> bool:
+def stale(batch: BatchDoc, now: dt.datetime, refresh_s: float) -> bool:
     """Whether a running large batch's recorded tally is older than `refresh_s` and no count is under
     way (a poll then asks for one: counts of 100,000 items that overlapped fought over the batch
     document's settling transaction for 40 s)."""
@@ -94,7 +94,7 @@ MAX_ETA_S = 30 * 86400
 def render(
     api_url: str,
     batch_id: str,
-    batch: dict[str, Any],
+    batch: BatchDoc,
     tally: dict[str, int],
     chunks_done: int,
     rate_per_s: float | None = None,

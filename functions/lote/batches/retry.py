@@ -18,6 +18,7 @@ from typing import Any
 from lote import bulk, tasks, timeutil
 from lote.answers import Answer
 from lote.batches import fanout, store
+from lote.batches.documents import PendingRetry, maybe_batch
 from lote.batches.schemas import RetryRequest
 from lote.billing.credits import InsufficientCredits
 from lote.dispatch import lanes
@@ -72,7 +73,7 @@ def requeue(services: Services, batch_id: str, failed: list[Any]) -> int:
     return written
 
 
-def page(services: Services, batch_id: str, pending: dict[str, Any], start: int, total: int) -> int | None:
+def page(services: Services, batch_id: str, pending: PendingRetry, start: int, total: int) -> int | None:
     """Queue again the wanted failed items among indexes [start, start + PAGE): the next page's
     start (this one again if an item changed under its precondition), or None after the last."""
     db = services.firestore.db
@@ -93,7 +94,7 @@ def page(services: Services, batch_id: str, pending: dict[str, Any], start: int,
 def run(services: Services, batch_id: str, gen: int, start: int, seq: int) -> Answer:
     """One page (the RetryItems task); the next page is the next task, the last starts the checker."""
     db = services.firestore.db
-    batch = store.ref(db, batch_id).get().to_dict()
+    batch = maybe_batch(store.ref(db, batch_id).get().to_dict())
     pending = (batch or {}).get("retry_pending") or {}
     if batch is None or int(pending.get("gen", -1)) != gen:
         return Answer(200, {"result": "noop", "reason": "no such retry pending"})
@@ -116,6 +117,8 @@ def request(services: Services, batch_id: str, req: RetryRequest) -> int:
     """Mark the batch for a paged retry and start its chain; its generation."""
     db = services.firestore.db
     batch = store.request_retry(db, batch_id, req.error_codes, req.include_permanent)
-    gen = int(batch["retry_pending"]["gen"])
+    pending = batch["retry_pending"]
+    assert pending is not None  # request_retry has just written it
+    gen = int(pending["gen"])
     tasks.enqueue(services, tasks.RetryItems(batch_id=batch_id, gen=gen), lambda: None)
     return gen

@@ -14,6 +14,7 @@ from lote.answers import Answer
 from lote.batches import cancel as batch_cancel
 from lote.batches import fanout, manifest, progress, store
 from lote.batches import retry as batch_retry
+from lote.batches.documents import BatchDoc, batch_of, maybe_batch
 from lote.batches.schemas import (
     MAX_MANIFEST_ITEMS,
     BatchAccepted,
@@ -157,12 +158,12 @@ def enqueue_plan(services: Services, batch_id: str) -> bool:
     )
 
 
-def owned(services: Services, caller: Caller, batch_id: str) -> tuple[dict[str, Any], dt.datetime | None]:
+def owned(services: Services, caller: Caller, batch_id: str) -> tuple[BatchDoc, dt.datetime | None]:
     """The caller's batch and its update time; 404 for anything else."""
     if not ids.looks_like(batch_id, "bat"):
         raise NotFound(f"no batch {batch_id[:64]!r}", {"id": batch_id[:64]})
     snapshot = store.ref(services.firestore.db, batch_id).get()
-    batch = snapshot.to_dict() if snapshot.exists else None
+    batch = maybe_batch(snapshot.to_dict()) if snapshot.exists else None
     if batch is None or batch.get("tenant_id") != caller.tenant_id:
         raise NotFound(f"no batch {batch_id!r}", {"id": batch_id})
     return batch, snapshot.update_time
@@ -177,7 +178,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     its recorded tally shows (`retrying`: those the filter wants are queued as it goes)."""
     owned(services, caller, batch_id)
     db = services.firestore.db
-    batch = store.ref(db, batch_id).get().to_dict() or {}
+    batch = batch_of(store.ref(db, batch_id).get().to_dict())
     if not progress.counted_live(batch, services.settings.batch_live_count_max):
         batch_retry.request(services, batch_id, req)  # BatchCanceled: 409
         tally, _, _, _ = progress.recorded(batch)
@@ -190,7 +191,7 @@ def retry(services: Services, caller: Caller, batch_id: str, req: RetryRequest) 
     if not failed:
         return RetryAnswer(retried=0)
     retried = batch_retry.requeue(services, batch_id, failed)  # BatchCanceled: 409
-    reopened = store.ref(db, batch_id).get().to_dict() or {}
+    reopened = batch_of(store.ref(db, batch_id).get().to_dict())
     fanout.start_checker(services, batch_id, int(reopened["check_gen"]))
     return RetryAnswer(retried=retried)
 

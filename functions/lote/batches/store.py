@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lote import bulk, retention, timeutil, transactions
 from lote.batches import events, progress
+from lote.batches.documents import BatchDoc, PendingRetry, batch_of
 from lote.billing import credits
 from lote.errors import Conflict
 from lote.jobs.store import JOBS
@@ -139,17 +140,17 @@ def page_batches(
 def _transact(
     db: firestore.Client,
     batch_id: str,
-    change: Callable[[firestore.Transaction, dict[str, Any]], dict[str, Any]],
-) -> dict[str, Any]:
+    change: Callable[[firestore.Transaction, BatchDoc], BatchDoc],
+) -> BatchDoc:
     """Read the batch in a transaction, apply what `change` returns (it may stage ledger entries
     or raise), return the result."""
 
-    def run(tx: firestore.Transaction) -> dict[str, Any]:
+    def run(tx: firestore.Transaction) -> BatchDoc:
         snapshot = ref(db, batch_id).get(transaction=tx)
-        batch = snapshot.to_dict() or {}
+        batch = batch_of(snapshot.to_dict())
         update = change(tx, batch)
         if update:
-            tx.update(snapshot.reference, update)
+            tx.update(snapshot.reference, dict(update))
         return {**batch, **update}
 
     return transactions.run(db, run, 20)
@@ -169,16 +170,16 @@ def settle(
     fanout_complete: bool,
     succeeded_price: int,
     outbox: Outbox | None = None,
-) -> dict[str, Any]:
+) -> BatchDoc:
     """Record what the counts show: started once; finished, and refunded, exactly once per completion.
 
     The batch keeps what it was charged and what it got back; on finishing it refunds everything
     beyond the price of the items that succeeded, in one ledger entry (no per-item tenant writes).
     """
 
-    def change(tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+    def change(tx: firestore.Transaction, batch: BatchDoc) -> BatchDoc:
         now = timeutil.now()
-        update: dict[str, Any] = {}
+        update: BatchDoc = {}
         started = progress.started(tally)
         if started and batch.get("started_at") is None:
             update["started_at"] = now
@@ -187,7 +188,7 @@ def settle(
         done = progress.finished(tally, int(batch.get("total", 0)), fanout_complete)
         if done and batch.get("finished_at") is None:
             completion = int(batch.get("completions", 0)) + 1
-            update.update(credits.refund_batch(tx, db, batch_id, batch, succeeded_price, completion))
+            update["refunded"] = credits.refund_batch(tx, db, batch_id, batch, succeeded_price, completion)
             update["finished_at"] = now
             update["expires_at"] = retention.expires_at(now)
             canceled = bool(batch.get("cancel_requested"))
@@ -204,11 +205,11 @@ def settle(
     return _transact(db, batch_id, change)
 
 
-def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
+def request_cancel(db: firestore.Client, batch_id: str) -> BatchDoc:
     """Mark the batch canceled, its queued items still to cancel (`cancel_pending`, cleared by the
     last page of batches/cancel.py); BatchCompleted (409) once it has completed."""
 
-    def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+    def change(_tx: firestore.Transaction, batch: BatchDoc) -> BatchDoc:
         if batch.get("status") == BatchStatus.COMPLETED:
             raise BatchCompleted("the batch has already completed", {"id": batch_id})
         if batch.get("cancel_requested"):
@@ -221,17 +222,19 @@ def request_cancel(db: firestore.Client, batch_id: str) -> dict[str, Any]:
 
 def request_retry(
     db: firestore.Client, batch_id: str, error_codes: list[str] | None, include_permanent: bool
-) -> dict[str, Any]:
+) -> BatchDoc:
     """Mark a large batch's failed items to be retried page by page (`retry_pending`, cleared by the
     last page of batches/retry.py); a newer request's generation supersedes an older chain.
     BatchCanceled (409) once canceled."""
 
-    def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+    def change(_tx: firestore.Transaction, batch: BatchDoc) -> BatchDoc:
         if batch.get("cancel_requested"):
             raise BatchCanceled("a canceled batch cannot be retried", {"id": batch_id})
         gen = int(batch.get("retry_gen", 0)) + 1
-        pending = {"gen": gen, "error_codes": error_codes, "include_permanent": include_permanent,
-                   "requested_at": timeutil.now()}  # fmt: skip
+        pending: PendingRetry = {
+            "gen": gen, "error_codes": error_codes, "include_permanent": include_permanent,
+            "requested_at": timeutil.now(),
+        }  # fmt: skip
         return {"retry_gen": gen, "retry_pending": pending}
 
     return _transact(db, batch_id, change)
@@ -240,7 +243,7 @@ def request_retry(
 def end_retry(db: firestore.Client, batch_id: str, gen: int, stopped: dict[str, Any] | None = None) -> bool:
     """Clear the retry of generation `gen` (not a newer one); `stopped` records why it ended early."""
 
-    def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+    def change(_tx: firestore.Transaction, batch: BatchDoc) -> BatchDoc:
         if int((batch.get("retry_pending") or {}).get("gen", -1)) != gen:
             return {}
         return {"retry_pending": None, "retry_stopped": stopped}
@@ -257,14 +260,17 @@ def retry_pending_before(
     return list(query.limit(limit).stream())
 
 
-def reopen(db: firestore.Client, batch_id: str, price: int) -> dict[str, Any]:
+def reopen(db: firestore.Client, batch_id: str, price: int) -> BatchDoc:
     """Before a retry: charge the retried items, run again with a new checker; BatchCanceled (409)."""
 
-    def change(tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+    def change(tx: firestore.Transaction, batch: BatchDoc) -> BatchDoc:
         if batch.get("cancel_requested"):
             raise BatchCanceled("a canceled batch cannot be retried", {"id": batch_id})
         gen = int(batch.get("check_gen", 0)) + 1
-        update = {"check_gen": gen, **credits.charge_retry(tx, db, batch_id, batch, price, gen)}
+        update: BatchDoc = {
+            "check_gen": gen,
+            "charged": credits.charge_retry(tx, db, batch_id, batch, price, gen),
+        }
         if batch.get("finished_at") is not None:
             update.update({"status": BatchStatus.RUNNING, "finished_at": None, "expires_at": None})
         return update
@@ -309,7 +315,7 @@ def done_chunks(db: firestore.Client, batch_id: str) -> set[int]:
 def next_fanout_gen(db: firestore.Client, batch_id: str, seen: int) -> int | None:
     """Claim the next fan-out generation (None if another sweep claimed it first)."""
 
-    def change(_tx: firestore.Transaction, batch: dict[str, Any]) -> dict[str, Any]:
+    def change(_tx: firestore.Transaction, batch: BatchDoc) -> BatchDoc:
         if int(batch.get("fanout_gen") or 0) != seen:
             return {}
         return {"fanout_gen": seen + 1}

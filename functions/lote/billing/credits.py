@@ -190,32 +190,32 @@ def refund_batch(
     tx: firestore.Transaction,
     db: firestore.Client,
     batch_id: str,
-    batch: dict[str, Any],
+    batch: Mapping[str, Any],
     succeeded_price: int,
     completion: int,
-) -> dict[str, Any]:
+) -> int:
     """Inside the transaction that finishes a batch, before its writes: refund what the items that
-    did not succeed cost, once per completion. Returns the batch fields to update."""
+    did not succeed cost, once per completion. Returns the batch's `refunded` after it."""
     charged, refunded = int(batch.get("charged", 0)), int(batch.get("refunded", 0))
     owed = batch_refund(charged, refunded, succeeded_price)
     if not owed:
-        return {}
+        return refunded
     tenant = ledger.tenant_ref(db, batch["tenant_id"]).get(transaction=tx)
     ledger.stage(tx, db, tenant, Entry(f"refund-{batch_id}-{completion}", owed, "refund", batch_id))
-    return {"refunded": refunded + owed}
+    return refunded + owed
 
 
 def charge_retry(
     tx: firestore.Transaction,
     db: firestore.Client,
     batch_id: str,
-    batch: dict[str, Any],
+    batch: Mapping[str, Any],
     price: int,
     gen: int,
-) -> dict[str, Any]:
+) -> int:
     """Inside the transaction that reopens a batch: 402 unless the balance covers the retried
-    items, else their debit (one per retry generation). Returns the batch fields to update."""
-    charged = {"charged": int(batch.get("charged", 0)) + price}
+    items, else their debit (one per retry generation). Returns the batch's `charged` after it."""
+    charged = int(batch.get("charged", 0)) + price
     if not price:
         return charged
     tenant = ledger.tenant_ref(db, batch["tenant_id"]).get(transaction=tx)
