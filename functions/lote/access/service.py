@@ -110,7 +110,7 @@ def caller_for(services: Services, claims: tokens.Claims, origin: str | None) ->
     if origin is not None and origin.lower() != own_origin(services.settings) and origin not in allowed:
         raise OriginNotAllowed(f"pages of {origin[:200]} may not use this API with this tenant's tokens",
                                {"origin": origin[:200], "allowed_origins": allowed})  # fmt: skip
-    limits = {**tenant_store.DEFAULT_LIMITS, **tenant.get("limits", {})}
+    limits = tenant_store.limits_of(tenant)
     caller = Caller(
         tenant_id=claims.tenant_id, key_id=doc.get("minted_by", ""),
         max_in_flight=int(limits["max_in_flight"]),

@@ -55,7 +55,7 @@ def emit(services: Services, batch_id: str, completion: int, start: int) -> Answ
                 tenant_id=job["tenant_id"], url=url, kind=kind, subject=snapshot.id, data=data,
                 occurrence=job_events.occurrence(job),
             )  # fmt: skip
-            creates.append((webhook_store.ref(db, msg_id), doc))
+            creates.append((webhook_store.ref(db, msg_id), dict(doc)))
     written = bulk.write(db, creates=creates).written  # existing ones (staged in a job's commit) are skipped
     webhooks.enqueue(services, sorted(written))
     if len(found) == PAGE:

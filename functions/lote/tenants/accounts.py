@@ -11,6 +11,7 @@ from lote.errors import InvalidRequest, NotFound
 from lote.services import Services
 from lote.statuses import IN_FLIGHT
 from lote.tenants import limits, store
+from lote.tenants.documents import TenantDoc
 from lote.tenants.schemas import (
     Account,
     ApiKey,
@@ -24,15 +25,15 @@ from lote.tenants.schemas import (
 from lote.tenants.service import Caller
 
 
-def _tenant(services: Services, tenant_id: str) -> dict[str, Any]:
+def _tenant(services: Services, tenant_id: str) -> TenantDoc:
     found = store.get_tenant(services.firestore.db, tenant_id) if ids.looks_like(tenant_id, "ten") else None
     if found is None:
         raise NotFound(f"no tenant {tenant_id[:64]!r}", {"id": tenant_id[:64]})
     return found
 
 
-def _limits(tenant: dict[str, Any]) -> Limits:
-    return Limits(**{**store.DEFAULT_LIMITS, **tenant.get("limits", {})})
+def _limits(tenant: TenantDoc) -> Limits:
+    return Limits(**store.limits_of(tenant))
 
 
 def _key(doc: dict[str, Any]) -> ApiKey:

@@ -5,7 +5,8 @@ write (billing/ledger.py, billing/purse.py): the balance has one owner. TypedDic
 from __future__ import annotations
 
 import datetime as dt
-from typing import TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
 
 
 class Limits(TypedDict, total=False):
@@ -36,3 +37,8 @@ class TenantDoc(TypedDict, total=False):
     stripe_customer_id: str
     webhook_secrets: WebhookSecrets
     created_at: dt.datetime
+
+
+def tenant_of(data: Mapping[str, Any] | None) -> TenantDoc:
+    """A tenant document as read (`snapshot.to_dict()`), typed; an empty one for a missing tenant."""
+    return cast(TenantDoc, dict(data or {}))

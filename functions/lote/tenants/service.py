@@ -82,7 +82,7 @@ def caller_for(services: Services, hashed: str) -> Caller:
     tenant = store.get_tenant(services.firestore.db, doc["tenant_id"])
     if tenant is None:
         raise Unauthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    limits = {**store.DEFAULT_LIMITS, **tenant.get("limits", {})}
+    limits = store.limits_of(tenant)
     return Caller(
         tenant_id=doc["tenant_id"],
         key_id=doc["key_id"],

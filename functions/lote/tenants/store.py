@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from lote import ids, timeutil
 from lote.billing import credits as credits_module
 from lote.billing import ledger
+from lote.tenants.documents import TenantDoc, tenant_of
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -67,7 +68,7 @@ def set_plan(
     plan: str | None,
     limits: dict[str, int],
     allowed_origins: list[str] | None = None,
-) -> dict[str, Any] | None:
+) -> TenantDoc | None:
     """Change a tenant's plan, limits (dotted paths: other limits stay) and allowed origins (the
     list is replaced); None without the tenant."""
     from google.api_core.exceptions import NotFound
@@ -86,10 +87,15 @@ def set_plan(
     return get_tenant(db, tenant_id)
 
 
-def get_tenant(db: firestore.Client, tenant_id: str) -> dict[str, Any] | None:
+def limits_of(tenant: TenantDoc) -> dict[str, Any]:
+    """The tenant's limits: its own where it has them, else the deployment's defaults."""
+    return {**DEFAULT_LIMITS, **dict(tenant.get("limits") or {})}
+
+
+def get_tenant(db: firestore.Client, tenant_id: str) -> TenantDoc | None:
     """The tenant document, or None."""
     snapshot = db.collection(TENANTS).document(tenant_id).get()
-    return snapshot.to_dict() if snapshot.exists else None
+    return tenant_of(snapshot.to_dict()) if snapshot.exists else None
 
 
 def add_key(db: firestore.Client, tenant_id: str, name: str) -> tuple[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ from lote.netguard import pinned_pool
 from lote.services import Services
 from lote.statuses import DeliveryStatus
 from lote.webhooks import signing, store, urls
+from lote.webhooks.documents import DeliveryAttempt, delivery_of
 
 log = logging.getLogger("lote.webhooks")
 USER_AGENT = "lote-webhooks/1"
@@ -70,7 +71,7 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
         return Answer(200, {"result": "noop", "reason": claim.reason})
     if claim.kind is ClaimKind.BUSY:
         return Answer(409, {"result": "busy", "reason": claim.reason})
-    delivery = {**claim.doc, "id": delivery_id}
+    delivery = delivery_of(claim.doc)
     now = timeutil.now()
     permanent = False
     try:
@@ -96,9 +97,11 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
         status = DeliveryStatus.DELIVERED
     else:
         status = DeliveryStatus.FAILED if last else DeliveryStatus.PENDING
-    attempt = {"at": now, "status_code": outcome.status_code, "latency_ms": outcome.latency_ms,
-               "error": outcome.error, "retry_count": retry_count}  # fmt: skip
-    store.record(db, delivery, attempt, status)
+    attempt: DeliveryAttempt = {
+        "at": now, "status_code": outcome.status_code, "latency_ms": outcome.latency_ms,
+        "error": outcome.error, "retry_count": retry_count,
+    }  # fmt: skip
+    store.record(db, delivery_id, delivery, attempt, status)
     if status == DeliveryStatus.PENDING:
         log.info(
             "webhook %s to %s not acknowledged (%s); the queue retries",

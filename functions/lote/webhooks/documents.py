@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
 
 
 class DeliveryAttempt(TypedDict, total=False):
@@ -37,3 +38,8 @@ class DeliveryDoc(TypedDict, total=False):
     task_check_at: dt.datetime | None
     lease_until: dt.datetime | None
     expires_at: dt.datetime
+
+
+def delivery_of(data: Mapping[str, Any] | None) -> DeliveryDoc:
+    """A delivery document as read (`snapshot.to_dict()`), typed; an empty one for a missing one."""
+    return cast(DeliveryDoc, dict(data or {}))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from lote import ids, timeutil
 from lote.webhooks import store
+from lote.webhooks.documents import DeliveryDoc
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -29,7 +30,7 @@ def envelope(msg_id: str, kind: str, data: dict[str, Any]) -> str:
 
 def prepared(
     *, tenant_id: str, url: str, kind: str, subject: str, data: dict[str, Any], occurrence: int = 0
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, DeliveryDoc]:
     """(id, document) of an event written outside its change's commit, with create-if-absent: for
     state changes made in bulk, whose events follow them (the derived id still makes each one
     unique)."""

@@ -15,6 +15,7 @@ from lote.services import Services
 from lote.statuses import DeliveryStatus
 from lote.tenants.service import Caller
 from lote.webhooks import store
+from lote.webhooks.documents import DeliveryAttempt, DeliveryDoc, delivery_of
 from lote.webhooks.events import Outbox
 from lote.webhooks.schemas import Attempt, Delivery, DeliveryPage, WebhookSecret
 
@@ -54,7 +55,7 @@ def restart_lost(services: Services, delivery_id: str, gen: int) -> str | None:
     return result
 
 
-def _attempt(found: dict[str, Any]) -> Attempt:
+def _attempt(found: DeliveryAttempt) -> Attempt:
     return Attempt(
         at=timeutil.iso(found["at"]) or "",
         status_code=found.get("status_code"),
@@ -63,7 +64,7 @@ def _attempt(found: dict[str, Any]) -> Attempt:
     )
 
 
-def _view(delivery_id: str, doc: dict[str, Any], with_event: bool = False) -> Delivery:
+def _view(delivery_id: str, doc: DeliveryDoc, with_event: bool = False) -> Delivery:
     attempts = [_attempt(a) for a in doc.get("attempts", [])]
     return Delivery(
         id=delivery_id, type=doc["type"], subject=doc["subject"], url=doc["url"], status=doc["status"],
@@ -73,11 +74,11 @@ def _view(delivery_id: str, doc: dict[str, Any], with_event: bool = False) -> De
     )  # fmt: skip
 
 
-def _owned(services: Services, caller: Caller, delivery_id: str) -> dict[str, Any]:
+def _owned(services: Services, caller: Caller, delivery_id: str) -> DeliveryDoc:
     doc = None
     if ids.looks_like(delivery_id, "msg"):
         snapshot = store.ref(services.firestore.db, delivery_id).get()
-        doc = snapshot.to_dict() if snapshot.exists else None
+        doc = delivery_of(snapshot.to_dict()) if snapshot.exists else None
     if doc is None or doc.get("tenant_id") != caller.tenant_id:
         raise NotFound(f"no delivery {delivery_id[:64]!r}", {"id": delivery_id[:64]})
     return doc
@@ -94,7 +95,7 @@ def page(
     found = store.page(services.firestore.db, caller.tenant_id, status, size, token)
     if found is None:
         raise InvalidRequest("page_token is not valid: no such delivery", {"field": "page_token"})
-    deliveries = [_view(s.id, s.to_dict() or {}) for s in found]
+    deliveries = [_view(s.id, delivery_of(s.to_dict())) for s in found]
     return DeliveryPage(deliveries=deliveries, next_page_token=found[-1].id if len(found) == size else None)
 
 

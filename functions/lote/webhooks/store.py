@@ -15,6 +15,7 @@ from lote.errors import Conflict
 from lote.statuses import DeliveryStatus
 from lote.tenants.store import TENANTS
 from lote.webhooks import signing
+from lote.webhooks.documents import DeliveryAttempt, DeliveryDoc, delivery_of
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -44,7 +45,7 @@ def ref(db: firestore.Client, delivery_id: str) -> firestore.DocumentReference:
     return db.collection(DELIVERIES).document(delivery_id)
 
 
-def document(tenant_id: str, url: str, kind: str, subject: str, body: str) -> dict[str, Any]:
+def document(tenant_id: str, url: str, kind: str, subject: str, body: str) -> DeliveryDoc:
     """A new pending delivery."""
     now = timeutil.now()
     return {
@@ -66,7 +67,7 @@ def stage(
     body: str,
 ) -> None:
     """Into the commit of a state change: the event and its pending delivery (created only if absent)."""
-    writer.create(ref(db, delivery_id), document(tenant_id, url, kind, subject, body))
+    writer.create(ref(db, delivery_id), dict(document(tenant_id, url, kind, subject, body)))
 
 
 def mark_enqueued(db: firestore.Client, delivery_id: str, check_at: dt.datetime) -> None:
@@ -143,11 +144,13 @@ def claim(
     return leases.take(db, ref(db, delivery_id), judge)
 
 
-def record(db: firestore.Client, delivery: dict[str, Any], attempt: dict[str, Any], status: str) -> None:
+def record(
+    db: firestore.Client, delivery_id: str, delivery: DeliveryDoc, attempt: DeliveryAttempt, status: str
+) -> None:
     """Append an attempt (the lease holder is the only writer) and set the delivery's status."""
     attempts = [*delivery.get("attempts", []), attempt][-MAX_ATTEMPTS_KEPT:]
     count = int(delivery.get("attempt_count", 0)) + 1
-    update: dict[str, Any] = {
+    update: DeliveryDoc = {
         "attempts": attempts,
         "attempt_count": count,
         "status": status,
@@ -157,27 +160,27 @@ def record(db: firestore.Client, delivery: dict[str, Any], attempt: dict[str, An
         update["delivered_at"] = attempt["at"]
     if status == DeliveryStatus.FAILED:
         update["failed_at"] = attempt["at"]
-    ref(db, delivery["id"]).update(update)
+    ref(db, delivery_id).update(dict(update))
 
 
-def redeliver(db: firestore.Client, delivery_id: str, tenant_id: str) -> dict[str, Any] | None:
+def redeliver(db: firestore.Client, delivery_id: str, tenant_id: str) -> DeliveryDoc | None:
     """Start a new delivery cycle of a finished delivery; None when not the tenant's.
 
     Raises DeliveryPending (409) while a cycle is still running.
     """
 
-    def run(tx: firestore.Transaction) -> dict[str, Any] | None:
+    def run(tx: firestore.Transaction) -> DeliveryDoc | None:
         snapshot = ref(db, delivery_id).get(transaction=tx)
-        doc = snapshot.to_dict() if snapshot.exists else None
+        doc = delivery_of(snapshot.to_dict()) if snapshot.exists else None
         if doc is None or doc.get("tenant_id") != tenant_id:
             return None
         if doc["status"] == DeliveryStatus.PENDING:
             raise DeliveryPending(f"delivery {delivery_id} is still being attempted", {"id": delivery_id})
-        update = {"status": DeliveryStatus.PENDING, "task_gen": int(doc.get("task_gen", 0)) + 1,
+        update: DeliveryDoc = {"status": DeliveryStatus.PENDING, "task_gen": int(doc.get("task_gen", 0)) + 1,
                   "enqueued": False,
                   "cycle_started_at": timeutil.now(), "failed_at": None, "lease_until": None,
                   "expires_at": retention.expires_at(timeutil.now())}  # fmt: skip
-        tx.update(snapshot.reference, update)
+        tx.update(snapshot.reference, dict(update))
         return {**doc, **update}
 
     return transactions.run(db, run)
