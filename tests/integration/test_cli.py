@@ -11,10 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
 from lote_client import cli
+from lote_client._http import RetryPolicy
 from tests.integration.conftest import Tenant
 from tests.support import Target
 
@@ -29,7 +31,9 @@ def _json(result: Result) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_generate_uploads_waits_and_saves_and_its_exit_code_says_how_it_went(tenant: Tenant, tmp_path: Path):
+def test_generate_uploads_waits_and_saves_and_its_exit_code_says_how_it_went(
+    tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     photo = tmp_path / "room.png"
     Image.new("RGB", (96, 64), (200, 190, 180)).save(photo)
     made = lote(tenant, "generate", photo, "--preset", "declutter", "--param", "room_type=bedroom",
@@ -50,6 +54,8 @@ def test_generate_uploads_waits_and_saves_and_its_exit_code_says_how_it_went(ten
     assert invalid.exit_code == cli.REFUSED and _json(invalid)["error"]["details"]["field"] == "preset"
     queued = lote(tenant, "generate", "-p", "later", "--no-wait")
     assert queued.exit_code == 0 and queued.stdout.strip().startswith("gen_")
+    # Unreachable after every retry; without the client's backoff between them (0-15 s at random).
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda _self, _attempt: 0.0)
     down = CliRunner().invoke(cli.main, ["--api-url", "http://127.0.0.1:9", "--api-key", "k", "presets"])
     assert down.exit_code == cli.UNREACHABLE
 
