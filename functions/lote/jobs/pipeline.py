@@ -97,7 +97,7 @@ def run(
     state.setdefault("verdicts", [])
     usage: dict[str, Any] = dict(state.get("usage") or {})
     fresh: dict[int, bytes] = {}  # images generated in this attempt: verified without a read
-    made: dict[int, bool] = {}  # whether this attempt created each image's object
+    made: dict[int, bool] = {}  # whether this attempt created each image's object (a cancel deletes it)
     model_ms = int(state.get("model_ms") or 0)
     steps = 0
     since = None  # the last checkpoint's write: the next one's precondition
@@ -133,7 +133,7 @@ def run(
             waits = isinstance(exc, (ModelThrottled, ModelOperatorTrouble))  # not the image's fault
             if waits or not state["images"] or not attempts.ends_job(job, exc, attempt.last):
                 raise
-            return _salvage(services, plan, state, usage, model_ms, exc, len(fresh))
+            return _salvage(services, plan, state, usage, model_ms, exc, made)
         if next_step(plan, state) is Step.FINISH and keeps_every_image(plan, state):
             # The attempt's finish records the last step, in the same write as the result. Not when
             # the finish deletes images first: a crash after the deletes would leave a retry
@@ -146,9 +146,7 @@ def run(
                 for image in state["images"]:
                     services.storage.delete(image["bucket"], image["object"])
             raise Stopped(recorded)
-    done = _finish(services, plan, state, usage, model_ms, len(fresh))
-    chosen = state["images"].index(done.output) if done.output in state["images"] else -1
-    return Result(done.output, done.quality, usage, model_ms, made.get(chosen, True), len(fresh))
+    return _finish(services, plan, state, usage, model_ms, made)
 
 
 def keeps_every_image(plan: Plan, state: dict[str, Any]) -> bool:
@@ -189,14 +187,14 @@ def _salvage(
     usage: dict[str, Any],
     model_ms: int,
     exc: ModelFailure,
-    image_calls: int,
+    made: dict[int, bool],
 ) -> Result:
     """A failure that ends the job once images exist: a regeneration that failed leaves the verified
     ones to choose from; a verifier that never answered leaves the last image unverified, delivered
     with `passed: false`, or refused `verifier_unavailable` (refunded) under require_quality_pass."""
     images, verdicts = state["images"], state["verdicts"]
     if len(verdicts) == len(images):
-        return _finish(services, plan, state, usage, model_ms, image_calls)
+        return _finish(services, plan, state, usage, model_ms, made)
     if plan.require_pass:
         for image in images:
             services.storage.delete(image["bucket"], image["object"])
@@ -204,7 +202,7 @@ def _salvage(
     for image in images[:-1]:
         services.storage.delete(image["bucket"], image["object"])
     quality = _quality(services, len(images), False, None, [], f"{exc.code}: {exc.message}"[:500])
-    return Result(images[-1], quality, usage, model_ms, image_calls=image_calls)
+    return Result(images[-1], quality, usage, model_ms, made.get(len(images) - 1, True), len(made))
 
 
 def _quality(
@@ -229,10 +227,11 @@ def _finish(
     state: dict[str, Any],
     usage: dict[str, Any],
     model_ms: int,
-    image_calls: int,
+    made: dict[int, bool],
 ) -> Result:
     """The image to deliver and its quality; the other images deleted first (a retry of this
-    finish finds the delivered one still there); a never-passing image refused if asked."""
+    finish finds the delivered one still there); a never-passing image refused if asked. `made`:
+    whether this attempt stored each image it generated (by index)."""
     images, verdicts = state["images"], state["verdicts"]
     chosen = delivered(plan, state)
     quality = None
@@ -249,7 +248,7 @@ def _finish(
         raise ModelPermanent(
             "quality_rejected", f"no image passed verification in {len(images)} tries (best score {best})"
         )
-    return Result(images[chosen], quality, usage, model_ms, image_calls=image_calls)
+    return Result(images[chosen], quality, usage, model_ms, made.get(chosen, True), len(made))
 
 
 def _refuse_unsuitable(plan: Plan, analysis: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lote import leases, retention, timeutil, transactions
 from lote.access import store as tokens
 from lote.billing import credits
+from lote.dispatch import lanes
 from lote.errors import Conflict
 from lote.idempotency import Key, Replay, create_once
 from lote.jobs import commits, events
@@ -128,8 +129,6 @@ def settle(
     Returns the status written, `canceled` when a cancel was requested meanwhile (then the outcome's
     update is not applied), or `stale` when another attempt took over.
     """
-    from lote.dispatch import lanes
-
     document = ref(db, job_id)
 
     def body(write: commits.Writer) -> tuple[str, bool]:
