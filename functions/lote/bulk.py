@@ -81,8 +81,14 @@ def write(
 
 def count(query: Any) -> int:
     """count() of a query: one billed read per 1,000 index entries, no documents read."""
-    result = query.count(alias="n").get()
-    return int(result[0][0].value)
+    return counted(query)[0]
+
+
+def counted(query: Any, read_time: Any = None) -> tuple[int, Any]:
+    """count() of a query as the database stood at `read_time` (now if None), and the time it read at:
+    several counts at one read time see one snapshot, so a document moving between them is counted once."""
+    result = query.count(alias="n").get(read_time=read_time)
+    return int(result[0][0].value), result[0][0].read_time
 
 
 def flagged_before(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from google.cloud.firestore import FieldFilter
 
 from lote import bulk
 from lote.services import Services
@@ -28,3 +29,17 @@ def test_creates_of_existing_documents_are_refused_not_failed(services: Services
     again = bulk.write(db, creates=[(ref, {"n": 2})])
     assert again.written == set() and again.refused == {ref.id: bulk.ALREADY_EXISTS}
     assert ref.get().to_dict() == {"n": 1}
+
+
+def test_counts_at_one_read_time_see_one_snapshot(services: Services):
+    # A batch's tally is five counts; read at five times, an item moving between them was counted
+    # zero times or twice. Counted at the first one's read time, a later change is not seen.
+    db = services.firestore.db
+    col = db.collection(f"bulk-count-{uuid.uuid4().hex[:8]}")
+    col.document("a").set({"s": "queued"})
+    queued = col.where(filter=FieldFilter("s", "==", "queued"))
+    running = col.where(filter=FieldFilter("s", "==", "running"))
+    n, at = bulk.counted(queued)
+    col.document("a").set({"s": "running"})
+    assert (n, bulk.counted(running, at)[0]) == (1, 0)
+    assert (bulk.count(queued), bulk.count(running)) == (0, 1)

@@ -74,9 +74,9 @@ def test_a_large_batch_is_read_from_its_recorded_tally_and_canceled_in_pages(
             lambda b: b["fanout"]["complete"] and sum(b["counts"][s] for s in ("queued", "running")) == ITEMS,
         )
         recorded = batch_store.ref(db, batch_id).get().get("progress")
-        assert (
-            ITEMS <= sum(recorded["tally"].values()) <= ITEMS + 50
-        )  # five count()s: a moving item may count twice
+        # Five count()s read at one time: an item moving between them is counted once (they used to
+        # read at five times, and a slow run counted 1,199 of 1,200).
+        assert sum(recorded["tally"].values()) == ITEMS
         assert seen["counts"]["total"] == ITEMS
 
         answer = tenant.post(f"/v1/batches/{batch_id}/cancel").json()

@@ -77,14 +77,19 @@ def items(db: firestore.Client, batch_id: str) -> firestore.Query:
 
 
 def counts(db: firestore.Client, batch_id: str) -> dict[str, int]:
-    """Items per status: five count() queries in parallel, about one billed read per 1,000 items."""
+    """Items per status: five count() queries, about one billed read per 1,000 items. The first one's
+    read time is the others' (run in parallel), so the tally is one snapshot: an item moving while it is
+    read counts once, and the tally sums to the items that existed then."""
     FieldFilter = _fs().FieldFilter  # noqa: N806
 
-    def one(status: str) -> int:
-        return bulk.count(items(db, batch_id).where(filter=FieldFilter("status", "==", status)))
+    def one(status: str, read_time: Any = None) -> tuple[int, Any]:
+        return bulk.counted(items(db, batch_id).where(filter=FieldFilter("status", "==", status)), read_time)
 
-    with ThreadPoolExecutor(max_workers=len(STATUSES)) as pool:
-        return dict(zip(STATUSES, pool.map(one, STATUSES), strict=True))
+    first, at = one(STATUSES[0])
+    rest = STATUSES[1:]
+    with ThreadPoolExecutor(max_workers=len(rest)) as pool:
+        others = [n for n, _ in pool.map(lambda status: one(status, at), rest)]
+    return dict(zip(STATUSES, [first, *others], strict=True))
 
 
 def finished_since(db: firestore.Client, batch_id: str, since: dt.datetime) -> int:
