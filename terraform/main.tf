@@ -67,6 +67,7 @@ locals {
     LOTE_TASK_DISPATCH_DEADLINE_S = tostring(var.task_dispatch_deadline_s)
     LOTE_SIGNING_SERVICE_ACCOUNT  = google_service_account.fn["api"].email
     LOTE_RETENTION_DAYS           = tostring(var.retention_days)
+    LOTE_OUTPUT_RETENTION_DAYS    = tostring(var.output_retention_days)
     LOTE_DEFAULT_MODEL            = var.default_model
     LOTE_USE_VERTEXAI             = tostring(var.use_vertexai)
     LOTE_MODEL_LOCATION           = var.model_location

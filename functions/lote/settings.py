@@ -211,6 +211,19 @@ class Settings(BaseSettings):
     )
 
     # Outputs.
+    output_retention_days: int = Field(
+        30,
+        ge=2,
+        le=3650,
+        description="Days generated images stay in the output bucket (its age rule).",
+        json_schema_extra=DEPLOY,
+    )
+    reuse_ttl_s: float = Field(
+        30 * 86400.0,
+        ge=0,
+        description="How long an image may be delivered again to an identical request of its tenant "
+        "instead of calling the model (never past a day before the output bucket deletes it; 0: never).",
+    )
     signed_url_ttl_s: int = Field(
         3600, ge=60, le=7 * 86400, description="Lifetime of output URLs (V4 signed; at most 7 days)."
     )

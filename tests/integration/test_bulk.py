@@ -43,3 +43,15 @@ def test_counts_at_one_read_time_see_one_snapshot(services: Services):
     col.document("a").set({"s": "running"})
     assert (n, bulk.counted(running, at)[0]) == (1, 0)
     assert (bulk.count(queued), bulk.count(running)) == (0, 1)
+
+
+def test_a_query_of_two_sums_counts_only_documents_holding_both_fields(services: Services):
+    # Why a batch's kept price is two aggregations (batches/store.succeeded_price): one query of
+    # two sums left out every item without a discount, and a batch gave back what it had made.
+    db = services.firestore.db
+    col = db.collection(f"bulk-sum-{uuid.uuid4().hex[:8]}")
+    col.document("made").set({"price": 1})
+    col.document("reused").set({"price": 1, "discount": 1})
+    both = col.sum("price", alias="p").sum("discount", alias="d").get()
+    assert {r.alias: r.value for r in both[0]} == {"p": 1, "d": 1}
+    assert col.sum("price", alias="p").get()[0][0].value == 2

@@ -149,11 +149,18 @@ def job(
             add("job_has_a_task", reason="lease expired", lease_until=lease.isoformat())
     price = int(doc.get("price") or 0)
     if not doc.get("batch_id") and price > 0:
-        owed = status in UNPAID
-        if owed and (refund is None or int(refund.get("delta", 0)) != price):
-            add("refunded_exactly_once", price=price, refund=None if refund is None else refund.get("delta"))
+        # Failed or canceled: its price back; succeeded with a reused image: its discount back.
+        discount = int(doc.get("discount") or 0) if status == JobStatus.SUCCEEDED else 0
+        owed = price if status in UNPAID else discount
+        if owed and (refund is None or int(refund.get("delta", 0)) != owed):
+            add("refunded_exactly_once", price=price, owed=owed,
+                refund=None if refund is None else refund.get("delta"))  # fmt: skip
         if not owed and refund is not None:
             add("refunded_exactly_once", price=price, refund=refund.get("delta"), reason="not owed")
+    if doc.get("reused_from") and not str((doc.get("output") or {}).get("object", "")).startswith(
+        f"outputs/{tenant}/"
+    ):
+        add("reuse_stays_in_its_tenant", output=(doc.get("output") or {}).get("object"))
     expected = (doc.get("output") or {}).get("object") if status == JobStatus.SUCCEEDED else None
     if expected is not None and outputs != [expected]:
         add("one_output_per_success", expected=expected, found=outputs)
@@ -266,3 +273,22 @@ def client_token(token_id: str, doc: dict[str, Any], submitted: int) -> list[Vio
         return []
     detail = {"images": images, "submitted": submitted, "max_images": cap}
     return [Violation("token_images_are_counted", token_id, str(doc.get("tenant_id")), detail)]
+
+
+def reuse_record(record_id: str, doc: dict[str, Any], source: dict[str, Any] | None) -> list[Violation]:
+    """A reuse record (reuse/): its tenant's own, in its id and in the image it points at, and that
+    image the output of a job of the same tenant that succeeded (`source`, None when deleted)."""
+    found: list[Violation] = []
+    tenant = str(doc.get("tenant_id"))
+    if not record_id.startswith(f"{tenant}:"):
+        found.append(Violation("reuse_stays_in_its_tenant", record_id, tenant, {"reason": "id"}))
+    if doc.get("source"):
+        obj = str((doc.get("output") or {}).get("object", ""))
+        if not obj.startswith(f"outputs/{tenant}/"):
+            found.append(Violation("reuse_stays_in_its_tenant", record_id, tenant, {"output": obj}))
+        if source is not None and (
+            source.get("tenant_id") != tenant or source.get("status") != JobStatus.SUCCEEDED
+        ):
+            detail = {"source": doc.get("source"), "source_status": source.get("status")}
+            found.append(Violation("reuse_stays_in_its_tenant", record_id, tenant, detail))
+    return found

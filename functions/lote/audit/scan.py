@@ -22,6 +22,7 @@ from lote.dispatch import lanes
 from lote.dispatch import service as dispatch
 from lote.dispatch import state as dispatch_state
 from lote.jobs.store import JOBS
+from lote.reuse import store as reuse_store
 from lote.services import Services
 from lote.statuses import IN_FLIGHT, JobStatus
 from lote.tenants.store import TENANTS
@@ -255,6 +256,12 @@ def _tenant(services: Services, tenant_id: str, report: Report) -> None:
     for snapshot in _where(db.collection(PAYMENTS), "tenant_id", tenant_id).stream():
         report.checked["stripe_payments"] += 1
         report.violations += rules.stripe_payment(snapshot.id, snapshot.to_dict() or {}, entries, tenant_id)
+    for snapshot in _where(db.collection(reuse_store.REUSE), "tenant_id", tenant_id).stream():
+        report.checked["reuse_records"] += 1
+        record = snapshot.to_dict() or {}
+        source = str(record.get("source") or "")
+        known = jobs.get(source) if source else None
+        report.violations += rules.reuse_record(snapshot.id, record, known)
 
 
 def _batch(
@@ -267,7 +274,7 @@ def _batch(
 ) -> None:
     db = services.firestore.db
     tally = batch_store.counts(db, batch_id)
-    succeeded_price = batch_store.price_sum(db, batch_id, JobStatus.SUCCEEDED)
+    succeeded_price = batch_store.succeeded_price(db, batch_id)
     report.violations += rules.batch(
         batch_id, doc, tally, batch_store.chunks_done(db, batch_id), entries, succeeded_price, deliveries
     )

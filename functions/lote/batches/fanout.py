@@ -157,7 +157,7 @@ def observe(services: Services, batch_id: str, batch: BatchDoc) -> tuple[dict[st
     finishing = progress.finished(tally, batch["total"], done_chunks >= len(batch["chunks"]))
     begun = progress.started(tally)
     if (finishing and batch.get("finished_at") is None) or (begun and batch.get("started_at") is None):
-        succeeded_price = store.price_sum(db, batch_id, JobStatus.SUCCEEDED) if finishing else 0
+        succeeded_price = store.succeeded_price(db, batch_id) if finishing else 0
         with webhooks.events(services) as outbox:
             batch = store.settle(
                 db, batch_id, tally, done_chunks >= len(batch["chunks"]), succeeded_price, outbox

@@ -104,6 +104,8 @@ def validate(
         asked = quality_plan.requested(item.verify, item.max_regenerations, item.require_quality_pass)
         if asked is not None:  # only when asked: 2,000 items share a manifest line budget
             specs[-1]["quality_request"] = asked
+        if not item.reuse:
+            specs[-1]["reuse"] = False
     if errors:
         errors.sort(key=lambda e: e["index"])  # report in input order, whatever check found them
         invalid = len({e["index"] for e in errors})

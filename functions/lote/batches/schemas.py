@@ -61,6 +61,7 @@ class BatchDefaults(RequestModel):
     verify: bool | None = None
     max_regenerations: Regenerations | None = None
     require_quality_pass: bool | None = None
+    reuse: bool | None = None
 
 
 ItemEvent = Literal["generation.succeeded", "generation.failed", "generation.canceled"]
@@ -222,6 +223,9 @@ class Item(BaseModel):
     output: ItemOutput | None = None
     error: JobError | None = None
     quality: Quality | None = Field(None, description="What verification concluded (verified items only).")
+    reused_from: str | None = Field(
+        None, description="The earlier item or generation whose image this item was delivered (see `reuse`)."
+    )
 
 
 class ItemsPage(BaseModel):

@@ -161,11 +161,16 @@ def _transact(
     return transactions.run(db, run, 20)
 
 
-def price_sum(db: firestore.Client, batch_id: str, status: str) -> int:
-    """Credits of the batch's items in a status (one sum() aggregation)."""
-    query: Any = items(db, batch_id).where(filter=_fs().FieldFilter("status", "==", status))
-    result = query.sum("price", alias="p").get()
-    return int(result[0][0].value or 0)
+def succeeded_price(db: firestore.Client, batch_id: str) -> int:
+    """Credits the batch keeps for its succeeded items: their prices less reused images' discounts.
+    Two sum() aggregations read at one time, not one query of two sums: a query with several
+    aggregations counts only the documents holding every field they name (Firestore's rule, and the
+    emulator's), which would leave out every item without a discount."""
+    query: Any = items(db, batch_id).where(filter=_fs().FieldFilter("status", "==", JobStatus.SUCCEEDED))
+    prices = query.sum("price", alias="p").get()
+    at = prices[0][0].read_time
+    discounts = query.sum("discount", alias="d").get(read_time=at)
+    return int(prices[0][0].value or 0) - int(discounts[0][0].value or 0)
 
 
 def settle(

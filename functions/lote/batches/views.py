@@ -82,6 +82,7 @@ def _item(services: Services, snapshot: Any) -> Item:
         output=output,
         error=error,
         quality=Quality(**job["quality"]) if job.get("quality") else None,
+        reused_from=job.get("reused_from"),
     )
 
 

@@ -46,6 +46,15 @@ def single_refund(job: Mapping[str, Any]) -> int:
     return 0 if price <= 0 or job.get("batch_id") else price
 
 
+def end_refund(job: Mapping[str, Any], final: Mapping[str, Any], unpaid: bool) -> int:
+    """What a single gives back as it ends in `final`: its price when it failed or was canceled
+    (`unpaid`), the discount of a reused image when it succeeded with one (batch items are settled by
+    their batch)."""
+    if unpaid:
+        return single_refund(job)
+    return 0 if job.get("batch_id") else max(0, int(final.get("discount") or 0))
+
+
 def batch_refund(charged: int, refunded: int, succeeded_price: int) -> int:
     """What a finishing batch gives back: everything charged beyond the items that succeeded and
     what earlier completions already refunded (never negative)."""
@@ -158,10 +167,11 @@ def precheck(db: firestore.Client, admission: Admission) -> None:
 
 
 def end_job(
-    commit: Any, db: firestore.Client, job_id: str, job: Mapping[str, Any], refunded: bool, locked: bool
+    commit: Any, db: firestore.Client, job_id: str, job: Mapping[str, Any], refund: int, locked: bool
 ) -> None:
     """Into the commit that ends a job, before its writes: a single generation's in-flight slot
-    back, and, when it failed or was canceled (`refunded`), its price, once.
+    back, and `refund` (end_refund: its price when it failed or was canceled, a reused image's
+    discount), once.
 
     A single admitted through a purse slice gets both back there as increments (the commit is
     already guarded by the job's own precondition or lock, which makes it happen once); the ledger
@@ -170,7 +180,6 @@ def end_job(
     optimistic batch the balance is preconditioned on the tenant's update time."""
     from lote.billing import purse
 
-    refund = single_refund(job) if refunded else 0
     entry = Entry(f"refund-{job_id}", refund, "refund", job_id)
     index = job.get("purse_slice")
     if index is not None and not job.get("batch_id"):

@@ -45,3 +45,8 @@ def tiered(base: int, tier: str) -> int:
     never below 1 credit (standard is the base price)."""
     percent = int(table()["tiers"][tier]["price_percent"])
     return max(1, (base * percent * 2 + 100) // 200)
+
+
+def reuse_percent() -> int:
+    """What share of its price a reused image costs (pricing.json `reuse_percent`)."""
+    return int(table().get("reuse_percent", 0))

@@ -59,6 +59,20 @@ class StorageClient:
             return False
         return True
 
+    def copy_once(self, bucket: str, name: str, to_bucket: str, to_name: str) -> bool | None:
+        """Copy an object inside Cloud Storage (its bytes never pass through here) unless the target
+        exists: True when this call wrote it, False when it existed, None when the source is gone."""
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        source = self.client.bucket(bucket)
+        try:
+            source.copy_blob(source.blob(name), self.client.bucket(to_bucket), to_name, if_generation_match=0)
+        except PreconditionFailed:
+            return False
+        except NotFound:
+            return None
+        return True
+
     def read(
         self, bucket: str, name: str, max_bytes: int, after: Callable[[int], None] | None = None
     ) -> bytes | None:

@@ -30,7 +30,7 @@ from lote.statuses import JobStatus
 log = logging.getLogger("lote.dispatch")
 IN_QUEUE_CAP = 10_000
 # Composite indexes of the queries below (firestore.indexes.json must hold each; a test checks).
-INDEXES = [(lanes.JOBS, ("status", "hold", "error_streak"))]
+INDEXES = [(lanes.JOBS, ("status", "hold", "error_streak")), (lanes.JOBS, ("status", "hold", "waits_on"))]
 LANE_RATE_MEMORY = 0.5  # weight of the past in each lane's release rate (what ETAs divide by)
 MIN_LANE_RATE = 0.01
 INTERACTIVE_MEMORY = 0.5  # weight of the past in the singles' call rate
@@ -103,9 +103,9 @@ def stale(measured_at: dt.datetime | None, now: dt.datetime, every_s: float) -> 
 
 def in_queue(db: Any) -> int:
     """Jobs released and not started: what the queue already holds ahead of a new release. Jobs
-    waiting out a retry's backoff (`error_streak` > 0: minutes, not the queue's depth) are not
-    ahead of anything; counted, a handful of items that fail alone blocked every release until
-    their 30 minutes of retries ran out (bench/sim)."""
+    waiting out a retry's backoff (`error_streak` > 0: minutes, not the queue's depth) or an
+    identical request's image (`waits_on`) are not ahead of anything; counted, a handful of items
+    that fail alone blocked every release until their 30 minutes of retries ran out (bench/sim)."""
     from google.cloud.firestore import FieldFilter
 
     queued = (
@@ -114,7 +114,11 @@ def in_queue(db: Any) -> int:
         .where(filter=FieldFilter("hold", "==", None))
     )
     retrying = queued.where(filter=FieldFilter("error_streak", ">", 0))
-    return max(0, bulk.count(queued.limit(IN_QUEUE_CAP)) - bulk.count(retrying.limit(IN_QUEUE_CAP)))
+    # Waiting for an identical request's image (reuse/): one photo in 200 listings would otherwise
+    # count 199 jobs ahead of every release while the first is made.
+    waiting = queued.where(filter=FieldFilter("waits_on", ">", ""))
+    aside = bulk.count(retrying.limit(IN_QUEUE_CAP)) + bulk.count(waiting.limit(IN_QUEUE_CAP))
+    return max(0, bulk.count(queued.limit(IN_QUEUE_CAP)) - aside)
 
 
 def any_running(db: Any) -> bool:

@@ -79,6 +79,7 @@ class JobDoc(TypedDict, total=False):
     webhook_url: str | None
     quality_request: dict[str, Any] | None
     price: int
+    reuse: bool  # may be delivered an identical request's image (reuse/); absent: yes
     purse_slice: int | None
     tier: str
     created_at: dt.datetime
@@ -99,6 +100,8 @@ class JobDoc(TypedDict, total=False):
     restarted_at: dt.datetime
     retried_at: dt.datetime
     error_streak: int
+    fingerprint: str  # its request's, once computed (reuse/rules.py)
+    waits_on: str | None  # the job making the identical image it waits for
     last_error: JobError
     # How it ended.
     error: JobError | None
@@ -108,6 +111,8 @@ class JobDoc(TypedDict, total=False):
     call: CallRecord
     pipeline: dict[str, Any]
     quality: dict[str, Any]
+    reused_from: str | None  # the job whose image it was delivered
+    discount: int  # credits given back for a reused image
 
 
 def job_of(data: Mapping[str, Any] | None) -> JobDoc:

@@ -115,6 +115,7 @@ class Outcome:
     task: tuple[int, float] | None = None  # (task generation, delay in seconds): deferred work's task
     wake: str | None = None  # the pool whose dispatcher must run: held work's
     created: JobOutput | None = None  # the output this attempt stored
+    fingerprint: str | None = None  # the reuse record this attempt made the image for (reuse/)
     status: int = 200  # what Cloud Tasks is told when the job is not written terminal by a cancel
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -145,6 +146,36 @@ def succeeded(attempt: Attempt, done: Result) -> Outcome:
     if done.quality is not None:
         update["quality"] = done.quality
     return Outcome(End.SUCCEEDED, update, created=done.output if done.created else None)
+
+
+def reused(
+    attempt: Attempt,
+    source: str,
+    output: JobOutput,
+    quality: dict[str, Any] | None,
+    discount: int,
+    created: bool,
+) -> Outcome:
+    """An identical request's image (`source`'s), copied under this job's name and delivered without a
+    model call: no `call` record (the dispatcher counts none), `discount` credits given back
+    (pricing.json `reuse_percent`)."""
+    update: JobDoc = {
+        "status": JobStatus.SUCCEEDED, "output": output, "error": None, "model_ms": 0, "usage": {},
+        "reused_from": source, "discount": discount, "waits_on": None,
+    }  # fmt: skip
+    if quality is not None:
+        update["quality"] = quality
+    return Outcome(End.SUCCEEDED, update, created=output if created else None)
+
+
+def waiting(attempt: Attempt, fingerprint: str, owner: str | None, delay_s: float) -> Outcome:
+    """An identical request is being made by `owner` (None: its record was too busy to read): look
+    again in a new task about `delay_s` from now, this attempt not counted, with the fingerprint
+    kept (the next look reads no input) and `waits_on` set (the dispatcher does not count it as work
+    ahead in the queue)."""
+    ended = deferred(attempt, "reuse_wait", delay_s, None)
+    waits_on = owner or "?"
+    return replace(ended, update={**ended.update, "fingerprint": fingerprint, "waits_on": waits_on})
 
 
 def failed(

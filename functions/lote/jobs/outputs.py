@@ -43,3 +43,22 @@ def store(
         "sha256": ids.sha256_hex(encoded),
     }
     return output, created
+
+
+def copy(services: Services, job_id: str, job: JobDoc, source: JobOutput) -> tuple[JobOutput, bool] | None:
+    """An identical request's image (reuse/) copied under this job's name, inside Cloud Storage; with
+    whether this call created it. None when the source object is gone."""
+    bucket, name = services.settings.output_bucket, name_of(job_id, job)
+    created = services.storage.copy_once(source["bucket"], source["object"], bucket, name)
+    if created is None:
+        return None
+    output: JobOutput = {**source, "bucket": bucket, "object": name}
+    if not created:  # an earlier attempt's object: describe what is there, not the source
+        existing = services.storage.read(bucket, name, MAX_OUTPUT_BYTES)
+        if existing is None:
+            return None
+        info = images.inspect(existing)
+        output = {"bucket": bucket, "object": name, "mime_type": info.mime_type, "width": info.width,
+                  "height": info.height, "bytes": len(existing),
+                  "sha256": ids.sha256_hex(existing)}  # fmt: skip
+    return output, created

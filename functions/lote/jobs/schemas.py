@@ -109,6 +109,13 @@ class GenerationRequest(RequestModel):
         description="Fail the generation (`quality_rejected`, refunded) rather than deliver an image that "
         "never passed verification.",
     )
+    reuse: bool = Field(
+        True,
+        description="Deliver the image made for an identical earlier request of yours (same prompt or "
+        "preset and params, same input images by content, same model, aspect ratio, format and "
+        "verification) instead of generating it again, at pricing.json's `reuse_percent` of the price; "
+        "false forces a fresh image.",
+    )
 
     @model_validator(mode="after")
     def _prompt_or_preset(self) -> GenerationRequest:
@@ -192,6 +199,11 @@ class Generation(BaseModel):
     )
     quality: Quality | None = Field(
         None, description="What verification concluded (verified generations only: see `verify`)."
+    )
+    reused_from: str | None = Field(
+        None,
+        description="The earlier generation whose image this one was delivered (an identical request: "
+        "see `reuse`); no model was called.",
     )
     eta: str | None = Field(
         None,

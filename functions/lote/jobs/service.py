@@ -108,6 +108,7 @@ def job_document(
         "output": None,
         "error": None,
         "quality_request": spec.get("quality_request"),  # what it asked of verification (quality/plan.py)
+        "reuse": spec.get("reuse") is not False,  # may be delivered an identical request's image
     }
 
 

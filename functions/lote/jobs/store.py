@@ -99,6 +99,8 @@ def attempt_rule(lease: dt.timedelta, check_at: dt.datetime) -> leases.Judge:
         attempt = int(job.get("attempts", 0)) + 1
         update = {"status": JobStatus.RUNNING, "attempts": attempt, "lease_until": now + lease}
         update["enqueued"] = True  # a delivery proves the task exists: the repair sweep can skip it
+        if job.get("waits_on"):
+            update["waits_on"] = None  # looking again: back in the dispatcher's count if it waits on
         if job.get("hold"):
             # Released by a dispatcher that stopped before marking it: its task is this one.
             update.update(hold=None, released_at=now)
@@ -196,10 +198,10 @@ def end(
     outbox: Outbox | None,
 ) -> JobDoc:
     """Into a job's transition, before its writes: what every terminal transition also does (a
-    single's slot back and, failed or canceled, its refund; the finish time and TTL; the webhook
-    event)."""
-    refunded = final["status"] in UNPAID
-    credits.end_job(write.commit, write.db, job_id, job, refunded, write.locked)  # reads come first
+    single's slot back and, failed or canceled, its refund, or a reused image's discount; the finish
+    time and TTL; the webhook event)."""
+    refund = credits.end_refund(job, final, final["status"] in UNPAID)
+    credits.end_job(write.commit, write.db, job_id, job, refund, write.locked)  # reads come first
     now = timeutil.now()
     final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now),
              "hold": None}  # fmt: skip

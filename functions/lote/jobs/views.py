@@ -98,6 +98,7 @@ def render(api_url: str, job_id: str, job: JobDoc, output_url: str | None = None
         webhook_url=job.get("webhook_url") if not job.get("batch_id") else None,
         priority=share.tier_of(job),
         quality=Quality(**job["quality"]) if job.get("quality") else None,
+        reused_from=job.get("reused_from"),
         links=job_links,
     )
 

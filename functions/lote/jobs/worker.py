@@ -8,24 +8,30 @@ import datetime as dt
 import logging
 import random
 import time
+from dataclasses import replace
+from typing import cast
 
-from lote import images, tasks, timeutil
+from lote import ids, images, tasks, timeutil, transactions
 from lote.answers import Answer
+from lote.billing import pricing
 from lote.clients.model import ModelFailure
 from lote.clients.storage import ObjectTooLarge
 from lote.dispatch import service as dispatch
 from lote.dispatch import state
-from lote.jobs import attempts, inputs, memory, outcome, pipeline, store
+from lote.jobs import attempts, inputs, memory, outcome, outputs, pipeline, store
 from lote.jobs import service as jobs
-from lote.jobs.documents import JobDoc, job_of
+from lote.jobs.documents import JobDoc, JobOutput, job_of
 from lote.jobs.outcome import End, Outcome
 from lote.leases import ClaimKind
 from lote.quality import plan as quality_plan
+from lote.reuse import rules as reuse
+from lote.reuse import store as reuse_store
 from lote.services import Services
 from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.worker")
+Loaded = tuple[bytes, str]  # an input's bytes and MIME type
 
 
 def run(services: Services, job_id: str, retry_count: int) -> Answer:
@@ -48,23 +54,76 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
             ended = _attempt(services, job_id, job, retry_count, began, held)
     except memory.MemoryBusy as exc:
         ended = outcome.of_error(_facts(services, job, retry_count, began), exc)
-    return _settle(services, job_id, int(job["attempts"]), ended)
+    return _settle(services, job_id, job, ended)
 
 
 def _attempt(
     services: Services, job_id: str, job: JobDoc, retry_count: int, began: float, held: memory.Hold
 ) -> Outcome:
-    """The claimed attempt's outcome: its inputs read, its image made through the job's plan."""
+    """The claimed attempt's outcome: an identical request's image (reuse/), or its inputs read and
+    its image made through the job's plan."""
     from google.api_core.exceptions import GoogleAPICallError
     from requests import RequestException
 
     s = services.settings
+    looks = reuse.wanted(job) and s.reuse_ttl_s > 0
+    fingerprint = job.get("fingerprint") if looks else None
+
+    def look(fingerprint: str) -> Outcome | None:
+        return _reuse(services, job_id, job, fingerprint, retry_count, began)
+
     try:
+        if fingerprint is not None and (found := look(fingerprint)):  # a waiting job: before any input
+            return found
         loaded = _load_inputs(services, job, held)
+        if looks and fingerprint is None:
+            fingerprint = reuse.fingerprint(job, [ids.sha256_hex(data) for data, _ in loaded])
+            if found := look(fingerprint):
+                return found
     except inputs.InputError as exc:
         return outcome.of_error(_facts(services, job, retry_count, began), exc)
     except (GoogleAPICallError, RequestException) as exc:
         return outcome.storage_failed(_facts(services, job, retry_count, began), _describe(exc), False)
+    # This job makes the image (it holds the fingerprint's claim): its end records or releases it.
+    ended = _make(services, job_id, job, retry_count, began, loaded)
+    return replace(ended, fingerprint=fingerprint) if fingerprint is not None else ended
+
+
+def _reuse(
+    services: Services, job_id: str, job: JobDoc, fingerprint: str, retry_count: int, began: float
+) -> Outcome | None:
+    """An identical request's image delivered, or a wait for the job making it; None when this job
+    is to make it (it now holds the fingerprint's claim)."""
+    s, db, tenant = services.settings, services.firestore.db, job["tenant_id"]
+    lease = dt.timedelta(seconds=s.task_dispatch_deadline_s)
+    for _ in range(2):  # a record whose image is gone is forgotten, and the fingerprint looked at again
+        try:
+            found = reuse_store.claim(db, tenant, fingerprint, job_id, timeutil.now(), lease)
+        except transactions.Contention:  # identical jobs all looking at once: look again shortly
+            return outcome.waiting(_facts(services, job, retry_count, began), fingerprint, None, reuse.WAIT_S)
+        if found.kind is reuse.Kind.GO:
+            return None
+        facts = _facts(services, job, retry_count, began)
+        if found.kind is reuse.Kind.WAIT:
+            return outcome.waiting(facts, fingerprint, str(found.owner), reuse.WAIT_S)
+        assert found.output is not None  # a hit has its output and source
+        assert found.source is not None
+        copied = outputs.copy(services, job_id, job, cast(JobOutput, found.output))
+        if copied is not None:
+            discount = reuse.discount(int(job.get("price") or 0), pricing.reuse_percent())
+            return outcome.reused(facts, found.source, copied[0], found.quality, discount, copied[1])
+        reuse_store.forget(db, tenant, fingerprint, found.source)
+    return None
+
+
+def _make(
+    services: Services, job_id: str, job: JobDoc, retry_count: int, began: float, loaded: list[Loaded]
+) -> Outcome:
+    """The attempt's outcome from the model: the job's plan run with its inputs."""
+    from google.api_core.exceptions import GoogleAPICallError
+    from requests import RequestException
+
+    s = services.settings
     last = attempts.is_last_attempt(services, retry_count, job)
     steps = pipeline.Attempt(int(job["attempts"]), began, s.task_dispatch_deadline_s, s.model_timeout_s, last)
     try:
@@ -101,13 +160,17 @@ def _facts(
     )
 
 
-def _settle(services: Services, job_id: str, attempt: int, ended: Outcome) -> Answer:
+def _settle(services: Services, job_id: str, job: JobDoc, ended: Outcome) -> Answer:
     """Commit the outcome, then do what the commit made due: the task of deferred work, the
-    dispatcher for held work, the output of an attempt whose job a cancel ended meanwhile."""
+    dispatcher for held work, the output of an attempt whose job a cancel ended meanwhile, the reuse
+    record of the image this job made."""
     if ended.end is End.NOOP:
         return ended.answer("stale")
+    attempt = int(job["attempts"])
     with webhooks.events(services) as outbox:  # its events are enqueued once the block ends
         written = store.settle(services.firestore.db, job_id, attempt, ended, outbox)
+    if ended.fingerprint is not None:
+        _remember(services, job_id, job["tenant_id"], written, ended)
     if written == JobStatus.QUEUED and ended.task is not None:
         jobs.enqueue(services, job_id, *ended.task)
     if written == JobStatus.QUEUED and ended.wake is not None:
@@ -124,11 +187,25 @@ def _settle(services: Services, job_id: str, attempt: int, ended: Outcome) -> An
     return ended.answer(written)
 
 
+def _remember(services: Services, job_id: str, tenant_id: str, written: str, ended: Outcome) -> None:
+    """After the commit: the image this job made is its fingerprint's; a job that will not make it
+    (failed, canceled) lets the next identical one make it instead of waiting out its claim. A crash
+    before this costs identical requests a model call, not an image."""
+    s, db, fingerprint = services.settings, services.firestore.db, str(ended.fingerprint)
+    if written == JobStatus.SUCCEEDED and ended.update.get("output"):
+        now = timeutil.now()
+        until = reuse.usable_until(now, s.reuse_ttl_s, s.output_retention_days)
+        output, quality = dict(ended.update["output"] or {}), ended.update.get("quality")
+        reuse_store.record(db, tenant_id, fingerprint, job_id, output, quality, now, until)
+    elif written in (JobStatus.FAILED, JobStatus.CANCELED):
+        reuse_store.release(db, tenant_id, fingerprint, job_id)
+
+
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _load_inputs(services: Services, job: JobDoc, held: memory.Hold) -> list[tuple[bytes, str]]:
+def _load_inputs(services: Services, job: JobDoc, held: memory.Hold) -> list[Loaded]:
     """Every input's bytes, proven to be an image; what each did not need of the attempt's memory
     reservation is given back as soon as it is read."""
     loaded = []

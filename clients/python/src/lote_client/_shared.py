@@ -20,7 +20,7 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 _BOOLEAN = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _INTEGER_FIELDS = {"max_regenerations"}
-_BOOLEAN_FIELDS = {"verify", "require_quality_pass"}
+_BOOLEAN_FIELDS = {"verify", "require_quality_pass", "reuse"}
 _TEXT_FIELDS = {"reference", "prompt", "preset", "model", "aspect_ratio", "output_format"}
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -105,6 +105,7 @@ class Generation(Model):
     waiting_on_model: bool = False
     waiting_reason: str | None = None
     quality: Quality | None = None
+    reused_from: str | None = None
     eta: str | None = None
     links: Links
 
@@ -202,6 +203,7 @@ class Item(Model):
     output: ItemOutput | None = None
     error: JobError | None = None
     quality: Quality | None = None
+    reused_from: str | None = None
 
 
 class PresetParam(Model):
