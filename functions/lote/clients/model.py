@@ -138,7 +138,7 @@ _RETRY_HINT = re.compile(r"retry in ([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\b", re.IGNORE
 DEFAULT_RETRY_AFTER_S = 10  # a text call's quota error without a hint: defer about this long
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def transport_errors() -> tuple[type[BaseException], ...]:
     """The HTTP libraries' transport errors (google-genai uses httpx or its fork httpx2)."""
     found: list[type[BaseException]] = []
     for name in ("httpx", "httpx2"):
@@ -329,7 +329,7 @@ def _call(client: ModelClient, model: str, contents: list[Any], config: Any) -> 
     except errors.APIError as exc:
         status = exc.code or 0
         raise classify(status, f"{status} {exc.status}: {exc.message}", exc.details) from None
-    except _transport_errors() as exc:
+    except transport_errors() as exc:
         kind = "model_timeout" if "timeout" in type(exc).__name__.lower() else "model_unreachable"
         raise ModelTransient(kind, f"{type(exc).__name__}: {exc}") from None
     except ValueError as exc:  # a body that is not the JSON it claims to be

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 
-def read_contents(request: dict[str, Any]) -> tuple[str, list[bytes]]:
-    """The prompt text and the input images of a generateContent request."""
+def read_contents(
+    request: dict[str, Any], files: Callable[[str], tuple[bytes, str] | None] | None = None
+) -> tuple[str, list[bytes]]:
+    """The prompt text and the input images of a generateContent request; `files` reads a part's
+    `fileData` (a Files API upload: batch requests refer to their images so)."""
     contents = request["contents"]
     if isinstance(contents, dict):
         contents = [contents]
@@ -21,6 +25,11 @@ def read_contents(request: dict[str, Any]) -> tuple[str, list[bytes]]:
                 texts.append(part["text"])
             elif "inlineData" in part:
                 images.append(_b64decode(part["inlineData"]["data"]))
+            elif "fileData" in part:
+                found = files(part["fileData"]["fileUri"]) if files is not None else None
+                if found is None:
+                    raise ValueError(f"file {part['fileData']['fileUri']} not found")
+                images.append(found[0])
     if not texts and not images:
         raise ValueError("contents has no text and no inline image")
     return "\n".join(texts), images

@@ -26,8 +26,10 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from lote_local import imaging, recorded, text_model
+from lote_local.batch_mode import BatchMode
 from lote_local.gemini_wire import read_contents, response, text_response
 from lote_local.quota import Quota
 
@@ -52,6 +54,12 @@ _MARKER = re.compile(r"\[\[([^\]]*)\]\]")
 _PATH = re.compile(
     r"^/(v1|v1beta|v1alpha)/(?:projects/[^/]+/locations/[^/]+/publishers/google/)?models/([^/:]+):generateContent$"
 )
+_V = r"(?:v1|v1beta|v1alpha)"
+_BATCH_CREATE = re.compile(rf"^/{_V}/models/([^/:]+):batchGenerateContent$")
+_BATCH = re.compile(rf"^/{_V}/(batches/[^/:]+)(:cancel)?$")
+_BATCHES = re.compile(rf"^/{_V}/batches$")
+_FILE = re.compile(rf"^/(?:download/)?{_V}/(files/[^/:]+)(:download)?$")
+_UPLOAD = re.compile(rf"^/upload/{_V}/files$")
 
 _ERRORS = {
     "429": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
@@ -74,6 +82,7 @@ class Defaults:
     hang_s: float = 300.0
     long_edge: int = 512
     retry_delay_s: int = 7
+    batch_turnaround_s: float = 2.0
 
 
 def parse_knobs(prompt: str) -> dict[str, str]:
@@ -106,6 +115,32 @@ class ModelServer(ThreadingHTTPServer):
         self.gates: dict[str, threading.Event] = {}  # [[gate=NAME]] calls wait until POST /gates opens NAME
         self.seen: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
+        self.batch_mode = BatchMode(self.batch_line, defaults.batch_turnaround_s)
+
+    def batch_line(self, model: str, request: dict[str, Any]) -> dict[str, Any] | None:
+        """One batch request's line: its response, or its error, as the knobs in its prompt ask (the
+        online quota, latency and gates do not apply: batch mode has its own capacity)."""
+        try:
+            prompt, images = read_contents(request, self.batch_mode.file_bytes)
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            code, status, _ = _ERRORS["invalid"]
+            return {"error": {"code": code, "message": f"Invalid request: {exc}", "status": status}}
+        knobs = parse_knobs(prompt + " " + text_model.image_knobs(images))
+        if knobs.get("batch") == "missing":
+            return None
+        fault = knobs.get("fault", self.defaults.fault)
+        with self.lock:
+            self.stats["batch_lines"] += 1
+            if knobs.get("run"):
+                self.stats[f"batch_lines:run={knobs['run']}"] += 1
+            self.stats[f"batch_fault:{fault or 'none'}"] += 1
+        if fault in _ERRORS:
+            code, status, text = _ERRORS[fault]
+            return {"error": {"code": code, "message": text, "status": status}}
+        if fault in ("safety", "no_image"):
+            reason = "IMAGE_SAFETY" if fault == "safety" else "NO_IMAGE"
+            return {"response": response(model, [], reason, prompt, images)}
+        return {"response": image_response(self.defaults, model, request, prompt, images)}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -148,6 +183,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, {name: gate.is_set() for name, gate in self.server.gates.items()})
         elif self.path == "/outage":
             self._json(200, {"remaining_s": round(max(0.0, self.server.outage_until - time.time()), 3)})
+        elif self.path == "/batch_mode":
+            self._json(200, {"turnaround_s": self.server.batch_mode.turnaround_s})
+        elif self._batch_get(urlsplit(self.path).path):
+            return
         else:
             self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
 
@@ -166,8 +205,23 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/gates":
             self._open_gate(raw)
             return
+        if self.path == "/batch_mode":
+            self._set_batch_mode(raw)
+            return
+        if (
+            not match
+            and not self.path.startswith("/upload/")
+            and not (self.headers.get("x-goog-api-key") or self.headers.get("Authorization"))
+        ):
+            self._json(
+                401, {"error": {"code": 401, "message": "API key missing", "status": "UNAUTHENTICATED"}}
+            )
+            return
+        parts = urlsplit(self.path)
+        if not match and self._batch_post(parts.path, parse_qs(parts.query), raw):
+            return
         if not match:
-            self._json(404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}})
+            self._not_found(f"Not found: POST {parts.path}")
             return
         if not (self.headers.get("x-goog-api-key") or self.headers.get("Authorization")):
             self._json(
@@ -349,29 +403,150 @@ class _Handler(BaseHTTPRequestHandler):
     def _image_response(
         self, model: str, request: dict[str, Any], prompt: str, images: list[bytes], mime: str | None = None
     ) -> dict[str, Any]:
-        config = request.get("generationConfig") or {}
-        image_config = config.get("imageConfig") or {}
-        mime = mime or image_config.get("outputMimeType") or "image/png"
-        if mime not in imaging.FORMATS:
-            mime = "image/png"
-        clean = _MARKER.sub("", prompt).strip()
-        grain = parse_knobs(prompt).get("grain", "0")
-        edge, ratio = self.server.defaults.long_edge, image_config.get("aspectRatio")
-        data, _, _ = imaging.render(clean, images, ratio, mime, edge, int(grain) if grain.isdigit() else 0)
-        parts: list[dict[str, Any]] = [
-            {"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode()}}
-        ]
-        if model.startswith("gemini-3"):  # its final parts carry a signature of its thinking (recorded)
-            parts[0]["thoughtSignature"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        if parse_knobs(prompt).get("thoughts") == "1":
-            # With thinking output: a thought and a draft image come first, marked `thought`.
-            draft, _, _ = imaging.render(f"draft of {clean}", images, ratio, mime, edge, 0)
-            sketch = {
-                "inlineData": {"mimeType": mime, "data": base64.b64encode(draft).decode()},
-                "thought": True,
-            }
-            parts[:0] = [{"text": "Sketching the layout first.", "thought": True}, sketch]
-        return response(model, parts, "STOP", prompt, images)
+        return image_response(self.server.defaults, model, request, prompt, images, mime)
+
+    # --- Batch mode and the Files API (batch_mode.py) ------------------------------------------
+
+    def _base(self) -> str:
+        return f"http://{self.headers.get('Host') or '127.0.0.1'}"
+
+    def _batch_get(self, path: str) -> bool:
+        """GET of a file, a file's bytes, a batch or the batches; False when the path is none."""
+        batches = self.server.batch_mode
+        if _BATCHES.match(path):
+            operations = [batches.resource(b) for b in batches.all()]
+            self._json(200, {"operations": operations} if operations else {})
+            return True
+        if (match := _BATCH.match(path)) and not match.group(2):
+            found = batches.get(match.group(1))
+            if found is None:
+                self._not_found(f"Batch {match.group(1)} not found.")
+            else:
+                self._json(200, batches.resource(found))
+            return True
+        if match := _FILE.match(path):
+            stored = batches.file(match.group(1))
+            if stored is None:
+                self._not_found(f"File {match.group(1)} not found.")
+            elif match.group(2):
+                if stored.source != "GENERATED":
+                    self._error("invalid", "Only generated files can be downloaded.")
+                else:
+                    self._send(200, stored.data, stored.mime_type)
+            else:
+                self._json(200, stored.resource(self._base()))
+            return True
+        return False
+
+    def _batch_post(self, path: str, query: dict[str, list[str]], raw: bytes) -> bool:
+        """A file upload (start or chunk), a batch's creation or cancel; False when the path is none."""
+        batches = self.server.batch_mode
+        if _UPLOAD.match(path):
+            self._upload(query, raw)
+            return True
+        if match := _BATCH_CREATE.match(path):
+            try:
+                made = batches.create(match.group(1), json.loads(raw)["batch"])
+            except LookupError as exc:
+                self._not_found(str(exc))
+                return True
+            except (ValueError, KeyError, TypeError) as exc:
+                self._error("invalid", f"Invalid batch: {exc}")
+                return True
+            with self.server.lock:
+                self.server.stats["batches_created"] += 1
+            self._json(200, batches.resource(made))
+            return True
+        if (match := _BATCH.match(path)) and match.group(2):
+            if batches.cancel(match.group(1)):
+                self._json(200, {})
+            else:
+                self._not_found(f"Batch {match.group(1)} not found.")
+            return True
+        return False
+
+    def _upload(self, query: dict[str, list[str]], raw: bytes) -> None:
+        batches = self.server.batch_mode
+        command = (self.headers.get("X-Goog-Upload-Command") or "").lower()
+        if "start" in command:
+            upload_id = batches.start_upload(self.headers, raw)
+            self.send_response(200)
+            url = f"{self._base()}{urlsplit(self.path).path}?upload_id={upload_id}&upload_protocol=resumable"
+            self.send_header("X-Goog-Upload-URL", url)
+            self.send_header("X-Goog-Upload-Status", "active")
+            self.send_header("X-Goog-Upload-Chunk-Granularity", "8388608")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        try:
+            offset = int(self.headers.get("X-Goog-Upload-Offset") or 0)
+            stored = batches.upload_chunk(query["upload_id"][0], offset, raw, "finalize" in command)
+        except (KeyError, IndexError, ValueError) as exc:
+            self._error("invalid", f"Invalid upload: {exc}")
+            return
+        body = json.dumps({"file": stored.resource(self._base())} if stored else {}).encode()
+        self.send_response(200)
+        self.send_header("X-Goog-Upload-Status", "final" if stored else "active")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_DELETE(self) -> None:
+        path = urlsplit(self.path).path
+        batches = self.server.batch_mode
+        if match := _FILE.match(path):
+            gone = batches.delete_file(match.group(1))
+        elif match := _BATCH.match(path):
+            gone = batches.delete(match.group(1))
+        else:
+            gone = False
+        if gone:
+            self._json(200, {})
+        else:
+            self._not_found("Not found")
+
+    def _not_found(self, message: str) -> None:
+        self._json(404, {"error": {"code": 404, "message": message, "status": "NOT_FOUND"}})
+
+    def _set_batch_mode(self, raw: bytes) -> None:
+        try:
+            self.server.batch_mode.turnaround_s = float(json.loads(raw)["turnaround_s"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json(400, {"error": {"code": 400, "message": f'body must be {{"turnaround_s": N}}: {exc}'}})
+            return
+        self._json(200, {"turnaround_s": self.server.batch_mode.turnaround_s})
+
+
+def image_response(
+    defaults: Defaults,
+    model: str,
+    request: dict[str, Any],
+    prompt: str,
+    images: list[bytes],
+    mime: str | None = None,
+) -> dict[str, Any]:
+    """An answer with a real image drawn from the prompt and the inputs (as the request's config asks)."""
+    config = request.get("generationConfig") or {}
+    image_config = config.get("imageConfig") or {}
+    mime = mime or image_config.get("outputMimeType") or "image/png"
+    if mime not in imaging.FORMATS:
+        mime = "image/png"
+    clean = _MARKER.sub("", prompt).strip()
+    grain = parse_knobs(prompt).get("grain", "0")
+    edge, ratio = defaults.long_edge, image_config.get("aspectRatio")
+    data, _, _ = imaging.render(clean, images, ratio, mime, edge, int(grain) if grain.isdigit() else 0)
+    parts: list[dict[str, Any]] = [
+        {"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode()}}
+    ]
+    if model.startswith("gemini-3"):  # its final parts carry a signature of its thinking (recorded)
+        parts[0]["thoughtSignature"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    if parse_knobs(prompt).get("thoughts") == "1":
+        # With thinking output: a thought and a draft image come first, marked `thought`.
+        draft, _, _ = imaging.render(f"draft of {clean}", images, ratio, mime, edge, 0)
+        sketch = {"inlineData": {"mimeType": mime, "data": base64.b64encode(draft).decode()}, "thought": True}
+        parts[:0] = [{"text": "Sketching the layout first.", "thought": True}, sketch]
+    return response(model, parts, "STOP", prompt, images)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -384,9 +559,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hang-s", type=float, default=300.0, help="how long `timeout` hangs")
     parser.add_argument("--long-edge", type=int, default=512, help="pixels of the long edge")
     parser.add_argument("--quota-rps", type=float, default=0.0, help="requests/s admitted (0: no quota)")
+    parser.add_argument("--batch-turnaround-s", type=float, default=2.0, help="a batch job's time to its end")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    defaults = Defaults(args.latency_ms, args.fault, args.hang_s, args.long_edge)
+    defaults = Defaults(args.latency_ms, args.fault, args.hang_s, args.long_edge,
+                        batch_turnaround_s=args.batch_turnaround_s)  # fmt: skip
     server = ModelServer((args.host, args.port), defaults, args.quota_rps)
     log.info("offline model on http://%s:%d (%s)", args.host, args.port, defaults)
     try:
