@@ -23,6 +23,7 @@ from lote.batches import fanout
 from lote.batches import service as batches
 from lote.batches import store as batch_store
 from lote.batches.documents import batch_of
+from lote.batchmode import service as batch_mode
 from lote.dispatch import lanes
 from lote.dispatch import service as dispatch
 from lote.dispatch import state as dispatch_state
@@ -47,6 +48,7 @@ def sweep(services: Services, limit: int | None = None) -> dict[str, int]:
     _lost_job_tasks(services, limit, done)
     _batches(services, limit, done)
     _dispatcher(services, done)
+    done["model_batches_restarted"] += batch_mode.restart_overdue(services, limit)
     _webhooks(services, limit, done)
     # What the sweep cannot repair it reports: one log line per violation, which Terraform's
     # `audit_violations` metric counts and alerts on.
@@ -61,7 +63,7 @@ def sweep(services: Services, limit: int | None = None) -> dict[str, int]:
 REPORTED = (
     "enqueued", "requeued", "lost_tasks", "abandoned", "tasks_alive", "batches_settled",
     "fanouts_resumed", "cancels_restarted", "retries_restarted", "item_events_restarted",
-    "dispatch_restarted",
+    "dispatch_restarted", "model_batches_restarted",
     "webhooks_enqueued", "webhooks_requeued", "webhooks_failed", "skipped_busy",
     "audit_violations",
 )  # fmt: skip
@@ -207,16 +209,17 @@ def _running_batches(db: Any, cutoff: dt.datetime, limit: int) -> list[Any]:
 
 
 def _dispatcher(services: Services, done: Counter[str]) -> None:
-    """Held work with no dispatcher tick for a while (a chain lost with its last task): restart it."""
+    """Held work with no tick for a while (a chain lost with its last task): restart it, for the
+    online pool's dispatcher and for batch mode's gatherer."""
     db = services.firestore.db
-    pool = dispatch.pool(services.settings)
-    if not lanes.active(db, pool, limit=1):
-        return
-    last_run = (dispatch_state.load(db, pool) or {}).get("run_at")
-    stale = dt.timedelta(seconds=max(10.0, 5 * services.settings.dispatch_window_s))
-    if last_run is None or timeutil.now() - last_run > stale:
-        dispatch.ensure_running(services, pool)
-        done["dispatch_restarted"] += 1
+    for pool in (dispatch.pool(services.settings), lanes.BATCH_MODE):
+        if not lanes.active(db, pool, limit=1):
+            continue
+        last_run = (dispatch_state.load(db, pool) or {}).get("run_at")
+        stale = dt.timedelta(seconds=max(10.0, 5 * services.settings.dispatch_window_s))
+        if last_run is None or timeutil.now() - last_run > stale:
+            dispatch.ensure_running(services, pool)
+            done["dispatch_restarted"] += 1
 
 
 def _webhooks(services: Services, limit: int, done: Counter[str]) -> None:

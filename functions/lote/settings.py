@@ -152,6 +152,29 @@ class Settings(BaseSettings):
         description="JSON: each batch priority's share weight of the model's pace between tenants "
         "(0: only capacity no other tier uses).",
     )
+    batch_mode_tiers: list[str] = Field(
+        ["economy"],
+        description="JSON: the batch priorities whose items (one generation, no analyze or verify step) go "
+        "through Gemini's batch mode at half the model's price instead of online calls ([]: none).",
+    )
+    batch_mode_flush_items: int = Field(
+        50, ge=1, le=1000, description="Requests in one model batch job: a group flushes at this many."
+    )
+    batch_mode_flush_s: float = Field(
+        300.0, ge=0, description="...or once its oldest item has waited this long (seconds)."
+    )
+    batch_mode_max_jobs: int = Field(
+        20, ge=1, le=100, description="Model batch jobs in flight at once (Gemini allows 100 per project)."
+    )
+    batch_mode_poll_s: float = Field(
+        30.0, gt=0, description="First look at a submitted model batch job; then twice as long, to 5 min."
+    )
+    batch_mode_deadline_s: float = Field(
+        26 * 3600.0,
+        gt=0,
+        description="A model batch job not ended this long after its submission is canceled and its items "
+        "go back to online dispatch (Gemini's target is 24 h).",
+    )
     dispatch_interactive_share: float = Field(
         0.2,
         ge=0,
@@ -340,6 +363,8 @@ class Settings(BaseSettings):
             or min(self.tier_weights.values()) < 0
         ):
             raise ValueError("LOTE_TIER_WEIGHTS must give express, standard and economy weights ≥ 0")
+        if not set(self.batch_mode_tiers) <= {"express", "standard", "economy"}:
+            raise ValueError("LOTE_BATCH_MODE_TIERS may name only express, standard and economy")
         if any(isinstance(n, bool) or n <= 0 for n in self.credit_packs.values()):
             raise ValueError("LOTE_CREDIT_PACKS must map lookup keys to positive whole credits")
         return self

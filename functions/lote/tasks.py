@@ -226,6 +226,32 @@ class Dispatch(Task):
         return f"dispatch-{self.pool}-{self.window}"
 
 
+class SubmitModelBatch(Task):
+    """Submit a gathered model batch job to Gemini's batch mode (batchmode/service.py); `gen` moves
+    only when the repair sweep restarts a submission whose task is gone."""
+
+    route: ClassVar[str] = "/tasks/model-batch/submit"
+    mb: str
+    gen: int = NAME_ONLY
+
+    def task_id(self) -> str:
+        """`{mb}-submit-{gen}`."""
+        return f"{self.mb}-submit-{self.gen}"
+
+
+class PollModelBatch(Task):
+    """One look at a submitted model batch job, each scheduling the next until it ends and its
+    lines have landed; `seq` is the look's number (the model batch document says which one is due)."""
+
+    route: ClassVar[str] = "/tasks/model-batch/poll"
+    mb: str
+    seq: int
+
+    def task_id(self) -> str:
+        """`{mb}-poll-{seq}`."""
+        return f"{self.mb}-poll-{self.seq}"
+
+
 class Sweep(Payload):
     """The repair sweep; Cloud Scheduler calls it with `{}` (Terraform), no task is created."""
 

@@ -32,6 +32,8 @@ PACE = {
     "LOTE_DISPATCH_CEILING_RPS": "40",
     "LOTE_DISPATCH_WINDOW_S": "1",
     "LOTE_DISPATCH_BLOCKED_PROBE_S": "2",
+    # The tiers' shares of the online pace are what these tests are about: economy stays online.
+    "LOTE_BATCH_MODE_TIERS": "[]",
 }
 
 

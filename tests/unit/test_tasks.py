@@ -22,6 +22,8 @@ KINDS = [
     tasks.CancelItems(batch_id="bat_1", start=500, seq=3),
     tasks.RetryItems(batch_id="bat_1", gen=2, start=500, seq=3),
     tasks.RefreshBatch(batch_id="bat_1", slot=7),
+    tasks.SubmitModelBatch(mb="mb_1", gen=1),
+    tasks.PollModelBatch(mb="mb_1", seq=2),
 ]
 
 
@@ -46,6 +48,8 @@ PREVIOUS_BODIES = {
     "CancelItems": {"batch_id", "start", "seq"},
     "RetryItems": {"batch_id", "gen", "start", "seq"},  # new in issue 23: its first body
     "RefreshBatch": {"batch_id"},
+    "SubmitModelBatch": {"mb"},  # new in issue 26: only the worker (the gatherer) creates them
+    "PollModelBatch": {"mb", "seq"},
 }
 
 

@@ -213,7 +213,7 @@ def test_an_identical_request_in_flight_is_waited_for_without_reading_inputs_aga
     def no_inputs(*_args: Any) -> Any:
         raise AssertionError("inputs read before the look")
 
-    monkeypatch.setattr(worker, "_load_inputs", no_inputs)
+    monkeypatch.setattr(worker.inputs, "load", no_inputs)
     world.found = [reuse.Found(reuse.Kind.WAIT, owner="gen_first")]
     _run(world, monkeypatch, AssertionError("the model must not be called"))
     assert world.done[1] == ("look", ended.update["fingerprint"])

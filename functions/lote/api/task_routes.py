@@ -12,7 +12,9 @@ from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
 from lote.batches import cancel, fanout, item_events
 from lote.batches import retry as batch_retry_pages
+from lote.batchmode import service as batch_mode
 from lote.billing import reconcile
+from lote.dispatch import lanes
 from lote.dispatch import service as dispatch
 from lote.jobs import worker
 from lote.services import Services
@@ -26,9 +28,11 @@ from lote.tasks import (
     Generate,
     Payload,
     PlanFanout,
+    PollModelBatch,
     Reconcile,
     RefreshBatch,
     RetryItems,
+    SubmitModelBatch,
     Sweep,
 )
 from lote.web import current_services
@@ -103,7 +107,19 @@ def register(app: flask.Flask) -> None:
 
     @app.post(Dispatch.route)
     def dispatch_tick() -> flask.Response:
-        return _handle(Dispatch, lambda services, task: dispatch.tick(services, task.pool, task.window))
+        # Batch mode's pool is ticked like an online one, by its gatherer instead of a dispatcher.
+        return _handle(Dispatch, lambda services, task: (
+            batch_mode.tick(services, task.window) if task.pool == lanes.BATCH_MODE
+            else dispatch.tick(services, task.pool, task.window)
+        ))  # fmt: skip
+
+    @app.post(SubmitModelBatch.route)
+    def model_batch_submit() -> flask.Response:
+        return _handle(SubmitModelBatch, lambda services, task: batch_mode.submit(services, task.mb))
+
+    @app.post(PollModelBatch.route)
+    def model_batch_poll() -> flask.Response:
+        return _handle(PollModelBatch, lambda services, task: batch_mode.poll(services, task.mb, task.seq))
 
     @app.post(Sweep.route)
     def sweep() -> flask.Response:

@@ -132,7 +132,8 @@ def job(
     status = doc.get("status")
     created = cycle_start(job_of(doc)) if doc.get("created_at") else now
     if status not in TERMINAL:
-        if now - created > windows.abandon_after + windows.repair_after:
+        in_model_batch = bool(doc.get("model_batch")) and (doc.get("lease_until") or now) > now
+        if now - created > windows.abandon_after + windows.repair_after and not in_model_batch:
             add("job_terminal_in_time", created_at=created.isoformat())
         queued = status == JobStatus.QUEUED
         held = bool(doc.get("hold"))
@@ -292,3 +293,29 @@ def reuse_record(record_id: str, doc: dict[str, Any], source: dict[str, Any] | N
             detail = {"source": doc.get("source"), "source_status": source.get("status")}
             found.append(Violation("reuse_stays_in_its_tenant", record_id, tenant, detail))
     return found
+
+
+def model_batch_watched(
+    mb_id: str, doc: dict[str, Any], now: dt.datetime, windows: Windows
+) -> list[Violation]:
+    """A model batch job (batchmode/) that has not ended is never left unwatched: its submission or
+    next look is due no longer than twice the repair window ago (the sweep restarts it after one)."""
+    check_at = doc.get("check_at")
+    if doc.get("ended") or (check_at is not None and now - check_at <= 2 * windows.repair_after):
+        return []
+    detail = {"state": doc.get("state"), "check_at": check_at.isoformat() if check_at else None}
+    return [Violation("model_batch_is_watched", mb_id, "", detail)]
+
+
+def job_in_model_batch(
+    job_id: str, doc: dict[str, Any], model_batch: dict[str, Any] | None
+) -> list[Violation]:
+    """A job running as a request of a model batch job has that model batch job, not ended (its
+    line lands once, or the job goes back online, before the model batch job ends)."""
+    ref = doc.get("model_batch")
+    if doc.get("status") != JobStatus.RUNNING or not ref:
+        return []
+    if model_batch is not None and not model_batch.get("ended"):
+        return []
+    detail = {"model_batch": ref, "found": None if model_batch is None else model_batch.get("state")}
+    return [Violation("model_batch_holds_its_jobs", job_id, str(doc.get("tenant_id")), detail)]

@@ -15,6 +15,7 @@ from lote.access import store as access_store
 from lote.audit import rules
 from lote.audit.rules import Violation, Windows
 from lote.batches import store as batch_store
+from lote.batchmode import store as batch_mode_store
 from lote.billing import purse
 from lote.billing.ledger import LEDGER
 from lote.billing.stripe_events import PAYMENTS
@@ -79,10 +80,16 @@ def audit(services: Services, tenant_id: str | None = None) -> Report:
         tenant_ids = [s.id for s in db.collection(TENANTS).select([]).stream()]
     for one in tenant_ids:
         _tenant(services, one, report)
-    pool = dispatch.pool(services.settings)
-    last_run = (dispatch_state.load(db, pool) or {}).get("run_at")
-    active = len(lanes.active(db, pool))
-    report.violations += rules.dispatcher_alive(pool, active, last_run, timeutil.now(), _windows(services))
+    now, windows = timeutil.now(), _windows(services)
+    for pool in (dispatch.pool(services.settings), lanes.BATCH_MODE):
+        last_run = (dispatch_state.load(db, pool) or {}).get("run_at")
+        active = len(lanes.active(db, pool))
+        report.violations += rules.dispatcher_alive(pool, active, last_run, now, windows)
+    for snapshot in batch_mode_store.overdue(
+        db, now - 2 * windows.repair_after, services.settings.sweep_limit
+    ):
+        report.checked["model_batches"] += 1
+        report.violations += rules.model_batch_watched(snapshot.id, snapshot.to_dict() or {}, now, windows)
     return report
 
 
@@ -234,8 +241,13 @@ def _tenant(services: Services, tenant_id: str, report: Report) -> None:
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         tasks = dict(zip(jobs, pool.map(lambda j: _task_exists(services, j, jobs[j]), jobs), strict=True))
     windows = _windows(services)
+    model_batches = _model_batches(db, jobs)
     for job_id, doc in jobs.items():
         report.checked["jobs"] += 1
+        mb_id = (doc.get("model_batch") or {}).get("id")
+        report.violations += rules.job_in_model_batch(
+            job_id, doc, model_batches.get(mb_id) if mb_id else None
+        )
         report.violations += rules.job(
             job_id, doc, now, windows, entries.get(f"refund-{job_id}"), sorted(outputs.get(job_id, [])),
             deliveries.get(job_id, set()), tasks[job_id],
@@ -262,6 +274,14 @@ def _tenant(services: Services, tenant_id: str, report: Report) -> None:
         source = str(record.get("source") or "")
         known = jobs.get(source) if source else None
         report.violations += rules.reuse_record(snapshot.id, record, known)
+
+
+def _model_batches(db: Any, jobs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The model batch documents the running jobs name (read at once)."""
+    ids = sorted({str(d["model_batch"]["id"]) for d in jobs.values() if d.get("model_batch")
+                  and d.get("status") == JobStatus.RUNNING})  # fmt: skip
+    found = db.get_all([batch_mode_store.ref(db, mb_id) for mb_id in ids]) if ids else []
+    return {s.id: s.to_dict() or {} for s in found if s.exists}
 
 
 def _batch(
@@ -313,8 +333,13 @@ def sample(services: Services, size: int) -> Report:
 
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:  # one Storage request per job, not in series
         found = dict(zip(jobs, pool.map(stored, jobs.values()), strict=True))
+    model_batches = _model_batches(db, jobs)
     for job_id, doc in jobs.items():
         report.checked["jobs"] += 1
+        mb_id = (doc.get("model_batch") or {}).get("id")
+        report.violations += rules.job_in_model_batch(
+            job_id, doc, model_batches.get(mb_id) if mb_id else None
+        )
         outputs = found[job_id]
         ids = delivered & {rules.expected_event(job_id, doc)}
         refund = refunds.get(f"{doc.get('tenant_id')}:refund-{job_id}")

@@ -19,6 +19,7 @@ from lote.dispatch import service as dispatch
 from lote.dispatch.share import Tier
 from lote.jobs import store as job_store
 from lote.jobs.service import check_inputs, job_document, stage_inputs
+from lote.quality import plan as quality_plan
 from lote.services import Services
 from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
@@ -61,9 +62,12 @@ def _documents(
         inputs = stage_inputs(services, tenant_id, job_id, spec["inputs"], decoded)
         doc = job_document(tenant_id, {**spec, "tier": tier}, inputs, services.settings.default_model)
         # Held in the batch's lane: the dispatcher creates its task when the pace and the fair share
-        # let it go (dispatch/service.py), so a big batch never fills the queue ahead of others.
+        # let it go (dispatch/service.py), so a big batch never fills the queue ahead of others. An
+        # item of a batch-mode tier waits in the batch's batch-mode lane for a model batch job.
+        by_batch_mode = batch_mode(services, doc)
         doc.update(batch_id=batch_id, index=index, reference=spec["reference"], created_at=now,
-                   **lanes.hold_fields(lanes.batch_lane(batch_id), index))  # fmt: skip
+                   path="batch_mode" if by_batch_mode else "online",
+                   **lanes.hold_fields(lanes.batch_lane(batch_id, by_batch_mode), index))  # fmt: skip
         # Items report to the batch's URL only the events the batch asked for.
         wanted = batch.get("webhook_events") or []
         doc.update(webhook_url=batch.get("webhook_url") if wanted else None, webhook_events=wanted)
@@ -90,10 +94,19 @@ def chunk(services: Services, batch_id: str, number: int) -> Answer:
         if (store.ref(db, batch_id).get().to_dict() or {}).get("cancel_requested"):
             cancel_queued(services, list(db.get_all([job_store.ref(db, job_id) for job_id, _ in docs])))
         else:
-            hold(services, batch_id, batch)
+            paths = {doc["path"] for _, doc in docs}
+            hold(services, batch_id, batch, online="online" in paths, by_batch_mode="batch_mode" in paths)
     store.mark_chunk_done(db, batch_id, number, len(docs))
     start_checker(services, batch_id, int(batch.get("check_gen", 0)))
     return Answer(200, {"result": "created", "items": len(docs)})
+
+
+def batch_mode(services: Services, job: dict[str, Any]) -> bool:
+    """Whether an item goes through Gemini's batch mode: its tier's choice (LOTE_BATCH_MODE_TIERS),
+    and one generation with no analyze or verify step (those steps are online calls around it)."""
+    if job.get("tier") not in services.settings.batch_mode_tiers:
+        return False
+    return quality_plan.plan_of(job).steps == ("generate",)
 
 
 def priority(batch: BatchDoc) -> str:
@@ -101,12 +114,17 @@ def priority(batch: BatchDoc) -> str:
     return str(batch.get("priority") or Tier.STANDARD)
 
 
-def hold(services: Services, batch_id: str, batch: BatchDoc) -> None:
-    """After items were held in the batch's lane: the lane is active and a dispatcher tick comes."""
-    pool = dispatch.pool(services.settings)
-    doc = lanes.document(pool, batch["tenant_id"], Tier(priority(batch)), batch_id)
-    lanes.activate(services.firestore.db, lanes.batch_lane(batch_id), doc)
-    dispatch.ensure_running(services, pool)
+def hold(
+    services: Services, batch_id: str, batch: BatchDoc, online: bool = True, by_batch_mode: bool = False
+) -> None:
+    """After items were held in the batch's lanes: each lane is active and its pool's tick comes
+    (the online dispatcher's, or batch mode's gatherer: both run as dispatch ticks of their pool)."""
+    for used, pool in ((online, dispatch.pool(services.settings)), (by_batch_mode, lanes.BATCH_MODE)):
+        if not used:
+            continue
+        doc = lanes.document(pool, batch["tenant_id"], Tier(priority(batch)), batch_id)
+        lanes.activate(services.firestore.db, lanes.batch_lane(batch_id, pool == lanes.BATCH_MODE), doc)
+        dispatch.ensure_running(services, pool)
 
 
 def resume(services: Services, batch_id: str, batch: BatchDoc) -> bool:

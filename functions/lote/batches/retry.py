@@ -60,6 +60,7 @@ def requeue(services: Services, batch_id: str, failed: list[Any]) -> int:
                 "expires_at": None,
                 "task_gen": int(s.get("task_gen") or 0) + 1,
                 **lanes.hold_fields(lane, int(s.get("index") or 0)),
+                "path": "online",  # a retried item is retried online, batch mode or not before
                 "error_streak": 0,
                 "retried_at": timeutil.now(),
             },

@@ -27,14 +27,27 @@ INDEXES = [(JOBS, ("hold", "hold_rank"))]
 REHELD_RANK = -1  # a job held again after a quota error goes out before the lane's untouched ones
 
 
-def batch_lane(batch_id: str) -> str:
-    """The lane of a batch's items."""
-    return f"batch-{batch_id}"
+# The pool of work that goes through Gemini's batch mode (batchmode/): its lanes are read by the
+# gatherer, not by an online dispatcher, and a job in it has `path` "batch_mode".
+BATCH_MODE = "batch-mode"
+
+
+def batch_lane(batch_id: str, batch_mode: bool = False) -> str:
+    """The lane of a batch's items: online, or those waiting for a model batch job."""
+    return f"batchmode-{batch_id}" if batch_mode else f"batch-{batch_id}"
 
 
 def lane_of(job: Mapping[str, Any]) -> str:
-    """The lane a job waits in when held: its batch's, or its tenant's singles lane."""
-    return batch_lane(job["batch_id"]) if job.get("batch_id") else f"single-{job['tenant_id']}"
+    """The lane a job waits in when held: its batch's (online or batch mode), or its tenant's
+    singles lane."""
+    if job.get("batch_id"):
+        return batch_lane(job["batch_id"], job.get("path") == "batch_mode")
+    return f"single-{job['tenant_id']}"
+
+
+def pool_of(job: Mapping[str, Any], online: str) -> str:
+    """The pool whose lanes a held job waits in: batch mode's, or the `online` image pool."""
+    return BATCH_MODE if job.get("path") == "batch_mode" else online
 
 
 def ref(db: firestore.Client, lane_id: str) -> firestore.DocumentReference:

@@ -57,6 +57,13 @@ class StepUsage(TypedDict, total=False):
     thinking_tokens: int
 
 
+class ModelBatchRef(TypedDict):
+    """A job's request in a model batch job: the batch's id and the line's key (`{job}-{task_gen}`)."""
+
+    id: str
+    key: str
+
+
 class JobDoc(TypedDict, total=False):
     """A job: a single generation, or one item of a batch (then `batch_id`, `index`, `reference`)."""
 
@@ -82,6 +89,7 @@ class JobDoc(TypedDict, total=False):
     reuse: bool  # may be delivered an identical request's image (reuse/); absent: yes
     purse_slice: int | None
     tier: str
+    path: str  # a batch item's: "online" (Cloud Tasks, one call each) or "batch_mode" (batchmode/)
     created_at: dt.datetime
     # Where it is (jobs/store.py, jobs/outcome.py, dispatch/lanes.py, jobs/recovery.py).
     status: str
@@ -102,6 +110,7 @@ class JobDoc(TypedDict, total=False):
     error_streak: int
     fingerprint: str  # its request's, once computed (reuse/rules.py)
     waits_on: str | None  # the job making the identical image it waits for
+    model_batch: ModelBatchRef | None  # the model batch job it is a request of (batchmode/)
     last_error: JobError
     # How it ended.
     error: JobError | None

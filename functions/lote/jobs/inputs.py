@@ -5,12 +5,16 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from lote import images
 from lote.netguard import IP, is_public, pinned_pool
+
+if TYPE_CHECKING:
+    from lote.services import Services
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 
@@ -109,3 +113,30 @@ def inspect_input(data: bytes, where: str) -> images.ImageInfo:
         return images.inspect(data)
     except images.InvalidImage as exc:
         raise InputError(exc.code, f"{where}: {exc}") from None
+
+
+Loaded = tuple[bytes, str]  # an input's bytes and MIME type
+
+
+def load(
+    services: Services, job: Mapping[str, Any], after: Callable[[int], None] | None = None
+) -> list[Loaded]:
+    """Every input of a job read and proven to be an image (gs:// from Cloud Storage, else fetched);
+    `after(n)` is told each input's size as read (the worker gives back memory it reserved for more)."""
+    from lote.clients.storage import ObjectTooLarge
+
+    loaded = []
+    for uri in job.get("inputs") or []:
+        if uri.startswith("gs://"):
+            bucket, name = parse_gs(uri)
+            try:
+                data = services.storage.read(bucket, name, images.MAX_INPUT_BYTES, after)
+            except ObjectTooLarge as exc:
+                raise InputError("input_too_large", str(exc)) from None
+            if data is None:
+                raise InputError("input_not_found", f"{uri} does not exist")
+        else:
+            data = fetch(uri, FetchPolicy(), after)
+        info = inspect_input(data, uri)
+        loaded.append((data, info.mime_type))
+    return loaded

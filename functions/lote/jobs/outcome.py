@@ -77,6 +77,7 @@ class Attempt:
     text_pool: str
     breaker_opened_at: dt.datetime | None = None  # the image pool's breaker, when open (asks_breaker)
     jitter: float = 1.0  # spreads the deferred jobs of one quota error (1.0-1.5)
+    online_pool: str | None = None  # the online image pool, when image_pool is batch mode's
 
     def pool(self, kind: str) -> str:
         """The quota a call of `kind` (image or text) drew on."""
@@ -191,21 +192,26 @@ def failed(
     return Outcome(end, update, code, status=verdict.status, headers=verdict.headers)
 
 
-def held(attempt: Attempt, code: str, message: str, call: CallRecord) -> Outcome:
+def held(attempt: Attempt, code: str, message: str, call: CallRecord | None, online: bool = False) -> Outcome:
     """Back among held work, this attempt not counted: a quota error (the pace was above the model's
     capacity), the model unusable for the deployment, or a failure while the breaker is open. The
     task ends (200), so Cloud Tasks applies no backoff to the whole queue; the dispatcher releases
-    the job again, first in its lane, with a new task."""
-    job = attempt.job
-    lane = lanes.lane_of(job)
+    the job again, first in its lane, with a new task. `online`: a job of a model batch job sent
+    back to online dispatch (its line missing or not final, its batch job ended otherwise)."""
+    job: JobDoc = {**attempt.job, "path": "online"} if online else attempt.job
+    lane, pool = lanes.lane_of(job), lanes.pool_of(job, attempt.online_pool or attempt.image_pool)
     tier = share.tier_of(job)
     error: JobError = {"code": code, "message": message[:1000], "retryable": True}
     gen = int(job.get("task_gen") or 0) + 1
     update: JobDoc = {"status": JobStatus.QUEUED, "attempts": attempt.number - 1, "task_gen": gen,
-                      "last_error": error, "call": call}  # fmt: skip
+                      "last_error": error}  # fmt: skip
+    if call is not None:
+        update["call"] = call
+    if online:
+        update["path"], update["model_batch"] = "online", None
     update.update(cast(JobDoc, lanes.hold_fields(lane, lanes.REHELD_RANK)))
-    fields = lanes.document(attempt.image_pool, job["tenant_id"], tier, job.get("batch_id"), attempt.now)
-    return Outcome(End.HELD, update, code, lane=(lane, fields), wake=attempt.image_pool)
+    fields = lanes.document(pool, job["tenant_id"], tier, job.get("batch_id"), attempt.now)
+    return Outcome(End.HELD, update, code, lane=(lane, fields), wake=pool)
 
 
 def deferred(

@@ -11,11 +11,10 @@ import time
 from dataclasses import replace
 from typing import cast
 
-from lote import ids, images, tasks, timeutil, transactions
+from lote import ids, tasks, timeutil, transactions
 from lote.answers import Answer
 from lote.billing import pricing
 from lote.clients.model import ModelFailure
-from lote.clients.storage import ObjectTooLarge
 from lote.dispatch import service as dispatch
 from lote.dispatch import state
 from lote.jobs import attempts, inputs, memory, outcome, outputs, pipeline, store
@@ -31,7 +30,7 @@ from lote.statuses import JobStatus
 from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.worker")
-Loaded = tuple[bytes, str]  # an input's bytes and MIME type
+Loaded = inputs.Loaded
 
 
 def run(services: Services, job_id: str, retry_count: int) -> Answer:
@@ -54,7 +53,7 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
             ended = _attempt(services, job_id, job, retry_count, began, held)
     except memory.MemoryBusy as exc:
         ended = outcome.of_error(_facts(services, job, retry_count, began), exc)
-    return _settle(services, job_id, job, ended)
+    return settle(services, job_id, job, ended)
 
 
 def _attempt(
@@ -75,7 +74,7 @@ def _attempt(
     try:
         if fingerprint is not None and (found := look(fingerprint)):  # a waiting job: before any input
             return found
-        loaded = _load_inputs(services, job, held)
+        loaded = inputs.load(services, job, held.input)
         if looks and fingerprint is None:
             fingerprint = reuse.fingerprint(job, [ids.sha256_hex(data) for data, _ in loaded])
             if found := look(fingerprint):
@@ -160,7 +159,7 @@ def _facts(
     )
 
 
-def _settle(services: Services, job_id: str, job: JobDoc, ended: Outcome) -> Answer:
+def settle(services: Services, job_id: str, job: JobDoc, ended: Outcome) -> Answer:
     """Commit the outcome, then do what the commit made due: the task of deferred work, the
     dispatcher for held work, the output of an attempt whose job a cancel ended meanwhile, the reuse
     record of the image this job made."""
@@ -203,23 +202,3 @@ def _remember(services: Services, job_id: str, tenant_id: str, written: str, end
 
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def _load_inputs(services: Services, job: JobDoc, held: memory.Hold) -> list[Loaded]:
-    """Every input's bytes, proven to be an image; what each did not need of the attempt's memory
-    reservation is given back as soon as it is read."""
-    loaded = []
-    for uri in job.get("inputs") or []:
-        if uri.startswith("gs://"):
-            bucket, name = inputs.parse_gs(uri)
-            try:
-                data = services.storage.read(bucket, name, images.MAX_INPUT_BYTES, held.input)
-            except ObjectTooLarge as exc:
-                raise inputs.InputError("input_too_large", str(exc)) from None
-            if data is None:
-                raise inputs.InputError("input_not_found", f"{uri} does not exist")
-        else:
-            data = inputs.fetch(uri, inputs.FetchPolicy(), held.input)
-        info = inputs.inspect_input(data, uri)
-        loaded.append((data, info.mime_type))
-    return loaded

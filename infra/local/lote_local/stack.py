@@ -92,6 +92,10 @@ class Stack:
         }
         if c.offline_model:
             env["LOTE_MODEL_BASE_URL"] = self.url(c.model_port)
+            # Its batch mode ends a job in seconds (--batch-turnaround-s), not hours: gather and look
+            # at that scale, so an economy batch finishes while a test or `make dev` watches.
+            env["LOTE_BATCH_MODE_FLUSH_S"] = "1"
+            env["LOTE_BATCH_MODE_POLL_S"] = "1"
         # The worker's "last attempt" rule must match the queue, as Terraform wires it in production.
         generation = next(q for q in queue_yaml.load(c.queue_yaml) if q.name == "generation")
         env["LOTE_GENERATION_MAX_ATTEMPTS"] = str(generation.max_attempts)
