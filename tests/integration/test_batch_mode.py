@@ -20,7 +20,7 @@ from lote.billing import pricing
 from lote.jobs import store as job_store
 from lote.services import Services
 from lote_local.stack import Stack
-from tests.integration.conftest import Tenant
+from tests.integration.conftest import ADMIN_TOKEN, Tenant
 from tests.integration.test_batches import all_items, wait_batch
 
 
@@ -68,6 +68,11 @@ def test_an_economy_batch_runs_in_batch_mode_and_is_charged_once(
     for mb_id in model_batches:
         found = mb_store.get(db, mb_id) or {}
         assert found["ended"] and found["model_state"] == "JOB_STATE_SUCCEEDED"
+    # Operators see it as economy's batch-mode spend, priced at half the online price.
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    view = tenant.get("/v1/admin/scheduler", headers=admin).json()["spend_by_tier"]
+    economy = next(t for t in view if t["tier"] == "economy" and t["path"] == "batch_mode")
+    assert economy["calls"] >= 30 and economy["estimated_usd"] > 0
 
 
 def test_lines_that_fail_fail_as_online_and_missing_lines_go_back_online(
@@ -127,6 +132,8 @@ def test_canceling_a_batch_cancels_its_model_batch_job_and_refunds(
         return found.get("state") == "submitted"
 
     wait_batch(tenant, batch_id, submitted, timeout=60)
+    running = tenant.get(f"/v1/generations/{all_items(tenant, batch_id)[0]['id']}").json()
+    assert running["status"] == "running" and running["model_batch"]["id"].startswith("mb_")
     assert tenant.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
     batch = wait_batch(tenant, batch_id, lambda b: b["counts"]["canceled"] == 6, timeout=60)
     assert batch["status"] == "canceled"

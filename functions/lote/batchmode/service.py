@@ -31,12 +31,13 @@ from lote.batchmode.documents import ModelBatchDoc
 from lote.batchmode.rules import State
 from lote.clients import model_batches
 from lote.clients.model import ModelFailure, ModelOperatorTrouble, ModelPermanent
-from lote.dispatch import lanes, state
+from lote.dispatch import lanes, spend, state
 from lote.dispatch import service as dispatch
 from lote.jobs import inputs, outcome, outputs, pipeline, worker
 from lote.jobs.documents import JobDoc, job_of
 from lote.jobs.outcome import End, Outcome
 from lote.services import Services
+from lote.statuses import JobStatus
 
 log = logging.getLogger("lote.batchmode")
 POOL = lanes.BATCH_MODE
@@ -209,13 +210,21 @@ def _land(services: Services, jobs: list[Any], data: bytes) -> Counter[str]:
     goes back online."""
     by_id = {snapshot.id: snapshot for snapshot in jobs}
     ended: Counter[str] = Counter()
+    spent: dict[str, dict[str, dict[str, int]]] = {}
     for line in model_batches.lines(data):
         key = str(line.get("key") or "")
         snapshot = by_id.pop(rules.job_of_key(key), None)
         if snapshot is None or (snapshot.get("model_batch") or {}).get("key") != key:
             ended["stale_lines"] += 1  # a job gone on meanwhile (restarted online, or landed before)
             continue
-        ended[_settle(services, snapshot, _answer(services, snapshot, line))] += 1
+        answer = _answer(services, snapshot, line)
+        written = _settle(services, snapshot, answer)
+        ended[written] += 1
+        tokens = (answer.update.get("call") or {}).get("spend")
+        if written == JobStatus.SUCCEEDED and tokens:
+            spend.add(spent.setdefault(str(snapshot.get("tier")), {}), tokens)
+    if spent:  # the admin view's spend by tier, priced at batch mode's share (dispatch/spend.py)
+        state.add_spend(services.firestore.db, POOL, timeutil.now(), spent)
     if by_id:
         ended["back_online"] += _back_online(services, list(by_id.values()), "model_batch_line_missing",
                                              "the model batch job's output had no line for it")  # fmt: skip

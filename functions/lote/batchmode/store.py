@@ -18,7 +18,7 @@ from lote.statuses import JobStatus
 if TYPE_CHECKING:
     from google.cloud import firestore
 
-MODEL_BATCHES = "model_batches"
+MODEL_BATCHES = lanes.MODEL_BATCHES
 JOBS = lanes.JOBS
 # Composite indexes of the queries below; firestore.indexes.json must hold each (a test checks).
 INDEXES = [(MODEL_BATCHES, ("ended", "check_at")), (JOBS, ("model_batch.id", "status"))]

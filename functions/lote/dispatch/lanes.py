@@ -30,6 +30,9 @@ REHELD_RANK = -1  # a job held again after a quota error goes out before the lan
 # The pool of work that goes through Gemini's batch mode (batchmode/): its lanes are read by the
 # gatherer, not by an online dispatcher, and a job in it has `path` "batch_mode".
 BATCH_MODE = "batch-mode"
+# batchmode/store.py's collection, named here for the job views (importing batchmode from jobs would
+# close a cycle: batchmode lands its lines through jobs).
+MODEL_BATCHES = "model_batches"
 
 
 def batch_lane(batch_id: str, batch_mode: bool = False) -> str:

@@ -109,8 +109,23 @@ class TextPool(BaseModel):
     last_minute: LastWindow = Field(description="Attempts that ended on a text call in the last 60 s.")
 
 
+class TierSpend(BaseModel):
+    """What one tier's finished jobs cost in model calls over the kept days, by the path they took."""
+
+    tier: str
+    path: Literal["online", "batch_mode"] = Field(
+        description="online: one call each at the standard price; batch_mode: Gemini's batch mode, billed at "
+        "its share of it (dispatch/model_prices.json)."
+    )
+    calls: int
+    estimated_usd: float
+
+
 class Scheduler(BaseModel):
     """Every pool's dispatcher."""
 
     pools: list[Pool]
     text_pools: list[TextPool] = Field(default_factory=list)
+    spend_by_tier: list[TierSpend] = Field(
+        default_factory=list, description="Model spend of the last 8 UTC days by tier and path (estimated)."
+    )

@@ -167,7 +167,8 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
             log.warning("dispatch %s: breaker %s%s (window %s)", pool_name, updated["breaker"], reason, seen)
         # Once per window (a duplicate tick does not get here): the finished jobs' tokens by day.
         spent = spend.by_day((stored or {}).get("spend"), calls.spend, now)
-        return {**updated, "pool": pool_name, "spend": spent}
+        tiers = spend.by_tier_day((stored or {}).get("spend_tiers"), calls.spend_tiers, now)
+        return {**updated, "pool": pool_name, "spend": spent, "spend_tiers": tiers}
 
     current, fresh = state.advance(db, pool_name, window, compute)
     if current is None:

@@ -21,10 +21,19 @@ FIELDS = ("calls", "prompt_tokens", "output_tokens", "thinking_tokens")
 
 
 @lru_cache(maxsize=1)
+def _table() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(PRICES_FILE.read_text())
+    return data
+
+
 def prices() -> dict[str, dict[str, int]]:
     """Cents per million tokens, input and output, per model."""
-    data: dict[str, Any] = json.loads(PRICES_FILE.read_text())
-    return {model: {k: int(v) for k, v in p.items()} for model, p in data["models"].items()}
+    return {model: {k: int(v) for k, v in p.items()} for model, p in _table()["models"].items()}
+
+
+def batch_mode_percent() -> int:
+    """What Gemini's batch mode bills of the standard price (model_prices.json, its source there)."""
+    return int(_table()["batch_mode_percent"])
 
 
 def by_model(model: str, usage: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -58,10 +67,25 @@ def by_day(
     return {day: days[day] for day in sorted(days)[-KEPT_DAYS:]}
 
 
-def cents(model: str, counts: dict[str, int]) -> float | None:
-    """What the tokens cost in US cents at the published price (None for a model without one)."""
+def cents(model: str, counts: dict[str, int], batch_mode: bool = False) -> float | None:
+    """What the tokens cost in US cents at the published price, or batch mode's share of it (None
+    for a model without one)."""
     price = prices().get(model)
     if price is None:
         return None
     output = int(counts.get("output_tokens", 0)) + int(counts.get("thinking_tokens", 0))
-    return (int(counts.get("prompt_tokens", 0)) * price["input"] + output * price["output"]) / 1e6
+    full = (int(counts.get("prompt_tokens", 0)) * price["input"] + output * price["output"]) / 1e6
+    return full * batch_mode_percent() / 100 if batch_mode else full
+
+
+def by_tier_day(
+    stored: dict[str, Any] | None, window: dict[str, dict[str, dict[str, int]]], now: dt.datetime
+) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+    """Spend by UTC day and tier (`{day: {tier: {model: counts}}}`) with this window's added, the
+    last KEPT_DAYS days kept."""
+    days = {day: {t: {m: dict(c) for m, c in models.items()} for t, models in tiers.items()}
+            for day, tiers in (stored or {}).items()}  # fmt: skip
+    today = now.astimezone(dt.UTC).date().isoformat()
+    for tier, models in window.items():
+        add(days.setdefault(today, {}).setdefault(tier, {}), models)
+    return {day: days[day] for day in sorted(days)[-KEPT_DAYS:]}

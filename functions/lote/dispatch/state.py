@@ -81,6 +81,7 @@ class Calls:
     tally: Counter[str]
     answered_ms: list[int] = field(default_factory=list)
     spend: dict[str, dict[str, int]] = field(default_factory=dict)  # tokens by model of finished jobs
+    spend_tiers: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # the same by tier
 
 
 def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt.datetime) -> Calls:
@@ -99,10 +100,12 @@ def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt
     tally: Counter[str] = Counter()
     answered: list[int] = []
     spent: dict[str, dict[str, int]] = {}
+    tiers: dict[str, dict[str, dict[str, int]]] = {}
     for snapshot in query.stream():
         call = (snapshot.to_dict() or {}).get("call") or {}
         if call.get("spend"):
             spend.add(spent, call["spend"])
+            spend.add(tiers.setdefault(str(call.get("tier")), {}), call["spend"])
         tally[str(call.get("outcome"))] += 1
         tally[f"tier:{call.get('tier')}"] += 1
         if call.get("reason"):
@@ -112,7 +115,7 @@ def calls_between(db: firestore.Client, pool: str, since: dt.datetime, until: dt
             tally[f"retry:{call.get('outcome')}"] += 1
         if call.get("outcome") == Outcome.SUCCESS and call.get("ms") is not None:
             answered.append(int(call["ms"]))
-    return Calls(tally, answered, spent)
+    return Calls(tally, answered, spent, tiers)
 
 
 def load(db: firestore.Client, pool: str) -> dict[str, Any] | None:
@@ -182,3 +185,23 @@ def facts(db: firestore.Client, pool: str) -> Facts:
 def breaker_opened_at(db: firestore.Client, pool: str) -> dt.datetime | None:
     """When the pool's breaker opened (None while closed), read at most once a second per process."""
     return facts(db, pool).opened_at
+
+
+def add_spend(
+    db: firestore.Client, pool: str, now: dt.datetime, tiers: dict[str, dict[str, dict[str, int]]]
+) -> None:
+    """Add finished jobs' tokens (`{tier: {model: counts}}`) to the pool's spend by day, outside any
+    tick (batch mode's model batch jobs end when their lines land, not in a window)."""
+
+    def run(tx: Transaction) -> None:
+        snapshot = ref(db, pool).get(transaction=tx)
+        stored = snapshot.to_dict() or {}
+        flat: dict[str, dict[str, int]] = {}
+        for models in tiers.values():
+            spend.add(flat, models)
+        tx.set(snapshot.reference, {
+            "pool": pool, "spend": spend.by_day(stored.get("spend"), flat, now),
+            "spend_tiers": spend.by_tier_day(stored.get("spend_tiers"), tiers, now),
+        }, merge=True)  # fmt: skip
+
+    transactions.run(db, run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 from lote import timeutil
 from lote.dispatch import lanes, spend, state
@@ -20,6 +21,7 @@ from lote.dispatch.schemas import (
     TenantBacklog,
     TextPool,
     TierBacklog,
+    TierSpend,
 )
 from lote.dispatch.share import Tier
 from lote.dispatch.state import Outcome
@@ -108,7 +110,26 @@ def scheduler(services: Services) -> Scheduler:
         released_last_window=int(doc.get("released") or 0), tiers=tiers, tenants=tenants,
         spend=_spend(doc.get("spend") or {}), updated_at=timeutil.iso(doc.get("run_at")),
     )  # fmt: skip
-    return Scheduler(pools=[pool], text_pools=[_text_pool(services)])
+    batch_mode = state.load(services.firestore.db, lanes.BATCH_MODE) or {}
+    online = _tier_spend(doc.get("spend_tiers") or {}, False)
+    by_tier = online + _tier_spend(batch_mode.get("spend_tiers") or {}, True)
+    return Scheduler(pools=[pool], text_pools=[_text_pool(services)], spend_by_tier=by_tier)
+
+
+def _tier_spend(days: dict[str, dict[str, dict[str, dict[str, int]]]], batch_mode: bool) -> list[TierSpend]:
+    """Spend by tier over the stored days, priced (batch mode at its share of the price)."""
+    calls: dict[str, int] = defaultdict(int)
+    cents: dict[str, float] = defaultdict(float)
+    for tiers in days.values():
+        for tier, models in tiers.items():
+            for model, counts in models.items():
+                calls[tier] += int(counts.get("calls", 0))
+                cents[tier] += spend.cents(model, counts, batch_mode) or 0.0
+    path: Literal["online", "batch_mode"] = "batch_mode" if batch_mode else "online"
+    return [
+        TierSpend(tier=t, path=path, calls=calls[t], estimated_usd=round(cents[t] / 100, 4))
+        for t in sorted(calls)
+    ]
 
 
 def _spend(days: dict[str, dict[str, dict[str, int]]]) -> list[DaySpend]:

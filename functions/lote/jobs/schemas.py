@@ -161,6 +161,16 @@ class Accepted(BaseModel):
     links: Links
 
 
+class ModelBatchStatus(BaseModel):
+    """The model batch job (Gemini's batch mode) a running economy item is a request of."""
+
+    id: str
+    state: str = Field(
+        description="gathered or submitted (on lote's side), then Gemini's: JOB_STATE_PENDING, "
+        "JOB_STATE_RUNNING, …"
+    )
+
+
 class Generation(BaseModel):
     """A generation as GET /v1/generations/{id} returns it."""
 
@@ -204,6 +214,9 @@ class Generation(BaseModel):
         None,
         description="The earlier generation whose image this one was delivered (an identical request: "
         "see `reuse`); no model was called.",
+    )
+    model_batch: ModelBatchStatus | None = Field(
+        None, description="While a batch item runs in Gemini's batch mode: its model batch job."
     )
     eta: str | None = Field(
         None,

@@ -7,10 +7,20 @@ from typing import Any
 
 from lote import ids, timeutil
 from lote.billing import pricing
-from lote.dispatch import share
+from lote.dispatch import lanes, share
 from lote.dispatch import views as dispatch_views
 from lote.jobs.documents import JobDoc
-from lote.jobs.schemas import Generation, JobError, Links, Output, Preset, PresetList, PresetParam, Rubric
+from lote.jobs.schemas import (
+    Generation,
+    JobError,
+    Links,
+    ModelBatchStatus,
+    Output,
+    Preset,
+    PresetList,
+    PresetParam,
+    Rubric,
+)
 from lote.quality import plan as quality_plan
 from lote.quality import presets
 from lote.quality.schemas import Quality
@@ -37,6 +47,13 @@ def generation(services: Services, job_id: str, job: JobDoc) -> Generation:
         ttl = dt.timedelta(seconds=services.settings.signed_url_ttl_s)
         url = services.storage.cached_signed_url(stored["bucket"], stored["object"], ttl)
     view = render(services.settings.api_url, job_id, job, url)
+    ref = job.get("model_batch")
+    if ref and job["status"] == JobStatus.RUNNING:
+        found = services.firestore.db.collection(lanes.MODEL_BATCHES).document(ref["id"]).get()
+        doc = found.to_dict() or {}
+        state = doc.get("model_state") or doc.get("state") or "gathered"
+        view = view.model_copy(update={"model_batch": ModelBatchStatus(id=ref["id"], state=str(state))})
+        return view  # its ETA is batch mode's, not the online pace's
     if job["status"] not in TERMINAL:
         pool = dispatch_views.pool_facts(services)
         if pool.opened_at is not None:

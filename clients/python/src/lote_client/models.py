@@ -106,6 +106,7 @@ class Generation(Model):
     waiting_reason: str | None = None
     quality: Quality | None = None
     reused_from: str | None = None
+    model_batch: dict[str, str] | None = None
     eta: str | None = None
     links: Links
 
