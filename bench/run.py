@@ -13,6 +13,7 @@ from bench import (
     chaos,
     chaos_report,
     dispatch_bench,
+    economy_bench,
     generation_bench,
     large_batch_bench,
     machine,
@@ -43,6 +44,7 @@ SUITES = {
     "sim": sim_grid.run_all,
     "waits": wait_bench.run,
     "capacity": capacity.section,
+    "economy": economy_bench.run,
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
 DEFAULT = [
@@ -61,6 +63,7 @@ DEFAULT = [
     "waits",
     "sim",
     "capacity",
+    "economy",
 ]
 
 

@@ -232,7 +232,7 @@ class SubmitModelBatch(Task):
 
     route: ClassVar[str] = "/tasks/model-batch/submit"
     mb: str
-    gen: int = NAME_ONLY
+    gen: int = 0  # sent: a submission the sweep replaced must not also submit
 
     def task_id(self) -> str:
         """`{mb}-submit-{gen}`."""

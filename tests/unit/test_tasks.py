@@ -48,7 +48,7 @@ PREVIOUS_BODIES = {
     "CancelItems": {"batch_id", "start", "seq"},
     "RetryItems": {"batch_id", "gen", "start", "seq"},  # new in issue 23: its first body
     "RefreshBatch": {"batch_id"},
-    "SubmitModelBatch": {"mb"},  # new in issue 26: only the worker (the gatherer) creates them
+    "SubmitModelBatch": {"mb", "gen"},  # new in issue 26: only the worker (the gatherer) creates them
     "PollModelBatch": {"mb", "seq"},
 }
 

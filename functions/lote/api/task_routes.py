@@ -115,7 +115,9 @@ def register(app: flask.Flask) -> None:
 
     @app.post(SubmitModelBatch.route)
     def model_batch_submit() -> flask.Response:
-        return _handle(SubmitModelBatch, lambda services, task: batch_mode.submit(services, task.mb))
+        return _handle(
+            SubmitModelBatch, lambda services, task: batch_mode.submit(services, task.mb, task.gen)
+        )
 
     @app.post(PollModelBatch.route)
     def model_batch_poll() -> flask.Response:

@@ -71,7 +71,8 @@ def tick(services: Services, window: int) -> Answer:
                                              s.batch_mode_flush_s):  # fmt: skip
                 continue
             mb_id = ids.derived_id("mb", f"{window}:{model}:{start}")
-            if store.gather(db, mb_id, model, group, now, lease, now + dt.timedelta(seconds=LATE_S)):
+            due = now + dt.timedelta(seconds=s.task_dispatch_deadline_s + LATE_S)  # its submission's time
+            if store.gather(db, mb_id, model, group, now, lease, due):
                 tasks.create(services, tasks.SubmitModelBatch(mb=mb_id))
                 room, made = room - 1, made + 1
     if active:
@@ -82,12 +83,13 @@ def tick(services: Services, window: int) -> Answer:
     return Answer(200, {"result": "gathered", "model_batches": made, "lanes": len(active)})
 
 
-def submit(services: Services, mb_id: str) -> Answer:
-    """Send a gathered model batch job to Gemini and schedule its first look."""
+def submit(services: Services, mb_id: str, gen: int = 0) -> Answer:
+    """Send a gathered model batch job to Gemini and schedule its first look. Only the submission
+    the document names (`submit_gen`) runs: one the sweep replaced is a noop, so two never create."""
     s, db = services.settings, services.firestore.db
     found = store.get(db, mb_id)
-    if found is None or found.get("state") != State.GATHERED:
-        return Answer(200, {"result": "noop", "reason": "not waiting for its submission"})
+    if found is None or found.get("state") != State.GATHERED or int(found.get("submit_gen") or 0) != gen:
+        return Answer(200, {"result": "noop", "reason": "not waiting for this submission"})
     jobs = store.jobs_of(db, mb_id)
     try:
         name = model_batches.find(services.model, mb_id)
@@ -105,6 +107,12 @@ def submit(services: Services, mb_id: str) -> Answer:
         store.end(db, mb_id, timeutil.now(), None, {"back_online": sent})
         return Answer(200, {"result": "back_online", "code": exc.code})
     except ModelFailure as exc:  # throttled (batch mode's own quota) or transient: the queue retries
+        # ...and the sweep leaves it to the queue meanwhile (a replaced submission could create twice).
+        store.mark(
+            db,
+            mb_id,
+            {"check_at": timeutil.now() + dt.timedelta(seconds=s.task_dispatch_deadline_s + LATE_S)},
+        )
         return Answer(503, {"result": "retry", "code": exc.code}, {"Retry-After": "30"})
     now = timeutil.now()
     store.submitted(db, mb_id, name, now, now + dt.timedelta(seconds=s.batch_mode_poll_s + LATE_S))
