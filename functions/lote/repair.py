@@ -216,7 +216,9 @@ def _dispatcher(services: Services, done: Counter[str]) -> None:
         if not lanes.active(db, pool, limit=1):
             continue
         last_run = (dispatch_state.load(db, pool) or {}).get("run_at")
-        stale = dt.timedelta(seconds=max(10.0, 5 * services.settings.dispatch_window_s))
+        # The gatherer ticks up to every 30 s (batchmode/service.tick): three of those.
+        slowest = 90.0 if pool == lanes.BATCH_MODE else 0.0
+        stale = dt.timedelta(seconds=max(10.0, 5 * services.settings.dispatch_window_s, slowest))
         if last_run is None or timeutil.now() - last_run > stale:
             dispatch.ensure_running(services, pool)
             done["dispatch_restarted"] += 1

@@ -49,13 +49,15 @@ def tick(services: Services, window: int) -> Answer:
     batch-mode lane holds work."""
     s, db = services.settings, services.firestore.db
     now = services.clock()
-    current, fresh = state.advance(db, POOL, window, lambda _previous: {"pool": POOL, "run_at": now})
+    # The pool's document keeps what else it holds (the spend of landed lines).
+    current, fresh = state.advance(db, POOL, window, lambda previous: {**(previous or {}), "pool": POOL,
+                                                                        "run_at": now})  # fmt: skip
     if current is None or not fresh:
         return Answer(200, {"result": "noop", "reason": "this window already ran"})
     room = s.batch_mode_max_jobs - store.in_flight(db)
     held: dict[str, list[Any]] = defaultdict(list)
     active = lanes.active(db, POOL)
-    for lane in active:
+    for lane in active if room > 0 else []:  # no room: nothing to read until a model batch job ends
         found = lanes.held(db, lane.id, s.batch_mode_flush_items)
         if not found:
             lanes.retire(db, lane.id)
@@ -76,8 +78,11 @@ def tick(services: Services, window: int) -> Answer:
                 tasks.create(services, tasks.SubmitModelBatch(mb=mb_id))
                 room, made = room - 1, made + 1
     if active:
+        # Held requests wait minutes for a flush, not a control window: a tick about every tenth
+        # of the flush age (at most 30 s), so waiting items are not read again every window.
         clock = services.clock().timestamp()
-        following = max(window, dispatch.window_at(s, clock)) + 1
+        period = max(s.dispatch_window_s, min(30.0, s.batch_mode_flush_s / 10))
+        following = max(window + 1, dispatch.window_at(s, clock + period))
         tasks.create(services, tasks.Dispatch(pool=POOL, window=following),
                      max(0.0, following * s.dispatch_window_s - clock))  # fmt: skip
     return Answer(200, {"result": "gathered", "model_batches": made, "lanes": len(active)})
