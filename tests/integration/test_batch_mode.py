@@ -142,3 +142,22 @@ def test_canceling_a_batch_cancels_its_model_batch_job_and_refunds(
               if b["metadata"]["displayName"].startswith("mb_")}  # fmt: skip
     assert "BATCH_STATE_CANCELLED" in states
     assert _counts(stack, run) == (0, 0)
+
+
+def test_an_economy_item_identical_to_an_earlier_image_is_delivered_it_not_sent(
+    new_tenant: Callable[..., Tenant], stack: Stack
+):
+    run = uuid.uuid4().hex[:8]
+    tenant = new_tenant(credits=1000)
+    photo = _photo()
+    single = tenant.post(
+        "/v1/generations", {"prompt": f"the same room [[run={run}]]", "images": [photo]}
+    ).json()
+    assert tenant.wait(single["id"])["status"] == "succeeded"
+    items = [{"reference": f"r{i}", "prompt": f"the same room [[run={run}]]" if i < 2 else f"room {i} [[run={run}]]",
+              "images": [photo]} for i in range(4)]  # fmt: skip
+    batch = wait_batch(tenant, _economy(tenant, items))
+    assert batch["counts"]["succeeded"] == 4
+    reused = {i["reference"]: i.get("reused_from") for i in all_items(tenant, batch["id"])}
+    assert reused == {"r0": single["id"], "r1": single["id"], "r2": None, "r3": None}
+    assert _counts(stack, run) == (2, 1)  # two lines in batch mode, the single's one online call

@@ -23,6 +23,7 @@ class ModelBatchDoc(TypedDict, total=False):
     poll_seq: int  # the look that is due
     name: str | None  # Gemini's `batches/…`
     model_state: str | None  # Gemini's last state of it (JOB_STATE_…)
+    fingerprints: dict[str, str]  # job → its request's fingerprint, for the jobs that make their image
     cancel_asked: bool  # every request's job had a cancel requested: the model batch job was canceled
     outcome: dict[str, int]  # once ended: its jobs by how they ended (landed, back online, …)
 

@@ -21,6 +21,8 @@ import datetime as dt
 import json
 import logging
 from collections import Counter, defaultdict
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from lote import ids, tasks, timeutil
@@ -36,6 +38,7 @@ from lote.dispatch import service as dispatch
 from lote.jobs import inputs, outcome, outputs, pipeline, worker
 from lote.jobs.documents import JobDoc, job_of
 from lote.jobs.outcome import End, Outcome
+from lote.reuse import rules as reuse
 from lote.services import Services
 from lote.statuses import JobStatus
 
@@ -99,10 +102,11 @@ def submit(services: Services, mb_id: str, gen: int = 0) -> Answer:
     try:
         name = model_batches.find(services.model, mb_id)
         if name is None:
-            lines = _lines(services, jobs)
+            lines, fingerprints = _lines(services, jobs)
             if not lines:
                 store.end(db, mb_id, timeutil.now(), None, {"empty": 1})
                 return Answer(200, {"result": "empty"})
+            store.mark(db, mb_id, {"fingerprints": fingerprints})  # recorded with each landed image
             file_name, _ = model_batches.upload(services.model, _jsonl(lines), "application/jsonl", mb_id)
             name = model_batches.create(services.model, str(found["model"]), file_name, mb_id)
     except (ModelOperatorTrouble, ModelPermanent) as exc:
@@ -126,11 +130,14 @@ def submit(services: Services, mb_id: str, gen: int = 0) -> Answer:
     return Answer(200, {"result": "submitted", "name": name, "requests": len(jobs)})
 
 
-def _lines(services: Services, jobs: list[Any]) -> list[dict[str, Any]]:
-    """One request line per job, its images uploaded once each (by content) and referred to; a job
-    whose input cannot be used fails as its online attempt would."""
+def _lines(services: Services, jobs: list[Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """One request line per job, its images uploaded once each (by content) and referred to; and the
+    fingerprints of the images they make (reuse/). A job whose input cannot be used fails as its
+    online attempt would; one whose image an identical request made is delivered it, not sent."""
+    s = services.settings
     uploaded: dict[str, tuple[str, str]] = {}
-    lines = []
+    lines, fingerprints = [], {}
+    lease = dt.timedelta(seconds=s.batch_mode_deadline_s)
     for snapshot in jobs:
         job = job_of(snapshot.to_dict())
         try:
@@ -138,6 +145,15 @@ def _lines(services: Services, jobs: list[Any]) -> list[dict[str, Any]]:
         except inputs.InputError as exc:
             worker.settle(services, snapshot.id, job, outcome.of_error(_facts(services, job), exc))
             continue
+        if reuse.wanted(job) and s.reuse_ttl_s > 0:
+            fingerprint = reuse.fingerprint(job, [ids.sha256_hex(data) for data, _ in loaded])
+            facts = partial(_facts, services, job)
+            found = worker.look_up(services, snapshot.id, job, fingerprint, facts, lease)
+            if found is not None and found.end is End.SUCCEEDED:
+                worker.settle(services, snapshot.id, job, found)
+                continue
+            if found is None:  # this job makes it (an identical one in flight: it makes its own)
+                fingerprints[snapshot.id] = fingerprint
         parts: list[dict[str, Any]] = [{"text": job["prompt"]}]
         for data, mime in loaded:
             digest = ids.sha256_hex(data)
@@ -152,7 +168,7 @@ def _lines(services: Services, jobs: list[Any]) -> list[dict[str, Any]]:
         key = ref["key"] if ref else rules.key_of(snapshot.id, int(job.get("task_gen") or 0))
         lines.append({"key": key, "request": {"contents": [{"role": "user", "parts": parts}],
                                               "generationConfig": config}})  # fmt: skip
-    return lines
+    return lines, fingerprints
 
 
 def _jsonl(lines: list[dict[str, Any]]) -> bytes:
@@ -179,7 +195,8 @@ def poll(services: Services, mb_id: str, seq: int) -> Answer:
     if not now_state.ended:
         return _running(services, mb_id, found, seq, now_state.state, jobs, now)
     if now_state.state == model_batches.SUCCEEDED and now_state.output_file:
-        ended += _land(services, jobs, model_batches.download(services.model, now_state.output_file))
+        data = model_batches.download(services.model, now_state.output_file)
+        ended += _land(services, jobs, data, dict(found.get("fingerprints") or {}))
     else:
         code = f"model_batch_{now_state.state.removeprefix('JOB_STATE_').lower()}"
         ended["back_online"] += _back_online(services, jobs, code, f"the model batch job ended {code}")
@@ -218,7 +235,7 @@ def _unwanted(db: Any, jobs: list[Any]) -> set[str]:
     return {job.id for job in jobs if job.get("cancel_requested") or job.get("batch_id") in canceled}
 
 
-def _land(services: Services, jobs: list[Any], data: bytes) -> Counter[str]:
+def _land(services: Services, jobs: list[Any], data: bytes, fingerprints: dict[str, str]) -> Counter[str]:
     """Each output line finishes its job as an online attempt's answer would; a job without a line
     goes back online."""
     by_id = {snapshot.id: snapshot for snapshot in jobs}
@@ -231,6 +248,8 @@ def _land(services: Services, jobs: list[Any], data: bytes) -> Counter[str]:
             ended["stale_lines"] += 1  # a job gone on meanwhile (restarted online, or landed before)
             continue
         answer = _answer(services, snapshot, line)
+        if snapshot.id in fingerprints:  # its image is the fingerprint's once committed (or released)
+            answer = replace(answer, fingerprint=fingerprints[snapshot.id])
         written = _settle(services, snapshot, answer)
         ended[written] += 1
         tokens = (answer.update.get("call") or {}).get("spend")

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import cast
 
@@ -69,7 +70,10 @@ def _attempt(
     fingerprint = job.get("fingerprint") if looks else None
 
     def look(fingerprint: str) -> Outcome | None:
-        return _reuse(services, job_id, job, fingerprint, retry_count, began)
+        facts = lambda: _facts(services, job, retry_count, began)  # noqa: E731
+        return look_up(
+            services, job_id, job, fingerprint, facts, dt.timedelta(seconds=s.task_dispatch_deadline_s)
+        )
 
     try:
         if fingerprint is not None and (found := look(fingerprint)):  # a waiting job: before any input
@@ -88,29 +92,33 @@ def _attempt(
     return replace(ended, fingerprint=fingerprint) if fingerprint is not None else ended
 
 
-def _reuse(
-    services: Services, job_id: str, job: JobDoc, fingerprint: str, retry_count: int, began: float
+def look_up(
+    services: Services,
+    job_id: str,
+    job: JobDoc,
+    fingerprint: str,
+    facts: Callable[[], outcome.Attempt],
+    lease: dt.timedelta,
 ) -> Outcome | None:
-    """An identical request's image delivered, or a wait for the job making it; None when this job
-    is to make it (it now holds the fingerprint's claim)."""
-    s, db, tenant = services.settings, services.firestore.db, job["tenant_id"]
-    lease = dt.timedelta(seconds=s.task_dispatch_deadline_s)
+    """An identical request's image delivered (succeeded), or a wait for the job making it
+    (deferred); None when this job is to make it (it now holds the fingerprint's claim for `lease`).
+    Batch mode's submission looks up its requests the same way."""
+    db, tenant = services.firestore.db, job["tenant_id"]
     for _ in range(2):  # a record whose image is gone is forgotten, and the fingerprint looked at again
         try:
             found = reuse_store.claim(db, tenant, fingerprint, job_id, timeutil.now(), lease)
         except transactions.Contention:  # identical jobs all looking at once: look again shortly
-            return outcome.waiting(_facts(services, job, retry_count, began), fingerprint, None, reuse.WAIT_S)
+            return outcome.waiting(facts(), fingerprint, None, reuse.WAIT_S)
         if found.kind is reuse.Kind.GO:
             return None
-        facts = _facts(services, job, retry_count, began)
         if found.kind is reuse.Kind.WAIT:
-            return outcome.waiting(facts, fingerprint, str(found.owner), reuse.WAIT_S)
+            return outcome.waiting(facts(), fingerprint, str(found.owner), reuse.WAIT_S)
         assert found.output is not None  # a hit has its output and source
         assert found.source is not None
         copied = outputs.copy(services, job_id, job, cast(JobOutput, found.output))
         if copied is not None:
             discount = reuse.discount(int(job.get("price") or 0), pricing.reuse_percent())
-            return outcome.reused(facts, found.source, copied[0], found.quality, discount, copied[1])
+            return outcome.reused(facts(), found.source, copied[0], found.quality, discount, copied[1])
         reuse_store.forget(db, tenant, fingerprint, found.source)
     return None
 
