@@ -1,5 +1,5 @@
-# Log-based metrics from the worker's log lines (lote/jobs/worker.py, lote/webhooks/delivery.py; a test
-# checks the filters match them) and two alerts.
+# Log-based metrics from the worker's structured log lines: each counts an `event` (lote/logs.py emit;
+# a test checks every filter names an event the code emits, with the fields it filters on) and two alerts.
 
 locals {
   worker_logs = join(" AND ", [
@@ -23,7 +23,7 @@ locals {
 
 resource "google_logging_metric" "succeeded" {
   name   = "${local.p}_images_succeeded"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.worker job \\\\S+ attempt \\\\d+: succeeded \""
+  filter = "${local.worker_logs} AND jsonPayload.event=\"job.succeeded\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -32,7 +32,7 @@ resource "google_logging_metric" "succeeded" {
 
 resource "google_logging_metric" "failed" {
   name   = "${local.p}_images_failed"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.worker job \\\\S+ attempt \\\\d+ failed for good: .*\\\\(failed\\\\)\""
+  filter = "${local.worker_logs} AND jsonPayload.event=\"job.failed\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -41,8 +41,8 @@ resource "google_logging_metric" "failed" {
 
 resource "google_logging_metric" "model_latency" {
   name            = "${local.p}_model_latency"
-  filter          = google_logging_metric.succeeded.filter
-  value_extractor = "REGEXP_EXTRACT(textPayload, \"\\\\((\\\\d+) ms model\\\\)\")"
+  filter          = "${google_logging_metric.succeeded.filter} AND jsonPayload.model_ms>0"
+  value_extractor = "EXTRACT(jsonPayload.model_ms)"
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "DISTRIBUTION"
@@ -59,7 +59,7 @@ resource "google_logging_metric" "model_latency" {
 
 resource "google_logging_metric" "webhooks_failed" {
   name   = "${local.p}_webhooks_failed"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.webhooks webhook \\\\S+ failed for good\""
+  filter = "${local.worker_logs} AND jsonPayload.event=\"webhook.failed\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -70,7 +70,7 @@ resource "google_logging_metric" "webhooks_failed" {
 # sweep one line per job it had to abandon: either means an image or a credit needs a human.
 resource "google_logging_metric" "audit_violations" {
   name   = "${local.p}_audit_violations"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.audit invariant violated \""
+  filter = "${local.worker_logs} AND jsonPayload.event=\"audit.violation\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -79,7 +79,7 @@ resource "google_logging_metric" "audit_violations" {
 
 resource "google_logging_metric" "abandoned" {
   name   = "${local.p}_jobs_abandoned"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.repair job [^ ]+ abandoned: \""
+  filter = "${local.worker_logs} AND jsonPayload.event=\"job.abandoned\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -89,7 +89,7 @@ resource "google_logging_metric" "abandoned" {
 # The dispatcher's breaker (lote/dispatch/service.py): the model fails broadly and only probes go out.
 resource "google_logging_metric" "breaker_opened" {
   name   = "${local.p}_breaker_opened"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.dispatch dispatch \\\\S+: breaker open \""
+  filter = "${local.worker_logs} AND jsonPayload.event=\"dispatch.breaker\" AND jsonPayload.state=\"open\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -100,7 +100,7 @@ resource "google_logging_metric" "breaker_opened" {
 # the API or billing disabled, a permission, the model not served here, the day's quota spent).
 resource "google_logging_metric" "model_blocked" {
   name   = "${local.p}_model_blocked"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.dispatch dispatch \\\\S+: breaker blocked \""
+  filter = "${local.worker_logs} AND jsonPayload.event=\"dispatch.breaker\" AND jsonPayload.state=\"blocked\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -111,7 +111,7 @@ resource "google_logging_metric" "model_blocked" {
 # (an unknown tenant), or the reverse.
 resource "google_logging_metric" "stripe_unsettled" {
   name   = "${local.p}_stripe_unsettled"
-  filter = "${local.worker_logs} AND textPayload=~\"lote.billing stripe reconcile: unsettled \""
+  filter = "${local.worker_logs} AND jsonPayload.event=\"stripe.unsettled\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"

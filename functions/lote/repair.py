@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from lote import tasks, timeutil
+from lote import logs, tasks, timeutil
 from lote.audit import scan
 from lote.batches import fanout
 from lote.batches import service as batches
@@ -129,7 +129,8 @@ def _restart(services: Services, snapshot: Any, status: str, reason: str, done: 
         )
     if result == recovery.ABANDONED:
         done["abandoned"] += 1
-        log.error("job %s abandoned: %s", snapshot.id, reason)
+        logs.emit(log, logging.ERROR, "job.abandoned", "job %s abandoned: %s", snapshot.id, reason,
+                  job_id=snapshot.id, reason=reason)  # fmt: skip
     elif isinstance(result, int) and jobs.enqueue(services, snapshot.id, result):
         done["requeued" if status == JobStatus.RUNNING else "lost_tasks"] += 1
 

@@ -256,6 +256,11 @@ class Settings(BaseSettings):
         json_schema_extra=DEPLOY,
     )
 
+    log_json_file: str | None = Field(
+        None,
+        description="Locally: also write the structured (Cloud Logging JSON) lines to this file "
+        "(deployed, they are the only lines, on stdout).",
+    )
     admin_token: SecretStr | None = Field(
         None,
         description="Bearer token of the /v1/admin routes; when unset they are refused entirely.",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import flask
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from lote import errors, health
+from lote import errors, health, logs
 from lote.services import Services, get_services
 
 log = logging.getLogger("lote")
@@ -45,8 +45,7 @@ def render_error(error: errors.LoteError) -> flask.Response:
 def create(
     name: str, register: Callable[[flask.Flask], None], services: Services | None = None
 ) -> flask.Flask:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    logs.configure((services or get_services()).settings)
     app = flask.Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]

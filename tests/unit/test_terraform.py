@@ -255,61 +255,41 @@ def test_variables_are_typed_and_described_and_versions_bounded():
     assert settings["backend"][0] == {'"gcs"': {"__is_block__": True}}
 
 
-def _log_line(source: str, starts: str, *args: object) -> str:
-    """A log line as the app prints it (`%(levelname)s %(name)s %(message)s`), from its format string."""
-    path, logger = {
-        "job": ("jobs/worker.py", "lote.worker"),
-        "webhook": ("webhooks/delivery.py", "lote.webhooks"),
-        "audit": ("audit/scan.py", "lote.audit"),
-        "repair": ("repair.py", "lote.repair"),
-        "dispatch": ("dispatch/service.py", "lote.dispatch"),
-        "billing": ("billing/reconcile.py", "lote.billing"),
-    }[source]
-    text = (REPO_ROOT / "functions" / "lote" / path).read_text()
-    fmt = re.search(r'log\.\w+\(\s*"(' + re.escape(starts) + r'[^"]*)"', text)
-    assert fmt, f"no log line starting {starts!r} in {path}"
-    return f"INFO {logger} " + fmt.group(1) % args
+def _conditions(filter_text: str) -> dict[str, str]:
+    """A metric filter's conditions on the structured payload: field → the value or `>0` it asks."""
+    found = re.findall(r'jsonPayload\.(\w+)\s*(=|>)\s*\\?"?([\w.]+)', filter_text)
+    return {field: (value if op == "=" else f">{value}") for field, op, value in found}
 
 
-def _literal(raw: str) -> str:
-    """A regex as Cloud Logging sees it: HCL unescapes once, the filter's string literal once more."""
-    return raw.encode().decode("unicode_escape").encode().decode("unicode_escape")
+def _emits() -> dict[str, str]:
+    """The events the functions' code names where it calls `logs.emit`: event → that module's text."""
+    found: dict[str, str] = {}
+    for path in (REPO_ROOT / "functions" / "lote").rglob("*.py"):
+        text = path.read_text()
+        if "logs.emit(" in text:
+            for event in re.findall(r'"((?:job|webhook|audit|dispatch|stripe)\.[a-z_]+)"', text):
+                found[event] = text
+    return found
 
 
-def test_log_based_metrics_match_the_lines_the_code_prints():
+def test_log_based_metrics_count_events_the_code_emits_with_the_fields_they_filter_on():
     metrics = resources("google_logging_metric")
-
-    def pattern(name: str) -> re.Pattern[str]:
-        found = re.search(r'textPayload=~\\"(.*?)\\""?$', unquote(metrics[name]["filter"]))
-        assert found, name
-        return re.compile(_literal(found.group(1)))
-
-    succeeded = _log_line("job", "job %s attempt %d: %s", "gen_x", 1, "succeeded", 1234)
-    failed = _log_line("job", "job %s attempt %d failed for good", "gen_x", 3, "model_invalid", "failed")
-    webhook = _log_line("webhook", "webhook %s failed for good", "msg_x", 31, "HTTP 500")
-    assert pattern("succeeded").search(succeeded) and not pattern("succeeded").search(failed)
-    assert pattern("failed").search(failed) and not pattern("failed").search(succeeded)
-    assert pattern("webhooks_failed").search(webhook)
-    violation = _log_line("audit", "invariant violated", '{"invariant":"balance_equals_ledger"}')
-    abandoned = _log_line("repair", "job %s abandoned", "gen_x", "its task ran out of attempts")
-    assert pattern("audit_violations").search(violation) and not pattern("audit_violations").search(abandoned)
-    assert pattern("abandoned").search(abandoned) and not pattern("abandoned").search(violation)
-    opened = _log_line("dispatch", "dispatch %s: breaker %s", "generation", "open", "", "Window(...)")
-    closed = _log_line("dispatch", "dispatch %s: breaker %s", "generation", "closed", "", "Window(...)")
-    assert pattern("breaker_opened").search(opened) and not pattern("breaker_opened").search(closed)
-    blocked = _log_line("dispatch", "dispatch %s: breaker %s%s (window %s)", "generation", "blocked",
-                        " (model_key_invalid)", "Window(...)")  # fmt: skip
-    assert pattern("model_blocked").search(blocked) and not pattern("model_blocked").search(opened)
-    assert not pattern("breaker_opened").search(blocked)
-    unsettled = _log_line("billing", "stripe reconcile: unsettled", "session", "cs_x", "unknown_tenant")
-    settled = _log_line("billing", "stripe reconcile: %s", "session", "cs_x", "granted")
-    assert pattern("stripe_unsettled").search(unsettled) and not pattern("stripe_unsettled").search(settled)
-    latency = re.search(
-        r'REGEXP_EXTRACT\(textPayload, \\"(.*)\\"\)', unquote(metrics["model_latency"]["value_extractor"])
-    )
-    assert latency
-    extracted = re.search(_literal(latency.group(1)), succeeded)
-    assert extracted and extracted.group(1) == "1234"
+    emitted = _emits()
+    succeeded = unquote(metrics["succeeded"]["filter"])
+    for name, metric in metrics.items():
+        conditions = _conditions(
+            unquote(metric["filter"]).replace("${google_logging_metric.succeeded.filter}", succeeded)
+        )
+        event = conditions.pop("event", None)
+        assert event in emitted, f"{name} counts {event!r}, which no module emits"
+        for field in conditions:  # a keyword of its emit() call, or a key of the fields it passes
+            assert re.search(rf'\b{field}=|"{field}":', emitted[event]), (
+                f"{name} filters on {field}: not in {event}"
+            )
+    # The metrics tell these apart by the fields, not by the wording of the message.
+    breaker = [_conditions(unquote(metrics[m]["filter"])) for m in ("breaker_opened", "model_blocked")]
+    assert breaker[0]["state"] == "open" and breaker[1]["state"] == "blocked"
+    assert unquote(metrics["model_latency"]["value_extractor"]) == "EXTRACT(jsonPayload.model_ms)"
 
 
 def test_alert_queries_name_log_metrics_the_way_promql_maps_them_and_survive_empty_series():

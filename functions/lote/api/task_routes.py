@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import flask
 
-from lote import oidc, repair
+from lote import logs, oidc, repair
 from lote.answers import Answer
 from lote.api.http import json_body, parse, respond
 from lote.batches import cancel, fanout, item_events
@@ -45,7 +45,11 @@ def _handle(model: type[T], run: Callable[[Services, T], Answer]) -> flask.Respo
     """Verify the OIDC token, parse the task body, run the handler, answer the queue."""
     services = current_services()
     oidc.verify(services.settings, flask.request.headers.get("Authorization"))
-    answer = run(services, parse(model, json_body(flask.request)))
+    task = parse(model, json_body(flask.request))
+    # Cloud Tasks names the task it delivers: every line of the handler carries it.
+    name = flask.request.headers.get("X-CloudTasks-TaskName") or model.__name__
+    with logs.bound(task=name, batch_id=getattr(task, "batch_id", None)):
+        answer = run(services, task)
     return respond(answer.status, answer.body, answer.headers)
 
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from lote import tasks, timeutil
+from lote import logs, tasks, timeutil
 from lote.access import store as access_store
 from lote.audit import rules
 from lote.audit.rules import Violation, Windows
@@ -355,7 +355,9 @@ def _existing(db: Any, refs: list[Any]) -> list[Any]:
 def log_violations(report: Report) -> None:
     """One structured line per violation; the Terraform log metric `audit_violations` counts them."""
     for violation in report.violations:
-        log.error("invariant violated %s", compact(violation.as_dict()))
+        found = violation.as_dict()
+        logs.emit(log, logging.ERROR, "audit.violation", "invariant violated %s", compact(found),
+                  invariant=found.get("invariant"), subject=found.get("subject"))  # fmt: skip
 
 
 def compact(data: dict[str, Any]) -> str:

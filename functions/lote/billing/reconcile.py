@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from lote import logs
 from lote.billing import credits, stripe_events
 from lote.errors import Unavailable
 from lote.services import Services
@@ -74,6 +75,7 @@ def _apply(
     done[f"{kind}:{outcome.split(':')[0]}"] += 1
     if outcome not in SETTLED:
         done["unsettled"] += 1
-        log.error("stripe reconcile: unsettled %s %s: %s", kind, obj.get("id"), outcome)
+        logs.emit(log, logging.ERROR, "stripe.unsettled", "stripe reconcile: unsettled %s %s: %s", kind,
+                  obj.get("id"), outcome, kind=kind, object_id=obj.get("id"), outcome=outcome)  # fmt: skip
     elif not outcome.startswith(("already", "nothing", "not_", "unknown", "ignored", "awaiting", "inquiry")):
         log.warning("stripe reconcile: %s %s %s (its event was missed)", kind, obj.get("id"), outcome)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lote import bulk, tasks
+from lote import bulk, logs, tasks
 from lote.answers import Answer
 from lote.dispatch import control, lanes, share, spend, state
 from lote.services import Services
@@ -164,7 +164,10 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
             # One line per change: Terraform's `breaker_opened` log metric counts the "open" ones,
             # `model_blocked` the "blocked" ones (an operator must act: a key, billing, the quota).
             reason = f" ({updated['blocked_reason']})" if updated.get("blocked_reason") else ""
-            log.warning("dispatch %s: breaker %s%s (window %s)", pool_name, updated["breaker"], reason, seen)
+            said, state_now = "dispatch %s: breaker %s%s (window %s)", updated["breaker"]
+            logs.emit(log, logging.WARNING, "dispatch.breaker", said, pool_name, state_now, reason, seen,
+                      pool=pool_name, state=state_now,
+                      reason=updated.get("blocked_reason") or None)  # fmt: skip
         # Once per window (a duplicate tick does not get here): the finished jobs' tokens by day.
         spent = spend.by_day((stored or {}).get("spend"), calls.spend, now)
         tiers = spend.by_tier_day((stored or {}).get("spend_tiers"), calls.spend_tiers, now)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import cast
 
-from lote import ids, tasks, timeutil, transactions
+from lote import ids, logs, tasks, timeutil, transactions
 from lote.answers import Answer
 from lote.billing import pricing
 from lote.clients.model import ModelFailure
@@ -46,6 +46,14 @@ def run(services: Services, job_id: str, retry_count: int) -> Answer:
             429, {"result": "busy", "reason": claim.reason}, {"Retry-After": str(claim.retry_after)}
         )
     job, began = job_of(claim.doc), time.monotonic()
+    with logs.bound(tenant_id=job.get("tenant_id"), job_id=job_id, batch_id=job.get("batch_id"),
+                    attempt=job.get("attempts")):  # fmt: skip
+        return _run(services, job_id, job, retry_count, began)
+
+
+def _run(services: Services, job_id: str, job: JobDoc, retry_count: int, began: float) -> Answer:
+    """The claimed attempt, from its memory reservation to its settle (every line labelled)."""
+    s = services.settings
     # Waiting must leave the lease room for a model call (the attempt's first step always runs).
     wait_s = max(0.0, min(s.worker_memory_wait_s, s.task_dispatch_deadline_s - s.model_timeout_s - 5))
     try:
@@ -184,13 +192,25 @@ def settle(services: Services, job_id: str, job: JobDoc, ended: Outcome) -> Answ
         dispatch.ensure_running(services, ended.wake)
     if written == JobStatus.CANCELED and ended.created is not None:
         services.storage.delete(ended.created["bucket"], ended.created["object"])
-    # The first two lines feed log-based metrics (terraform/monitoring.tf): keep their shape.
+    # One line per attempt's end; log-based metrics count `job.succeeded` and `job.failed` by their
+    # event and fields (terraform/monitoring.tf), whatever the wording.
+    fields = {"status": written, "end": str(ended.end), "code": ended.code, "attempt": attempt,
+              "tier": job.get("tier"), "model_ms": int(ended.update.get("model_ms") or 0),
+              "reused": bool(ended.update.get("reused_from")),
+              "path": job.get("path") or "online"}  # fmt: skip
     if ended.end is End.SUCCEEDED:
-        log.info("job %s attempt %d: %s (%d ms model)", job_id, attempt, written, ended.update["model_ms"])
+        event = "job.succeeded" if written == JobStatus.SUCCEEDED else "job.settled"
+        logs.emit(log, logging.INFO, event, "job %s attempt %d: %s (%d ms model)", job_id, attempt, written,
+                  fields["model_ms"], **fields)  # fmt: skip
     elif ended.end is End.FAILED:
-        log.warning("job %s attempt %d failed for good: %s (%s)", job_id, attempt, ended.code, written)
+        event = "job.failed" if written == JobStatus.FAILED else "job.settled"
+        logs.emit(log, logging.WARNING, event, "job %s attempt %d failed for good: %s (%s)", job_id, attempt,
+                  ended.code, written, **fields)  # fmt: skip
     else:
-        log.info("job %s attempt %d %s (%s): %s", job_id, attempt, ended.end, ended.code, written)
+        said = "job %s attempt %d %s (%s): %s"
+        logs.emit(
+            log, logging.INFO, "job.settled", said, job_id, attempt, ended.end, ended.code, written, **fields
+        )
     return ended.answer(written)
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from lote import retries, tasks, timeutil
+from lote import logs, retries, tasks, timeutil
 from lote.answers import Answer
 from lote.leases import ClaimKind
 from lote.netguard import pinned_pool
@@ -111,6 +111,8 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
         )
         return Answer(500, {"result": "retry", "error": outcome.error})
     if status == DeliveryStatus.FAILED:
-        log.warning("webhook %s failed for good after %d attempts: %s", delivery_id,
-                    int(delivery.get("attempt_count", 0)) + 1, outcome.error)  # fmt: skip
+        attempts = int(delivery.get("attempt_count", 0)) + 1
+        logs.emit(log, logging.WARNING, "webhook.failed", "webhook %s failed for good after %d attempts: %s",
+                  delivery_id, attempts, outcome.error, delivery_id=delivery_id, attempts=attempts,
+                  error=outcome.error)  # fmt: skip
     return Answer(200, {"result": status})

@@ -164,7 +164,9 @@ class Stack:
                 [sys.executable, "-m", "lote_local.function", "--target", name, "--source", source,
                  "--host", HOST, "--port", str(port)],
                 self.url(port) + "/healthz",
-                {**env, "THREADS": str(threads.get(name, c.function_threads))},
+                # Its structured lines (what Cloud Logging would store) beside its readable log.
+                {**env, "THREADS": str(threads.get(name, c.function_threads)),
+                 "LOTE_LOG_JSON_FILE": str(self.procs.log_dir / f"{name}.jsonl")},
                 restartable=True,
             )
             for name, port in ports.items()
