@@ -13,6 +13,7 @@ locals {
     "cloudscheduler.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    "cloudtrace.googleapis.com",
     var.use_vertexai ? "aiplatform.googleapis.com" : "generativelanguage.googleapis.com",
   ])
 }

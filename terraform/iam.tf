@@ -27,6 +27,14 @@ resource "google_project_iam_member" "datastore_user" {
 
 # Cloud Tasks: the api enqueues generations and fan-out; the worker enqueues generations (fan-out),
 # checker tasks and webhook deliveries.
+# Spans go to Cloud Trace (lote/tracing.py, LOTE_TRACE_EXPORTER=gcp).
+resource "google_project_iam_member" "trace_agent" {
+  for_each = toset(["api", "worker", "stripe_webhook"])
+  project  = var.project_id
+  role     = "roles/cloudtrace.agent"
+  member   = google_service_account.fn[each.key].member
+}
+
 resource "google_project_iam_member" "tasks_enqueuer" {
   for_each = toset(["api", "worker"])
   project  = var.project_id

@@ -68,6 +68,8 @@ locals {
     LOTE_SIGNING_SERVICE_ACCOUNT  = google_service_account.fn["api"].email
     LOTE_RETENTION_DAYS           = tostring(var.retention_days)
     LOTE_OUTPUT_RETENTION_DAYS    = tostring(var.output_retention_days)
+    LOTE_TRACE_EXPORTER           = "gcp"
+    LOTE_TRACE_SAMPLE_RATIO       = tostring(var.trace_sample_ratio)
     LOTE_DEFAULT_MODEL            = var.default_model
     LOTE_USE_VERTEXAI             = tostring(var.use_vertexai)
     LOTE_MODEL_LOCATION           = var.model_location

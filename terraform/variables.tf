@@ -156,3 +156,13 @@ variable "queue_delay_threshold_s" {
   description = "Alert when tasks wait longer than this past their scheduled time (the oldest queued task's age)."
   default     = 900
 }
+
+variable "trace_sample_ratio" {
+  type        = number
+  description = "Share of new traces the functions record in Cloud Trace (about 8 spans an image; Cloud Trace bills spans past its free allowance)."
+  default     = 0.1
+  validation {
+    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
+    error_message = "trace_sample_ratio is a share between 0 and 1."
+  }
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic.json_schema import JsonDict
@@ -256,6 +257,16 @@ class Settings(BaseSettings):
         json_schema_extra=DEPLOY,
     )
 
+    trace_exporter: Literal["none", "gcp", "file"] = Field(
+        "none",
+        description="Where spans go: Cloud Trace (`gcp`, deployed), a JSON-lines file (`file`, "
+        "LOTE_TRACE_FILE: the local stack's), or nowhere.",
+        json_schema_extra=DEPLOY,
+    )
+    trace_file: str | None = Field(None, description="The `file` exporter's path.")
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="The share of new traces recorded (a trace carried in is followed)."
+    )
     log_json_file: str | None = Field(
         None,
         description="Locally: also write the structured (Cloud Logging JSON) lines to this file "
@@ -368,6 +379,8 @@ class Settings(BaseSettings):
             or min(self.tier_weights.values()) < 0
         ):
             raise ValueError("LOTE_TIER_WEIGHTS must give express, standard and economy weights ≥ 0")
+        if self.trace_exporter == "file" and not self.trace_file:
+            raise ValueError("LOTE_TRACE_EXPORTER=file needs LOTE_TRACE_FILE")
         if not set(self.batch_mode_tiers) <= {"express", "standard", "economy"}:
             raise ValueError("LOTE_BATCH_MODE_TIERS may name only express, standard and economy")
         if any(isinstance(n, bool) or n <= 0 for n in self.credit_packs.values()):

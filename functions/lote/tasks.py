@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lote import timeutil
+from lote import timeutil, tracing
 from lote.services import Services
 from lote.settings import Settings
 
@@ -271,9 +271,10 @@ def check_at(services: Services, kind: type[Task]) -> dt.datetime:
     return timeutil.now() + dt.timedelta(seconds=kind.retry_window_s(s) + s.repair_after_s)
 
 
-def create(services: Services, task: Task, delay_s: float = 0.0) -> bool:
+def create(services: Services, task: Task, delay_s: float = 0.0, trace: str | None = None) -> bool:
     """Create the task; False when its name is taken (it exists or existed: the same task). Any
-    other failure raises, so the caller's own task is retried."""
+    other failure raises, so the caller's own task is retried. It carries `trace` (a job's
+    `traceparent`), else the current span's: its handler's spans join that trace (tracing.py)."""
     s = services.settings
     return services.tasks.create_http_task(
         task.queue(s),
@@ -284,15 +285,22 @@ def create(services: Services, task: Task, delay_s: float = 0.0) -> bool:
         invoker=s.tasks_invoker_email,
         deadline_s=task.deadline_s(s),
         delay_s=delay_s,
+        headers=tracing.headers(trace),
     )
 
 
-def create_many(services: Services, tasks: Sequence[Task], delays_s: Sequence[float] = ()) -> None:
-    """Create tasks in parallel (each `delays_s[i]` seconds from now, if given); any failure other
-    than ALREADY_EXISTS is raised (retry the step)."""
+def create_many(
+    services: Services,
+    tasks: Sequence[Task],
+    delays_s: Sequence[float] = (),
+    traces: Sequence[str | None] = (),
+) -> None:
+    """Create tasks in parallel (each `delays_s[i]` seconds from now, if given, carrying `traces[i]`,
+    else the current trace); any failure other than ALREADY_EXISTS is raised (retry the step)."""
     delays = list(delays_s) or [0.0] * len(tasks)
+    carried = list(traces) or [tracing.current()] * len(tasks)  # the pool's threads have no context
     with ThreadPoolExecutor(max_workers=PARALLEL_CREATES) as pool:
-        list(pool.map(lambda pair: create(services, *pair), zip(tasks, delays, strict=True)))
+        list(pool.map(lambda args: create(services, *args), zip(tasks, delays, carried, strict=True)))
 
 
 def enqueue(services: Services, task: Task, record: Callable[[], object], delay_s: float = 0.0) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import flask
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from lote import errors, health, logs
+from lote import errors, health, logs, tracing
 from lote.services import Services, get_services
 
 log = logging.getLogger("lote")
@@ -45,8 +45,15 @@ def render_error(error: errors.LoteError) -> flask.Response:
 def create(
     name: str, register: Callable[[flask.Flask], None], services: Services | None = None
 ) -> flask.Flask:
-    logs.configure((services or get_services()).settings)
+    settings = (services or get_services()).settings
+    logs.configure(settings)
+    tracing.configure(settings)
     app = flask.Flask(name)
+    if settings.trace_exporter != "none":
+        # A server span per request, continuing the `traceparent` it carries (tracing.py).
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument_app(app, excluded_urls="healthz")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if services is not None:

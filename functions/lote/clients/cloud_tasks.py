@@ -51,6 +51,7 @@ class TasksClient:
         invoker: str,
         deadline_s: int,
         delay_s: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> bool:
         """Create a named POST task with an OIDC token; False when the name is taken (already enqueued)."""
         import datetime as dt
@@ -64,7 +65,7 @@ class TasksClient:
             http_request=tasks_v2.HttpRequest(
                 url=url,
                 http_method=tasks_v2.HttpMethod.POST,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **(headers or {})},
                 body=body,
                 oidc_token=tasks_v2.OidcToken(service_account_email=invoker, audience=audience),
             ),

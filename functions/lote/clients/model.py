@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from lote import tracing
 from lote.clients.lazy import Lazy
 from lote.errors import Unavailable
 from lote.settings import Settings
@@ -325,7 +326,8 @@ def _call(client: ModelClient, model: str, contents: list[Any], config: Any) -> 
 
     started = time.monotonic()
     try:
-        response = client.client.models.generate_content(model=model, contents=contents, config=config)
+        with tracing.span("gemini.generate_content", model=model):
+            response = client.client.models.generate_content(model=model, contents=contents, config=config)
     except errors.APIError as exc:
         status = exc.code or 0
         raise classify(status, f"{status} {exc.status}: {exc.message}", exc.details) from None

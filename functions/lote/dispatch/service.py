@@ -347,7 +347,9 @@ def _release_lane(services: Services, lane_id: str, n: int, first: int, rate: fl
     db = services.firestore.db
     found = lanes.held(db, lane_id, n)
     generations = [tasks.Generate(job_id=job.id, gen=int(job.get("task_gen") or 0)) for job in found]
-    tasks.create_many(services, generations, [(first + i) / rate for i in range(len(generations))])
+    # Each task carries its job's trace: the tick that releases it belongs to no image.
+    traces = [job.get("trace") for job in found]
+    tasks.create_many(services, generations, [(first + i) / rate for i in range(len(generations))], traces)
     now, check_at = services.clock(), tasks.check_at(services, tasks.Generate)
     fields = {"hold": None, "released_at": now, "enqueued": True, "task_check_at": check_at}
     guarded = [

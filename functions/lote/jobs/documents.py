@@ -91,6 +91,7 @@ class JobDoc(TypedDict, total=False):
     tier: str
     path: str  # a batch item's: "online" (Cloud Tasks, one call each) or "batch_mode" (batchmode/)
     created_at: dt.datetime
+    trace: str | None  # the W3C traceparent it was accepted under (tracing.py)
     # Where it is (jobs/store.py, jobs/outcome.py, dispatch/lanes.py, jobs/recovery.py).
     status: str
     attempts: int

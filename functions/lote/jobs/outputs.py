@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lote import ids, images
+from lote import ids, images, tracing
 from lote.clients.model import ModelTransient
 from lote.jobs.documents import JobDoc, JobOutput
 from lote.services import Services
@@ -28,7 +28,8 @@ def store(
         raise ModelTransient("model_bad_response", f"model output is not an image: {exc}") from None
     bucket = services.settings.output_bucket
     name = name_of(job_id, job, candidate)
-    created = services.storage.put_once(bucket, name, encoded, info.mime_type)
+    with tracing.span("storage.put_output", bytes=len(encoded)):
+        created = services.storage.put_once(bucket, name, encoded, info.mime_type)
     if not created:
         existing = services.storage.read(bucket, name, MAX_OUTPUT_BYTES)
         if existing is not None:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from lote import ids, images, tasks, timeutil
+from lote import ids, images, tasks, timeutil, tracing
 from lote.answers import Answer
 from lote.billing import credits, pricing
 from lote.clients import firestore
@@ -109,6 +109,7 @@ def job_document(
         "error": None,
         "quality_request": spec.get("quality_request"),  # what it asked of verification (quality/plan.py)
         "reuse": spec.get("reuse") is not False,  # may be delivered an identical request's image
+        "trace": tracing.current(),  # the trace it was accepted under: its attempts join it
     }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import cast
 
-from lote import ids, logs, tasks, timeutil, transactions
+from lote import ids, logs, tasks, timeutil, tracing, transactions
 from lote.answers import Answer
 from lote.billing import pricing
 from lote.clients.model import ModelFailure
@@ -182,7 +182,8 @@ def settle(services: Services, job_id: str, job: JobDoc, ended: Outcome) -> Answ
     if ended.end is End.NOOP:
         return ended.answer("stale")
     attempt = int(job["attempts"])
-    with webhooks.events(services) as outbox:  # its events are enqueued once the block ends
+    with tracing.span("job.settle", end=str(ended.end), code=ended.code), webhooks.events(services) as outbox:
+        # Its events are enqueued once the block ends (their tasks carry this trace on).
         written = store.settle(services.firestore.db, job_id, attempt, ended, outbox)
     if ended.fingerprint is not None:
         _remember(services, job_id, job["tenant_id"], written, ended)

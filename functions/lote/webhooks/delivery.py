@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from lote import logs, retries, tasks, timeutil
+from lote import logs, retries, tasks, timeutil, tracing
 from lote.answers import Answer
 from lote.leases import ClaimKind
 from lote.netguard import pinned_pool
@@ -89,7 +89,12 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
             "webhook-timestamp": str(stamp),
             "webhook-signature": signing.header(live, delivery_id, stamp, body),
         }
-        outcome = post(delivery["url"], address, headers, body, s.webhook_timeout_s)
+        with tracing.span("webhook.post", delivery_id=delivery_id):
+            # The receiver may join the image's trace (the POST goes through a pinned urllib3 pool,
+            # which no instrumentation sees: the header is put here).
+            outcome = post(
+                delivery["url"], address, {**headers, **tracing.headers()}, body, s.webhook_timeout_s
+            )
     last = permanent or retries.is_last_attempt(
         s.webhook_max_attempts, s.webhook_max_retry_s, retry_count, delivery["cycle_started_at"]
     )

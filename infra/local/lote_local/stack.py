@@ -164,9 +164,12 @@ class Stack:
                 [sys.executable, "-m", "lote_local.function", "--target", name, "--source", source,
                  "--host", HOST, "--port", str(port)],
                 self.url(port) + "/healthz",
-                # Its structured lines (what Cloud Logging would store) beside its readable log.
+                # Its structured lines (what Cloud Logging would store) beside its readable log, and
+                # its spans (what Cloud Trace would store).
                 {**env, "THREADS": str(threads.get(name, c.function_threads)),
-                 "LOTE_LOG_JSON_FILE": str(self.procs.log_dir / f"{name}.jsonl")},
+                 "LOTE_LOG_JSON_FILE": str(self.procs.log_dir / f"{name}.jsonl"),
+                 "LOTE_TRACE_EXPORTER": "file",
+                 "LOTE_TRACE_FILE": str(self.procs.log_dir / f"{name}.spans.jsonl")},
                 restartable=True,
             )
             for name, port in ports.items()
