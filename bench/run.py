@@ -18,6 +18,7 @@ from bench import (
     large_batch_bench,
     machine,
     memory_bench,
+    observability_bench,
     quality_bench,
     stack_bench,
     wait_bench,
@@ -45,6 +46,7 @@ SUITES = {
     "waits": wait_bench.run,
     "capacity": capacity.section,
     "economy": economy_bench.run,
+    "observability": observability_bench.run,
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
 DEFAULT = [
@@ -64,6 +66,7 @@ DEFAULT = [
     "sim",
     "capacity",
     "economy",
+    "observability",
 ]
 
 

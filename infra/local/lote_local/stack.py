@@ -169,7 +169,8 @@ class Stack:
                 {**env, "THREADS": str(threads.get(name, c.function_threads)),
                  "LOTE_LOG_JSON_FILE": str(self.procs.log_dir / f"{name}.jsonl"),
                  "LOTE_TRACE_EXPORTER": "file",
-                 "LOTE_TRACE_FILE": str(self.procs.log_dir / f"{name}.spans.jsonl")},
+                 "LOTE_TRACE_FILE": str(self.procs.log_dir / f"{name}.spans.jsonl"),
+                 **self.extra_env},  # a bench may turn tracing off
                 restartable=True,
             )
             for name, port in ports.items()
