@@ -242,6 +242,9 @@ class Settings(BaseSettings):
         description="Days generated images stay in the output bucket (its age rule).",
         json_schema_extra=DEPLOY,
     )
+    reuse_wait_s: float = Field(
+        5.0, gt=0, le=60, description="How soon a job waiting for an identical request's image looks again."
+    )
     reuse_ttl_s: float = Field(
         30 * 86400.0,
         ge=0,

@@ -116,11 +116,11 @@ def look_up(
         try:
             found = reuse_store.claim(db, tenant, fingerprint, job_id, timeutil.now(), lease)
         except transactions.Contention:  # identical jobs all looking at once: look again shortly
-            return outcome.waiting(facts(), fingerprint, None, reuse.WAIT_S)
+            return outcome.waiting(facts(), fingerprint, None, services.settings.reuse_wait_s)
         if found.kind is reuse.Kind.GO:
             return None
         if found.kind is reuse.Kind.WAIT:
-            return outcome.waiting(facts(), fingerprint, str(found.owner), reuse.WAIT_S)
+            return outcome.waiting(facts(), fingerprint, str(found.owner), services.settings.reuse_wait_s)
         assert found.output is not None  # a hit has its output and source
         assert found.source is not None
         copied = outputs.copy(services, job_id, job, cast(JobOutput, found.output))

@@ -19,8 +19,6 @@ from typing import Any
 from lote import ids
 from lote.quality import presets
 
-# A waiting job looks again this soon (the first one's image takes 10-30 s with the model).
-WAIT_S = 5.0
 # A record stays usable this long before its source output's deletion (the bucket's age rule).
 OUTPUT_MARGIN = dt.timedelta(days=1)
 

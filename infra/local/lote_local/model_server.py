@@ -82,7 +82,7 @@ class Defaults:
     hang_s: float = 300.0
     long_edge: int = 512
     retry_delay_s: int = 7
-    batch_turnaround_s: float = 2.0
+    batch_turnaround_s: float = 1.0
 
 
 def parse_knobs(prompt: str) -> dict[str, str]:
@@ -559,7 +559,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hang-s", type=float, default=300.0, help="how long `timeout` hangs")
     parser.add_argument("--long-edge", type=int, default=512, help="pixels of the long edge")
     parser.add_argument("--quota-rps", type=float, default=0.0, help="requests/s admitted (0: no quota)")
-    parser.add_argument("--batch-turnaround-s", type=float, default=2.0, help="a batch job's time to its end")
+    parser.add_argument("--batch-turnaround-s", type=float, default=1.0, help="a batch job's time to its end")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     defaults = Defaults(args.latency_ms, args.fault, args.hang_s, args.long_edge,

@@ -96,6 +96,7 @@ class Stack:
             # at that scale, so an economy batch finishes while a test or `make dev` watches.
             env["LOTE_BATCH_MODE_FLUSH_S"] = "1"
             env["LOTE_BATCH_MODE_POLL_S"] = "1"
+            env["LOTE_REUSE_WAIT_S"] = "1"  # its images take milliseconds, not Gemini's 10-30 s
         # The worker's "last attempt" rule must match the queue, as Terraform wires it in production.
         generation = next(q for q in queue_yaml.load(c.queue_yaml) if q.name == "generation")
         env["LOTE_GENERATION_MAX_ATTEMPTS"] = str(generation.max_attempts)
