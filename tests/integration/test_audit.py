@@ -21,7 +21,8 @@ def test_the_sampled_balance_check_sees_no_false_violation_while_work_is_accepte
 
     def submit() -> None:
         while not stop.is_set():
-            tenant.post("/v1/generations", {"prompt": "audited under load"})
+            # A fresh image each (identical requests would be reused: fewer admissions, less load).
+            tenant.post("/v1/generations", {"prompt": "audited under load", "reuse": False})
 
     threads = [threading.Thread(target=submit) for _ in range(4)]
     try:

@@ -99,3 +99,30 @@ def test_a_batch_item_is_one_trace_from_the_batch_accept_through_its_release(
         "POST /tasks/generate",
     ]
     assert any(s["name"] == "gemini.generate_content" for s in spans)
+
+
+def test_a_generation_shows_its_timeline_when_asked(tenant: Tenant, target: Target):
+    body = {"prompt": "a timeline [[fault=503 times=1]]", "webhook_url": target.url + "/hook", "reuse": False}
+    job_id = tenant.post("/v1/generations", body).json()["id"]
+    assert tenant.wait(job_id, timeout=60)["status"] == "succeeded"
+    target.wait_for(1)
+    assert "timeline" not in tenant.get(f"/v1/generations/{job_id}").json()  # only when asked
+
+    def webhook_recorded() -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 20
+        while True:
+            events = tenant.get(f"/v1/generations/{job_id}?include=timeline").json()["timeline"]
+            if any(e["event"] == "webhook" for e in events) or time.monotonic() > deadline:
+                return list(events)
+            time.sleep(0.2)
+
+    events = webhook_recorded()
+    names = [e["event"] for e in events]
+    assert names[0] == "accepted" and names[-1] == "webhook"
+    assert [e["detail"].get("end") for e in events if e["event"] == "attempt_ended"] == ["retry", "succeeded"]
+    assert [e["attempt"] for e in events if e["event"] == "attempt_started"] == [1, 2]
+    assert next(e for e in events if e["event"] == "finished")["detail"] == {"status": "succeeded"}
+    assert next(e for e in events if e["event"] == "webhook")["detail"]["status_code"] == 200
+    assert [e["at"] for e in events] == sorted(e["at"] for e in events)
+    refused = tenant.get(f"/v1/generations/{job_id}?include=everything")
+    assert refused.status_code == 400 and refused.json()["error"]["details"]["field"] == "include"

@@ -69,7 +69,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> _World:
         found.done.append(("look", fp))
         return found.found.pop(0) if found.found else reuse.Found(reuse.Kind.GO)
 
-    def settle(_db: Any, job_id: str, attempt: int, ended: outcome.Outcome, outbox: Any = None) -> str:
+    def settle(
+        _db: Any, job_id: str, attempt: int, ended: outcome.Outcome, outbox: Any = None, started: Any = None
+    ) -> str:
         found.done.append(("settle", ended))
         return found.written
 

@@ -8,6 +8,7 @@ import flask
 from lote import openapi
 from lote.api import overload
 from lote.api.http import applied, authenticated, json_body, parse, prefer_wait, respond, respond_cached
+from lote.errors import InvalidRequest
 from lote.jobs import service as jobs
 from lote.jobs import views
 from lote.jobs.schemas import GenerationRequest
@@ -34,8 +35,13 @@ def register(app: flask.Flask) -> None:
     def get_generation(job_id: str) -> flask.Response:
         services, caller = authenticated()
         wait, known = prefer_wait(flask.request), flask.request.if_none_match
+        include = flask.request.args.get("include")
+        if include not in (None, "timeline"):
+            raise InvalidRequest(
+                "include may only be `timeline`", {"field": "include", "allowed": ["timeline"]}
+            )
         view, etag, poll_after = jobs.get(
-            services, caller, job_id, wait, known.contains_weak if known else None
+            services, caller, job_id, wait, known.contains_weak if known else None, include == "timeline"
         )
         return respond_cached(view, etag, poll_after, applied(wait))
 

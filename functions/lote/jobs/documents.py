@@ -57,6 +57,20 @@ class StepUsage(TypedDict, total=False):
     thinking_tokens: int
 
 
+class AttemptEntry(TypedDict, total=False):
+    """One attempt's end in a job's `history` (the last HISTORY_KEPT): what its timeline shows."""
+
+    attempt: int
+    started_at: dt.datetime | None
+    ended_at: dt.datetime
+    end: str  # jobs/outcome.py End, or `canceled` when a cancel won
+    code: str | None
+    model_ms: int
+
+
+HISTORY_KEPT = 20
+
+
 class ModelBatchRef(TypedDict):
     """A job's request in a model batch job: the batch's id and the line's key (`{job}-{task_gen}`)."""
 
@@ -120,6 +134,7 @@ class JobDoc(TypedDict, total=False):
     usage: dict[str, StepUsage]
     call: CallRecord
     pipeline: dict[str, Any]
+    history: list[AttemptEntry]  # the last attempts' ends, for the timeline
     quality: dict[str, Any]
     reused_from: str | None  # the job whose image it was delivered
     discount: int  # credits given back for a reused image

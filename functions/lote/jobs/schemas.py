@@ -161,6 +161,19 @@ class Accepted(BaseModel):
     links: Links
 
 
+class TimelineEvent(BaseModel):
+    """One moment of an image's life (`?include=timeline`)."""
+
+    at: str
+    event: Literal["accepted", "released", "attempt_started", "attempt_ended", "finished", "webhook"]
+    attempt: int | None = None
+    detail: dict[str, object] = Field(
+        default_factory=dict,
+        description="attempt_ended: end, code, model_ms; finished: status; webhook: type, status_code, "
+        "latency_ms, error.",
+    )
+
+
 class ModelBatchStatus(BaseModel):
     """The model batch job (Gemini's batch mode) a running economy item is a request of."""
 
@@ -217,6 +230,11 @@ class Generation(BaseModel):
     )
     model_batch: ModelBatchStatus | None = Field(
         None, description="While a batch item runs in Gemini's batch mode: its model batch job."
+    )
+    timeline: list[TimelineEvent] | None = Field(
+        None,
+        description="With `?include=timeline`: accepted, released, each attempt's start and end (the last "
+        "20), finished, and each webhook POST, in time order.",
     )
     eta: str | None = Field(
         None,

@@ -214,6 +214,7 @@ def get(
     job_id: str,
     wait_s: int = 0,
     known: Callable[[str], bool] | None = None,
+    include_timeline: bool = False,
 ) -> tuple[Generation, str, int | None]:
     """The generation, its ETag and a polling hint (None once terminal). With `wait_s` (Prefer:
     wait), a job that is not final and is still what the caller has (`known`: its If-None-Match;
@@ -228,6 +229,8 @@ def get(
             job, updated = job_of(changed.to_dict() or job), changed.update_time
             view = views.generation(services, job_id, job)
             etag = views.etag(job_id, updated, view.waiting_reason)
+    if include_timeline:
+        view = view.model_copy(update={"timeline": views.timeline(services, job_id, job)})
     return view, etag, views.poll_after(job)
 
 

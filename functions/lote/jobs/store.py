@@ -13,7 +13,7 @@ from lote.dispatch import lanes
 from lote.errors import Conflict
 from lote.idempotency import Key, Replay, create_once
 from lote.jobs import commits, events
-from lote.jobs.documents import JobDoc, job_of
+from lote.jobs.documents import HISTORY_KEPT, AttemptEntry, JobDoc, job_of
 from lote.statuses import TERMINAL, UNPAID, JobStatus
 
 if TYPE_CHECKING:
@@ -121,7 +121,12 @@ def claim(db: firestore.Client, job_id: str, lease: dt.timedelta, check_at: dt.d
 
 
 def settle(
-    db: firestore.Client, job_id: str, attempt: int, outcome: Outcome, outbox: Outbox | None = None
+    db: firestore.Client,
+    job_id: str,
+    attempt: int,
+    outcome: Outcome,
+    outbox: Outbox | None = None,
+    started_at: dt.datetime | None = None,
 ) -> str:
     """Commit an attempt's outcome (jobs/outcome.py) if this attempt still owns the job, in one
     optimistic commit (jobs/commits.py): the job's update with its `call` record, a terminal state's
@@ -150,6 +155,11 @@ def settle(
             lanes.activate(db, *outcome.lane, write.commit)
         if "call" in outcome.update:
             final["call"] = outcome.update["call"]  # the dispatcher counts the call, whatever won
+        entry: AttemptEntry = {"attempt": attempt, "started_at": started_at, "ended_at": now,
+                               "end": "canceled" if job.get("cancel_requested") else str(outcome.end),
+                               "code": outcome.code,
+                               "model_ms": int(outcome.update.get("model_ms") or 0)}  # fmt: skip
+        final["history"] = [*(job.get("history") or [])[-(HISTORY_KEPT - 1) :], entry]  # read above: bounded
         write.update(snapshot, final)
         return str(final["status"]), True
 

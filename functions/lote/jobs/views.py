@@ -20,12 +20,14 @@ from lote.jobs.schemas import (
     PresetList,
     PresetParam,
     Rubric,
+    TimelineEvent,
 )
 from lote.quality import plan as quality_plan
 from lote.quality import presets
 from lote.quality.schemas import Quality
 from lote.services import Services
 from lote.statuses import TERMINAL, JobStatus
+from lote.webhooks.store import DELIVERIES
 
 
 def links(services: Services, job_id: str, succeeded: bool = False) -> Links:
@@ -173,3 +175,35 @@ def preset_list(default_model: str) -> PresetList:
             )
         )
     return PresetList(presets=found)
+
+
+def timeline(services: Services, job_id: str, job: JobDoc) -> list[TimelineEvent]:
+    """The image's life from what lote records: the job's times and `history`, and its webhook
+    deliveries' attempts (one query, on `subject`)."""
+    from google.cloud.firestore import FieldFilter
+
+    found: list[tuple[dt.datetime, TimelineEvent]] = []
+
+    def add(at: dt.datetime | None, event: Any, attempt: int | None = None, **detail: object) -> None:
+        if at is not None:
+            kept = {k: v for k, v in detail.items() if v is not None}
+            found.append(
+                (at, TimelineEvent(at=timeutil.iso(at) or "", event=event, attempt=attempt, detail=kept))
+            )
+
+    add(job.get("created_at"), "accepted")
+    add(job.get("released_at"), "released")
+    for entry in job.get("history") or []:
+        number = entry.get("attempt")
+        add(entry.get("started_at"), "attempt_started", number)
+        add(entry.get("ended_at"), "attempt_ended", number, end=entry.get("end"), code=entry.get("code"),
+            model_ms=entry.get("model_ms"))  # fmt: skip
+    if job["status"] in TERMINAL:
+        add(job.get("finished_at"), "finished", status=job["status"])
+    query = services.firestore.db.collection(DELIVERIES).where(filter=FieldFilter("subject", "==", job_id))
+    for snapshot in query.limit(20).stream():
+        delivery = snapshot.to_dict() or {}
+        for sent in delivery.get("attempts") or []:
+            add(sent.get("at"), "webhook", type=delivery.get("type"), status_code=sent.get("status_code"),
+                latency_ms=sent.get("latency_ms"), error=sent.get("error"))  # fmt: skip
+    return [event for _, event in sorted(found, key=lambda pair: pair[0])]

@@ -62,7 +62,7 @@ def _run(services: Services, job_id: str, job: JobDoc, retry_count: int, began: 
             ended = _attempt(services, job_id, job, retry_count, began, held)
     except memory.MemoryBusy as exc:
         ended = outcome.of_error(_facts(services, job, retry_count, began), exc)
-    return settle(services, job_id, job, ended)
+    return settle(services, job_id, job, ended, began)
 
 
 def _attempt(
@@ -175,7 +175,9 @@ def _facts(
     )
 
 
-def settle(services: Services, job_id: str, job: JobDoc, ended: Outcome) -> Answer:
+def settle(
+    services: Services, job_id: str, job: JobDoc, ended: Outcome, began: float | None = None
+) -> Answer:
     """Commit the outcome, then do what the commit made due: the task of deferred work, the
     dispatcher for held work, the output of an attempt whose job a cancel ended meanwhile, the reuse
     record of the image this job made."""
@@ -184,7 +186,8 @@ def settle(services: Services, job_id: str, job: JobDoc, ended: Outcome) -> Answ
     attempt = int(job["attempts"])
     with tracing.span("job.settle", end=str(ended.end), code=ended.code), webhooks.events(services) as outbox:
         # Its events are enqueued once the block ends (their tasks carry this trace on).
-        written = store.settle(services.firestore.db, job_id, attempt, ended, outbox)
+        started = None if began is None else timeutil.now() - dt.timedelta(seconds=time.monotonic() - began)
+        written = store.settle(services.firestore.db, job_id, attempt, ended, outbox, started)
     if ended.fingerprint is not None:
         _remember(services, job_id, job["tenant_id"], written, ended)
     if written == JobStatus.QUEUED and ended.task is not None:

@@ -3,7 +3,7 @@ field here to the document). Unknown fields are kept, so a newer server never br
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,6 +107,7 @@ class Generation(Model):
     quality: Quality | None = None
     reused_from: str | None = None
     model_batch: dict[str, str] | None = None
+    timeline: list[dict[str, Any]] | None = None
     eta: str | None = None
     links: Links
 
