@@ -14,6 +14,7 @@ locals {
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "cloudtrace.googleapis.com",
+    "billingbudgets.googleapis.com", # budget.tf (the budget itself only when billing_account is set)
     var.use_vertexai ? "aiplatform.googleapis.com" : "generativelanguage.googleapis.com",
   ])
 }

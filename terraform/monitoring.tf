@@ -1,41 +1,264 @@
-# Log-based metrics from the worker's structured log lines: each counts an `event` (lote/logs.py emit;
-# a test checks every filter names an event the code emits, with the fields it filters on) and two alerts.
+# Log-based metrics from the functions' structured log lines: each counts an `event` (lote/logs.py emit;
+# a test checks every filter names an event the code emits, with the fields it filters on and labels
+# by), and the alerts on them. The dashboard is in dashboard.tf, the SLOs in slos.tf.
 
 locals {
   worker_logs = join(" AND ", [
     "resource.type=\"cloud_run_revision\"",
     "resource.labels.service_name=\"${google_cloudfunctions2_function.fn["worker"].name}\"",
   ])
+  # Every function's lines (Firestore contention answers 429 in the api as in the worker).
+  lote_logs = join(" AND ", [
+    "resource.type=\"cloud_run_revision\"",
+    "resource.labels.service_name=(${join(" OR ", [for f in google_cloudfunctions2_function.fn : "\"${f.name}\""])})",
+  ])
   # PromQL names of the log-based metrics: "logging.googleapis.com/user/NAME" with the first / as :
   # and every other special character (the prefix may hold hyphens) as _ (Cloud Monitoring's mapping).
+  # A distribution is queried as a Prometheus histogram: NAME_bucket, NAME_sum, NAME_count.
   promql = {
-    for key, name in {
-      failed           = google_logging_metric.failed.name
-      succeeded        = google_logging_metric.succeeded.name
-      audit_violations = google_logging_metric.audit_violations.name
-      abandoned        = google_logging_metric.abandoned.name
-      breaker_opened   = google_logging_metric.breaker_opened.name
-      model_blocked    = google_logging_metric.model_blocked.name
-      stripe_unsettled = google_logging_metric.stripe_unsettled.name
-    } : key => "logging_googleapis_com:user_${replace(name, "/[^A-Za-z0-9_]/", "_")}"
+    for key, name in merge({
+      failed              = google_logging_metric.failed.name
+      succeeded           = google_logging_metric.succeeded.name
+      audit_violations    = google_logging_metric.audit_violations.name
+      abandoned           = google_logging_metric.abandoned.name
+      breaker_opened      = google_logging_metric.breaker_opened.name
+      model_blocked       = google_logging_metric.model_blocked.name
+      stripe_unsettled    = google_logging_metric.stripe_unsettled.name
+      model_throttled     = google_logging_metric.model_throttled.name
+      accept_to_done      = google_logging_metric.accept_to_done.name
+      waited              = google_logging_metric.waited.name
+      images_on_time      = google_logging_metric.images_on_time.name
+      images_late         = google_logging_metric.images_late.name
+      model_spend         = google_logging_metric.model_spend.name
+      webhooks_failed     = google_logging_metric.webhooks_failed.name
+      webhook_lag         = google_logging_metric.webhook_lag.name
+      webhooks_on_time    = google_logging_metric.webhooks_on_time.name
+      webhooks_late       = google_logging_metric.webhooks_late.name
+      firestore_contended = google_logging_metric.firestore_contended.name
+    }, { for field, metric in google_logging_metric.tick : "tick_${field}" => metric.name }) :
+    key => "logging_googleapis_com:user_${replace(name, "/[^A-Za-z0-9_]/", "_")}"
+  }
+  # Labels a metric takes from its lines' fields (label_extractors); each a STRING.
+  labels = {
+    tier = "the image's tier: interactive (a single), express, standard, economy"
+    kind = "single or item (of a batch)"
+    code = "the error's code"
+    end  = "how the attempt ended: held (image quota) or deferred (text quota)"
   }
 }
 
 resource "google_logging_metric" "succeeded" {
-  name   = "${local.p}_images_succeeded"
-  filter = "${local.worker_logs} AND jsonPayload.event=\"job.succeeded\""
+  name             = "${local.p}_images_succeeded"
+  filter           = "${local.worker_logs} AND jsonPayload.event=\"job.succeeded\""
+  label_extractors = { for key in ["tier", "kind"] : key => "EXTRACT(jsonPayload.${key})" }
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
+    dynamic "labels" {
+      for_each = ["tier", "kind"]
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = local.labels[labels.value]
+      }
+    }
   }
 }
 
 resource "google_logging_metric" "failed" {
-  name   = "${local.p}_images_failed"
-  filter = "${local.worker_logs} AND jsonPayload.event=\"job.failed\""
+  name             = "${local.p}_images_failed"
+  filter           = "${local.worker_logs} AND jsonPayload.event=\"job.failed\""
+  label_extractors = { for key in ["tier", "kind", "code"] : key => "EXTRACT(jsonPayload.${key})" }
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
+    dynamic "labels" {
+      for_each = ["tier", "kind", "code"]
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = local.labels[labels.value]
+      }
+    }
+  }
+}
+
+# A model call refused for quota (429 RESOURCE_EXHAUSTED, clients/model.py ModelThrottled): the job is
+# held again (image) or deferred (text), its attempt not counted (jobs/outcome.py).
+resource "google_logging_metric" "model_throttled" {
+  name             = "${local.p}_model_throttled"
+  filter           = "${local.worker_logs} AND jsonPayload.event=\"job.settled\" AND jsonPayload.code=\"model_rate_limited\""
+  label_extractors = { for key in ["tier", "end"] : key => "EXTRACT(jsonPayload.${key})" }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    dynamic "labels" {
+      for_each = ["tier", "end"]
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = local.labels[labels.value]
+      }
+    }
+  }
+}
+
+# Acceptance to success (jobs/worker.py `accept_to_done_ms`), singles and batch items by tier.
+resource "google_logging_metric" "accept_to_done" {
+  name             = "${local.p}_accept_to_done"
+  filter           = "${local.worker_logs} AND jsonPayload.event=\"job.succeeded\" AND jsonPayload.accept_to_done_ms>0"
+  value_extractor  = "EXTRACT(jsonPayload.accept_to_done_ms)"
+  label_extractors = { for key in ["tier", "kind"] : key => "EXTRACT(jsonPayload.${key})" }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "ms"
+    dynamic "labels" {
+      for_each = ["tier", "kind"]
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = local.labels[labels.value]
+      }
+    }
+  }
+  bucket_options {
+    exponential_buckets { # 0.5 s to about two weeks
+      num_finite_buckets = 44
+      growth_factor      = 1.4
+      scale              = 500
+    }
+  }
+}
+
+# Acceptance to the first attempt (`waited_ms`) of the jobs that ended: held work's age when it left
+# its lane, by tier (the dispatcher's tick holds no per-tier age of what is still held: monitoring.tf's
+# `tick` metrics chart the lanes instead).
+resource "google_logging_metric" "waited" {
+  name             = "${local.p}_waited"
+  filter           = "${local.worker_logs} AND jsonPayload.event=(\"job.succeeded\" OR \"job.failed\") AND jsonPayload.waited_ms>0"
+  value_extractor  = "EXTRACT(jsonPayload.waited_ms)"
+  label_extractors = { for key in ["tier", "kind"] : key => "EXTRACT(jsonPayload.${key})" }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "ms"
+    dynamic "labels" {
+      for_each = ["tier", "kind"]
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = local.labels[labels.value]
+      }
+    }
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 44
+      growth_factor      = 1.4
+      scale              = 500
+    }
+  }
+}
+
+# The SLOs' images (slos.tf): ended for good within their tier's target (jobs/worker.py TARGET_S), or
+# not (late, or failed for a reason retries could not mend; a failure that is the request's own, not
+# retryable, carries no `within_target` and is not judged).
+resource "google_logging_metric" "images_on_time" {
+  name             = "${local.p}_images_on_time"
+  filter           = "${local.worker_logs} AND jsonPayload.event=\"job.succeeded\" AND jsonPayload.within_target=true"
+  label_extractors = { for key in ["tier", "kind"] : key => "EXTRACT(jsonPayload.${key})" }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    dynamic "labels" {
+      for_each = ["tier", "kind"]
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = local.labels[labels.value]
+      }
+    }
+  }
+}
+
+resource "google_logging_metric" "images_late" {
+  name             = "${local.p}_images_late"
+  filter           = "${local.worker_logs} AND jsonPayload.event=(\"job.succeeded\" OR \"job.failed\") AND jsonPayload.within_target=false"
+  label_extractors = { for key in ["tier", "kind"] : key => "EXTRACT(jsonPayload.${key})" }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    dynamic "labels" {
+      for_each = ["tier", "kind"]
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = local.labels[labels.value]
+      }
+    }
+  }
+}
+
+# What a success's model calls cost lote (`model_cost_usd_micros`: Gemini's tokens at
+# dispatch/model_prices.json's prices, batch mode's share for economy): the dashboard sums it.
+resource "google_logging_metric" "model_spend" {
+  name             = "${local.p}_model_spend"
+  filter           = "${local.worker_logs} AND jsonPayload.event=\"job.succeeded\" AND jsonPayload.model_cost_usd_micros>0"
+  value_extractor  = "EXTRACT(jsonPayload.model_cost_usd_micros)"
+  label_extractors = { tier = "EXTRACT(jsonPayload.tier)" }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "1"
+    labels {
+      key         = "tier"
+      value_type  = "STRING"
+      description = local.labels.tier
+    }
+  }
+  bucket_options {
+    exponential_buckets { # 100 micros ($0.0001) to about $50
+      num_finite_buckets = 20
+      growth_factor      = 2
+      scale              = 100
+    }
+  }
+}
+
+# The dispatcher's gauges, one `dispatch.tick` line per control window (lote/dispatch/service.py):
+# each field a distribution the dashboard averages per minute.
+locals {
+  tick_fields = {
+    backlog           = { unit = "1", scale = 1, growth = 2, buckets = 24, about = "released jobs not started and active lanes" }
+    in_queue          = { unit = "1", scale = 1, growth = 2, buckets = 24, about = "released jobs not started" }
+    lanes_interactive = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active lanes of singles held again" }
+    lanes_express     = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active express lanes (batches)" }
+    lanes_standard    = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active standard lanes (batches)" }
+    lanes_economy     = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active economy lanes (batches)" }
+    pace_share        = { unit = "1", scale = 0.01, growth = 1.25, buckets = 24, about = "the pace's share of the queue's ceiling" }
+    quota_error_share = { unit = "1", scale = 0.001, growth = 1.4, buckets = 24, about = "the window's calls refused for quota" }
+    breaker_level     = { unit = "1", scale = 0.5, growth = 2, buckets = 3, about = "0 closed, 1 open, 2 blocked" }
+  }
+}
+
+resource "google_logging_metric" "tick" {
+  for_each        = local.tick_fields
+  name            = "${local.p}_dispatch_${each.key}"
+  description     = "Dispatcher tick: ${each.value.about}."
+  filter          = "${local.worker_logs} AND jsonPayload.event=\"dispatch.tick\""
+  value_extractor = "EXTRACT(jsonPayload.${each.key})"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = each.value.unit
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = each.value.buckets
+      growth_factor      = each.value.growth
+      scale              = each.value.scale
+    }
   }
 }
 
@@ -63,6 +286,61 @@ resource "google_logging_metric" "webhooks_failed" {
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
+  }
+}
+
+# Webhook deliveries (lote/webhooks/delivery.py): event → acknowledged (`lag_ms`), and the webhook
+# SLO's good (acknowledged within its target) and bad (late, or failed for good).
+resource "google_logging_metric" "webhook_lag" {
+  name            = "${local.p}_webhook_lag"
+  filter          = "${local.worker_logs} AND jsonPayload.event=\"webhook.delivered\" AND jsonPayload.lag_ms>0"
+  value_extractor = "EXTRACT(jsonPayload.lag_ms)"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "ms"
+  }
+  bucket_options {
+    exponential_buckets { # 50 ms to about a day
+      num_finite_buckets = 36
+      growth_factor      = 1.5
+      scale              = 50
+    }
+  }
+}
+
+resource "google_logging_metric" "webhooks_on_time" {
+  name   = "${local.p}_webhooks_on_time"
+  filter = "${local.worker_logs} AND jsonPayload.event=\"webhook.delivered\" AND jsonPayload.within_target=true"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+resource "google_logging_metric" "webhooks_late" {
+  name   = "${local.p}_webhooks_late"
+  filter = "${local.worker_logs} AND jsonPayload.event=(\"webhook.delivered\" OR \"webhook.failed\") AND jsonPayload.within_target=false"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+# A Firestore transaction or optimistic commit that lost every retry and answered 429
+# (lote/transactions.py), in any function.
+resource "google_logging_metric" "firestore_contended" {
+  name             = "${local.p}_firestore_contended"
+  filter           = "${local.lote_logs} AND jsonPayload.event=\"firestore.contention\""
+  label_extractors = { kind = "EXTRACT(jsonPayload.kind)" }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    labels {
+      key         = "kind"
+      value_type  = "STRING"
+      description = "transaction or optimistic (a preconditioned batch)"
+    }
   }
 }
 

@@ -166,3 +166,33 @@ variable "trace_sample_ratio" {
     error_message = "trace_sample_ratio is a share between 0 and 1."
   }
 }
+
+variable "slo_goals" {
+  type = object({
+    singles  = number
+    items    = number
+    webhooks = number
+  })
+  description = "Share of each SLO's events that must be good over 30 days (slos.tf): singles and batch items done within their tier's target (functions/lote/jobs/worker.py TARGET_S), webhooks acknowledged within a minute of their event."
+  default     = { singles = 0.995, items = 0.99, webhooks = 0.99 }
+  validation {
+    condition     = alltrue([for goal in values(var.slo_goals) : goal > 0 && goal < 1])
+    error_message = "Each SLO goal is a share strictly between 0 and 1 (Cloud Monitoring accepts up to 0.9999)."
+  }
+}
+
+variable "billing_account" {
+  type        = string
+  description = "Billing account id (XXXXXX-XXXXXX-XXXXXX) that pays for the project: with it a monthly budget on the project's spend emails the alert address at 50%, 90% and 100% spent and 100% forecast (budget.tf; needs roles/billing.costsManager on the account). Empty: no budget."
+  default     = ""
+}
+
+variable "monthly_budget_usd" {
+  type        = number
+  description = "The project's monthly budget in whole US dollars (every service, the model's calls included), when billing_account is set."
+  default     = 100
+  validation {
+    condition     = var.monthly_budget_usd > 0 && floor(var.monthly_budget_usd) == var.monthly_budget_usd
+    error_message = "monthly_budget_usd is a whole number of dollars above 0."
+  }
+}

@@ -72,6 +72,8 @@ def _responses(op: Operation) -> dict[str, Any]:
         ok["content"] = {op.media: {"schema": _ref(op.response)}}
     elif op.media != "application/json":
         ok["content"] = {op.media: {"schema": {"type": "string"}}}
+    for media in op.also_media:  # the same answer in another format (`format=csv`)
+        ok.setdefault("content", {})[media] = {"schema": {"type": "string"}}
     if op.links:
         ok["links"] = op.links
     answers: dict[str, Any] = {op.ok: ok}

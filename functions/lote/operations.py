@@ -24,7 +24,7 @@ from lote.batches.schemas import (
     UploadAnswer,
     UploadRequest,
 )  # fmt: skip
-from lote.billing.schemas import CheckoutAnswer, CheckoutRequest, PackList
+from lote.billing.schemas import CheckoutAnswer, CheckoutRequest, PackList, SpendControls, SpendControlsUpdate
 from lote.dispatch.schemas import Scheduler
 from lote.jobs.schemas import Accepted, Generation, GenerationRequest, PresetList
 from lote.statuses import BatchStatus, DeliveryStatus, JobStatus
@@ -42,6 +42,7 @@ from lote.tenants.schemas import (
     Tenant,
     TenantCreate,
 )  # fmt: skip
+from lote.usage.schemas import Usage
 from lote.webhooks.schemas import Delivery, DeliveryPage, WebhookSecret
 
 
@@ -115,6 +116,24 @@ class Operation:
     scopes: tuple[str, ...] = ()  # what a client token needs here (none: any token)
     also_ok: tuple[str, type[BaseModel], str] | None = None  # another success: status, model, summary
     key_only: bool = False  # only an API key may act here, never a client token
+    also_media: tuple[str, ...] = ()  # other formats of the success answer
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+USAGE_PARAMS = [
+    _query(
+        "from",
+        {"type": "string", "maxLength": 40},
+        "Start (inclusive): RFC 3339 time or date; default 30 days (by hour: 1 day) before `to`.",
+    ),
+    _query("to", {"type": "string", "maxLength": 40}, "End (exclusive): RFC 3339 time or date; default now."),
+    _query("granularity", {"type": "string", "enum": ["day", "hour"]}, "Period length (default day)."),
+    _query("group_by", {"type": "string", "enum": ["preset", "tier", "model", "status"]}, "Rows per group."),
+    _query("format", {"type": "string", "enum": ["json", "csv"]}, "csv: one row per period and group."),
+]
 
 
 def _link(operation_id: str, **params: str) -> dict[str, Any]:
@@ -185,6 +204,13 @@ OPERATIONS: list[Operation] = [
               scopes=("account:read",)),
     Operation("get", "/v1/account/ledger", "listLedger", "List your ledger (newest first)", "200",
               LedgerPage, params=[TOKEN], errors=(400,), scopes=("account:read",)),
+    Operation("get", "/v1/account/usage", "getUsage", "Your usage by period and group (JSON or CSV)", "200",
+              Usage, params=USAGE_PARAMS, errors=(400,), scopes=("account:read",), also_media=("text/csv",)),
+    Operation("get", "/v1/account/spend-controls", "getSpendControls",
+              "Read your spend caps and low-balance threshold", "200", SpendControls, key_only=True),
+    Operation("patch", "/v1/account/spend-controls", "setSpendControls",
+              "Set your spend caps and low-balance threshold", "200", SpendControls, SpendControlsUpdate,
+              errors=BODY, key_only=True),
     Operation("get", "/v1/webhooks/deliveries", "listDeliveries", "List webhook deliveries", "200",
               DeliveryPage, params=[status_param(DELIVERY_STATUSES), TOKEN], errors=(400,),
               scopes=("webhooks:read",)),

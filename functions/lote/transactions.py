@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from lote import logs
 from lote.errors import TooManyRequests
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ def run(db: firestore.Client, body: Callable[[firestore.Transaction], T], attemp
         # The client raises a bare ValueError("Failed to commit transaction in N attempts") from
         # the last ABORTED: that is contention, not a bug.
         if isinstance(exc.__cause__, Aborted):
+            # Counted by Terraform's `firestore_contention` log metric (the dashboard's chart).
+            logs.emit(log, logging.WARNING, "firestore.contention",
+                      "transaction gave up after %d attempts: 429", attempts, kind="transaction",
+                      attempts=attempts)  # fmt: skip
             raise Contention(
                 "too many concurrent changes to the same record; retry", headers={"Retry-After": "1"}
             ) from exc
@@ -86,5 +91,7 @@ def optimistic(
             log.info("optimistic commit took %.1f s after %d lost tries: %s", time.monotonic() - began,
                      len(lost), ", ".join(lost))  # fmt: skip
         return result
-    log.warning("optimistic commit gave up after %d lost tries: %s", len(lost), ", ".join(lost))
+    said = "optimistic commit gave up after %d lost tries: %s"
+    logs.emit(log, logging.WARNING, "firestore.contention", said, len(lost), ", ".join(lost),
+              kind="optimistic", attempts=len(lost))  # fmt: skip
     raise Contention("too many concurrent changes to this record; retry", headers={"Retry-After": "1"})

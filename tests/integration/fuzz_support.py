@@ -117,6 +117,16 @@ def _batch(body: dict[str, Any]) -> None:
         _quality(item)
 
 
+def _spend_controls(body: dict[str, Any]) -> None:
+    """A receiver that answers, and caps the fuzz tenant never reaches (set: their room is still
+    lent and counted on every admission, but no later case is refused for them)."""
+    if isinstance(body.get("webhook_url"), str):
+        body["webhook_url"] = STATE.receiver
+    for cap in ("daily_cap", "monthly_cap"):
+        if isinstance(body.get(cap), int):
+            body[cap] = 1_000_000_000
+
+
 def _quality(item: dict[str, Any]) -> None:
     """An item's verification options as its own preset allows them (the item schema cannot say
     which, since the defaults may supply the preset): options its plan refuses are dropped."""
@@ -151,9 +161,14 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
             _generation(case.body)
         elif path == "/v1/batches":
             _batch(case.body)
+        elif path == "/v1/account/spend-controls":
+            _spend_controls(case.body)
     query = meta.components.get(ParameterLocation.QUERY)
     if isinstance(case.query, dict) and query and query.mode == GenerationMode.POSITIVE:
         case.query.pop("page_token", None)  # valid tokens come from earlier answers (stateful links)
+        if path == "/v1/account/usage":  # a range that parses and is in order: the defaults
+            case.query.pop("from", None)
+            case.query.pop("to", None)
 
 
 @schemathesis.hook

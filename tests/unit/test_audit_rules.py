@@ -168,6 +168,17 @@ def test_a_purse_whose_slices_do_not_match_its_singles_is_named():
     assert rules.purse("ten_a", 3, {0: {"credits": 0, "slots": 3, "in_use": 1}}, {0: 1}) == []
 
 
+def test_spend_room_not_charged_nor_held_is_named():
+    spend = {"day": "2026-12-05", "day_out": 30, "month_out": 100}
+    slices = {0: {"room": 4, "room_day": "2026-12-05"}, 1: {"room": 6, "room_day": "2026-12-04"}}
+    # 26 charged today + 4 held for today; 90 charged this month + 4 + 6 held in it.
+    assert rules.spend_counted("ten_a", spend, slices, 26, 90) == []
+    lost = rules.spend_counted("ten_a", spend, slices, 25, 90)  # a credit of room went nowhere
+    assert [(v.invariant, v.detail["day_held"]) for v in lost] == [("spend_counted", 4)]
+    overdrawn = {**slices, 2: {"room": -1, "room_day": "2026-12-05"}}
+    assert [v.subject for v in rules.spend_counted("ten_a", spend, overdrawn, 27, 91)] == ["ten_a/2"]
+
+
 def test_a_cancel_still_paging_long_after_the_repair_window_is_named():
     import datetime as dt
 

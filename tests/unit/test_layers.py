@@ -47,6 +47,8 @@ def modules(folder: str) -> list[Path]:
         ("batches", ("lote.api", "lote.web", "lote.repair", "lote.audit")),
         ("webhooks", ("lote.repair", "lote.audit", "lote.billing")),
         ("dispatch", ("lote.api", "lote.web", "lote.repair", "lote.audit", "lote.billing")),
+        # Usage is rollups of finished jobs: jobs write them, routes read them; it knows neither.
+        ("usage", ("lote.jobs", "lote.batches", "lote.billing", "lote.api", "lote.web")),
         ("", ("lote_local", "tests", "bench")),
     ],
 )

@@ -255,41 +255,249 @@ def test_variables_are_typed_and_described_and_versions_bounded():
     assert settings["backend"][0] == {'"gcs"': {"__is_block__": True}}
 
 
-def _conditions(filter_text: str) -> dict[str, str]:
-    """A metric filter's conditions on the structured payload: field → the value or `>0` it asks."""
-    found = re.findall(r'jsonPayload\.(\w+)\s*(=|>)\s*\\?"?([\w.]+)', filter_text)
-    return {field: (value if op == "=" else f">{value}") for field, op, value in found}
+def _conditions(filter_text: str) -> dict[str, set[str]]:
+    """A metric filter's conditions on the structured payload: field → the values (`=`, one or a
+    parenthesised OR of several) or the `>0` it asks."""
+    found = re.findall(r'jsonPayload\.(\w+)\s*(=|>)\s*(\([^()]*\)|\\?"?[\w.]+)', filter_text)
+    conditions: dict[str, set[str]] = {}
+    for field, op, value in found:
+        values = set(re.findall(r"[\w.]+", value)) - {"OR"}
+        conditions.setdefault(field, set()).update(values if op == "=" else {f">{v}" for v in values})
+    return conditions
+
+
+EVENT_PREFIXES = ("job", "webhook", "audit", "dispatch", "stripe", "firestore")
 
 
 def _emits() -> dict[str, str]:
-    """The events the functions' code names where it calls `logs.emit`: event → that module's text."""
+    """The events the functions' code names where it calls `logs.emit`: event → those modules' text."""
     found: dict[str, str] = {}
+    pattern = r'"((?:' + "|".join(EVENT_PREFIXES) + r')\.[a-z_]+)"'
     for path in (REPO_ROOT / "functions" / "lote").rglob("*.py"):
         text = path.read_text()
         if "logs.emit(" in text:
-            for event in re.findall(r'"((?:job|webhook|audit|dispatch|stripe)\.[a-z_]+)"', text):
-                found[event] = text
+            for event in re.findall(pattern, text):
+                found[event] = found.get(event, "") + text
     return found
+
+
+def _code_text() -> str:
+    return "\n".join(path.read_text() for path in (REPO_ROOT / "functions" / "lote").rglob("*.py"))
+
+
+def _filter_of(metric: dict[str, Any]) -> str:
+    metrics = resources("google_logging_metric")
+    succeeded = unquote(metrics["succeeded"]["filter"])
+    return unquote(metric["filter"]).replace("${google_logging_metric.succeeded.filter}", succeeded)
+
+
+def _extracted(metric: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """The payload fields a metric extracts: its value's, and its labels' (label → field)."""
+    value = str(metric.get("value_extractor", ""))
+    if "${each.key}" in value:  # one metric per field of its for_each map
+        values = set(local(metric["for_each"].removeprefix("${local.").removesuffix("}")))
+    else:
+        values = set(re.findall(r"EXTRACT\(jsonPayload\.(\w+)\)", value))
+    extractors = metric.get("label_extractors", {})
+    if isinstance(extractors, str):  # {for key in ["a", "b"] : key => "EXTRACT(jsonPayload.${key})"}
+        keys = re.search(r"for key in \[([^\]]*)\]", extractors)
+        assert keys and "EXTRACT(jsonPayload.${key})" in extractors, extractors
+        labels = set(re.findall(r'"(\w+)"', keys.group(1)))
+    else:
+        labels = {
+            key
+            for key, v in extractors.items()
+            if re.fullmatch(r'"?EXTRACT\(jsonPayload\.' + key + r'\)"?', v)
+        }
+        assert labels == set(extractors), f"a label from another field: {extractors}"
+    return values, labels
+
+
+def _descriptor_labels(metric: dict[str, Any]) -> set[str]:
+    """The label keys a metric's descriptor declares (literal blocks or a dynamic block's list)."""
+    descriptor = metric["metric_descriptor"][0]
+    keys = {unquote(block["key"]) for block in descriptor.get("labels", [])}
+    for dynamic in descriptor.get("dynamic", []):
+        keys.update(unquote(key) for key in dynamic['"labels"']["for_each"])
+    return keys
 
 
 def test_log_based_metrics_count_events_the_code_emits_with_the_fields_they_filter_on():
     metrics = resources("google_logging_metric")
-    emitted = _emits()
-    succeeded = unquote(metrics["succeeded"]["filter"])
+    emitted, code = _emits(), _code_text()
     for name, metric in metrics.items():
-        conditions = _conditions(
-            unquote(metric["filter"]).replace("${google_logging_metric.succeeded.filter}", succeeded)
-        )
-        event = conditions.pop("event", None)
-        assert event in emitted, f"{name} counts {event!r}, which no module emits"
-        for field in conditions:  # a keyword of its emit() call, or a key of the fields it passes
-            assert re.search(rf'\b{field}=|"{field}":', emitted[event]), (
-                f"{name} filters on {field}: not in {event}"
-            )
+        conditions = _conditions(_filter_of(metric))
+        events = conditions.pop("event", set())
+        assert events, f"{name} counts no event"
+        values, labels = _extracted(metric)
+        for event in events:
+            assert event in emitted, f"{name} counts {event!r}, which no module emits"
+            # a keyword of its emit() call, or a key of the fields it passes (a literal's, or set)
+            for field in set(conditions) | values | labels:
+                assert re.search(rf'\b{field}=|"{field}"(?::|\] =)', emitted[event]), (
+                    f"{name} reads {field}: not in {event}"
+                )
+        for field, wanted in conditions.items():  # a literal it asks for is one the code writes
+            for value in wanted - {"true", "false"}:
+                assert value.startswith(">") or f'"{value}"' in code, (
+                    f"{name}: {field}={value} is never written"
+                )
+        assert labels == _descriptor_labels(metric), f"{name}: labels extracted and declared differ"
     # The metrics tell these apart by the fields, not by the wording of the message.
     breaker = [_conditions(unquote(metrics[m]["filter"])) for m in ("breaker_opened", "model_blocked")]
-    assert breaker[0]["state"] == "open" and breaker[1]["state"] == "blocked"
+    assert breaker[0]["state"] == {"open"} and breaker[1]["state"] == {"blocked"}
     assert unquote(metrics["model_latency"]["value_extractor"]) == "EXTRACT(jsonPayload.model_ms)"
+    on_time, late = (_conditions(unquote(metrics[m]["filter"])) for m in ("images_on_time", "images_late"))
+    assert on_time["within_target"] == {"true"} and late["within_target"] == {"false"}
+    assert late["event"] == {"job.succeeded", "job.failed"}
+
+
+def _tf_text() -> str:
+    return "\n".join(path.read_text() for path in sorted(TERRAFORM.glob("*.tf")))
+
+
+def _promql_keys() -> dict[str, str]:
+    """local.promql's keys → the log-based metric each names (the tick's `tick_FIELD` per field)."""
+    text = local("promql")
+    keys = dict(re.findall(r"(\w+) = google_logging_metric\.(\w+)\.name", text))
+    assert "google_logging_metric.tick :" in text and '"tick_${field}"' in text
+    keys.update({f"tick_{field}": "tick" for field in local("tick_fields")})
+    return keys
+
+
+def test_every_log_metric_the_dashboard_slos_and_alerts_name_exists():
+    metrics = resources("google_logging_metric")
+    referenced = set(re.findall(r"google_logging_metric\.(\w+)", _tf_text()))
+    assert referenced - set(metrics) == set(), "a reference to a metric that is not defined"
+    keys = _promql_keys()
+    assert set(keys.values()) <= set(metrics)
+    used = set(re.findall(r"local\.(?:q|promql)\.(\w+)", _tf_text()))
+    assert used - set(keys) == set(), "a query names a metric local.promql does not map"
+    assert local("q") == "${local.promql}"
+    for field in local("tick_fields"):
+        assert f"tick_{field}" in keys
+    # The SLOs' filters (local.metric): each key names the log-based metric of the same name.
+    slo_metrics = dict(re.findall(r"(\w+) = google_logging_metric\.(\w+)\b", str(local("metric"))))
+    assert (
+        slo_metrics
+        and all(key == name for key, name in slo_metrics.items())
+        and set(slo_metrics) <= set(metrics)
+    )
+    assert 'metric.type=\\"logging.googleapis.com/user/${metric.name}\\"' in str(local("metric"))
+    used_by_slos = set(re.findall(r"local\.metric\.(\w+)", str(local("slos"))))
+    assert used_by_slos == set(slo_metrics)
+
+
+def _tiles() -> list[tuple[str, str]]:
+    """Each dashboard tile: its title and its queries, a tick mean written as the metric it reads."""
+    tiles = []
+    for tile in local("dashboard_tiles"):
+        queries = " ; ".join(unquote(q) for q in tile["queries"])
+        queries = re.sub(
+            r"\$\{local\.mean\.(\w+)\}", r"${local.q.tick_\1}_sum / ${local.q.tick_\1}_count", queries
+        )
+        tiles.append((unquote(tile["title"]), queries))
+    return tiles
+
+
+# What the dashboard must show (issue 27): a tile whose queries hold every fragment of one entry.
+DASHBOARD = {
+    "images/min by tier, succeeded": ["by (tier)", "local.q.succeeded}", "* 60"],
+    "images/min by tier, failed": ["by (tier)", "local.q.failed}", "* 60"],
+    "model quota share": ["local.q.tick_pace_share}", "local.q.tick_quota_error_share}"],
+    "model 429s": ["local.q.model_throttled}"],
+    "breaker state": ["local.q.tick_breaker_level}"],
+    "backlog": ["local.q.tick_in_queue}", "local.q.tick_lanes_economy}", "cloudtasks_googleapis_com:queue_depth"],
+    "oldest held work per tier": ["local.q.waited}_bucket", "tier"],
+    "accept to done, singles p50/p95": ['kind=\\"single\\"', "histogram_quantile(0.5,", "histogram_quantile(0.95,"],
+    "accept to done, items p50/p95": ['kind=\\"item\\"', "by (le, tier)", "histogram_quantile(0.5,",
+                                      "histogram_quantile(0.95,"],
+    "failures by code": ["by (code)", "local.q.failed}"],
+    "webhook success": ["local.q.webhook_lag}_count", "local.q.webhooks_failed}"],
+    "webhook lag": ["local.q.webhook_lag}_bucket", "histogram_quantile(0.95,"],
+    "Firestore contention": ["local.q.firestore_contended}"],
+    "model spend": ["local.q.model_spend}_sum"],
+    "Cloud Run requests": ["run_googleapis_com:request_count"],
+}  # fmt: skip
+
+
+def test_the_dashboard_has_a_tile_for_each_figure_issue_27_asks_for():
+    tiles = _tiles()
+    for figure, fragments in DASHBOARD.items():
+        assert any(all(f in queries for f in fragments) for _, queries in tiles), f"no tile shows {figure}"
+    titles = [title for title, _ in tiles]
+    assert len(titles) == len(set(titles))
+    dashboard = resources("google_monitoring_dashboard")["lote"]["dashboard_json"]
+    assert "jsonencode(" in dashboard and "mosaicLayout" in dashboard and "local.dashboard_tiles" in dashboard
+    assert "prometheusQuery = query" in dashboard
+    # A label a query groups or selects by is one the metric extracts (or Cloud Tasks', Cloud Run's own).
+    metrics = resources("google_logging_metric")
+    keys = _promql_keys()
+    for title, queries in tiles:
+        for query in queries.split(" ; "):
+            names = re.findall(r"local\.q\.(\w+)\}", query)
+            grouped = set(re.findall(r"by \(([^)]*)\)", query))
+            asked = {x.strip() for g in grouped for x in g.split(",")} | set(re.findall(r"\{(\w+)=", query))
+            asked -= {"le", "queue_id", "service_name", "response_code_class", "monitored_resource"}
+            for name in names:
+                labels = _extracted(metrics[keys[name]])[1]
+                assert asked <= labels, f"{title}: {query} asks {asked - labels} of {name}"
+
+
+def _variable(name: str) -> dict[str, Any]:
+    return next(v for block in tf()["variable"] for n, v in block.items() if unquote(n) == name)
+
+
+def test_each_slo_has_a_goal_between_0_and_1_good_and_bad_counts_and_fast_and_slow_burn_alerts():
+    from lote.dispatch.share import Tier
+    from lote.jobs.worker import TARGET_S
+
+    assert set(TARGET_S) == set(Tier)  # every tier has the target its `within_target` is judged by
+    slos, goals = local("slos"), _variable("slo_goals")["default"]
+    assert set(slos) == {"singles", "items", "webhooks"} == set(goals)
+    assert all(0 < goal < 1 for goal in goals.values())
+    metric_filters = str(local("metric"))
+    for name, slo in slos.items():
+        assert slo["goal"] == "${var.slo_goals." + name + "}"
+        good, bad = unquote(slo["good"]), unquote(slo["bad"])
+        assert "_on_time}" in good and "_late}" in bad, name
+        for label in re.findall(r"metric\.labels\.(\w+)", good + bad):
+            for metric in re.findall(r"local\.metric\.(\w+)", good + bad):
+                assert label in _extracted(resources("google_logging_metric")[metric])[1], (name, label)
+    assert "resource.type=" in metric_filters and "logging.googleapis.com/user/" in metric_filters
+    resource = resources("google_monitoring_slo")["slo"]
+    assert resource["for_each"] == "${local.slos}" and resource["goal"] == "${each.value.goal}"
+    assert 1 <= resource["rolling_period_days"] <= 30
+    ratio = resource["request_based_sli"][0]["good_total_ratio"][0]
+    assert set(ratio) - {"__is_block__"} == {"good_service_filter", "bad_service_filter"}
+    assert resource["service"] == "${google_monitoring_custom_service.lote.service_id}"
+    # Every SLO gets each window: the SRE workbook's 2% of a 30-day budget in 1 h (14.4x) and 5% in 6 h (6x).
+    windows = local("burn_windows")
+    assert {(unquote(w["long"]), w["rate"]) for w in windows.values()} == {("60m", 14.4), ("360m", 6)}
+    assert "setproduct(keys(local.slos), keys(local.burn_windows))" in local("burn_alerts")
+    burn = resources("google_monitoring_alert_policy")["burn"]
+    assert burn["for_each"] == "${local.burn_alerts}" and unquote(burn["combiner"]) == "AND"
+    condition = burn["dynamic"][0]['"conditions"']["content"][0]["condition_threshold"][0]
+    assert (
+        "select_slo_burn_rate(" in condition["filter"]
+        and "google_monitoring_slo.slo[each.value.slo].name" in (condition["filter"])
+    )
+    assert condition["threshold_value"] == "${each.value.window.rate}"
+    assert burn["notification_channels"] == ["${google_monitoring_notification_channel.email.id}"]
+
+
+def test_the_budget_has_thresholds_and_exists_only_with_a_billing_account():
+    budget = resources("google_billing_budget")["lote"]
+    assert budget["count"] == '${var.billing_account == "" ? 0 : 1}'
+    assert _variable("billing_account")["default"] == '""'
+    assert "monthly_budget_usd" in str(budget["amount"][0]["specified_amount"][0]["units"])
+    rules = {(r["threshold_percent"], unquote(r["spend_basis"])) for r in budget["threshold_rules"]}
+    assert rules == {(0.5, "CURRENT_SPEND"), (0.9, "CURRENT_SPEND"), (1.0, "CURRENT_SPEND"),
+                     (1.0, "FORECASTED_SPEND")}  # fmt: skip
+    assert budget["budget_filter"][0]["projects"] == ['"projects/${data.google_project.this.number}"']
+    channels = budget["all_updates_rule"][0]["monitoring_notification_channels"]
+    assert channels == ["${google_monitoring_notification_channel.email.id}"]
+    assert '"billingbudgets.googleapis.com"' in local("apis")
 
 
 def test_alert_queries_name_log_metrics_the_way_promql_maps_them_and_survive_empty_series():

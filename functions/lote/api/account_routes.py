@@ -7,12 +7,16 @@ import flask
 from lote import ids
 from lote.admin.auth import require_admin
 from lote.api.http import authenticated, json_body, parse, respond
+from lote.billing import controls
+from lote.billing.schemas import SpendControlsUpdate
 from lote.dispatch import views as dispatch_views
 from lote.idempotency import check_header
 from lote.services import Services
 from lote.tenants import accounts
 from lote.tenants import service as tenants
 from lote.tenants.schemas import CreditGrant, KeyCreate, PlanUpdate, TenantCreate
+from lote.usage import service as usage
+from lote.usage.schemas import UsageQuery
 from lote.web import current_services
 
 
@@ -35,6 +39,29 @@ def register(app: flask.Flask) -> None:
         services, caller = authenticated()
         return respond(
             200, accounts.ledger_page(services, caller.tenant_id, flask.request.args.get("page_token"))
+        )
+
+    @app.get("/v1/account/usage")
+    def account_usage() -> flask.Response:
+        services, caller = authenticated()
+        query = parse(UsageQuery, flask.request.args.to_dict())
+        report = usage.report(services, caller.tenant_id, query)
+        if query.format == "csv" or "text/csv" in flask.request.headers.get("Accept", ""):
+            return flask.Response(usage.as_csv(report), mimetype="text/csv")
+        return respond(200, report.model_dump(mode="json", by_alias=True))
+
+    @app.get("/v1/account/spend-controls")
+    def account_spend_controls() -> flask.Response:
+        services, caller = authenticated()
+        # Nulls shown: a cap that is not set is part of the answer.
+        return respond(200, controls.show(services, caller.require_key().tenant_id).model_dump(mode="json"))
+
+    @app.patch("/v1/account/spend-controls")
+    def account_set_spend_controls() -> flask.Response:
+        services, caller = authenticated()
+        req = parse(SpendControlsUpdate, json_body(flask.request))
+        return respond(
+            200, controls.update(services, caller.require_key().tenant_id, req).model_dump(mode="json")
         )
 
     @app.get("/v1/admin/scheduler")

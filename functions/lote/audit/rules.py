@@ -44,7 +44,7 @@ def ledger_balance(tenant_id: str, credits: int, ledger_sum: int) -> list[Violat
 
 
 def purse(
-    tenant_id: str, slots_lent: int, slices: dict[int, dict[str, int]], singles: dict[int, int] | None
+    tenant_id: str, slots_lent: int, slices: dict[int, dict[str, Any]], singles: dict[int, int] | None
 ) -> list[Violation]:
     """A purse's slices (billing/purse.py) hold what was lent to them and nothing below zero: no
     slice overdrawn, every slot lent accounted for, and each slice's `in_use` is exactly the single
@@ -67,6 +67,33 @@ def purse(
     if held_slots != slots_lent:
         found.append(Violation("purse_slots_lent_held", tenant_id, tenant_id,
                                {"slots_lent": slots_lent, "held": held_slots}))  # fmt: skip
+    return found
+
+
+def spend_counted(
+    tenant_id: str, spend: dict[str, Any], slices: dict[int, dict[str, Any]], day_charged: int,
+    month_charged: int,
+) -> list[Violation]:  # fmt: skip
+    """Under a spend cap (billing/spend.py) every credit of room the tenant document handed out for a
+    day is charged that day or still held for it by a purse slice, and the same for the month: what
+    keeps the caps exact while singles spend room without reading the tenant document. No slice
+    holds negative room."""
+    day = str(spend.get("day") or "")
+    held_day = sum(int(h.get("room") or 0) for h in slices.values() if h.get("room_day") == day)
+    held_month = sum(
+        int(h.get("room") or 0) for h in slices.values() if str(h.get("room_day"))[:7] == day[:7]
+    )
+    found = []
+    day_out, month_out = int(spend.get("day_out") or 0), int(spend.get("month_out") or 0)
+    if day_charged + held_day != day_out or month_charged + held_month != month_out:
+        found.append(Violation("spend_counted", tenant_id, tenant_id, {
+            "day": day, "day_out": day_out, "day_charged": day_charged, "day_held": held_day,
+            "month_out": month_out, "month_charged": month_charged, "month_held": held_month}))  # fmt: skip
+    for index, held in sorted(slices.items()):
+        if int(held.get("room") or 0) < 0:
+            found.append(
+                Violation("spend_counted", f"{tenant_id}/{index}", tenant_id, {"room": held["room"]})
+            )
     return found
 
 

@@ -17,6 +17,7 @@ from lote.audit.rules import Violation, Windows
 from lote.batches import store as batch_store
 from lote.batchmode import store as batch_mode_store
 from lote.billing import purse
+from lote.billing import spend as spend_rules
 from lote.billing.ledger import LEDGER
 from lote.billing.stripe_events import PAYMENTS
 from lote.dispatch import lanes
@@ -120,11 +121,12 @@ class _Balance:
     (_snapshot)."""
 
     tenant: dict[str, Any] | None
-    slices: dict[int, dict[str, int]]
+    slices: dict[int, dict[str, Any]]
     singles: dict[int, int] | None  # None when not read (the sweep's sample)
     entries: dict[str, dict[str, Any]]
     total: int
     settled: bool
+    charged: tuple[int, int] | None = None  # debits of the spend counts' day and month, under a cap
 
     @property
     def credits(self) -> int:
@@ -141,9 +143,48 @@ class _Balance:
             return []
         report.checked["purse_slices"] += len(self.slices)
         lent = int(self.tenant.get("slots_lent", 0))
-        return rules.ledger_balance(tenant_id, self.credits, self.total) + rules.purse(
+        found = rules.ledger_balance(tenant_id, self.credits, self.total) + rules.purse(
             tenant_id, lent, self.slices, self.singles
         )
+        if self.charged is not None:
+            spend = self.tenant.get("spend") or {}
+            found += rules.spend_counted(tenant_id, spend, self.slices, *self.charged)
+        return found
+
+
+def _slice_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """A purse slice as the rules judge it: its counts, and its spend-cap room and the room's day."""
+    fields: dict[str, Any] = {k: int(doc.get(k, 0)) for k in ("credits", "slots", "in_use")}
+    fields["room"], fields["room_day"] = doc.get("room"), str(doc.get("room_day") or "")
+    return fields
+
+
+def _charged(ledger: Any, tenant: dict[str, Any], tx: Any) -> tuple[int, int] | None:
+    """Under a spend cap, the debits of the day and of the month its counts are for (two aggregation
+    queries in the snapshot's transaction); None without a cap, or in the first minute of a UTC day,
+    when a debit staged just before midnight may carry the new day's time."""
+    from google.cloud import firestore as fs
+
+    stored = tenant.get("spend") or {}
+    if not spend_rules.caps_of(tenant).capped or not stored.get("day"):
+        return None
+    now = timeutil.now()
+    if now - spend_rules.day_start(spend_rules.day_key(now)) < dt.timedelta(minutes=1):
+        return None
+    day = str(stored["day"])
+    debits = ledger.where(filter=fs.FieldFilter("reason", "==", "debit"))
+
+    def between(start: dt.datetime, end: dt.datetime) -> int:
+        window = debits.where(filter=fs.FieldFilter("created_at", ">=", start)).where(
+            filter=fs.FieldFilter("created_at", "<", end)
+        )
+        return -int(window.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
+
+    month = day[:7]
+    return (
+        between(spend_rules.day_start(day), spend_rules.next_day(day)),
+        between(spend_rules.month_start(month), spend_rules.next_month(month)),
+    )
 
 
 def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> _Balance:
@@ -180,12 +221,10 @@ def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> _Balanc
             total = sum(int(e.get("delta", 0)) for e in entries.values())
         else:
             entries, total = {}, int(ledger.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
-        held = {
-            int(s.id): {k: int(v) for k, v in (s.to_dict() or {}).items() if k not in ("frozen", "capped")}
-            for s in slices
-        }
+        held = {int(s.id): _slice_fields(s.to_dict() or {}) for s in slices}
         counted = None if singles is None else dict(singles)
-        found = _Balance(tenant.to_dict(), held, counted, entries, total, settled=False)
+        charged = _charged(ledger, tenant.to_dict() or {}, tx)
+        found = _Balance(tenant.to_dict(), held, counted, entries, total, settled=False, charged=charged)
         return times([tenant, *slices]), found
 
     # A read-only transaction reads at one instant in Firestore, but the emulator can show a commit

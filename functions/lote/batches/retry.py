@@ -20,7 +20,9 @@ from lote.answers import Answer
 from lote.batches import fanout, store
 from lote.batches.documents import PendingRetry, maybe_batch
 from lote.batches.schemas import RetryRequest
+from lote.billing import credits
 from lote.billing.credits import InsufficientCredits
+from lote.billing.spend import SpendCapReached
 from lote.dispatch import lanes
 from lote.jobs import store as job_store
 from lote.services import Services
@@ -41,13 +43,17 @@ def wanted(error_codes: list[str] | None, include_permanent: bool, error: dict[s
 
 def requeue(services: Services, batch_id: str, failed: list[Any]) -> int:
     """Charge `failed` (snapshots) and queue them again, held in the batch's lane; how many were.
-    BatchCanceled (409) or InsufficientCredits (402) before anything is written."""
+    BatchCanceled (409), InsufficientCredits (402) or SpendCapReached (403) before anything is written."""
     from google.cloud.firestore import Client
 
     if not failed:
         return 0
     db = services.firestore.db
-    batch = store.reopen(db, batch_id, sum(int(s.get("price") or 0) for s in failed))
+    price = sum(int(s.get("price") or 0) for s in failed)
+    tenant_id = str(failed[0].get("tenant_id"))
+    # Refused early, and under a spend cap the room the purse's slices hold is gathered for it.
+    credits.precheck(db, credits.Admission(tenant_id, credits.batch_debit(batch_id, price)))
+    batch = store.reopen(db, batch_id, price)
     lane = lanes.batch_lane(batch_id)
     updates = [
         (
@@ -101,7 +107,7 @@ def run(services: Services, batch_id: str, gen: int, start: int, seq: int) -> An
         return Answer(200, {"result": "noop", "reason": "no such retry pending"})
     try:
         following = page(services, batch_id, pending, start, int(batch["total"]))
-    except (store.BatchCanceled, InsufficientCredits) as exc:
+    except (store.BatchCanceled, InsufficientCredits, SpendCapReached) as exc:
         store.end_retry(db, batch_id, gen, {"at_index": start, "code": exc.code, "message": exc.message})
         return Answer(200, {"result": "stopped", "code": exc.code, "at_index": start})
     if following is not None:

@@ -26,6 +26,7 @@ from lote.batches.schemas import (
     RetryAnswer,
     RetryRequest,
 )
+from lote.billing import alerts as account_events
 from lote.billing import credits, pricing
 from lote.errors import InvalidRequest, NotFound
 from lote.idempotency import Key, create_once
@@ -93,7 +94,9 @@ def batch_document(
 
 
 def _admit(batch: Any, db: Any, admission: credits.Admission, token_id: str | None, images: int) -> None:
-    """The batch's debit, and its items counted against the client token's image cap."""
+    """The batch's debit, and its items counted against the client token's image cap (a retried
+    commit stages its account events again: only the last attempt's count)."""
+    admission.events.clear()
     credits.admit(batch, db, admission)
     if token_id is not None:
         tokens.charge(batch, db, token_id, images)
@@ -120,7 +123,8 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     total_price = sum(spec["price"] for spec in specs)
     batch_id = ids.new_id("bat")
     admission = credits.Admission(caller.tenant_id, credits.batch_debit(batch_id, total_price))
-    credits.precheck(db, admission)
+    with account_events.refusals(services, caller.tenant_id):
+        credits.precheck(db, admission)
     data, chunks = manifest.encode(specs)
     bucket, name = services.settings.manifest_bucket, f"batches/{caller.tenant_id}/{batch_id}/items.jsonl"
     at = {"bucket": bucket, "object": name}
@@ -138,13 +142,15 @@ def submit(services: Services, caller: Caller, payload: Any, req: BatchRequest, 
     # whose commit fails leaves an unreferenced manifest, which the bucket's lifecycle deletes.
     with ThreadPoolExecutor(max_workers=1) as pool:
         upload = pool.submit(services.storage.put_once, bucket, name, data, "application/x-ndjson")
-        replay = create_once(
-            db, store.ref(db, batch_id), doc, key, (202, body, headers),
-            also=lambda batch: _admit(batch, db, admission, caller.token_id, len(specs)),
-        )  # fmt: skip
+        with account_events.refusals(services, caller.tenant_id):
+            replay = create_once(
+                db, store.ref(db, batch_id), doc, key, (202, body, headers),
+                also=lambda batch: _admit(batch, db, admission, caller.token_id, len(specs)),
+            )  # fmt: skip
         upload.result()
     if replay is not None:
         return replay.answer()
+    account_events.enqueue(services, admission.events)
     enqueue_plan(services, batch_id)
     return Answer(202, body, headers)
 

@@ -77,9 +77,14 @@ def opening(batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, e
 
 
 def stage(
-    tx: firestore.Transaction, db: firestore.Client, tenant: firestore.DocumentSnapshot, entry: Entry
+    tx: firestore.Transaction,
+    db: firestore.Client,
+    tenant: firestore.DocumentSnapshot,
+    entry: Entry,
+    also: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Inside a transaction that already read `tenant`: write the entry and the new balance.
+    """Inside a transaction that already read `tenant`: write the entry and the new balance (with
+    `also`, more fields of the tenant document, such as the spend counts a charge leaves).
 
     Returns the stored entry; an entry that already exists is returned as it is and nothing is written.
     """
@@ -87,7 +92,7 @@ def stage(
     if existing.exists:
         return existing.to_dict() or {}
     # The transaction's own read of the tenant guards the balance: no precondition needed.
-    return _write(tx, db, tenant, entry, None, locked=True)
+    return _write(tx, db, tenant, entry, None, locked=True, also=also)
 
 
 def apply(db: firestore.Client, tenant_id: str, entry: Entry) -> dict[str, Any] | None:
@@ -116,13 +121,16 @@ def add(
     tenant: firestore.DocumentSnapshot,
     entry: Entry,
     slices: Slices | None = None,
+    also: dict[str, Any] | None = None,
+    events: list[str] | None = None,
 ) -> dict[str, Any]:
     """Into an optimistic batch (transactions.optimistic): the entry, created only if absent, and
     the new balance, guarded by the update time of the `tenant` snapshot that was read (and of
     each purse slice it gathers). `slices`: the tenant's purse slices, when the caller has read
-    them already (purse.read_slices), so they are read once."""
+    them already (purse.read_slices), so they are read once; `also`: more fields of the tenant
+    document; `events`: where the ids of account events it stages go, for the caller to enqueue."""
     option = db.write_option(last_update_time=tenant.update_time)
-    return _write(batch, db, tenant, entry, option, locked=False, slices=slices)
+    return _write(batch, db, tenant, entry, option, locked=False, slices=slices, also=also, events=events)
 
 
 def record(batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, entry: Entry) -> dict[str, Any]:
@@ -141,8 +149,10 @@ def _write(
     option: Any,
     locked: bool,
     slices: Slices | None = None,
+    also: dict[str, Any] | None = None,
+    events: list[str] | None = None,
 ) -> dict[str, Any]:
-    from lote.billing import purse
+    from lote.billing import purse, spend
 
     current = balance(tenant)
     if entry.delta < 0 and current + entry.delta < 0:
@@ -157,7 +167,9 @@ def _write(
         held = slices if slices is not None else purse.read_slices(db, tenant.id)
         total = after + sum(s.credits for s, _ in held.values())
     stored = entry.document(total)
-    writer.update(tenant.reference, {"credits": after}, option=option)
+    # The whole balance is at hand: a low-balance warning (or its re-arming) goes in the same write.
+    fields = {"credits": after, **(also or {}), **spend.low_balance_fields(writer, db, tenant, total, events)}
+    writer.update(tenant.reference, fields, option=option)
     writer.create(entry_ref(db, tenant.id, entry.id), stored)
     return stored
 

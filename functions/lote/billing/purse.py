@@ -30,6 +30,8 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from lote import timeutil
+from lote.billing.spend import Spend, day_key, low_balance_fields, spend_of
 from lote.errors import TooManyRequests
 
 if TYPE_CHECKING:
@@ -50,20 +52,27 @@ class Slice:
     in_use: int = 0
     frozen: bool = False
     capped: bool = False  # its tenant's limit was lowered below what is lent: admit only via the slow path
+    room: int | None = None  # spend-cap room lent for `room_day` (billing/spend.py); None: no cap
+    room_day: str = ""
 
     @property
     def free(self) -> int:
         """Slots it can still admit with."""
         return self.slots - self.in_use
 
-    def covers(self, price: int) -> bool:
-        """Whether it alone admits one single of `price` (the fast path)."""
-        return not self.frozen and not self.capped and self.credits >= price and self.free >= 1
+    def room_on(self, today: str) -> int:
+        """Cap room it holds for `today` (room lent on an earlier day is spent on nothing)."""
+        return self.room if self.room is not None and self.room_day == today else 0
+
+    def covers(self, price: int, today: str = "") -> bool:
+        """Whether it alone admits one single of `price` on `today` (the fast path)."""
+        room_ok = self.room is None or self.room_on(today) >= price
+        return not self.frozen and not self.capped and self.credits >= price and self.free >= 1 and room_ok
 
     def fields(self) -> dict[str, Any]:
         """Its stored fields."""
         return {"credits": self.credits, "slots": self.slots, "in_use": self.in_use, "frozen": self.frozen,
-                "capped": self.capped}  # fmt: skip
+                "capped": self.capped, "room": self.room, "room_day": self.room_day}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class Purse:
     credits: int
     slots_lent: int
     slices: dict[int, Slice] = field(default_factory=dict)
+    spend: Spend | None = None  # the tenant's spend caps as of today; None without a cap
 
     @property
     def balance(self) -> int:
@@ -83,6 +93,11 @@ class Purse:
         """Singles it may still admit under `limit`."""
         return (limit - self.slots_lent) + sum(max(0, s.free) for s in self.slices.values())
 
+    @property
+    def room_held(self) -> int:
+        """Cap room its slices hold for today."""
+        return 0 if self.spend is None else sum(s.room_on(self.spend.day) for s in self.slices.values())
+
 
 @dataclass(frozen=True)
 class Take:
@@ -92,6 +107,8 @@ class Take:
     index: int
     slices: dict[int, Slice]
     main: tuple[int, int] | None = None  # (credits, slots_lent)
+    spend: Spend | None = None  # the tenant document's new spend counts, when they changed
+    balance: int = 0  # the whole balance after this admission
 
 
 def refuse(purse: Purse, price: int, limit: int) -> None:
@@ -101,6 +118,8 @@ def refuse(purse: Purse, price: int, limit: int) -> None:
 
     require_funds(purse.balance, price)
     require_room(limit - purse.free_slots(limit), limit)
+    if purse.spend is not None:
+        purse.spend.refuse(price, purse.room_held)
 
 
 def gather_plan(purse: Purse, delta: int = 0) -> Purse:
@@ -109,7 +128,7 @@ def gather_plan(purse: Purse, delta: int = 0) -> Purse:
     refund landing on one of them is spent before the debt is paid."""
     debt = purse.balance + delta < 0
     slices = {k: replace(s, credits=0, frozen=debt) for k, s in purse.slices.items()}
-    return Purse(purse.balance, purse.slots_lent, slices)
+    return Purse(purse.balance, purse.slots_lent, slices, purse.spend)
 
 
 def refillable(purse: Purse, index: int, price: int, limit: int) -> bool:
@@ -123,7 +142,8 @@ def refillable(purse: Purse, index: int, price: int, limit: int) -> bool:
 
 def plan_take(purse: Purse, index: int, price: int, limit: int, count: int) -> Take:
     """Admit one single of `price` through slice `index` of a purse split in `count` slices,
-    moving credits and a slot into it when it lacks them; raises 402 or 429 (refuse()).
+    moving credits, a slot and (under a spend cap) cap room into it when it lacks them; raises 402,
+    429 or 403 `spend_cap_reached` (refuse()).
 
     Refills take a 1/`count` share of what the tenant document holds (at least what is missing),
     so a busy tenant writes its tenant document about `count` times per drain, not per admission.
@@ -131,6 +151,7 @@ def plan_take(purse: Purse, index: int, price: int, limit: int, count: int) -> T
     before = purse
     if purse.credits < 0:  # a debt is paid from the slices before anything is admitted
         purse = gather_plan(purse)
+    purse = stale_room_back(purse)
     refuse(purse, price, limit)
     main_credits, lent = purse.credits, purse.slots_lent
     changed: dict[int, Slice] = {}
@@ -159,13 +180,60 @@ def plan_take(purse: Purse, index: int, price: int, limit: int, count: int) -> T
             k, other = next((k, s) for k, s in purse.slices.items() if k != index and s.free >= 1)
             changed[k] = replace(changed.get(k, other), slots=other.slots - 1)
             target = replace(target, slots=target.slots + 1)
+    spend = purse.spend
+    room: int | None = None
+    if spend is not None:
+        target, spend = _lend_room(target, spend, price, count, index, purse.slices, changed)
+        room = target.room_on(spend.day) - price
     changed[index] = replace(target, credits=target.credits - price, in_use=target.in_use + 1, frozen=False,
-                             capped=lent > limit)  # fmt: skip
+                             capped=lent > limit, room=room, room_day=spend.day if spend else "")  # fmt: skip
     for k, now in purse.slices.items():  # slices a paid debt emptied (gather_plan) are written too
         if k not in changed and now != before.slices[k]:
             changed[k] = now
     main = (main_credits, lent) if (main_credits, lent) != (before.credits, before.slots_lent) else None
-    return Take(index, changed, main)
+    new_spend = spend if spend != before.spend else None
+    return Take(index, changed, main, new_spend, purse.balance - price)
+
+
+def stale_room_back(purse: Purse) -> Purse:
+    """Under a spend cap: room slices hold for an earlier day, given back (the month's count
+    drops by what this month lent and nobody spent), so the slow path judges with it."""
+    spend = purse.spend
+    if spend is None:
+        return purse
+    slices = dict(purse.slices)
+    for k, held in purse.slices.items():
+        if held.room and held.room_day != spend.day:
+            spend = spend.back(held.room, held.room_day)
+            slices[k] = replace(held, room=0, room_day=spend.day)
+    return replace(purse, slices=slices, spend=spend)
+
+
+def _lend_room(
+    target: Slice, spend: Spend, price: int, count: int, index: int, slices: dict[int, Slice],
+    changed: dict[int, Slice],
+) -> tuple[Slice, Spend]:  # fmt: skip
+    """Under a spend cap: the target slice with room for `price` today (a stale day's room given
+    back first, then a 1/`count` share of what the caps leave, then other slices' room of today),
+    and the spend after it. Other slices it takes room from are put in `changed`."""
+    today = spend.day
+    target = replace(target, room=target.room_on(today), room_day=today)
+    short = price - target.room_on(today)
+    if short > 0 and spend.left > 0:
+        moved = min(spend.left, max(short, spend.left // count))
+        spend = spend.lend(moved)
+        target = replace(target, room=target.room_on(today) + moved)
+        short -= moved
+    for k, other in sorted(slices.items(), key=lambda kv: -kv[1].room_on(today)):
+        current = changed.get(k, other)
+        if short <= 0:
+            break
+        if k != index and current.room_on(today) > 0:
+            moved = min(current.room_on(today), short)
+            changed[k] = replace(current, room=current.room_on(today) - moved)
+            target = replace(target, room=target.room_on(today) + moved)
+            short -= moved
+    return target, spend
 
 
 # --- Reading and staging ----------------------------------------------------------------------
@@ -180,8 +248,10 @@ def slice_ref(db: firestore.Client, tenant_id: str, index: int) -> firestore.Doc
 
 def _slice(snapshot: firestore.DocumentSnapshot) -> Slice:
     doc = snapshot.to_dict() or {}
+    room = doc.get("room")
     return Slice(int(doc.get("credits", 0)), int(doc.get("slots", 0)), int(doc.get("in_use", 0)),
-                 bool(doc.get("frozen", False)), bool(doc.get("capped", False)))  # fmt: skip
+                 bool(doc.get("frozen", False)), bool(doc.get("capped", False)),
+                 None if room is None else int(room), str(doc.get("room_day") or ""))  # fmt: skip
 
 
 def read_slices(
@@ -205,18 +275,26 @@ def read(db: firestore.Client, tenant_id: str) -> Purse | None:
     return of(tenant, {k: s for k, (s, _) in read_slices(db, tenant_id).items()})
 
 
-def of(tenant: firestore.DocumentSnapshot, slices: dict[int, Slice]) -> Purse:
-    """The purse of a tenant snapshot and its slices."""
+def of(tenant: firestore.DocumentSnapshot, slices: dict[int, Slice], today: str | None = None) -> Purse:
+    """The purse of a tenant snapshot and its slices, its spend caps as of `today` (default: now)."""
     doc = tenant.to_dict() or {}
-    return Purse(int(doc.get("credits", 0)), int(doc.get("slots_lent", 0)), slices)
+    spend = spend_of(doc, today or day_key(timeutil.now()))
+    return Purse(int(doc.get("credits", 0)), int(doc.get("slots_lent", 0)), slices, spend)
 
 
 def take(
-    batch: firestore.WriteBatch, db: firestore.Client, tenant_id: str, price: int, limit: int, count: int
+    batch: firestore.WriteBatch,
+    db: firestore.Client,
+    tenant_id: str,
+    price: int,
+    limit: int,
+    count: int,
+    events: list[str] | None = None,
 ) -> int:
-    """Into an optimistic batch: admit one single of `price` under `limit` in flight, raising 402 or
-    429 with nothing staged. Returns the slice it was admitted through (recorded on the job, so its
-    end gives back to the same slice).
+    """Into an optimistic batch: admit one single of `price` under `limit` in flight, raising 402,
+    429 or 403 (a spend cap) with nothing staged. Returns the slice it was admitted through
+    (recorded on the job, so its end gives back to the same slice). The slow path, which reads the
+    whole balance, also warns of a low balance (billing/spend.py; the event's id goes to `events`).
 
     Reads one slice when it covers the admission (the common case); otherwise the tenant document
     and every slice, and stages a refill. Every document written is preconditioned on the update time
@@ -227,14 +305,17 @@ def take(
     ref = slice_ref(db, tenant_id, index)
     snapshot = ref.get()
     current = _slice(snapshot)
-    if snapshot.exists and current.covers(price):
-        fields = {"credits": current.credits - price, "in_use": current.in_use + 1}
+    today = day_key(timeutil.now())
+    if snapshot.exists and current.covers(price, today):
+        fields: dict[str, Any] = {"credits": current.credits - price, "in_use": current.in_use + 1}
+        if current.room is not None:  # under a spend cap: the room is spent with the credits
+            fields["room"] = current.room - price
         batch.update(ref, fields, option=db.write_option(last_update_time=snapshot.update_time))
         return index
     tenant = tenant_ref(db, tenant_id).get()
     read_now = read_slices(db, tenant_id)
-    purse = of(tenant, {k: s for k, (s, _) in read_now.items()})
-    ready = [k for k, s in purse.slices.items() if s.covers(price)]
+    purse = of(tenant, {k: s for k, (s, _) in read_now.items()}, today)
+    ready = [k for k, s in purse.slices.items() if s.covers(price, today)]
     if ready and not refillable(purse, index, price, limit):
         index = random.choice(ready)  # noqa: S311 - another slice covers it: no consolidation needed
     plan = plan_take(purse, index, price, limit, count)
@@ -245,10 +326,14 @@ def take(
             batch.update(target, new.fields(), option=option)
         else:
             batch.create(target, new.fields())
+    main: dict[str, Any] = {}
     if plan.main is not None:
-        credits, lent = plan.main
-        batch.update(tenant.reference, {"credits": credits, "slots_lent": lent},
-                     option=db.write_option(last_update_time=tenant.update_time))  # fmt: skip
+        main["credits"], main["slots_lent"] = plan.main
+    if plan.spend is not None:
+        main["spend"] = plan.spend.fields()
+    main.update(low_balance_fields(batch, db, tenant, plan.balance, events))
+    if main:
+        batch.update(tenant.reference, main, option=db.write_option(last_update_time=tenant.update_time))
     return plan.index
 
 

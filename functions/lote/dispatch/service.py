@@ -179,6 +179,8 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
     released = 0
     if fresh or _owner_gave_up(s, current, window, now):
         released = release(services, pool_name, window, current, active, waiting, seen, lanes_after)
+    if fresh:
+        _gauges(pool_name, current, seen, active, waiting, released)
     # Jobs running now make calls in a later window: a chain that stopped before them would leave
     # those calls unmeasured (a single's first tick always sees none). The count runs only here.
     idle = not active and waiting == 0 and seen.calls == 0 and not any_running(db)
@@ -191,6 +193,41 @@ def tick(services: Services, pool_name: str, window: int) -> Answer:
                      max(0.0, following * s.dispatch_window_s - clock))  # fmt: skip
     return Answer(200, {"result": "ticked" if fresh else "repeated", "rate": current["rate"],
                         "breaker": current["breaker"], "released": released, "idle": idle})  # fmt: skip
+
+
+# The breaker as a number a chart can draw (a log-based metric extracts numbers only).
+BREAKER_LEVEL = {
+    str(control.Breaker.CLOSED): 0,
+    str(control.Breaker.OPEN): 1,
+    str(control.Breaker.BLOCKED): 2,
+}
+
+
+def _gauges(
+    pool_name: str,
+    current: dict[str, Any],
+    seen: control.Window,
+    active: list[share.Lane],
+    waiting: int,
+    released: int,
+) -> None:
+    """One `dispatch.tick` line per window with what the tick already holds (no read): the pace and
+    its share of the queue's ceiling (what the model's quota lets through), the window's calls and
+    quota errors, the breaker (as a level a chart can draw), the backlog (released jobs not started
+    and active lanes, by tier: a lane is one batch's, or one tenant's singles, held work) and what
+    was released. Terraform's log-based metrics chart them (terraform/monitoring.tf)."""
+    rate, ceiling = float(current["rate"]), float(current.get("ceiling") or 0.0)
+    breaker = str(current.get("breaker", control.Breaker.CLOSED))
+    tiers = Counter(lane.tier for lane in active)
+    logs.emit(log, logging.INFO, "dispatch.tick", "dispatch %s: %.2f/s, breaker %s, %d in queue, %d lanes",
+              pool_name, rate, breaker, waiting, len(active), pool=pool_name, rate_per_s=rate,
+              pace_share=rate / ceiling if ceiling > 0 else None, calls=seen.calls,
+              quota_errors=seen.quota_errors,
+              quota_error_share=seen.quota_errors / seen.calls if seen.calls else 0.0,
+              breaker=breaker, breaker_level=BREAKER_LEVEL.get(breaker, 0), in_queue=waiting,
+              backlog=seen.backlog, lanes=len(active), lanes_interactive=tiers[share.Tier.INTERACTIVE],
+              lanes_express=tiers[share.Tier.EXPRESS], lanes_standard=tiers[share.Tier.STANDARD],
+              lanes_economy=tiers[share.Tier.ECONOMY], released=released)  # fmt: skip
 
 
 def next_state(

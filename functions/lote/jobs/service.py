@@ -9,6 +9,7 @@ from typing import Any
 
 from lote import ids, images, tasks, timeutil, tracing
 from lote.answers import Answer
+from lote.billing import alerts as account_events
 from lote.billing import credits, pricing
 from lote.clients import firestore
 from lote.dispatch import service as dispatch
@@ -168,7 +169,8 @@ def submit(
         plan = quality_plan.plan_for(req.preset, req.verify, req.max_regenerations, req.require_quality_pass)
         price = pricing.price(req.model or services.settings.default_model, req.preset, plan.steps)
         debit = credits.job_debit(job_id, price)
-        credits.precheck(db, credits.Admission(caller.tenant_id, debit, caller.max_in_flight))
+        with account_events.refusals(services, caller.tenant_id):
+            credits.precheck(db, credits.Admission(caller.tenant_id, debit, caller.max_in_flight))
     doc = {
         **new_job(services, caller.tenant_id, job_id, req),
         "subject": caller.subject,
@@ -182,11 +184,14 @@ def submit(
     )
     body = accepted.model_dump(exclude_none=True)
     headers = {"Location": accepted.links.self}
-    replay = store.create(db, job_id, doc, key, (202, body, headers), caller.max_in_flight, caller.token_id,
-                          services.settings.purse_slices)  # fmt: skip
+    staged: list[str] = []
+    with account_events.refusals(services, caller.tenant_id):
+        replay = store.create(db, job_id, doc, key, (202, body, headers), caller.max_in_flight,
+                              caller.token_id, services.settings.purse_slices, staged)  # fmt: skip
     if replay is not None:
         return replay.answer()
     enqueue(services, job_id)
+    account_events.enqueue(services, staged)
     # The dispatcher measures singles too (their call rate, the typical attempt behind `eta`), now
     # and then even when no batch runs.
     dispatch.keep_measured(services, dispatch.pool(services.settings))

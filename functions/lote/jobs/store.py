@@ -15,6 +15,8 @@ from lote.idempotency import Key, Replay, create_once
 from lote.jobs import commits, events
 from lote.jobs.documents import HISTORY_KEPT, AttemptEntry, JobDoc, job_of
 from lote.statuses import TERMINAL, UNPAID, JobStatus
+from lote.usage import rules as usage_rules
+from lote.usage import store as usage_store
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -60,15 +62,20 @@ def create(
     max_in_flight: int | None = None,
     token_id: str | None = None,
     slices: int = 1,
+    events: list[str] | None = None,
 ) -> Replay | None:
     """Create the job, its idempotency record and its debit atomically (and count it against the
     client token's image cap); a replay when the key was seen; 402, 403 or 429 (nothing written)
-    when the balance, the token's cap or the in-flight limit does not allow it."""
+    when the balance, the token's cap, a spend cap or the in-flight limit does not allow it. Account
+    events the commit staged (a low balance) are added to `events`, for the caller to enqueue."""
     debit = credits.job_debit(job_id, int(doc["price"]))
-    admission = credits.Admission(doc["tenant_id"], debit, max_in_flight, slices)
+    admission = credits.Admission(doc["tenant_id"], debit, max_in_flight, slices,
+                                  events if events is not None else [])  # fmt: skip
 
     def also(batch: firestore.WriteBatch) -> None:
-        # Staged before the job is: the slice it was admitted through is recorded on it.
+        # Staged before the job is: the slice it was admitted through is recorded on it. A commit
+        # retried after a lost race stages its events again: only the last attempt's count.
+        admission.events.clear()
         doc["purse_slice"] = credits.admit(batch, db, admission)
         if token_id is not None:
             tokens.charge(batch, db, token_id, 1)
@@ -210,14 +217,32 @@ def end(
     """Into a job's transition, before its writes: what every terminal transition also does (a
     single's slot back and, failed or canceled, its refund, or a reused image's discount; the finish
     time and TTL; the webhook event)."""
-    refund = credits.end_refund(job, final, final["status"] in UNPAID)
+    unpaid = final["status"] in UNPAID
+    refund = credits.end_refund(job, final, unpaid)
     credits.end_job(write.commit, write.db, job_id, job, refund, write.locked)  # reads come first
     now = timeutil.now()
     final = {**final, "finished_at": final.get("finished_at") or now, "expires_at": retention.expires_at(now),
              "hold": None}  # fmt: skip
+    usage_store.stage(
+        write.commit, write.db, job["tenant_id"], job_id, finished(job, final, unpaid, now), now
+    )
     if outbox is not None:
         events.stage(outbox, write.commit, write.db, job_id, {**job, **final})
     return final
+
+
+def finished(job: JobDoc, final: JobDoc, unpaid: bool, now: dt.datetime) -> usage_rules.Finished:
+    """A job's end as usage counts it: what it was charged and given back (a batch item's refund is
+    its batch's, counted here per item so the rollups add up to the ledger once batches settle)."""
+    price = int(job.get("price") or 0)
+    error: dict[str, Any] = dict(final.get("error") or {})
+    return usage_rules.Finished(
+        status=str(final["status"]), preset=str(job.get("preset") or "none"),
+        tier=str(job.get("tier") or "none"), model=str(job.get("model") or "none"), price=price,
+        refund=price if unpaid else max(0, int(final.get("discount") or 0)),
+        reused=bool(final.get("reused_from")), code=error.get("code") if unpaid else None,
+        accept_to_done_ms=max(0, int((now - job["created_at"]).total_seconds() * 1000)),
+    )  # fmt: skip
 
 
 def cancel(db: firestore.Client, job_id: str, tenant_id: str, outbox: Outbox | None = None) -> JobDoc | None:

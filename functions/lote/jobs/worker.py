@@ -17,7 +17,7 @@ from lote.answers import Answer
 from lote.billing import pricing
 from lote.clients.model import ModelFailure
 from lote.dispatch import service as dispatch
-from lote.dispatch import state
+from lote.dispatch import share, spend, state
 from lote.jobs import attempts, inputs, memory, outcome, outputs, pipeline, store
 from lote.jobs import service as jobs
 from lote.jobs.documents import JobDoc, JobOutput, job_of
@@ -32,6 +32,12 @@ from lote.webhooks import service as webhooks
 
 log = logging.getLogger("lote.worker")
 Loaded = inputs.Loaded
+# What each tier's image promises from its acceptance to its end, in seconds: a single's, and a batch
+# item's by its tier (billing/pricing.json's `latency_target` says it in words). An end line says
+# whether the image kept it (`within_target`), which terraform/slos.tf's SLOs count. Our guesses:
+# decision note 2026-12-05-dashboard-slos-budget.
+TARGET_S = {share.Tier.INTERACTIVE: 120, share.Tier.EXPRESS: 3600, share.Tier.STANDARD: 6 * 3600,
+            share.Tier.ECONOMY: 24 * 3600}  # fmt: skip
 
 
 def run(services: Services, job_id: str, retry_count: int) -> Answer:
@@ -199,9 +205,9 @@ def settle(
     # One line per attempt's end; log-based metrics count `job.succeeded` and `job.failed` by their
     # event and fields (terraform/monitoring.tf), whatever the wording.
     fields = {"status": written, "end": str(ended.end), "code": ended.code, "attempt": attempt,
-              "tier": job.get("tier"), "model_ms": int(ended.update.get("model_ms") or 0),
+              "tier": str(share.tier_of(job)), "model_ms": int(ended.update.get("model_ms") or 0),
               "reused": bool(ended.update.get("reused_from")),
-              "path": job.get("path") or "online"}  # fmt: skip
+              "path": job.get("path") or "online", **_timing(job, ended, written)}  # fmt: skip
     if ended.end is End.SUCCEEDED:
         event = "job.succeeded" if written == JobStatus.SUCCEEDED else "job.settled"
         logs.emit(log, logging.INFO, event, "job %s attempt %d: %s (%d ms model)", job_id, attempt, written,
@@ -216,6 +222,32 @@ def settle(
             log, logging.INFO, "job.settled", said, job_id, attempt, ended.end, ended.code, written, **fields
         )
     return ended.answer(written)
+
+
+def _timing(job: JobDoc, ended: Outcome, written: str) -> dict[str, object]:
+    """The end line's figures for the dashboard and the SLOs, from what the attempt holds (no read):
+    a single or a batch item (`kind`); how long it waited from acceptance to its first attempt
+    (`waited_ms`); once it ended for good, acceptance to the end (`accept_to_done_ms`) and whether
+    that kept its tier's target (`within_target`: a success in time; a failure the retries could not
+    mend misses it; a failure that is the request's own, not retryable, is not judged); and what the
+    model calls of a success cost lote (`model_cost_usd_micros`, dispatch/spend.py's prices)."""
+    now, created, started = timeutil.now(), job.get("created_at"), job.get("started_at")
+    found: dict[str, object] = {"kind": "item" if job.get("batch_id") else "single"}
+    if created is not None and started is not None:
+        found["waited_ms"] = max(0, round((started - created).total_seconds() * 1000))
+    if created is not None and written in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        took_ms = max(0, round((now - created).total_seconds() * 1000))
+        found["accept_to_done_ms"] = took_ms
+        error = ended.update.get("error")
+        if written == JobStatus.SUCCEEDED or (error is not None and error.get("retryable")):
+            target_s = TARGET_S[share.tier_of(job)]
+            found["within_target"] = written == JobStatus.SUCCEEDED and took_ms <= target_s * 1000
+    tokens = (ended.update.get("call") or {}).get("spend") if written == JobStatus.SUCCEEDED else None
+    if tokens:
+        batch_mode = job.get("path") == "batch_mode"
+        cents = sum(spend.cents(model, counts, batch_mode) or 0.0 for model, counts in tokens.items())
+        found["model_cost_usd_micros"] = round(cents * 10_000)
+    return found
 
 
 def _remember(services: Services, job_id: str, tenant_id: str, written: str, ended: Outcome) -> None:

@@ -25,6 +25,23 @@ class WebhookSecrets(TypedDict, total=False):
     rotated_at: dt.datetime | None
 
 
+class SpendCaps(TypedDict, total=False):
+    """What the tenant set (PATCH /v1/account/spend-controls; billing/spend.py): None is no cap."""
+
+    daily: int | None
+    monthly: int | None
+    low_balance: int | None
+    webhook_url: str | None
+
+
+class SpendCounts(TypedDict, total=False):
+    """Cap room handed out (charged, or lent to purse slices) in `day` and in its month."""
+
+    day: str
+    day_out: int
+    month_out: int
+
+
 class TenantDoc(TypedDict, total=False):
     """A partner: its plan and limits, its balance outside the purse slices, its secrets."""
 
@@ -36,6 +53,10 @@ class TenantDoc(TypedDict, total=False):
     slots_lent: int
     stripe_customer_id: str
     webhook_secrets: WebhookSecrets
+    caps: SpendCaps
+    spend: SpendCounts | None
+    low_balance_warned: bool
+    low_balance_warnings: int
     created_at: dt.datetime
 
 

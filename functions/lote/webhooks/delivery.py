@@ -25,6 +25,9 @@ from lote.webhooks.documents import DeliveryAttempt, delivery_of
 log = logging.getLogger("lote.webhooks")
 USER_AGENT = "lote-webhooks/1"
 LEASE_MARGIN_S = 20.0
+# A delivery keeps its promise when the receiver has it within this long of its event (the webhook
+# SLO in terraform/slos.tf counts `within_target`; decision note 2026-12-05-dashboard-slos-budget).
+LAG_TARGET_S = 60
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,18 @@ def deliver(services: Services, delivery_id: str, gen: int, retry_count: int) ->
             outcome.error,
         )
         return Answer(500, {"result": "retry", "error": outcome.error})
+    attempts = int(delivery.get("attempt_count", 0)) + 1
+    # From the event (its delivery's cycle: a resend starts a new one) to now, for the dashboard
+    # and the webhook SLO.
+    since = delivery.get("cycle_started_at") or delivery.get("created_at")
+    lag_ms = None if since is None else max(0, round((timeutil.now() - since).total_seconds() * 1000))
+    if status == DeliveryStatus.DELIVERED:
+        logs.emit(log, logging.INFO, "webhook.delivered", "webhook %s delivered after %d attempts, %s ms",
+                  delivery_id, attempts, lag_ms, delivery_id=delivery_id, type=delivery.get("type"),
+                  attempts=attempts, lag_ms=lag_ms,
+                  within_target=lag_ms is not None and lag_ms <= LAG_TARGET_S * 1000)  # fmt: skip
     if status == DeliveryStatus.FAILED:
-        attempts = int(delivery.get("attempt_count", 0)) + 1
         logs.emit(log, logging.WARNING, "webhook.failed", "webhook %s failed for good after %d attempts: %s",
-                  delivery_id, attempts, outcome.error, delivery_id=delivery_id, attempts=attempts,
-                  error=outcome.error)  # fmt: skip
+                  delivery_id, attempts, outcome.error, delivery_id=delivery_id, type=delivery.get("type"),
+                  attempts=attempts, error=outcome.error, lag_ms=lag_ms, within_target=False)  # fmt: skip
     return Answer(200, {"result": status})
