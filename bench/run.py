@@ -21,6 +21,7 @@ from bench import (
     observability_bench,
     quality_bench,
     stack_bench,
+    usage_bench,
     wait_bench,
     web_bench,
     webhook_bench,
@@ -47,6 +48,7 @@ SUITES = {
     "capacity": capacity.section,
     "economy": economy_bench.run,
     "observability": observability_bench.run,
+    "usage": usage_bench.run,
 }
 # `make bench` runs these; the chaos run (minutes) has its own target, `make chaos`.
 DEFAULT = [
@@ -67,6 +69,7 @@ DEFAULT = [
     "capacity",
     "economy",
     "observability",
+    "usage",
 ]
 
 

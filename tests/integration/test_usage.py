@@ -12,6 +12,7 @@ from google.cloud.firestore import FieldFilter
 from lote.billing import ledger
 from lote.jobs.store import JOBS
 from lote.services import Services
+from tests.integration.conftest import ADMIN_TOKEN
 
 
 def _finished_batch(tenant, batch_id: str, timeout: float = 60) -> dict:
@@ -78,6 +79,16 @@ def test_usage_equals_the_jobs_and_the_ledger(tenant, services: Services):
     assert sum(int(r["charged"]) for r in rows) == charged
     as_csv = tenant.get("/v1/account/usage", headers={"Accept": "text/csv"})
     assert as_csv.headers["Content-Type"].startswith("text/csv") and as_csv.text.startswith("period_start,")
+
+    # The operator's view: credits sold and charged against what the images cost at list prices.
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    economics = tenant.http.get(f"{tenant.base}/v1/admin/tenants/{tenant.tenant_id}/economics", headers=admin)
+    assert economics.status_code == 200, economics.text
+    money = economics.json()
+    assert money["credits"]["debit"] == charged and money["credits"]["refund"] == refunded
+    assert money["credits"]["grant"] == 100_000 and money["credits"]["purchase"] == 0
+    assert money["images"] == 7 and money["model_spend_usd"] > 0
+    assert money["model_usd_per_credit_charged"] == round(money["model_spend_usd"] / (charged - refunded), 6)
 
 
 def test_usage_refuses_bad_queries_naming_the_parameter(tenant):

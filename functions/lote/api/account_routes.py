@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import flask
 
-from lote import ids
+from lote import ids, timeutil
 from lote.admin.auth import require_admin
 from lote.api.http import authenticated, json_body, parse, respond
 from lote.billing import controls
@@ -16,7 +18,7 @@ from lote.tenants import accounts
 from lote.tenants import service as tenants
 from lote.tenants.schemas import CreditGrant, KeyCreate, PlanUpdate, TenantCreate
 from lote.usage import service as usage
-from lote.usage.schemas import UsageQuery
+from lote.usage.schemas import RangeQuery, UsageQuery
 from lote.web import current_services
 
 
@@ -77,6 +79,15 @@ def register(app: flask.Flask) -> None:
     @app.get("/v1/admin/tenants/<tenant_id>")
     def admin_show_tenant(tenant_id: str) -> flask.Response:
         return respond(200, accounts.show_tenant(_admin(), tenant_id))
+
+    @app.get("/v1/admin/tenants/<tenant_id>/economics")
+    def admin_tenant_economics(tenant_id: str) -> flask.Response:
+        services = _admin()
+        query = parse(RangeQuery, flask.request.args.to_dict())
+        end = query.end() or timeutil.now()
+        start = query.start() or end - dt.timedelta(days=30)
+        report = accounts.economics(services, tenant_id, start, end)
+        return respond(200, report.model_dump(mode="json", by_alias=True))
 
     @app.patch("/v1/admin/tenants/<tenant_id>")
     def admin_set_plan(tenant_id: str) -> flask.Response:

@@ -15,6 +15,7 @@ from lote.tenants.documents import TenantDoc
 from lote.tenants.schemas import (
     Account,
     ApiKey,
+    Economics,
     LedgerEntry,
     LedgerPage,
     Limits,
@@ -138,3 +139,49 @@ def revoke_key(services: Services, tenant_id: str, key_id: str) -> ApiKey:
 def month_start(now: dt.datetime) -> dt.datetime:
     """The first instant of `now`'s month (UTC)."""
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def economics(services: Services, tenant_id: str, start: dt.datetime, end: dt.datetime) -> Economics:
+    """Revenue against model spend for one tenant: the ledger by reason in [start, end) (one
+    aggregation query per reason), the usage rollups of the range's days (usage/store.py), and its
+    Stripe payments."""
+    from google.cloud.firestore import FieldFilter
+
+    from lote.billing.stripe_events import PAYMENTS
+    from lote.usage import rules as usage_rules
+    from lote.usage import store as usage_store
+
+    _tenant(services, tenant_id)
+    if start >= end:
+        raise InvalidRequest("from must be before to", {"field": "from"})
+    db = services.firestore.db
+    entries = ledger.tenant_ref(db, tenant_id).collection(ledger.LEDGER)
+    found: dict[str, int] = {}
+    for reason in ("purchase", "debit", "refund", "grant", "clawback", "dispute", "reinstated"):
+        window = (
+            entries.where(filter=FieldFilter("reason", "==", reason))
+            .where(filter=FieldFilter("created_at", ">=", start))
+            .where(filter=FieldFilter("created_at", "<", end))
+        )
+        total = int(window.sum("delta", alias="s").get()[0][0].value or 0)
+        found[reason] = -total if reason == "debit" else total
+    days = usage_rules.periods(start, end, "day")
+    if len(days) > 400:
+        raise InvalidRequest("at most 400 days at once", {"field": "to"})
+    merged: dict[str, Any] = {}
+    for rollup in usage_store.read(db, tenant_id, days).values():
+        usage_rules.merge(merged, rollup)
+    whole = merged.get("all") or {}
+    spend_usd = int(whole.get("model_micros", 0)) / 1e6
+    net = found["debit"] - found["refund"]
+    payments: dict[str, dict[str, int]] = {}
+    for payment in db.collection(PAYMENTS).where(filter=FieldFilter("tenant_id", "==", tenant_id)).stream():
+        doc = payment.to_dict() or {}
+        into = payments.setdefault(str(doc.get("currency") or "usd"), {"paid": 0, "refunded": 0})
+        into["paid"] += int(doc.get("amount_total") or 0)
+        into["refunded"] += int(doc.get("refunded") or 0)
+    return Economics.model_validate({
+        "tenant_id": tenant_id, "from": timeutil.iso(start), "to": timeutil.iso(end), "credits": found,
+        "images": int(whole.get("images", 0)), "model_spend_usd": round(spend_usd, 6),
+        "model_usd_per_credit_charged": round(spend_usd / net, 6) if net > 0 else None, "payments": payments,
+    })  # fmt: skip

@@ -152,3 +152,24 @@ class KeyList(BaseModel):
     """A tenant's keys (never their secrets)."""
 
     keys: list[ApiKey]
+
+
+class Economics(BaseModel):
+    """GET /v1/admin/tenants/{id}/economics: what a tenant bought and was charged against what its
+    images cost lote at the model's list prices, over a range."""
+
+    tenant_id: str
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    credits: dict[str, int] = Field(
+        description="Ledger entries in the range by reason (purchase: credits sold; debit: charged, "
+        "as a positive number; refund, grant, clawback, dispute, reinstated)."
+    )
+    images: int = Field(description="Images that finished in the range.")
+    model_spend_usd: float = Field(description="What those images' model calls cost at list prices.")
+    model_usd_per_credit_charged: float | None = Field(
+        None, description="Model spend per credit charged net of refunds: compare with a credit's price."
+    )
+    payments: dict[str, dict[str, int]] = Field(
+        description="Stripe payments of all time by currency: amount paid and refunded (minor units)."
+    )

@@ -82,11 +82,12 @@ class Finished:
     reused: bool
     accept_to_done_ms: int
     code: str | None
+    model_micros: int = 0  # what its model calls cost lote, in micro-USD (operators' view only)
 
     def increments(self) -> dict[tuple[str, ...], int]:
         """Field path (as parts) → increment, for every dimension and for `all`."""
         counts = {"images": 1, self.status: 1, "charged": self.price, "refunded": self.refund,
-                  "reused": int(self.reused)}  # fmt: skip
+                  "reused": int(self.reused), "model_micros": self.model_micros}  # fmt: skip
         found: dict[tuple[str, ...], int] = {}
         groups = [("all",), *((d, safe(getattr(self, d))) for d in DIMENSIONS)]
         for group in groups:

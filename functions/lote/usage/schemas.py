@@ -25,8 +25,8 @@ def _instant(value: str | None) -> dt.datetime | None:
     return parsed.astimezone(dt.UTC)
 
 
-class UsageQuery(RequestModel):
-    """GET /v1/account/usage's query parameters."""
+class RangeQuery(RequestModel):
+    """A time range in query parameters."""
 
     from_: str | None = Field(
         None,
@@ -35,9 +35,6 @@ class UsageQuery(RequestModel):
         description="Start (inclusive); default 30 days (by hour: 1 day) before `to`.",
     )
     to: str | None = Field(None, max_length=40, description="End (exclusive); default now.")
-    granularity: Literal["day", "hour"] = "day"
-    group_by: Literal["preset", "tier", "model", "status"] | None = None
-    format: Literal["json", "csv"] = "json"
 
     @field_validator("from_", "to")
     @classmethod
@@ -52,6 +49,14 @@ class UsageQuery(RequestModel):
     def end(self) -> dt.datetime | None:
         """`to` as a time."""
         return _instant(self.to)
+
+
+class UsageQuery(RangeQuery):
+    """GET /v1/account/usage's query parameters."""
+
+    granularity: Literal["day", "hour"] = "day"
+    group_by: Literal["preset", "tier", "model", "status"] | None = None
+    format: Literal["json", "csv"] = "json"
 
 
 class UsageRow(BaseModel):
