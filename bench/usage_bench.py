@@ -135,7 +135,8 @@ def run() -> str:
     lines = [
         "## Usage analytics: reads per report at 1M images a month (issue 27)",
         "",
-        f"One tenant with {IMAGES:,} images finished over {DAYS} days: its hour and day rollups "
+        f"One tenant with {IMAGES:,} images a month ({rows[0][2]:,} seeded: evenly over {DAYS * 24} hours "
+        f"and {rules.SHARDS} shards) finished over {DAYS} days: its hour and day rollups "
         f"({documents:,} documents, {rules.SHARDS} shards a period) seeded as the commits ending its jobs "
         f"write them ({seeded_s:.0f} s), then each report asked 6 times (the first warms up; median of 5) "
         "through the local stack's API on the Firestore emulator.",
