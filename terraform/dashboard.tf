@@ -58,9 +58,13 @@ locals {
       ]
     },
     {
-      title = "Oldest held work per tier: acceptance to first attempt, p99 (15 min)"
-      unit  = "ms"
+      title = "Oldest held work per tier (s, the oldest active lane) and acceptance to first attempt, p99 (ms)"
+      unit  = "s / ms"
       queries = [
+        local.mean.oldest_held_s_interactive,
+        local.mean.oldest_held_s_express,
+        local.mean.oldest_held_s_standard,
+        local.mean.oldest_held_s_economy,
         "histogram_quantile(0.99, sum by (le, tier) (rate(${local.q.waited}_bucket[15m])))",
       ]
     },

@@ -132,8 +132,7 @@ resource "google_logging_metric" "accept_to_done" {
 }
 
 # Acceptance to the first attempt (`waited_ms`) of the jobs that ended: held work's age when it left
-# its lane, by tier (the dispatcher's tick holds no per-tier age of what is still held: monitoring.tf's
-# `tick` metrics chart the lanes instead).
+# its lane, by tier; what is still held is the tick's `oldest_held_s_{tier}` (the oldest active lane).
 resource "google_logging_metric" "waited" {
   name             = "${local.p}_waited"
   filter           = "${local.worker_logs} AND jsonPayload.event=(\"job.succeeded\" OR \"job.failed\") AND jsonPayload.waited_ms>0"
@@ -230,15 +229,19 @@ resource "google_logging_metric" "model_spend" {
 # each field a distribution the dashboard averages per minute.
 locals {
   tick_fields = {
-    backlog           = { unit = "1", scale = 1, growth = 2, buckets = 24, about = "released jobs not started and active lanes" }
-    in_queue          = { unit = "1", scale = 1, growth = 2, buckets = 24, about = "released jobs not started" }
-    lanes_interactive = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active lanes of singles held again" }
-    lanes_express     = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active express lanes (batches)" }
-    lanes_standard    = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active standard lanes (batches)" }
-    lanes_economy     = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active economy lanes (batches)" }
-    pace_share        = { unit = "1", scale = 0.01, growth = 1.25, buckets = 24, about = "the pace's share of the queue's ceiling" }
-    quota_error_share = { unit = "1", scale = 0.001, growth = 1.4, buckets = 24, about = "the window's calls refused for quota" }
-    breaker_level     = { unit = "1", scale = 0.5, growth = 2, buckets = 3, about = "0 closed, 1 open, 2 blocked" }
+    backlog                   = { unit = "1", scale = 1, growth = 2, buckets = 24, about = "released jobs not started and active lanes" }
+    in_queue                  = { unit = "1", scale = 1, growth = 2, buckets = 24, about = "released jobs not started" }
+    lanes_interactive         = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active lanes of singles held again" }
+    lanes_express             = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active express lanes (batches)" }
+    lanes_standard            = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active standard lanes (batches)" }
+    lanes_economy             = { unit = "1", scale = 1, growth = 2, buckets = 20, about = "active economy lanes (batches)" }
+    pace_share                = { unit = "1", scale = 0.01, growth = 1.25, buckets = 24, about = "the pace's share of the queue's ceiling" }
+    quota_error_share         = { unit = "1", scale = 0.001, growth = 1.4, buckets = 24, about = "the window's calls refused for quota" }
+    breaker_level             = { unit = "1", scale = 0.5, growth = 2, buckets = 3, about = "0 closed, 1 open, 2 blocked" }
+    oldest_held_s_interactive = { unit = "s", scale = 1, growth = 2, buckets = 20, about = "age of the oldest active lane of singles held again" }
+    oldest_held_s_express     = { unit = "s", scale = 1, growth = 2, buckets = 20, about = "age of the oldest active express lane" }
+    oldest_held_s_standard    = { unit = "s", scale = 1, growth = 2, buckets = 20, about = "age of the oldest active standard lane" }
+    oldest_held_s_economy     = { unit = "s", scale = 1, growth = 2, buckets = 20, about = "age of the oldest active economy lane" }
   }
 }
 

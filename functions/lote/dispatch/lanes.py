@@ -104,7 +104,8 @@ def active(
     found = []
     for snapshot in query.limit(limit).stream():
         doc = snapshot.to_dict() or {}
-        found.append(Lane(snapshot.id, str(doc.get("tenant_id")), Tier(doc.get("tier", Tier.STANDARD))))
+        tier = Tier(doc.get("tier", Tier.STANDARD))
+        found.append(Lane(snapshot.id, str(doc.get("tenant_id")), tier, doc.get("activated_at")))
     return found
 
 

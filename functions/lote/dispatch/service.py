@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lote import bulk, logs, tasks
+from lote import bulk, logs, tasks, timeutil
 from lote.answers import Answer
 from lote.dispatch import control, lanes, share, spend, state
 from lote.services import Services
@@ -219,6 +219,10 @@ def _gauges(
     rate, ceiling = float(current["rate"]), float(current.get("ceiling") or 0.0)
     breaker = str(current.get("breaker", control.Breaker.CLOSED))
     tiers = Counter(lane.tier for lane in active)
+    now, oldest = timeutil.now(), dict.fromkeys(share.Tier, 0)
+    for lane in active:  # the oldest held work per tier: how long its lane has been active (whole s)
+        if lane.active_since is not None:
+            oldest[lane.tier] = max(oldest[lane.tier], int((now - lane.active_since).total_seconds()))
     logs.emit(log, logging.INFO, "dispatch.tick", "dispatch %s: %.2f/s, breaker %s, %d in queue, %d lanes",
               pool_name, rate, breaker, waiting, len(active), pool=pool_name, rate_per_s=rate,
               pace_share=rate / ceiling if ceiling > 0 else None, calls=seen.calls,
@@ -227,7 +231,11 @@ def _gauges(
               breaker=breaker, breaker_level=BREAKER_LEVEL.get(breaker, 0), in_queue=waiting,
               backlog=seen.backlog, lanes=len(active), lanes_interactive=tiers[share.Tier.INTERACTIVE],
               lanes_express=tiers[share.Tier.EXPRESS], lanes_standard=tiers[share.Tier.STANDARD],
-              lanes_economy=tiers[share.Tier.ECONOMY], released=released)  # fmt: skip
+              lanes_economy=tiers[share.Tier.ECONOMY], released=released,
+              oldest_held_s_interactive=oldest[share.Tier.INTERACTIVE],
+              oldest_held_s_express=oldest[share.Tier.EXPRESS],
+              oldest_held_s_standard=oldest[share.Tier.STANDARD],
+              oldest_held_s_economy=oldest[share.Tier.ECONOMY])  # fmt: skip
 
 
 def next_state(

@@ -10,6 +10,7 @@ budgets stay fair over a few windows.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Lane:
     id: str
     tenant_id: str
     tier: Tier
+    active_since: dt.datetime | None = None  # when it last became active: its oldest held work's age
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ falling back to a transaction: jobs/commits.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any
 
-from lote import leases, retention, timeutil, transactions
+from lote import leases, logs, retention, timeutil, transactions
 from lote.access import store as tokens
 from lote.billing import credits
 from lote.dispatch import lanes
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
     from lote.jobs.outcome import Outcome
     from lote.webhooks.events import Outbox
+
+log = logging.getLogger("lote.jobs")
 
 JOBS = "jobs"
 
@@ -202,6 +205,9 @@ def checkpoint(
             since = None
             continue
         return "ok", written.update_time
+    # Counted with the other contention 429s (Terraform's `firestore_contention` metric).
+    logs.emit(log, logging.WARNING, "firestore.contention", "checkpoint of %s lost every race", job_id,
+              kind="optimistic", attempts=TX_ATTEMPTS)  # fmt: skip
     raise transactions.Contention(
         "the job changed under every checkpoint; retry", headers={"Retry-After": "1"}
     )
