@@ -39,7 +39,8 @@ SCHEMAS = {
     models.Fanout: "Fanout", models.BatchLinks: "BatchLinks", models.BatchAccepted: "BatchAccepted",
     models.BatchSummary: "BatchSummary", models.Item: "Item", models.ItemOutput: "ItemOutput",
     models.Preset: "Preset", models.PresetParam: "PresetParam", models.Rubric: "Rubric",
-    models.Upload: "UploadAnswer",
+    models.Upload: "UploadAnswer", models.Usage: "Usage", models.UsagePeriod: "UsagePeriod",
+    models.UsageRow: "UsageRow", models.SpendControls: "SpendControls",
 }  # fmt: skip
 
 
@@ -48,9 +49,9 @@ def test_every_client_model_has_exactly_the_documents_fields_and_requires_no_mor
     for model, name in SCHEMAS.items():
         schema = schemas[name]
         documented, required = set(schema["properties"]), set(schema.get("required", []))
-        fields = set(model.model_fields)
+        fields = {info.alias or f for f, info in model.model_fields.items()}  # `from_` is `from` on the wire
         assert fields == documented, (model.__name__, fields ^ documented)
-        client_required = {f for f, info in model.model_fields.items() if info.is_required()}
+        client_required = {info.alias or f for f, info in model.model_fields.items() if info.is_required()}
         assert client_required <= required, (model.__name__, client_required - required)
 
 
@@ -200,3 +201,29 @@ def test_the_installed_command_is_the_entry_point_that_works_without_the_extra()
     project = tomllib.loads((Path(__file__).parents[2] / "clients/python/pyproject.toml").read_text())
     assert project["project"]["scripts"] == {"lote": "lote_client.__main__:main"}
     assert "click" not in " ".join(project["project"]["dependencies"])
+
+
+def test_usage_ranges_are_sent_as_the_api_reads_them_and_unset_controls_are_not_sent():
+    import datetime as dt
+
+    from lote_client import _shared
+
+    naive = dt.datetime(2026, 12, 5, 10, 30)
+    assert _shared.usage_params(naive, dt.date(2026, 12, 6), "hour", None, "json") == {
+        "from": "2026-12-05T10:30:00Z", "to": "2026-12-06", "granularity": "hour"}  # fmt: skip
+    assert _shared.usage_params(None, None, "day", "status", "csv") == {
+        "granularity": "day", "group_by": "status", "format": "csv"}  # fmt: skip
+    body = _shared.spend_controls_body(
+        daily_cap=None, monthly_cap=_shared.UNSET, webhook_url="https://x.test/h"
+    )
+    assert body == {"daily_cap": None, "webhook_url": "https://x.test/h"}  # None removes; unset stays
+
+
+def test_a_spend_cap_refusal_is_its_own_kind_of_permission_denied():
+    from lote_client import PermissionDenied, SpendCapReached
+
+    refused = from_answer(
+        403, {"error": {"code": "spend_cap_reached", "message": "cap", "details": {"period": "day"}}}
+    )
+    assert isinstance(refused, SpendCapReached) and isinstance(refused, PermissionDenied)
+    assert refused.details == {"period": "day"}

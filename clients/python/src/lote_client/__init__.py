@@ -16,14 +16,27 @@ from lote_client.errors import (
     PermissionDenied,
     RateLimited,
     ServerError,
+    SpendCapReached,
     WaitTimeout,
     WebhookVerificationError,
 )
-from lote_client.models import Accepted, Batch, BatchAccepted, BatchSummary, Generation, Item, Preset, Quality
+from lote_client.models import (
+    Accepted,
+    Batch,
+    BatchAccepted,
+    BatchSummary,
+    Generation,
+    Item,
+    Preset,
+    Quality,
+    SpendControls,
+    Usage,
+)
 
 __all__ = [
     "APIError", "Accepted", "AsyncLote", "AuthenticationError", "Batch", "BatchAccepted", "BatchSummary",
     "Conflict", "ConnectionFailed", "FileResult", "Generation", "InsufficientCredits", "InvalidRequest",
     "Item", "Lote", "LoteError", "NotFound", "PermissionDenied", "Preset", "Quality", "RateLimited",
-    "Report", "RetryPolicy", "ServerError", "WaitTimeout", "WebhookVerificationError", "__version__",
+    "Report", "RetryPolicy", "ServerError", "SpendCapReached", "SpendControls", "Usage", "WaitTimeout",
+    "WebhookVerificationError", "__version__",
 ]  # fmt: skip

@@ -153,3 +153,32 @@ def _csv_row(row: dict[str, str | None], number: int, path: Path) -> dict[str, A
 def manifest(items: Iterable[dict[str, Any]]) -> bytes:
     """Items as a JSONL manifest."""
     return "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items).encode()
+
+
+def instant(value: Any) -> str | None:
+    """A usage range's end as the API takes it: a datetime (RFC 3339, UTC), a date, or a string as is."""
+    import datetime as dt
+
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"a time, a date or a string, not {type(value).__name__}")
+
+
+def usage_params(start: Any, end: Any, granularity: str, group_by: str | None, fmt: str) -> dict[str, str]:
+    """GET /v1/account/usage's query (parameters left out are the server's defaults)."""
+    found = {"from": instant(start), "to": instant(end), "granularity": granularity, "group_by": group_by,
+             "format": None if fmt == "json" else fmt}  # fmt: skip
+    return {name: value for name, value in found.items() if value is not None}
+
+
+UNSET: Any = object()  # a spend control not passed: left as it is (None removes it)
+
+
+def spend_controls_body(**fields: Any) -> dict[str, Any]:
+    """PATCH /v1/account/spend-controls' body: the fields passed, None sent as null (removes one)."""
+    return {name: value for name, value in fields.items() if value is not UNSET}

@@ -15,7 +15,18 @@ import httpx
 from lote_client import _download, _shared, webhooks
 from lote_client._http import AsyncTransport, Config, Request, RetryPolicy, decode, raise_for
 from lote_client.errors import ConnectionFailed, LoteError, WaitTimeout
-from lote_client.models import Accepted, Batch, BatchAccepted, BatchSummary, Generation, Item, Preset, Upload
+from lote_client.models import (
+    Accepted,
+    Batch,
+    BatchAccepted,
+    BatchSummary,
+    Generation,
+    Item,
+    Preset,
+    SpendControls,
+    Upload,
+    Usage,
+)
 
 Image = str | Path
 
@@ -307,6 +318,50 @@ class AsyncPresets:
         ]
 
 
+class AsyncAccount:
+    """The account: usage, and the spend controls (API key only)."""
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        self._t = transport
+
+    async def usage(
+        self, *, start: Any = None, end: Any = None, granularity: str = "day", group_by: str | None = None
+    ) -> Usage:
+        """What finished in [start, end), by period and group (see `Lote.account.usage`)."""
+        params = _shared.usage_params(start, end, granularity, group_by, "json")
+        return Usage.model_validate(await self._t.json(Request("GET", "/v1/account/usage", params=params)))
+
+    async def usage_csv(
+        self, *, start: Any = None, end: Any = None, granularity: str = "day", group_by: str | None = None
+    ) -> str:
+        """The same report as CSV text."""
+        params = _shared.usage_params(start, end, granularity, group_by, "csv")
+        return (await self._t.send(Request("GET", "/v1/account/usage", params=params))).text
+
+    async def spend_controls(self) -> SpendControls:
+        """The caps, the low-balance threshold and what was charged today and this month."""
+        return SpendControls.model_validate(await self._t.json(Request("GET", "/v1/account/spend-controls")))
+
+    async def set_spend_controls(
+        self,
+        *,
+        daily_cap: int | None = _shared.UNSET,
+        monthly_cap: int | None = _shared.UNSET,
+        low_balance_threshold: int | None = _shared.UNSET,
+        webhook_url: str | None = _shared.UNSET,
+    ) -> SpendControls:
+        """Change the controls passed (None removes one); the others stay."""
+        body = _shared.spend_controls_body(
+            daily_cap=daily_cap,
+            monthly_cap=monthly_cap,
+            low_balance_threshold=low_balance_threshold,
+            webhook_url=webhook_url,
+        )
+        return SpendControls.model_validate(
+            await self._t.json(Request("PATCH", "/v1/account/spend-controls", body))
+        )
+
+
 class AsyncLote:
     """The lote API, async: `async with AsyncLote() as lote: await lote.generations.create(...)`."""
 
@@ -326,6 +381,7 @@ class AsyncLote:
         self.generations = AsyncGenerations(self._transport, self.uploads)
         self.batches = AsyncBatches(self._transport, self.uploads)
         self.presets = AsyncPresets(self._transport)
+        self.account = AsyncAccount(self._transport)
         self.webhooks = webhooks
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from lote_client._cli_common import (  # noqa: F401 (the exit codes are part of 
     emit,
     params_of,
 )
+from lote_client.cli_account import spend_controls, usage
 from lote_client.cli_batch import batch
 
 
@@ -104,6 +105,8 @@ def presets(obj: dict[str, Any]) -> int:
 
 
 main.add_command(batch)
+main.add_command(usage)
+main.add_command(spend_controls)
 
 
 @main.group("webhooks")

@@ -19,7 +19,9 @@ from lote_client.models import (
     Accepted,
     Generation,
     Preset,
+    SpendControls,
     Upload,
+    Usage,
 )
 
 Image = str | Path
@@ -176,6 +178,50 @@ class Presets:
         return [Preset.model_validate(p) for p in self._t.json(Request("GET", "/v1/presets"))["presets"]]
 
 
+class Account:
+    """The account: usage, and the spend controls (API key only)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def usage(
+        self, *, start: Any = None, end: Any = None, granularity: str = "day", group_by: str | None = None
+    ) -> Usage:
+        """What finished in [start, end): images, credits, failures and latency by period and group
+        (`start`/`end`: datetime, date or RFC 3339 string; default the last 30 days, by hour 1 day)."""
+        params = _shared.usage_params(start, end, granularity, group_by, "json")
+        return Usage.model_validate(self._t.json(Request("GET", "/v1/account/usage", params=params)))
+
+    def usage_csv(
+        self, *, start: Any = None, end: Any = None, granularity: str = "day", group_by: str | None = None
+    ) -> str:
+        """The same report as CSV text, one row per period and group, as the server wrote it."""
+        params = _shared.usage_params(start, end, granularity, group_by, "csv")
+        return self._t.send(Request("GET", "/v1/account/usage", params=params)).text
+
+    def spend_controls(self) -> SpendControls:
+        """The caps, the low-balance threshold and what was charged today and this month."""
+        return SpendControls.model_validate(self._t.json(Request("GET", "/v1/account/spend-controls")))
+
+    def set_spend_controls(
+        self,
+        *,
+        daily_cap: int | None = _shared.UNSET,
+        monthly_cap: int | None = _shared.UNSET,
+        low_balance_threshold: int | None = _shared.UNSET,
+        webhook_url: str | None = _shared.UNSET,
+    ) -> SpendControls:
+        """Change the controls passed (None removes one); the others stay."""
+        body = _shared.spend_controls_body(
+            daily_cap=daily_cap,
+            monthly_cap=monthly_cap,
+            low_balance_threshold=low_balance_threshold,
+            webhook_url=webhook_url,
+        )
+        answer = self._t.json(Request("PATCH", "/v1/account/spend-controls", body))
+        return SpendControls.model_validate(answer)
+
+
 class Lote:
     """The lote API. `Lote()` reads LOTE_API_URL and LOTE_API_KEY; or pass `base_url` and `api_key`
     (a partner's secret key) or `token` (a client token minted for one end user)."""
@@ -197,6 +243,7 @@ class Lote:
         self.generations = Generations(self._transport, self.uploads)
         self.batches = Batches(self._transport, self.uploads)
         self.presets = Presets(self._transport)
+        self.account = Account(self._transport)
         self.webhooks = webhooks
 
     def close(self) -> None:

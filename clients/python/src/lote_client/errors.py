@@ -37,6 +37,11 @@ class PermissionDenied(APIError):
     """403: the key or token may not do this."""
 
 
+class SpendCapReached(PermissionDenied):
+    """403 `spend_cap_reached`: a daily or monthly cap you set; `details` has `period`, `cap`,
+    `charged`, `required` and `resets_at`. Nothing was charged."""
+
+
 class NotFound(APIError):
     """404: no such resource for this tenant."""
 
@@ -72,6 +77,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     400: InvalidRequest, 401: AuthenticationError, 402: InsufficientCredits, 403: PermissionDenied,
     404: NotFound, 409: Conflict, 429: RateLimited,
 }  # fmt: skip
+_BY_CODE: dict[str, type[APIError]] = {"spend_cap_reached": SpendCapReached}
 
 
 def from_answer(status: int, body: Any, text: str = "") -> APIError:
@@ -85,5 +91,5 @@ def from_answer(status: int, body: Any, text: str = "") -> APIError:
         )
     else:
         code, message, details = f"http_{status}", text[:500] or f"HTTP {status}", None
-    kind = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIError)
+    kind = _BY_CODE.get(code) or _BY_STATUS.get(status) or (ServerError if status >= 500 else APIError)
     return kind(status, code, message, details)

@@ -247,3 +247,52 @@ class Upload(Model):
     headers: dict[str, str]
     gs_uri: str
     expires_at: str
+
+
+class UsageRow(Model):
+    """One group's figures in one period, or over the whole range."""
+
+    group: str
+    images: int
+    succeeded: int
+    failed: int
+    canceled: int
+    reused: int
+    charged: int
+    refunded: int
+    p50_ms: int | None = None
+    p95_ms: int | None = None
+
+
+class UsagePeriod(Model):
+    """A UTC hour or day and its rows."""
+
+    start: str
+    rows: list[UsageRow]
+
+
+class Usage(Model):
+    """What finished in a range: by period and group, totals, failures by code."""
+
+    from_: str = Field(alias="from")
+    to: str
+    granularity: str
+    group_by: str | None = None
+    periods: list[UsagePeriod]
+    totals: list[UsageRow]
+    failures_by_code: dict[str, int]
+    documents_read: int
+
+
+class SpendControls(Model):
+    """The account's spend caps and low-balance threshold, and what was charged against them."""
+
+    daily_cap: int | None = None
+    monthly_cap: int | None = None
+    low_balance_threshold: int | None = None
+    webhook_url: str | None = None
+    charged_today: int
+    charged_this_month: int
+    low_balance: bool
+    day_resets_at: str
+    month_resets_at: str
