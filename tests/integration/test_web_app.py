@@ -37,6 +37,13 @@ def test_an_end_user_stages_a_photo_and_sees_before_and_after(page: Page, tenant
     assert page.eval_on_selector("#after", "img => img.complete && img.naturalWidth > 0")
     assert page.eval_on_selector("#before", "img => img.complete && img.naturalWidth > 0")
     assert "#token=" not in page.url  # the token left the address bar (and the history)
+    # What happened, in order: accepted, released, the attempt, finished (times since acceptance).
+    moments = page.locator("#timeline li")
+    expect(moments.last).to_have_attribute("data-event", "finished")
+    events = moments.evaluate_all("items => items.map(i => i.dataset.event)")
+    assert events[0] == "accepted" and "attempt_ended" in events and events[-1] == "finished", events
+    assert events.index("attempt_started") < events.index("attempt_ended")
+    expect(moments.first.locator("time")).to_have_text("+0.0 s")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "end-user.png"), full_page=True)
 
@@ -73,6 +80,22 @@ def test_an_operator_follows_a_batch_to_completion(page: Page, tenant: Tenant):
     expect(facts).to_contain_text("completed", timeout=60_000)
     expect(facts).to_contain_text("Succeeded24")  # dt and dd, side by side
     expect(page.locator("#grid li img")).to_have_count(24)
+    # Its throughput as the page saw it: a line from its creation to its end.
+    expect(page.locator("#throughput svg path")).to_have_count(1)
+    assert int(page.locator("#throughput svg path").get_attribute("data-points") or 0) >= 2
+    # An item's life, on request.
+    page.locator("#grid li button.link").first.click()
+    expect(page.locator("#item-timeline li").last).to_have_attribute("data-event", "finished")
+    expect(page.locator("#item-timeline li").first).to_have_attribute("data-event", "accepted")
+    # Images per day by status, drawn from the usage report, with its numbers in a table.
+    page.click("#refresh")
+    usage = tenant.get("/v1/account/usage?group_by=status").json()
+    day = usage["periods"][-1]["start"][:10]
+    succeeded = next(row["images"] for row in usage["periods"][-1]["rows"] if row["group"] == "succeeded")
+    expect(page.locator(f"#usage svg g[data-period='{day}'] rect[data-key='succeeded']")).to_have_attribute(
+        "data-value", str(succeeded)
+    )
+    expect(page.locator("#usage-table tbody tr").last).to_contain_text(f"{day}{succeeded}")
     page.select_option("#filter", "failed")
     expect(page.locator("#grid li")).to_have_count(0)
     assert page.eval_on_selector("#apikey", "input => input.value") == ""  # not kept in the form

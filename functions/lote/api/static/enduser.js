@@ -2,6 +2,7 @@
 // The job in progress is remembered for this tab, so a reload resumes it.
 
 import { ApiError, explain } from "./api.js";
+import { loadTimeline } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
 const KEY = "lote.job";
@@ -130,6 +131,8 @@ async function follow(api, say, id, before, known) {
   $("download").href = job.output.url;
   showQuality(job.quality);
   say("Your image is ready.", true);
+  // What happened, from acceptance to the end (a page that cannot read it just shows none).
+  loadTimeline(api, id, $("timeline")).catch(() => { $("timeline").hidden = true; });
 }
 
 // What the verifier concluded, in words: nothing when the image was not verified.
@@ -188,6 +191,7 @@ function showTime(job, started, skew) {
 
 function reset() {
   $("result").hidden = true;
+  $("timeline").hidden = true;
   $("create").hidden = false;
   $("create").reset();
 }

@@ -3,6 +3,8 @@
 // followed with ETag polling at the Retry-After the API gives.
 
 import { Api, explain } from "./api.js";
+import { line, stackedBars, table } from "./charts.js";
+import { loadTimeline } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
 // generations:read with batches:read opens the batch items' images (a token sees items of batches).
@@ -11,6 +13,8 @@ const thumbnails = new Map(); // item id → object URL: each image is fetched o
 let api = null;
 let current = null; // the open batch's id
 let timer = null;
+let samples = []; // the open batch's finished items as the page saw them: [{at (ms), done}]
+const STATUSES = ["succeeded", "failed", "canceled"];
 
 export function startOperator(base, network, say) {
   $("operator").hidden = false;
@@ -24,7 +28,7 @@ export function startOperator(base, network, say) {
       $("login").hidden = true;
       $("console").hidden = false;
       say("");
-      await Promise.all([listBatches(say), listDeliveries(say)]);
+      await Promise.all([listBatches(say), listDeliveries(say), showUsage()]);
     } catch (error) {
       say(explain(error));
     }
@@ -34,8 +38,38 @@ export function startOperator(base, network, say) {
   $("results").addEventListener("click", () => download(say));
   $("filter").addEventListener("change", () => showItems(say));
   // On request, not on a timer: a list nobody is reading costs no requests.
-  $("refresh").addEventListener("click", () => Promise.all([listBatches(say), listDeliveries(say)])
+  $("refresh").addEventListener("click", () => Promise.all([listBatches(say), listDeliveries(say), showUsage()])
     .catch((error) => say(explain(error))));
+}
+
+// Images per day by status (GET /v1/account/usage): a stacked bar chart and its table. A session
+// without account:read is told why there is no chart.
+async function showUsage() {
+  let report;
+  try {
+    report = (await api.get("/v1/account/usage?group_by=status")).data;
+  } catch (error) {
+    if (error.status !== 403) throw error;
+    $("usage-note").hidden = false;
+    $("usage-note").textContent = "This session may not read the account's usage (it needs account:read).";
+    return;
+  }
+  // Every day of the range, the ones nothing finished in included, so the bars sit on a calendar.
+  const found = Object.fromEntries(report.periods.map((period) => [period.start.slice(0, 10),
+    Object.fromEntries(period.rows.map((row) => [row.group, row.images]))]));
+  const periods = [];
+  for (let day = Date.parse(report.from.slice(0, 10)); day < Date.parse(report.to); day += 86400000) {
+    const label = new Date(day).toISOString().slice(0, 10);
+    periods.push({ label, values: found[label] || {} });
+  }
+  stackedBars($("usage"), periods, STATUSES, "Images per day by status");
+  table($("usage-table"), ["Day", ...STATUSES, "Credits charged", "Credits refunded"], report.periods.map((period) => {
+    const by = Object.fromEntries(period.rows.map((row) => [row.group, row]));
+    const sum = (field) => period.rows.reduce((total, row) => total + row[field], 0);
+    return [period.start.slice(0, 10), ...STATUSES.map((status) => by[status]?.images || 0), sum("charged"), sum("refunded")];
+  }));
+  $("usage-note").hidden = report.periods.length > 0;
+  if (!report.periods.length) $("usage-note").textContent = "No image has finished in the last 30 days.";
 }
 
 async function listBatches(say) {
@@ -68,6 +102,7 @@ async function fillProgress(row, batch) {
 }
 
 async function openBatch(id, say) {
+  if (current !== id) samples = [];
   current = id;
   clearTimeout(timer);
   $("batch").hidden = false;
@@ -106,6 +141,22 @@ function showBatch(batch) {
     Object.assign(document.createElement("dd"), { textContent: String(value ?? "—") }),
   ]));
   $("batch-bar").value = Math.round(batch.progress);
+  showThroughput(batch);
+}
+
+// Items finished per minute between the page's looks at the batch, since it was created.
+function showThroughput(batch) {
+  const done = STATUSES.reduce((sum, status) => sum + (batch.counts[status] || 0), 0);
+  const created = Date.parse(batch.created_at);
+  if (!samples.length) samples.push({ at: created, done: 0 });
+  if (done !== samples.at(-1).done || batch.status === "completed" || batch.status === "canceled") {
+    samples.push({ at: Math.max(Date.now(), samples.at(-1).at + 1), done });
+  }
+  const points = samples.slice(1).map((sample, index) => ({
+    x: (sample.at - created) / 1000,
+    y: ((sample.done - samples[index].done) * 60000) / Math.max(1, sample.at - samples[index].at),
+  }));
+  line($("throughput"), [{ x: 0, y: 0 }, ...points], `Batch ${batch.id}: items finished per minute`, "items/min");
 }
 
 async function showItems(say) {
@@ -121,8 +172,21 @@ async function showItems(say) {
         thumbnail(item).then((url) => { image.src = url; }).catch(() => { image.alt = `${item.reference}: image unavailable`; });
       }
       cell.append(`${item.reference}: ${item.status}${item.error ? ` (${item.error.code})` : ""}`);
+      const when = Object.assign(document.createElement("button"), { type: "button", className: "link", textContent: "Timeline" });
+      when.addEventListener("click", () => showItemTimeline(item, say));
+      cell.append(when);
       return cell;
     }));
+  } catch (error) {
+    say(explain(error));
+  }
+}
+
+async function showItemTimeline(item, say) {
+  try {
+    $("item-title").hidden = false;
+    $("item-title").textContent = `What happened to ${item.reference}`;
+    await loadTimeline(api, item.id, $("item-timeline"));
   } catch (error) {
     say(explain(error));
   }
