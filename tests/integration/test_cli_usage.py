@@ -26,14 +26,20 @@ def test_usage_and_spend_controls_from_the_command_line_and_the_clients(tenant: 
     assert by_status.exit_code == 0, by_status.output
     totals = {row["group"]: row for row in _json(by_status)["totals"]}
     assert totals["succeeded"]["images"] == 2 and totals["succeeded"]["charged"] == price
+    assert sum(row["images"] for row in totals.values()) == 2  # nothing else finished
     table = lote(tenant, "usage", "--group-by", "status")
     assert "succeeded" in table.stdout and table.stdout.splitlines()[0].split()[:3] == [
         "period",
         "group",
         "images",
     ]
-    rows = list(csv.DictReader(io.StringIO(lote(tenant, "usage", "--csv").stdout)))
-    assert sum(int(r["images"]) for r in rows) == 2
+    as_csv = lote(tenant, "usage", "--csv")
+    assert as_csv.exit_code == 0, as_csv.output
+    assert as_csv.stdout.splitlines()[0] == (
+        "period_start,group,images,succeeded,failed,canceled,reused,charged,refunded,p50_ms,p95_ms"
+    )
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert rows and sum(int(r["images"]) for r in rows) == 2
 
     refused = lote(tenant, "usage", "--from", "2026-13-01", "--json")
     assert refused.exit_code == cli.REFUSED and _json(refused)["error"]["details"]["field"] == "from"

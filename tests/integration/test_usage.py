@@ -89,6 +89,11 @@ def test_usage_equals_the_jobs_and_the_ledger(tenant, services: Services):
     assert money["credits"]["grant"] == 100_000 and money["credits"]["purchase"] == 0
     assert money["images"] == 7 and money["model_spend_usd"] > 0
     assert money["model_usd_per_credit_charged"] == round(money["model_spend_usd"] / (charged - refunded), 6)
+    from lote.admin import cli as admin_cli
+
+    told = admin_cli.run(["economics", "--tenant", tenant.tenant_id, "--days", "2"], services)
+    assert (told["credits"], told["images"], told["model_spend_usd"]) == (
+        money["credits"], money["images"], money["model_spend_usd"])  # fmt: skip
 
 
 def test_usage_refuses_bad_queries_naming_the_parameter(tenant):

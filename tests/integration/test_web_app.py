@@ -30,20 +30,34 @@ def test_an_end_user_stages_a_photo_and_sees_before_and_after(page: Page, tenant
     page.select_option("#param-style", "scandinavian")
     expect(page.locator("#param-room_type")).to_have_value("auto")  # the photo's analysis says
     page.set_input_files("#photo", str(photo(tmp_path)))
-    page.click("#submit")
+    # The timeline the page reads once the image is final (the same answer the list is drawn from).
+    with page.expect_response(lambda answer: "include=timeline" in answer.url, timeout=60_000) as read:
+        page.click("#submit")
     expect(page.locator("#notice")).to_have_text("Your image is ready.", timeout=30_000)
     expect(page.locator("#quality")).to_contain_text("Quality check passed")  # analyzed, staged, verified
     expect(page.locator("#after")).to_have_attribute("src", re.compile(r"^https?://.+"))
     assert page.eval_on_selector("#after", "img => img.complete && img.naturalWidth > 0")
     assert page.eval_on_selector("#before", "img => img.complete && img.naturalWidth > 0")
     assert "#token=" not in page.url  # the token left the address bar (and the history)
-    # What happened, in order: accepted, released, the attempt, finished (times since acceptance).
-    moments = page.locator("#timeline li")
-    expect(moments.last).to_have_attribute("data-event", "finished")
-    events = moments.evaluate_all("items => items.map(i => i.dataset.event)")
-    assert events[0] == "accepted" and "attempt_ended" in events and events[-1] == "finished", events
-    assert events.index("attempt_started") < events.index("attempt_ended")
+    # What happened, in order: accepted, the attempt, finished (times since acceptance), in a named list.
+    timeline = read.value.json()["timeline"]
+    events = [moment["event"] for moment in timeline]
+    assert events[0] == "accepted" and events[-1] == "finished", events
+    assert events.index("attempt_started") < events.index("attempt_ended") < events.index("finished"), events
+    listed = page.get_by_test_id("timeline")
+    expect(page.get_by_role("list", name="What happened to this image")).to_be_visible()
+    moments = listed.locator("li")
+    expect(moments).to_have_count(len(events))
+    assert moments.evaluate_all("items => items.map(i => i.dataset.event)") == events
     expect(moments.first.locator("time")).to_have_text("+0.0 s")
+    expect(moments.locator("time")).to_have_text([re.compile(r"^\+\d+\.\d s$")] * len(events))
+    ended = next(moment for moment in timeline if moment["event"] == "attempt_ended")
+    shown = listed.locator("li[data-event='attempt_ended']").first
+    number = f" (attempt {ended['attempt']})" if ended["attempt"] else ""
+    expect(shown).to_contain_text(f"Attempt ended{number}: {ended['detail']['end']}")
+    if ended["detail"].get("model_ms"):
+        expect(shown).to_contain_text(f"model {ended['detail']['model_ms']} ms")
+    expect(listed.locator("li[data-event='finished']")).to_have_text(re.compile(r"Finished: succeeded$"))
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "end-user.png"), full_page=True)
 
@@ -80,22 +94,19 @@ def test_an_operator_follows_a_batch_to_completion(page: Page, tenant: Tenant):
     expect(facts).to_contain_text("completed", timeout=60_000)
     expect(facts).to_contain_text("Succeeded24")  # dt and dd, side by side
     expect(page.locator("#grid li img")).to_have_count(24)
-    # Its throughput as the page saw it: a line from its creation to its end.
-    expect(page.locator("#throughput svg path")).to_have_count(1)
-    assert int(page.locator("#throughput svg path").get_attribute("data-points") or 0) >= 2
+    # Its throughput as the page saw it: items finished per minute, from its creation to its end.
+    throughput = page.get_by_test_id("throughput-chart")
+    expect(throughput.locator("svg")).to_have_attribute(
+        "aria-label", f"Batch {batch['id']}: items finished per minute"
+    )
+    expect(throughput.locator("svg path")).to_have_count(1)
+    assert int(throughput.locator("svg path").get_attribute("data-points") or 0) >= 2  # the start and a look
     # An item's life, on request.
     page.locator("#grid li button.link").first.click()
-    expect(page.locator("#item-timeline li").last).to_have_attribute("data-event", "finished")
-    expect(page.locator("#item-timeline li").first).to_have_attribute("data-event", "accepted")
-    # Images per day by status, drawn from the usage report, with its numbers in a table.
-    page.click("#refresh")
-    usage = tenant.get("/v1/account/usage?group_by=status").json()
-    day = usage["periods"][-1]["start"][:10]
-    succeeded = next(row["images"] for row in usage["periods"][-1]["rows"] if row["group"] == "succeeded")
-    expect(page.locator(f"#usage svg g[data-period='{day}'] rect[data-key='succeeded']")).to_have_attribute(
-        "data-value", str(succeeded)
-    )
-    expect(page.locator("#usage-table tbody tr").last).to_contain_text(f"{day}{succeeded}")
+    moments = page.get_by_test_id("item-timeline").locator("li")
+    expect(moments.last).to_have_attribute("data-event", "finished")
+    expect(moments.first).to_have_attribute("data-event", "accepted")
+    expect(page.get_by_role("list", name=re.compile(r"^What happened to room-\d\d$"))).to_be_visible()
     page.select_option("#filter", "failed")
     expect(page.locator("#grid li")).to_have_count(0)
     assert page.eval_on_selector("#apikey", "input => input.value") == ""  # not kept in the form
@@ -106,6 +117,66 @@ def test_an_operator_follows_a_batch_to_completion(page: Page, tenant: Tenant):
         "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     page.screenshot(path=str(SHOTS / "operator.png"), full_page=True)
+
+
+def test_the_operator_sees_images_per_day_by_status_as_the_usage_report(page: Page, tenant: Tenant):
+    made = [
+        tenant.post("/v1/generations", {"prompt": f"a lamp {n}", "reuse": False}).json()["id"]
+        for n in range(3)
+    ]
+    made.append(tenant.post("/v1/generations", {"prompt": "broken [[fault=invalid]]"}).json()["id"])
+    assert [tenant.wait(job_id)["status"] for job_id in made] == ["succeeded"] * 3 + ["failed"]
+    answer = tenant.get("/v1/account/usage", params={"group_by": "status", "granularity": "day"})
+    assert answer.status_code == 200, answer.text
+    usage = answer.json()
+    assert sum(row["images"] for period in usage["periods"] for row in period["rows"]) == 4, usage
+    page.goto(f"{tenant.base}/app/")
+    page.fill("#apikey", tenant.api_key)
+    page.click("#login button")
+    chart = page.get_by_test_id("usage-chart")
+    expect(chart.locator("svg")).to_have_attribute("aria-label", "Images per day by status")
+    # One group of bars per day something finished in; a bar per status, as tall as its images.
+    expect(chart.locator("svg g[data-period]:has(rect)")).to_have_count(len(usage["periods"]))
+    for period in usage["periods"]:
+        day = chart.locator(f"svg g[data-period='{period['start'][:10]}']")
+        expect(day.locator("rect")).to_have_count(len([row for row in period["rows"] if row["images"]]))
+        for row in period["rows"]:
+            if row["images"]:
+                expect(day.locator(f"rect[data-key='{row['group']}']")).to_have_attribute(
+                    "data-value", str(row["images"])
+                )
+    expect(page.locator(".legend")).to_contain_text("succeeded")
+    # The same numbers in the table, a row per day.
+    page.locator("#usage-numbers summary").click()
+    numbers = page.get_by_test_id("usage-table")
+    expect(numbers).to_be_visible()
+    expect(numbers.locator("thead th")).to_have_text(
+        ["Day", "succeeded", "failed", "canceled", "Credits charged", "Credits refunded"]
+    )
+    rows = numbers.locator("tbody tr")
+    expect(rows).to_have_count(len(usage["periods"]))
+    for index, period in enumerate(usage["periods"]):
+        by = {row["group"]: row["images"] for row in period["rows"]}
+        cells = [
+            period["start"][:10],
+            *(str(by.get(status, 0)) for status in ("succeeded", "failed", "canceled")),
+        ]
+        cells += [str(sum(row[field] for row in period["rows"])) for field in ("charged", "refunded")]
+        expect(rows.nth(index).locator("td")).to_have_text(cells)
+    expect(page.get_by_test_id("usage-note")).to_be_hidden()
+
+
+def test_a_session_without_account_read_is_told_why_there_is_no_chart(page: Page, tenant: Tenant):
+    refused = {"error": {"code": "insufficient_scope", "message": "account:read is needed", "details": {}}}
+    page.route(re.compile(r"/v1/account/usage\?"), lambda route: route.fulfill(status=403, json=refused))
+    page.goto(f"{tenant.base}/app/")
+    page.fill("#apikey", tenant.api_key)
+    page.click("#login button")
+    expect(page.get_by_test_id("usage-note")).to_contain_text("account:read")
+    expect(page.get_by_test_id("usage-chart").locator("svg")).to_have_count(0)
+    expect(page.get_by_test_id("usage-table")).to_be_hidden()
+    expect(page.locator("#notice")).to_be_hidden()  # the rest of the page is there
+    expect(page.locator("#batches")).to_be_visible()
 
 
 @pytest.fixture

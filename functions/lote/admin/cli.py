@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from lote import timeutil
 from lote.access import service as access
 from lote.access.schemas import ClientTokenRequest
 from lote.audit import scan
@@ -75,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--max-images", type=int)
     show = commands.add_parser("show-tenant", help="balance, plan, limits and keys")
     show.add_argument("--tenant", required=True)
+    economics = commands.add_parser(
+        "economics", help="a tenant's credits sold and charged against its images' model spend"
+    )
+    economics.add_argument("--tenant", required=True)
+    economics.add_argument("--days", type=int, default=30, help="the last N days (default 30)")
     audit = commands.add_parser(
         "audit", help="check every invariant; exits 1 and lists the violations when one is broken"
     )
@@ -116,6 +123,10 @@ def run(argv: list[str], services: Services) -> dict[str, Any]:
         return _client_token(services, args)
     if args.command == "show-tenant":
         return accounts.show_tenant(services, args.tenant).model_dump(mode="json")
+    if args.command == "economics":
+        end = timeutil.now()
+        start = end - dt.timedelta(days=max(1, args.days))
+        return accounts.economics(services, args.tenant, start, end).model_dump(mode="json", by_alias=True)
     if args.command == "audit":
         return json.loads(scan.compact(scan.audit(services, args.tenant).as_dict()))
     if args.command == "reconcile":

@@ -18,20 +18,26 @@ def _seconds(ms: int | None) -> str:
 
 
 def _row(period: str, row: UsageRow) -> str:
-    counts = f"{row.images:>8} {row.succeeded:>8} {row.failed:>6} {row.canceled:>6}"
+    counts = f"{row.images:>7} {row.succeeded:>9} {row.failed:>6} {row.canceled:>8}"
     credits = f"{row.charged:>8} {row.refunded:>8}"
     return (
-        f"{period:20} {row.group:26} {counts} {credits} {_seconds(row.p50_ms):>8} {_seconds(row.p95_ms):>8}"
+        f"{period:16} {row.group:24} {counts} {credits} {_seconds(row.p50_ms):>7} {_seconds(row.p95_ms):>7}"
     )
 
 
+def _period(start: str, granularity: str) -> str:
+    """A period's start as a person reads it: the day, or the day and the hour (UTC)."""
+    return start[:10] if granularity == "day" else start[:16].replace("T", " ")
+
+
 def usage_table(report: Usage) -> str:
-    """The report for a terminal: a row per period and group, the totals, failures by code."""
-    head = (f"{'period':20} {'group':26} {'images':>8} {'ok':>8} {'failed':>6} {'cancel':>6} "
-            f"{'charged':>8} {'refunded':>8} {'p50':>8} {'p95':>8}")  # fmt: skip
+    """The report for a terminal: a row per period and group, the totals, failures by code (credits
+    charged and refunded; p50/p95 accept → done in seconds)."""
+    head = (f"{'period':16} {'group':24} {'images':>7} {'succeeded':>9} {'failed':>6} {'canceled':>8} "
+            f"{'charged':>8} {'refunded':>8} {'p50':>7} {'p95':>7}")  # fmt: skip
     lines = [head]
     for period in report.periods:
-        lines += [_row(period.start[:16], row) for row in period.rows]
+        lines += [_row(_period(period.start, report.granularity), row) for row in period.rows]
     lines += [_row("total", row) for row in report.totals]
     if not report.totals:
         lines.append(f"nothing finished from {report.from_} to {report.to}")

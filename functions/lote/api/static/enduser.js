@@ -71,6 +71,7 @@ async function submit(api, say) {
   if (!TYPES.includes(file.type)) throw new Error("This file is not a PNG, JPEG or WebP photo.");
   if (file.size > MAX_BYTES) throw new Error("This photo is larger than 10 MB.");
   say("");
+  hideHistory();
   $("submit").disabled = true;
   try {
     const status = (text) => { $("progress").hidden = false; $("status").textContent = text; };
@@ -118,6 +119,7 @@ async function follow(api, say, id, before, known) {
     clearInterval(tick);
   }
   sessionStorage.removeItem(KEY);
+  showHistory(api, id);
   if (job.status !== "succeeded") {
     $("progress").hidden = true;
     $("create").hidden = false;
@@ -131,8 +133,19 @@ async function follow(api, say, id, before, known) {
   $("download").href = job.output.url;
   showQuality(job.quality);
   say("Your image is ready.", true);
-  // What happened, from acceptance to the end (a page that cannot read it just shows none).
-  loadTimeline(api, id, $("timeline")).catch(() => { $("timeline").hidden = true; });
+}
+
+// What happened to a finished image (made, failed or canceled), from acceptance to the end; a
+// page that cannot read it just shows none.
+function showHistory(api, id) {
+  hideHistory();
+  $("history").dataset.id = id;
+  loadTimeline(api, id, $("timeline")).then(() => { $("history").hidden = $("history").dataset.id !== id; }).catch(() => {});
+}
+
+function hideHistory() {
+  $("history").hidden = true;
+  $("history").dataset.id = ""; // an answer still on its way is not shown
 }
 
 // What the verifier concluded, in words: nothing when the image was not verified.
@@ -191,7 +204,7 @@ function showTime(job, started, skew) {
 
 function reset() {
   $("result").hidden = true;
-  $("timeline").hidden = true;
+  hideHistory();
   $("create").hidden = false;
   $("create").reset();
 }

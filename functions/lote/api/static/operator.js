@@ -13,7 +13,9 @@ const thumbnails = new Map(); // item id → object URL: each image is fetched o
 let api = null;
 let current = null; // the open batch's id
 let timer = null;
-let samples = []; // the open batch's finished items as the page saw them: [{at (ms), done}]
+let samples = []; // the open batch's finished items as the page saw them: [{at (ms, the API's clock), done}]
+let skew = null; // the API's clock minus this device's (from the first answer's Date), ms
+let shownItem = null; // the item whose timeline is shown: {id, status}
 const STATUSES = ["succeeded", "failed", "canceled"];
 
 export function startOperator(base, network, say) {
@@ -47,13 +49,16 @@ export function startOperator(base, network, say) {
 async function showUsage() {
   let report;
   try {
-    report = (await api.get("/v1/account/usage?group_by=status")).data;
+    report = (await api.get("/v1/account/usage?group_by=status&granularity=day")).data;
   } catch (error) {
     if (error.status !== 403) throw error;
+    $("usage").replaceChildren();
+    $("usage-numbers").hidden = true;
     $("usage-note").hidden = false;
-    $("usage-note").textContent = "This session may not read the account's usage (it needs account:read).";
+    $("usage-note").textContent = "This session may not read the account's usage (it needs the account:read scope), so there is no chart.";
     return;
   }
+  $("usage-numbers").hidden = false;
   // Every day of the range, the ones nothing finished in included, so the bars sit on a calendar.
   const found = Object.fromEntries(report.periods.map((period) => [period.start.slice(0, 10),
     Object.fromEntries(period.rows.map((row) => [row.group, row.images]))]));
@@ -102,7 +107,12 @@ async function fillProgress(row, batch) {
 }
 
 async function openBatch(id, say) {
-  if (current !== id) samples = [];
+  if (current !== id) {
+    samples = [];
+    shownItem = null;
+    $("item-title").hidden = true;
+    $("item-timeline").hidden = true;
+  }
   current = id;
   clearTimeout(timer);
   $("batch").hidden = false;
@@ -112,6 +122,8 @@ async function openBatch(id, say) {
     if (current !== id) return;
     try {
       const answer = await api.get(`/v1/batches/${id}`, { headers: etag ? { "If-None-Match": etag } : {} });
+      const date = Date.parse(answer.headers.get("Date") || "");
+      if (skew === null && !Number.isNaN(date)) skew = date + 500 - Date.now(); // Date is whole seconds
       if (answer.status !== 304) {
         etag = answer.headers.get("ETag");
         showBatch(answer.data);
@@ -149,9 +161,7 @@ function showThroughput(batch) {
   const done = STATUSES.reduce((sum, status) => sum + (batch.counts[status] || 0), 0);
   const created = Date.parse(batch.created_at);
   if (!samples.length) samples.push({ at: created, done: 0 });
-  if (done !== samples.at(-1).done || batch.status === "completed" || batch.status === "canceled") {
-    samples.push({ at: Math.max(Date.now(), samples.at(-1).at + 1), done });
-  }
+  if (done !== samples.at(-1).done) samples.push({ at: Math.max(Date.now() + (skew || 0), samples.at(-1).at + 1), done });
   const points = samples.slice(1).map((sample, index) => ({
     x: (sample.at - created) / 1000,
     y: ((sample.done - samples[index].done) * 60000) / Math.max(1, sample.at - samples[index].at),
@@ -165,6 +175,8 @@ async function showItems(say) {
   try {
     const { data } = await api.get(`/v1/batches/${current}/items?page_size=60${status ? `&status=${status}` : ""}`);
     $("grid").replaceChildren(...data.items.map((item) => {
+      // The timeline shown follows its item to the end: read again when the item's status moves.
+      if (shownItem && shownItem.id === item.id && shownItem.status !== item.status) showItemTimeline(item, say);
       const cell = document.createElement("li");
       if (item.output && item.output.url) {
         const image = Object.assign(document.createElement("img"), { alt: `${item.reference}, generated` });
@@ -183,6 +195,7 @@ async function showItems(say) {
 }
 
 async function showItemTimeline(item, say) {
+  shownItem = { id: item.id, status: item.status };
   try {
     $("item-title").hidden = false;
     $("item-title").textContent = `What happened to ${item.reference}`;

@@ -8,19 +8,20 @@ const WORDS = {
 
 function details(moment) {
   const d = moment.detail || {};
-  if (moment.event === "attempt_ended") {
-    return `: ${d.end}${d.code ? `, ${d.code}` : ""}${d.model_ms ? `, model ${d.model_ms} ms` : ""}`;
-  }
-  if (moment.event === "finished") return `: ${d.status}`;
+  let parts = [];
+  if (moment.event === "attempt_ended") parts = [d.end, d.code, d.model_ms != null && `model ${d.model_ms} ms`];
+  if (moment.event === "finished") parts = [d.status];
   if (moment.event === "webhook") {
     const answer = d.status_code ? `HTTP ${d.status_code}` : d.error || "no answer";
-    return `: ${d.type}, ${answer}${d.latency_ms != null ? ` in ${d.latency_ms} ms` : ""}`;
+    parts = [d.type, `${answer}${d.latency_ms != null ? ` in ${d.latency_ms} ms` : ""}`];
   }
-  return "";
+  const shown = parts.filter(Boolean);
+  return shown.length ? `: ${shown.join(", ")}` : "";
 }
 
 export function showTimeline(list, timeline) {
-  const start = timeline.length ? Date.parse(timeline[0].at) : 0;
+  const accepted = timeline.find((moment) => moment.event === "accepted") || timeline[0];
+  const start = accepted ? Date.parse(accepted.at) : 0;
   list.replaceChildren(...timeline.map((moment) => {
     const item = document.createElement("li");
     item.dataset.event = moment.event;
@@ -37,4 +38,5 @@ export function showTimeline(list, timeline) {
 export async function loadTimeline(api, id, list) {
   const { data } = await api.get(`/v1/generations/${id}?include=timeline`);
   showTimeline(list, data.timeline || []);
+  return data;
 }
