@@ -258,6 +258,8 @@ def cap_reached(db: firestore.Client, tenant_id: str, refused: SpendCapReached) 
         return None
     doc = ledger.tenant_ref(db, tenant_id).get().to_dict() or {}
     url = (doc.get("caps") or {}).get("webhook_url")
+    if len(_notified) >= NOTIFIED_KEPT:  # a long-lived instance forgets old periods (the id still dedups)
+        _notified.clear()
     _notified.add(key)
     if not url:
         return None
@@ -275,6 +277,7 @@ def cap_reached(db: firestore.Client, tenant_id: str, refused: SpendCapReached) 
 
 
 _notified: set[tuple[str, str, str]] = set()
+NOTIFIED_KEPT = 10_000
 
 
 def set_caps(db: firestore.Client, tenant_id: str, caps: Caps, webhook_url: str | None, count: int) -> bool:
