@@ -1,14 +1,17 @@
 """A tenant's balance and in-flight slots, split so that admissions never serialize on one document.
 
-    tenants/{t}                credits (the unreserved part of the balance), slots_lent
-    tenants/{t}/slices/{k}     credits, slots (in-flight slots it holds), in_use, frozen
+    tenants/{t}                credits (the unreserved part of the balance), slots_lent, spend
+    tenants/{t}/slices/{k}     credits, slots (in-flight slots it holds), in_use, frozen, capped,
+                               room + room_day (spend-cap room lent to it: billing/spend.py)
 
 The balance is `tenants/{t}.credits` plus every slice's `credits` (the audit checks it equals the
 ledger's sum). A single generation is admitted against one slice chosen at random: one read and one
 commit preconditioned on that slice alone, so a tenant's thousands of end users spread over
 LOTE_PURSE_SLICES documents instead of racing for one. A slice that cannot cover an admission is
 refilled from the tenant document (a share of what is there, so refills are rare), else from the
-other slices; only when the whole purse cannot cover it is the answer 402 or 429.
+other slices; only when the whole purse cannot cover it is the answer 402 or 429. Under a tenant's
+spend cap the same holds for cap room: a slice spends the room lent to it for today with its
+credits, and lacking it takes the slow path, which lends it room or answers 403.
 
 Exact, not approximate: a slice's credits never go below zero (every debit is preconditioned on the
 slice it reads), and a slice's free slots are lent out of `max_in_flight` by the tenant document, so
