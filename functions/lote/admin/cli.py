@@ -20,6 +20,7 @@ from lote.settings import Settings
 from lote.tenants import accounts
 from lote.tenants import service as tenants
 from lote.tenants.schemas import CreditGrant, KeyCreate, PlanUpdate, TenantCreate
+from lote.usage.schemas import RangeQuery
 from lote.validation import parse
 
 ENV_FILE = Path(".lote") / "local.env"
@@ -124,9 +125,9 @@ def run(argv: list[str], services: Services) -> dict[str, Any]:
     if args.command == "show-tenant":
         return accounts.show_tenant(services, args.tenant).model_dump(mode="json")
     if args.command == "economics":
-        end = timeutil.now()
-        start = end - dt.timedelta(days=max(1, args.days))
-        return accounts.economics(services, args.tenant, start, end).model_dump(mode="json", by_alias=True)
+        start = timeutil.now() - dt.timedelta(days=max(1, args.days))
+        query = RangeQuery.model_validate({"from": timeutil.iso(start)})
+        return accounts.economics(services, args.tenant, query).model_dump(mode="json", by_alias=True)
     if args.command == "audit":
         return json.loads(scan.compact(scan.audit(services, args.tenant).as_dict()))
     if args.command == "reconcile":

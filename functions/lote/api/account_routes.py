@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import flask
 
-from lote import ids, timeutil
+from lote import ids
 from lote.admin.auth import require_admin
 from lote.api.http import authenticated, json_body, parse, respond
 from lote.billing import controls
@@ -83,10 +81,7 @@ def register(app: flask.Flask) -> None:
     @app.get("/v1/admin/tenants/<tenant_id>/economics")
     def admin_tenant_economics(tenant_id: str) -> flask.Response:
         services = _admin()
-        query = parse(RangeQuery, flask.request.args.to_dict())
-        end = query.end() or timeutil.now()
-        start = query.start() or end - dt.timedelta(days=30)
-        report = accounts.economics(services, tenant_id, start, end)
+        report = accounts.economics(services, tenant_id, parse(RangeQuery, flask.request.args.to_dict()))
         return respond(200, report.model_dump(mode="json", by_alias=True))
 
     @app.patch("/v1/admin/tenants/<tenant_id>")

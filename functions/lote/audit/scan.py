@@ -16,7 +16,7 @@ from lote.audit import rules
 from lote.audit.rules import Violation, Windows
 from lote.batches import store as batch_store
 from lote.batchmode import store as batch_mode_store
-from lote.billing import purse
+from lote.billing import ledger, purse
 from lote.billing import spend as spend_rules
 from lote.billing.ledger import LEDGER
 from lote.billing.stripe_events import PAYMENTS
@@ -159,12 +159,10 @@ def _slice_fields(doc: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _charged(ledger: Any, tenant: dict[str, Any], tx: Any) -> tuple[int, int] | None:
+def _charged(db: Any, tenant_id: str, tenant: dict[str, Any], tx: Any) -> tuple[int, int] | None:
     """Under a spend cap, the debits of the day and of the month its counts are for (two aggregation
     queries in the snapshot's transaction); None without a cap, or in the first minute of a UTC day,
     when a debit staged just before midnight may carry the new day's time."""
-    from google.cloud import firestore as fs
-
     stored = tenant.get("spend") or {}
     if not spend_rules.caps_of(tenant).capped or not stored.get("day"):
         return None
@@ -172,19 +170,13 @@ def _charged(ledger: Any, tenant: dict[str, Any], tx: Any) -> tuple[int, int] | 
     if now - spend_rules.day_start(spend_rules.day_key(now)) < dt.timedelta(minutes=1):
         return None
     day = str(stored["day"])
-    debits = ledger.where(filter=fs.FieldFilter("reason", "==", "debit"))
-
-    def between(start: dt.datetime, end: dt.datetime) -> int:
-        window = debits.where(filter=fs.FieldFilter("created_at", ">=", start)).where(
-            filter=fs.FieldFilter("created_at", "<", end)
-        )
-        return -int(window.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
-
     month = day[:7]
-    return (
-        between(spend_rules.day_start(day), spend_rules.next_day(day)),
-        between(spend_rules.month_start(month), spend_rules.next_month(month)),
+    day_debits = ledger.summed(
+        db, tenant_id, "debit", spend_rules.day_start(day), spend_rules.next_day(day), tx
     )
+    month_debits = ledger.summed(db, tenant_id, "debit", spend_rules.month_start(month),
+                                 spend_rules.next_month(month), tx)  # fmt: skip
+    return -day_debits, -month_debits
 
 
 def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> _Balance:
@@ -196,7 +188,7 @@ def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> _Balanc
 
     db = services.firestore.db
     tenant_ref = db.collection(TENANTS).document(tenant_id)
-    ledger = tenant_ref.collection(LEDGER)
+    ledger_ref = tenant_ref.collection(LEDGER)
     slices_ref = tenant_ref.collection(purse.SLICES)
     in_flight = (
         _where(_where(db.collection(JOBS), "tenant_id", tenant_id), "batch_id", None)
@@ -217,13 +209,13 @@ def _snapshot(services: Services, tenant_id: str, whole_ledger: bool) -> _Balanc
                 index = (job.to_dict() or {}).get("purse_slice")
                 if index is not None:
                     singles[int(index)] += 1
-            entries = {s.id: s.to_dict() or {} for s in ledger.stream(transaction=tx)}
+            entries = {s.id: s.to_dict() or {} for s in ledger_ref.stream(transaction=tx)}
             total = sum(int(e.get("delta", 0)) for e in entries.values())
         else:
-            entries, total = {}, int(ledger.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
+            entries, total = {}, int(ledger_ref.sum("delta", alias="s").get(transaction=tx)[0][0].value or 0)
         held = {int(s.id): _slice_fields(s.to_dict() or {}) for s in slices}
         counted = None if singles is None else dict(singles)
-        charged = _charged(ledger, tenant.to_dict() or {}, tx)
+        charged = _charged(db, tenant_id, tenant.to_dict() or {}, tx)
         found = _Balance(tenant.to_dict(), held, counted, entries, total, settled=False, charged=charged)
         return times([tenant, *slices]), found
 

@@ -33,8 +33,11 @@ def update(services: Services, tenant_id: str, req: SpendControlsUpdate) -> Spen
     """Change the fields given (null removes one); a cap binds the next charge."""
     urls.check(services.settings, req.webhook_url, "webhook_url")
     db = services.firestore.db
-    current = show(services, tenant_id)
-    merged = {**current.model_dump(), **req.model_dump(include=req.model_fields_set)}
+    stored = (ledger.tenant_ref(db, tenant_id).get().to_dict() or {}).get("caps") or {}
+    current = {"daily_cap": stored.get("daily"), "monthly_cap": stored.get("monthly"),
+               "low_balance_threshold": stored.get("low_balance"),
+               "webhook_url": stored.get("webhook_url")}  # fmt: skip
+    merged = {**current, **req.model_dump(include=req.model_fields_set)}
     caps = spend.Caps(merged["daily_cap"], merged["monthly_cap"], merged["low_balance_threshold"])
     if not spend.set_caps(db, tenant_id, caps, merged["webhook_url"], services.settings.purse_slices):
         raise NotFound(f"no tenant {tenant_id!r}", {"id": tenant_id})

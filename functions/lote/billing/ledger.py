@@ -7,6 +7,7 @@ cause can never be entered twice: applying an entry that exists returns it uncha
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -172,6 +173,32 @@ def _write(
     writer.update(tenant.reference, fields, option=option)
     writer.create(entry_ref(db, tenant.id, entry.id), stored)
     return stored
+
+
+# summed(): entries of one reason over a time range (composite index on reason, created_at).
+INDEXES = [(LEDGER, ("reason", "created_at"))]
+
+
+def summed(
+    db: firestore.Client,
+    tenant_id: str,
+    reason: Reason,
+    start: dt.datetime,
+    end: dt.datetime | None = None,
+    transaction: Any = None,
+) -> int:
+    """The sum of a tenant's `reason` entries created in [start, end) (end None: up to now): one
+    aggregation query, reading no entry (inside `transaction` when given, at its snapshot)."""
+    from google.cloud.firestore import FieldFilter
+
+    query = (
+        tenant_ref(db, tenant_id).collection(LEDGER)
+        .where(filter=FieldFilter("reason", "==", reason))
+        .where(filter=FieldFilter("created_at", ">=", start))
+    )  # fmt: skip
+    if end is not None:
+        query = query.where(filter=FieldFilter("created_at", "<", end))
+    return int(query.sum("delta", alias="s").get(transaction=transaction)[0][0].value or 0)
 
 
 def page(

@@ -184,27 +184,16 @@ def low_balance_change(threshold: int | None, warned: bool, balance: int) -> Low
 
 # --- Reading and staging ----------------------------------------------------------------------
 
-# charged(): a tenant's debits since a time (the caps' counts when they are set; the audit's check).
-INDEXES = [("ledger", ("reason", "created_at"))]
-
 WARNED = "low_balance_warned"  # tenant document: the balance is below the threshold and was warned of
 WARNINGS = "low_balance_warnings"  # tenant document: how many warnings were sent (each event's occurrence)
 LOW_BALANCE, CAP_REACHED = "account.low_balance", "account.cap_reached"
 
 
-def charged(db: firestore.Client, tenant_id: str, since: dt.datetime, read_time: Any = None) -> int:
-    """Credits debited to a tenant since `since` (every debit entry; refunds do not reduce it): one
-    aggregation query over its ledger, reading no entry."""
-    from google.cloud.firestore import FieldFilter
-
+def charged(db: firestore.Client, tenant_id: str, since: dt.datetime) -> int:
+    """Credits debited to a tenant since `since` (every debit entry; refunds do not reduce it)."""
     from lote.billing import ledger
 
-    query = (
-        ledger.tenant_ref(db, tenant_id).collection(ledger.LEDGER)
-        .where(filter=FieldFilter("reason", "==", "debit"))
-        .where(filter=FieldFilter("created_at", ">=", since))
-    )  # fmt: skip
-    return -int(query.sum("delta", alias="s").get(read_time=read_time)[0][0].value or 0)
+    return -ledger.summed(db, tenant_id, "debit", since)
 
 
 def low_balance_fields(

@@ -89,3 +89,9 @@ def by_tier_day(
     for tier, models in window.items():
         add(days.setdefault(today, {}).setdefault(tier, {}), models)
     return {day: days[day] for day in sorted(days)[-KEPT_DAYS:]}
+
+
+def usd_micros(tokens: dict[str, dict[str, int]], batch_mode: bool = False) -> int:
+    """What one job's recorded tokens (model → counts) cost, in micro-USD at list prices (models
+    without a price count nothing)."""
+    return round(sum(cents(model, counts, batch_mode) or 0.0 for model, counts in tokens.items()) * 10_000)

@@ -222,7 +222,7 @@ def end(
 ) -> JobDoc:
     """Into a job's transition, before its writes: what every terminal transition also does (a
     single's slot back and, failed or canceled, its refund, or a reused image's discount; the finish
-    time and TTL; the webhook event)."""
+    time and TTL; its image counted in the usage rollups; the webhook event)."""
     unpaid = final["status"] in UNPAID
     refund = credits.end_refund(job, final, unpaid)
     credits.end_job(write.commit, write.db, job_id, job, refund, write.locked)  # reads come first
@@ -240,20 +240,18 @@ def end(
 def finished(job: JobDoc, final: JobDoc, unpaid: bool, now: dt.datetime) -> usage_rules.Finished:
     """A job's end as usage counts it: what it was charged and given back (a batch item's refund is
     its batch's, counted here per item so the rollups add up to the ledger once batches settle)."""
-    from lote.dispatch import spend
+    from lote.dispatch import share, spend
 
     price = int(job.get("price") or 0)
     error: dict[str, Any] = dict(final.get("error") or {})
-    tokens: dict[str, Any] = dict((final.get("call") or {}).get("spend") or {})
-    batch_mode = job.get("path") == "batch_mode"
-    cents = sum(spend.cents(model, counts, batch_mode) or 0.0 for model, counts in tokens.items())
+    tokens = dict((final.get("call") or {}).get("spend") or {})
     return usage_rules.Finished(
         status=str(final["status"]), preset=str(job.get("preset") or "none"),
-        tier=str(job.get("tier") or "none"), model=str(job.get("model") or "none"), price=price,
+        tier=str(share.tier_of(job)), model=str(job.get("model") or "none"), price=price,
         refund=price if unpaid else max(0, int(final.get("discount") or 0)),
         reused=bool(final.get("reused_from")), code=error.get("code") if unpaid else None,
         accept_to_done_ms=max(0, int((now - job["created_at"]).total_seconds() * 1000)),
-        model_micros=round(cents * 10_000),
+        model_micros=spend.usd_micros(tokens, job.get("path") == "batch_mode"),
     )  # fmt: skip
 
 

@@ -244,9 +244,7 @@ def _timing(job: JobDoc, ended: Outcome, written: str) -> dict[str, object]:
             found["within_target"] = written == JobStatus.SUCCEEDED and took_ms <= target_s * 1000
     tokens = (ended.update.get("call") or {}).get("spend") if written == JobStatus.SUCCEEDED else None
     if tokens:
-        batch_mode = job.get("path") == "batch_mode"
-        cents = sum(spend.cents(model, counts, batch_mode) or 0.0 for model, counts in tokens.items())
-        found["model_cost_usd_micros"] = round(cents * 10_000)
+        found["model_cost_usd_micros"] = spend.usd_micros(tokens, job.get("path") == "batch_mode")
     return found
 
 

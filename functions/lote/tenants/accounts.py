@@ -24,6 +24,7 @@ from lote.tenants.schemas import (
     Tenant,
 )  # fmt: skip
 from lote.tenants.service import Caller
+from lote.usage.schemas import RangeQuery
 
 
 def _tenant(services: Services, tenant_id: str) -> TenantDoc:
@@ -141,10 +142,10 @@ def month_start(now: dt.datetime) -> dt.datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def economics(services: Services, tenant_id: str, start: dt.datetime, end: dt.datetime) -> Economics:
-    """Revenue against model spend for one tenant: the ledger by reason in [start, end) (one
-    aggregation query per reason), the usage rollups of the range's days (usage/store.py), and its
-    Stripe payments."""
+def economics(services: Services, tenant_id: str, query: RangeQuery) -> Economics:
+    """Revenue against model spend for one tenant: the ledger by reason over the query's range
+    (default the last 30 days; one aggregation query per reason), the usage rollups of the range's
+    days (usage/store.py), and its Stripe payments."""
     from google.cloud.firestore import FieldFilter
 
     from lote.billing.stripe_events import PAYMENTS
@@ -152,24 +153,14 @@ def economics(services: Services, tenant_id: str, start: dt.datetime, end: dt.da
     from lote.usage import store as usage_store
 
     _tenant(services, tenant_id)
-    if start >= end:
-        raise InvalidRequest("from must be before to", {"field": "from"})
+    start, end = query.bounds(dt.timedelta(days=30), max_days=400)
     db = services.firestore.db
-    entries = ledger.tenant_ref(db, tenant_id).collection(ledger.LEDGER)
-    found: dict[str, int] = {}
-    for reason in ("purchase", "debit", "refund", "grant", "clawback", "dispute", "reinstated"):
-        window = (
-            entries.where(filter=FieldFilter("reason", "==", reason))
-            .where(filter=FieldFilter("created_at", ">=", start))
-            .where(filter=FieldFilter("created_at", "<", end))
-        )
-        total = int(window.sum("delta", alias="s").get()[0][0].value or 0)
-        found[reason] = -total if reason == "debit" else total
-    days = usage_rules.periods(start, end, "day")
-    if len(days) > 400:
-        raise InvalidRequest("at most 400 days at once", {"field": "to"})
+    reasons: tuple[ledger.Reason, ...] = ("purchase", "debit", "refund", "grant", "clawback", "dispute",
+                                          "reinstated")  # fmt: skip
+    found = {reason: ledger.summed(db, tenant_id, reason, start, end) for reason in reasons}
+    found["debit"] = -found["debit"]  # charged, as a positive number
     merged: dict[str, Any] = {}
-    for rollup in usage_store.read(db, tenant_id, days).values():
+    for rollup in usage_store.read(db, tenant_id, usage_rules.periods(start, end, "day")).values():
         usage_rules.merge(merged, rollup)
     whole = merged.get("all") or {}
     spend_usd = int(whole.get("model_micros", 0)) / 1e6

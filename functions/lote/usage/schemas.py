@@ -50,6 +50,20 @@ class RangeQuery(RequestModel):
         """`to` as a time."""
         return _instant(self.to)
 
+    def bounds(self, default: dt.timedelta, max_days: int) -> tuple[dt.datetime, dt.datetime]:
+        """[from, to): `to` defaults to now and `from` to `default` before it; 400 naming the field
+        for a range that is empty, reversed or longer than `max_days`."""
+        from lote import timeutil
+        from lote.errors import InvalidRequest
+
+        end = self.end() or timeutil.now()
+        start = self.start() or end - default
+        if start >= end:
+            raise InvalidRequest("from must be before to", {"field": "from"})
+        if end - start > dt.timedelta(days=max_days):
+            raise InvalidRequest(f"at most {max_days} days at once", {"field": "to", "max_days": max_days})
+        return start, end
+
 
 class UsageQuery(RangeQuery):
     """GET /v1/account/usage's query parameters."""

@@ -21,11 +21,7 @@ DEFAULT_RANGE = {"day": dt.timedelta(days=30), "hour": dt.timedelta(days=1)}
 def report(services: Services, tenant_id: str, query: UsageQuery) -> Usage:
     """Images finished in [from, to), by period and by `group_by`; 400 naming the field for a range
     that is empty, reversed or wider than its granularity allows."""
-    now = timeutil.now()
-    end = query.end() or now
-    start = query.start() or end - DEFAULT_RANGE[query.granularity]
-    if start >= end:
-        raise InvalidRequest("from must be before to", {"field": "from"})
+    start, end = query.bounds(DEFAULT_RANGE[query.granularity], max_days=MAX_PERIODS["day"])
     keys = rules.periods(start, end, query.granularity)
     if len(keys) > MAX_PERIODS[query.granularity]:
         raise InvalidRequest(
