@@ -213,3 +213,26 @@ def test_a_stripe_payment_takes_back_at_most_what_it_bought_and_its_chargebacks_
     assert [(v.invariant, v.detail["entry"]) for v in found] == [
         ("dispute_in_the_ledger", "dispute-return-dp_2")
     ]
+
+
+def test_a_usage_rollup_whose_day_and_hours_disagree_or_whose_counts_do_not_add_up_is_named():
+    from lote.usage import rules as usage_rules
+
+    made = usage_rules.Finished(status="succeeded", preset="none", tier="standard", model="m", price=2,
+                                refund=0, reused=False, accept_to_done_ms=900, code=None)  # fmt: skip
+    one: dict = {}
+    for path, value in made.increments().items():
+        node = one
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    assert rules.usage_rollups("ten_a", "2026-12-05", 3, one, [one]) == []
+    twice: dict = {}
+    usage_rules.merge(twice, one)
+    usage_rules.merge(twice, one)
+    lost = rules.usage_rollups("ten_a", "2026-12-05", 3, twice, [one])  # an hour lost an increment
+    assert [(v.invariant, v.subject) for v in lost] == [("usage_rollups_agree", "ten_a:2026-12-05:3")]
+    broken = {**one, "all": {**one["all"], "refunded": 5}}  # refunded beyond the charge
+    assert ("usage_rollups_agree", "ten_a:2026-12-05:3:all") in [
+        (v.invariant, v.subject) for v in rules.usage_rollups("ten_a", "2026-12-05", 3, broken, [broken])
+    ]

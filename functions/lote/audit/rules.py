@@ -9,6 +9,7 @@ from typing import Any
 from lote.jobs.documents import job_of
 from lote.jobs.recovery import cycle_start
 from lote.statuses import TERMINAL, UNPAID, JobStatus
+from lote.usage import rules as usage_rules
 from lote.webhooks.events import delivery_id
 
 
@@ -94,6 +95,30 @@ def spend_counted(
             found.append(
                 Violation("spend_counted", f"{tenant_id}/{index}", tenant_id, {"room": held["room"]})
             )
+    return found
+
+
+def usage_rollups(tenant_id: str, day: str, shard: int, day_doc: dict[str, Any] | None,
+                  hours: list[dict[str, Any]]) -> list[Violation]:  # fmt: skip
+    """A usage rollup shard (usage/store.py) agrees with itself: its day counts what its hours count
+    (both are incremented in the commit that ends each job, so they can never differ), each group's
+    images are its succeeded, failed and canceled ones, and nothing is refunded beyond its charge."""
+    found = []
+    summed: dict[str, Any] = {}
+    for hour in hours:
+        usage_rules.merge(summed, hour)
+    counted = usage_rules.counts_of(day_doc or {})
+    by_hours = usage_rules.counts_of(summed)
+    if counted != by_hours:
+        detail = {"day": counted.get("all"), "hours": by_hours.get("all")}
+        found.append(Violation("usage_rollups_agree", f"{tenant_id}:{day}:{shard}", tenant_id, detail))
+    for group, counts in usage_rules.groups_of(day_doc or {}):
+        statuses = sum(int(counts.get(k, 0)) for k in ("succeeded", "failed", "canceled"))
+        if statuses != int(counts.get("images", 0)) or int(counts.get("refunded", 0)) > int(
+            counts.get("charged", 0)
+        ):
+            found.append(Violation("usage_rollups_agree", f"{tenant_id}:{day}:{shard}:{group}", tenant_id,
+                                   {k: counts.get(k) for k in usage_rules.COUNTS}))  # fmt: skip
     return found
 
 

@@ -28,6 +28,8 @@ from lote.reuse import store as reuse_store
 from lote.services import Services
 from lote.statuses import IN_FLIGHT, JobStatus
 from lote.tenants.store import TENANTS
+from lote.usage import rules as usage_rules
+from lote.usage import store as usage_store
 from lote.webhooks.store import DELIVERIES
 
 log = logging.getLogger("lote.audit")
@@ -269,6 +271,13 @@ def _tenant(services: Services, tenant_id: str, report: Report) -> None:
         expired = now - (entry.get("created_at") or now) > retention  # its cause may be gone by TTL
         cause = reference in jobs or reference in batches or expired
         report.violations += rules.debit_has_its_cause(entry_id, entry, tenant_id, cause)
+    for day in {
+        usage_rules.period_key(now - dt.timedelta(days=1), "day"),
+        usage_rules.period_key(now, "day"),
+    }:
+        for shard, (day_doc, hours) in usage_store.shards_of_day(db, tenant_id, day).items():
+            report.checked["usage_rollups"] += int(day_doc is not None)
+            report.violations += rules.usage_rollups(tenant_id, day, shard, day_doc, hours)
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         tasks = dict(zip(jobs, pool.map(lambda j: _task_exists(services, j, jobs[j]), jobs), strict=True))
     windows = _windows(services)

@@ -144,3 +144,18 @@ def failures(merged: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     for doc in merged:
         merge(total, doc.get("codes") or {})
     return dict(sorted(total.items()))
+
+
+def counts_of(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A rollup's counts alone (its maps of integers, without its tenant, period and expiry)."""
+    return {k: v for k, v in doc.items() if k in ("all", "codes", *DIMENSIONS)}
+
+
+def groups_of(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every group of a rollup with its counts: `all`, then each dimension's values."""
+    found: list[tuple[str, Mapping[str, Any]]] = [("all", doc.get("all") or {})] if doc.get("all") else []
+    for dimension in DIMENSIONS:
+        found += [
+            (f"{dimension}:{name}", counts) for name, counts in sorted((doc.get(dimension) or {}).items())
+        ]
+    return found
