@@ -58,21 +58,32 @@ def read(db: firestore.Client, tenant_id: str, periods: list[str]) -> dict[str, 
 
 def shards_of_day(
     db: firestore.Client, tenant_id: str, day: str
-) -> dict[int, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
-    """Each shard of a tenant's day: its day rollup and its hours' (the audit's check), one batched
-    read of 25 × SHARDS documents."""
+) -> dict[int, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Each shard of a tenant's day that counted something: its day rollup and its hours' (the
+    audit's check), read in one read-only transaction so a job ending meanwhile is in both or in
+    neither. Two batched reads: the day's SHARDS documents, then the hours of the shards that exist
+    (a quiet tenant costs 16 reads, not 400)."""
+    from google.cloud import firestore as fs
+
     hours = [f"{day}T{hour:02d}" for hour in range(24)]
-    refs = [ref(db, tenant_id, period, shard) for shard in range(rules.SHARDS) for period in [day, *hours]]
-    found: dict[int, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {
-        shard: (None, []) for shard in range(rules.SHARDS)
-    }
-    for snapshot in db.get_all(refs):
-        if not snapshot.exists:
-            continue
-        shard = int(snapshot.id.rsplit(":", 1)[1])
-        doc = rules.counts_of(snapshot.to_dict() or {})
-        if "T" in snapshot.id.rsplit(":", 2)[1]:
-            found[shard][1].append(doc)
-        else:
-            found[shard] = (doc, found[shard][1])
-    return found
+
+    def read(tx: Any) -> dict[int, tuple[dict[str, Any], list[dict[str, Any]]]]:
+        day_refs = [ref(db, tenant_id, day, shard) for shard in range(rules.SHARDS)]
+        found: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        for snapshot in db.get_all(day_refs, transaction=tx):
+            if snapshot.exists:
+                found[_shard(snapshot.id)] = (rules.counts_of(snapshot.to_dict() or {}), [])
+        hour_refs = [ref(db, tenant_id, hour, shard) for shard in found for hour in hours]
+        for snapshot in db.get_all(hour_refs, transaction=tx) if hour_refs else []:
+            if snapshot.exists:
+                found[_shard(snapshot.id)][1].append(rules.counts_of(snapshot.to_dict() or {}))
+        return found
+
+    result: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = fs.transactional(read)(
+        db.transaction(read_only=True)
+    )
+    return result
+
+
+def _shard(document_id: str) -> int:
+    return int(document_id.rsplit(":", 1)[1])
